@@ -1,0 +1,50 @@
+// Key text as `wg` reads and writes it: base64 of 32 bytes; private keys clamped.
+import { randomBytes } from 'node:crypto';
+import { importPrivateKey } from './x25519.js';
+
+export const KEY_LENGTH = 32;
+
+export class KeyFormatError extends Error {}
+
+/** Curve25519 clamping, as `wg genkey` applies it. */
+export function clamp(key: Uint8Array): Uint8Array {
+  const out = Uint8Array.from(key);
+  out[0]! &= 248;
+  out[31]! = (out[31]! & 127) | 64;
+  return out;
+}
+
+export function generatePrivateKey(): Uint8Array {
+  return clamp(randomBytes(KEY_LENGTH));
+}
+
+export function generatePresharedKey(): Uint8Array {
+  return new Uint8Array(randomBytes(KEY_LENGTH));
+}
+
+export function publicKeyOf(privateKey: Uint8Array): Uint8Array {
+  return importPrivateKey(privateKey).publicKey;
+}
+
+export function encodeKey(key: Uint8Array): string {
+  return Buffer.from(key).toString('base64');
+}
+
+/** Decodes canonical base64 of exactly 32 bytes; anything else is a KeyFormatError. */
+export function decodeKey(text: string): Uint8Array {
+  const trimmed = text.trim();
+  const bytes = Buffer.from(trimmed, 'base64');
+  if (bytes.length !== KEY_LENGTH || bytes.toString('base64') !== trimmed) {
+    throw new KeyFormatError('a key is 32 bytes in base64 (44 characters ending in "=")');
+  }
+  return new Uint8Array(bytes);
+}
+
+export function encodeKeyHex(key: Uint8Array): string {
+  return Buffer.from(key).toString('hex');
+}
+
+export function decodeKeyHex(text: string): Uint8Array {
+  if (!/^[0-9a-f]{64}$/.test(text)) throw new KeyFormatError('a key is 64 lowercase hex digits');
+  return new Uint8Array(Buffer.from(text, 'hex'));
+}

@@ -1,0 +1,42 @@
+// X25519 for the handshake through node:crypto (about 30× @noble/curves, design.md §1).
+// Keys cross this module as raw 32-byte arrays; KeyObjects stay inside.
+import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
+
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+
+/** A private key ready for repeated DH, with its public key. */
+export interface StaticKey {
+  readonly privateKey: Uint8Array;
+  readonly publicKey: Uint8Array;
+  readonly keyObject: KeyObject;
+}
+
+export function importPrivateKey(raw: Uint8Array): StaticKey {
+  const keyObject = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' });
+  const spki = createPublicKey(keyObject).export({ format: 'der', type: 'spki' });
+  return { privateKey: Uint8Array.from(raw), publicKey: new Uint8Array(spki.subarray(SPKI_PREFIX.length)), keyObject };
+}
+
+export function generateStaticKey(): StaticKey {
+  const { privateKey } = generateKeyPairSync('x25519');
+  const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
+  return importPrivateKey(new Uint8Array(pkcs8.subarray(PKCS8_PREFIX.length)));
+}
+
+function importPublicKey(raw: Uint8Array): KeyObject {
+  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+}
+
+/**
+ * DH(private, public). Undefined when the result would be all zeros (a low-order
+ * public key), which WireGuard rejects; OpenSSL refuses to derive it.
+ */
+export function sharedSecret(own: StaticKey, peerPublic: Uint8Array): Uint8Array | undefined {
+  try {
+    const out = new Uint8Array(diffieHellman({ privateKey: own.keyObject, publicKey: importPublicKey(peerPublic) }));
+    return out.some((b) => b !== 0) ? out : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,474 @@
+// The protocol core of one WireGuard interface, free of I/O (design.md §6): it is fed
+// datagrams, plaintext packets and a clock, and answers with datagrams to send and
+// packets to deliver. The data path seals and opens in batches elsewhere and reports
+// back through noteTransportSent / noteTransportReceived; the single-packet methods
+// here serve keepalives, tests and the control path.
+import { randomBytes } from 'node:crypto';
+import { openTransport, sealTransport } from '../crypto/aead.js';
+import { importPrivateKey, type StaticKey } from '../crypto/x25519.js';
+import { AllowedIPs } from '../routing/allowed-ips.js';
+import {
+  MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT,
+  MESSAGE_TRANSPORT_HEADER_SIZE, PADDING_MULTIPLE,
+} from './constants.js';
+import { CookieChecker } from './cookie.js';
+import { Drop, DropCounters, type DropReason } from './drop-reasons.js';
+import { Keypair } from './keypair.js';
+import {
+  classifyMessage, decodeCookieReply, decodeInitiation, decodeResponse, decodeTransportHeader,
+  encodeInitiation, encodeResponse, writeTransportHeader,
+} from './messages.js';
+import { consumeInitiation, consumeResponse, createInitiation, createResponse, deriveSessionKeys } from './noise.js';
+import { Peer, MAX_STAGED_PACKETS, sameEndpoint, type Endpoint, type PeerOptions } from './peer.js';
+import { RateLimiter } from './ratelimiter.js';
+import { shouldRekeyOnReceive, shouldRekeyOnSend, TimerAction } from './timers.js';
+
+/** A datagram to send: to a peer's endpoint, or (cookie replies) to whoever asked. */
+export interface Outgoing {
+  readonly peer: Peer | undefined;
+  readonly endpoint: Endpoint;
+  readonly packet: Uint8Array;
+}
+
+/** What receive() made of one datagram. */
+export type Received =
+  | { readonly kind: 'data'; readonly peer: Peer; readonly packet: Uint8Array }
+  | { readonly kind: 'keepalive'; readonly peer: Peer }
+  | { readonly kind: 'handshake'; readonly peer: Peer }
+  | { readonly kind: 'cookie'; readonly peer: Peer }
+  | { readonly kind: 'drop'; readonly reason: DropReason };
+
+export interface EngineOptions {
+  privateKey?: Uint8Array;
+  /** Monotonic milliseconds; drives every timer. */
+  now?: () => number;
+  /** Wall-clock milliseconds since the Unix epoch; only for TAI64N timestamps. */
+  wallClock?: () => number;
+  /** [0, 1); timer jitter. */
+  random?: () => number;
+  /** Tunnel MTU: transport payloads are padded to a multiple of 16 up to it. */
+  mtu?: number;
+}
+
+/** Handshake backlog from which the responder demands cookies (wireguard-go: queue/8). */
+export const UNDER_LOAD_BACKLOG = 128;
+const UNDER_LOAD_STICKY = 1000;
+
+interface IndexEntry {
+  readonly peer: Peer;
+  /** Undefined while the index names the peer's handshake in progress. */
+  readonly keypair: Keypair | undefined;
+}
+
+const EMPTY = new Uint8Array(0);
+const hexOf = (key: Uint8Array): string => Buffer.from(key).toString('hex');
+
+export class Engine {
+  readonly now: () => number;
+  private readonly wallClock: () => number;
+  private readonly random: () => number;
+  mtu: number;
+  private local: StaticKey | undefined;
+  private readonly peersByKey = new Map<string, Peer>();
+  private readonly indices = new Map<number, IndexEntry>();
+  readonly allowedIPs = new AllowedIPs<Peer>();
+  private readonly cookieChecker: CookieChecker;
+  private readonly rateLimiter: RateLimiter;
+  private underLoadUntil = -Infinity;
+  readonly drops = new DropCounters();
+  /** Datagrams produced by the last calls, for the caller to send and clear. */
+  readonly outbox: Outgoing[] = [];
+
+  constructor(options: EngineOptions = {}) {
+    this.now = options.now ?? (() => performance.now());
+    this.wallClock = options.wallClock ?? Date.now;
+    this.random = options.random ?? Math.random;
+    this.mtu = options.mtu ?? 1420;
+    this.local = options.privateKey === undefined ? undefined : importPrivateKey(options.privateKey);
+    this.cookieChecker = new CookieChecker(this.local?.publicKey ?? new Uint8Array(32), this.now);
+    this.rateLimiter = new RateLimiter(this.now);
+  }
+
+  get publicKey(): Uint8Array | undefined {
+    return this.local?.publicKey;
+  }
+
+  get privateKey(): Uint8Array | undefined {
+    return this.local?.privateKey;
+  }
+
+  get peers(): IterableIterator<Peer> {
+    return this.peersByKey.values();
+  }
+
+  /** Sets or clears (undefined) the interface key; sessions keyed to the old key end. */
+  setPrivateKey(privateKey: Uint8Array | undefined): void {
+    this.local = privateKey === undefined ? undefined : importPrivateKey(privateKey);
+    this.cookieChecker.setLocalPublicKey(this.local?.publicKey ?? new Uint8Array(32));
+    for (const peer of this.peersByKey.values()) {
+      this.expireSession(peer);
+      peer.handshake.setLocalKey(this.local);
+    }
+  }
+
+  peer(publicKey: Uint8Array): Peer | undefined {
+    return this.peersByKey.get(hexOf(publicKey));
+  }
+
+  addPeer(publicKey: Uint8Array, options: PeerOptions = {}): Peer {
+    const existing = this.peer(publicKey);
+    if (existing !== undefined) {
+      existing.update(options);
+      return existing;
+    }
+    const peer = new Peer(publicKey, this.local, this.now, this.random, (kp) => this.indices.delete(kp.localIndex), options);
+    this.peersByKey.set(hexOf(publicKey), peer);
+    return peer;
+  }
+
+  removePeer(peer: Peer): void {
+    this.expireSession(peer);
+    this.allowedIPs.removePeer(peer);
+    this.peersByKey.delete(hexOf(peer.publicKey));
+  }
+
+  /** Reports the device's handshake queue length; a long one turns on cookie demands. */
+  noteHandshakeBacklog(length: number): void {
+    if (length >= UNDER_LOAD_BACKLOG) this.underLoadUntil = this.now() + UNDER_LOAD_STICKY;
+  }
+
+  isUnderLoad(): boolean {
+    return this.now() < this.underLoadUntil;
+  }
+
+  /** The keypair a transport message's receiver index names, for the batch data path. */
+  keypairForIndex(index: number): { peer: Peer; keypair: Keypair } | undefined {
+    const entry = this.indices.get(index);
+    return entry?.keypair === undefined ? undefined : { peer: entry.peer, keypair: entry.keypair };
+  }
+
+  // ---- receive -------------------------------------------------------------
+
+  /** Handles one datagram from `from`. Replies (responses, cookies, staged data) go to the outbox. */
+  receive(datagram: Uint8Array, from: Endpoint): Received {
+    const type = classifyMessage(datagram, 0, datagram.length);
+    if (typeof type !== 'number') return this.drop(type.drop);
+    switch (type) {
+      case MESSAGE_INITIATION:
+      case MESSAGE_RESPONSE:
+        return this.receiveHandshake(datagram, type, from);
+      case MESSAGE_COOKIE_REPLY:
+        return this.receiveCookieReply(datagram);
+      case MESSAGE_TRANSPORT:
+        return this.receiveTransport(datagram, from);
+      default:
+        return this.drop(Drop.UnknownType);
+    }
+  }
+
+  private receiveHandshake(datagram: Uint8Array, type: number, from: Endpoint): Received {
+    if (this.local === undefined) return this.drop(Drop.UnknownPeer);
+    if (!this.cookieChecker.checkMac1(datagram)) return this.drop(Drop.BadMac1);
+    if (this.isUnderLoad()) {
+      const source = endpointBytes(from);
+      if (!this.cookieChecker.checkMac2(datagram, source)) {
+        const sender = new DataView(datagram.buffer, datagram.byteOffset).getUint32(4, true);
+        this.outbox.push({ peer: undefined, endpoint: from, packet: this.cookieChecker.createReply(datagram, sender, source) });
+        return this.drop(Drop.CookieSent);
+      }
+      if (!this.rateLimiter.allow(from.address)) return this.drop(Drop.RateLimited);
+    }
+    return type === MESSAGE_INITIATION ? this.receiveInitiation(datagram, from) : this.receiveResponse(datagram, from);
+  }
+
+  private receiveInitiation(datagram: Uint8Array, from: Endpoint): Received {
+    const msg = decodeInitiation(datagram);
+    if ('drop' in msg) return this.drop(msg.drop);
+    const found = consumeInitiation(this.local!, msg, (pk) => this.peer(pk)?.handshake, this.now());
+    if ('drop' in found) return this.drop(found.drop);
+    const peer = this.peer(found.remoteStatic)!;
+    peer.endpoint = from;
+    peer.rxBytes += datagram.length;
+    peer.timers.anyAuthenticatedPacketTraversal();
+    peer.timers.anyAuthenticatedPacketReceived();
+    this.sendResponse(peer);
+    return { kind: 'handshake', peer };
+  }
+
+  private sendResponse(peer: Peer): void {
+    const hs = peer.handshake;
+    this.releaseHandshakeIndex(peer);
+    const index = this.allocateIndex({ peer, keypair: undefined });
+    const msg = createResponse(hs, index);
+    if (msg === undefined) {
+      this.indices.delete(index);
+      return;
+    }
+    const packet = encodeResponse(msg);
+    peer.cookies.addMacs(packet);
+    this.beginSession(peer);
+    peer.timers.anyAuthenticatedPacketTraversal();
+    peer.timers.anyAuthenticatedPacketSent();
+    peer.timers.handshakeResponseSent();
+    this.emit(peer, packet);
+  }
+
+  private receiveResponse(datagram: Uint8Array, from: Endpoint): Received {
+    const msg = decodeResponse(datagram);
+    if ('drop' in msg) return this.drop(msg.drop);
+    const entry = this.indices.get(msg.receiver);
+    if (entry === undefined || entry.keypair !== undefined) return this.drop(Drop.UnknownIndex);
+    const { peer } = entry;
+    const consumed = consumeResponse(this.local!, msg, peer.handshake);
+    if (consumed !== true) return this.drop(consumed.drop);
+    peer.endpoint = from;
+    peer.rxBytes += datagram.length;
+    peer.timers.anyAuthenticatedPacketTraversal();
+    peer.timers.anyAuthenticatedPacketReceived();
+    this.beginSession(peer);
+    this.handshakeComplete(peer);
+    this.sendKeepalive(peer);
+    return { kind: 'handshake', peer };
+  }
+
+  private receiveCookieReply(datagram: Uint8Array): Received {
+    const msg = decodeCookieReply(datagram);
+    if ('drop' in msg) return this.drop(msg.drop);
+    const entry = this.indices.get(msg.receiver);
+    if (entry === undefined) return this.drop(Drop.UnknownIndex);
+    if (!entry.peer.cookies.consumeReply(msg)) return this.drop(Drop.CookieDecryptFailed);
+    return { kind: 'cookie', peer: entry.peer };
+  }
+
+  private receiveTransport(datagram: Uint8Array, from: Endpoint): Received {
+    const header = decodeTransportHeader(datagram);
+    if ('drop' in header) return this.drop(header.drop);
+    const found = this.keypairForIndex(header.receiver);
+    if (found === undefined) return this.drop(Drop.UnknownIndex);
+    const { peer, keypair } = found;
+    if (keypair.isExpired(this.now())) return this.drop(Drop.KeypairExpired);
+    const counter = BigInt(header.counterLo) + (BigInt(header.counterHi) << 32n);
+    const plaintext = openTransport(keypair.receiveKey, counter, datagram.subarray(MESSAGE_TRANSPORT_HEADER_SIZE));
+    if (plaintext === undefined) return this.drop(Drop.DecryptFailed);
+    if (!keypair.replay.accept(header.counterLo, header.counterHi)) return this.drop(Drop.Replay);
+    this.noteTransportReceived(peer, keypair, from, datagram.length, plaintext.length === 0);
+    if (plaintext.length === 0) return { kind: 'keepalive', peer };
+    const packet = trimToIpLength(plaintext);
+    if (packet === undefined) return this.drop(Drop.NotIp);
+    if (this.allowedIPs.lookupPacketSource(packet, 0, packet.length) !== peer) return this.drop(Drop.SourceNotAllowed);
+    return { kind: 'data', peer, packet };
+  }
+
+  /**
+   * Bookkeeping after a transport message opened and passed the replay check:
+   * confirms a responder's keypair, roams the endpoint, runs the timers.
+   */
+  noteTransportReceived(peer: Peer, keypair: Keypair, from: Endpoint, bytes: number, isKeepalive: boolean): void {
+    if (!sameEndpoint(peer.endpoint, from)) peer.endpoint = from;
+    if (peer.keypairs.confirm(keypair)) {
+      this.handshakeComplete(peer);
+      this.sendStaged(peer);
+    }
+    if (shouldRekeyOnReceive(peer.timers, keypair, this.now())) this.initiateHandshake(peer, false);
+    peer.timers.anyAuthenticatedPacketTraversal();
+    peer.timers.anyAuthenticatedPacketReceived();
+    peer.rxBytes += bytes;
+    if (!isKeepalive) peer.timers.dataReceived();
+  }
+
+  // ---- send ----------------------------------------------------------------
+
+  /** Sends one plaintext IP packet to `peer`, staging it while a handshake is needed. */
+  send(peer: Peer, packet: Uint8Array): void {
+    if (peer.staged.length >= MAX_STAGED_PACKETS) {
+      peer.staged.shift();
+      this.drops.add(Drop.QueueFull);
+    }
+    peer.staged.push(packet);
+    this.sendStaged(peer);
+  }
+
+  /** Routes a plaintext packet by its destination; false (and counted) when no peer has it. */
+  route(packet: Uint8Array): Peer | undefined {
+    const peer = this.allowedIPs.lookupPacketDestination(packet, 0, packet.length);
+    if (peer === undefined) this.drops.add(Drop.NoPeerForDestination);
+    return peer;
+  }
+
+  /** The keypair to send with now, or undefined when a handshake is needed first. */
+  sendingKeypair(peer: Peer): Keypair | undefined {
+    const keypair = peer.keypairs.current;
+    if (keypair === undefined || keypair.isExpired(this.now())) return undefined;
+    return keypair;
+  }
+
+  /** Bookkeeping after the data path sent `count` transport messages with `keypair`. */
+  noteTransportSent(peer: Peer, keypair: Keypair, bytes: number, carriedData: boolean): void {
+    peer.txBytes += bytes;
+    peer.timers.anyAuthenticatedPacketTraversal();
+    peer.timers.anyAuthenticatedPacketSent();
+    if (carriedData) peer.timers.dataSent();
+    if (shouldRekeyOnSend(keypair, this.now())) this.initiateHandshake(peer, false);
+  }
+
+  /** Sends a keepalive, or whatever is staged; without a keypair that starts a handshake (wireguard-go's SendKeepalive). */
+  sendKeepalive(peer: Peer): void {
+    if (peer.staged.length === 0) peer.staged.push(EMPTY);
+    this.sendStaged(peer);
+  }
+
+  private sendStaged(peer: Peer): void {
+    if (peer.staged.length === 0) return;
+    const keypair = this.sendingKeypair(peer);
+    if (keypair === undefined) {
+      this.initiateHandshake(peer, false);
+      return;
+    }
+    while (peer.staged.length > 0) {
+      if (!this.sealAndEmit(peer, keypair, peer.staged[0]!)) return;
+      peer.staged.shift();
+    }
+  }
+
+  /** Seals one payload with the next counter; false when the keypair is used up. */
+  private sealAndEmit(peer: Peer, keypair: Keypair, payload: Uint8Array): boolean {
+    const counter = keypair.reserveSendCounters(1);
+    if (counter === undefined) {
+      this.drops.add(Drop.CounterExhausted);
+      this.initiateHandshake(peer, false);
+      return false;
+    }
+    const padded = new Uint8Array(payload.length + paddingSize(payload.length, this.mtu));
+    padded.set(payload);
+    const sealed = sealTransport(keypair.sendKey, counter, padded);
+    const packet = new Uint8Array(MESSAGE_TRANSPORT_HEADER_SIZE + sealed.length);
+    writeTransportHeader(packet, 0, keypair.remoteIndex, Number(counter & 0xffffffffn), Number(counter >> 32n));
+    packet.set(sealed, MESSAGE_TRANSPORT_HEADER_SIZE);
+    if (this.emit(peer, packet)) this.noteTransportSent(peer, keypair, packet.length, payload.length > 0);
+    return true;
+  }
+
+  // ---- handshakes and timers -----------------------------------------------
+
+  /**
+   * Sends a handshake initiation unless one went out less than REKEY_TIMEOUT ago.
+   * `isRetry` is true only for the retransmit timer; other callers reset the attempts.
+   */
+  initiateHandshake(peer: Peer, isRetry: boolean): void {
+    if (this.local === undefined || !peer.timers.wantInitiation(isRetry)) return;
+    this.releaseHandshakeIndex(peer);
+    const index = this.allocateIndex({ peer, keypair: undefined });
+    const msg = createInitiation(this.local, peer.handshake, index, this.wallClock());
+    if (msg === undefined) {
+      this.indices.delete(index);
+      this.drops.add(Drop.BadPublicKey);
+      return;
+    }
+    const packet = encodeInitiation(msg);
+    peer.cookies.addMacs(packet);
+    peer.timers.anyAuthenticatedPacketTraversal();
+    peer.timers.anyAuthenticatedPacketSent();
+    this.emit(peer, packet);
+    peer.timers.handshakeInitiated();
+  }
+
+  /** Runs every peer's due timers. Call at nextDeadline() (or on any schedule). */
+  poll(): void {
+    for (const peer of this.peersByKey.values()) {
+      for (const action of peer.timers.poll()) {
+        switch (action) {
+          case TimerAction.RetransmitHandshake: this.initiateHandshake(peer, true); break;
+          case TimerAction.NewHandshake: this.initiateHandshake(peer, false); break;
+          case TimerAction.SendKeepalive:
+          case TimerAction.SendPersistentKeepalive: this.sendKeepalive(peer); break;
+          case TimerAction.GiveUpHandshake: peer.staged.length = 0; break;
+          case TimerAction.ZeroKeyMaterial: this.expireSession(peer); break;
+        }
+      }
+    }
+  }
+
+  /** Earliest timer deadline over all peers (monotonic ms), for one setTimeout. */
+  nextDeadline(): number | undefined {
+    let next: number | undefined;
+    for (const peer of this.peersByKey.values()) {
+      const d = peer.timers.nextDeadline();
+      if (d !== undefined && (next === undefined || d < next)) next = d;
+    }
+    return next;
+  }
+
+  private beginSession(peer: Peer): void {
+    const keys = deriveSessionKeys(peer.handshake);
+    if (keys === undefined) return;
+    // The handshake's index now names the keypair.
+    const keypair = new Keypair(keys.sendKey, keys.receiveKey, keys.localIndex, keys.remoteIndex, keys.isInitiator, this.now());
+    this.indices.set(keys.localIndex, { peer, keypair });
+    peer.keypairs.install(keypair);
+    peer.timers.sessionDerived();
+  }
+
+  private handshakeComplete(peer: Peer): void {
+    peer.timers.handshakeComplete();
+    peer.lastHandshakeWallMs = this.wallClock();
+  }
+
+  /** Forgets all keys and the handshake in progress (zero-key timer, key change, removal). */
+  private expireSession(peer: Peer): void {
+    this.releaseHandshakeIndex(peer);
+    peer.handshake.clear();
+    peer.keypairs.clear();
+  }
+
+  private releaseHandshakeIndex(peer: Peer): void {
+    const index = peer.handshake.localIndex;
+    if (index !== 0 && this.indices.get(index)?.keypair === undefined) this.indices.delete(index);
+  }
+
+  private allocateIndex(entry: IndexEntry): number {
+    for (;;) {
+      const index = randomBytes(4).readUInt32LE(0);
+      if (index !== 0 && !this.indices.has(index)) {
+        this.indices.set(index, entry);
+        return index;
+      }
+    }
+  }
+
+  private emit(peer: Peer, packet: Uint8Array): boolean {
+    if (peer.endpoint === undefined) {
+      this.drops.add(Drop.NoEndpoint);
+      return false;
+    }
+    this.outbox.push({ peer, endpoint: peer.endpoint, packet });
+    return true;
+  }
+
+  private drop(reason: DropReason): Received {
+    this.drops.add(reason);
+    return { kind: 'drop', reason };
+  }
+}
+
+/** Bytes identifying a UDP source, for cookies: only this side ever checks them. */
+function endpointBytes(endpoint: Endpoint): Uint8Array {
+  return new TextEncoder().encode(`${endpoint.address} ${endpoint.port}`);
+}
+
+/** wireguard-go's calculatePaddingSize: pad to a multiple of 16, but not past the MTU. */
+export function paddingSize(length: number, mtu: number): number {
+  let last = length;
+  if (last > mtu) last %= mtu;
+  const padded = Math.min(Math.ceil(last / PADDING_MULTIPLE) * PADDING_MULTIPLE, mtu);
+  return Math.max(0, padded - last);
+}
+
+/** Cuts the padding off a decrypted IP packet using its own length field. */
+function trimToIpLength(packet: Uint8Array): Uint8Array | undefined {
+  const version = packet[0]! >> 4;
+  let length: number;
+  if (version === 4 && packet.length >= 20) length = (packet[2]! << 8) | packet[3]!;
+  else if (version === 6 && packet.length >= 40) length = 40 + ((packet[4]! << 8) | packet[5]!);
+  else return undefined;
+  return length <= packet.length ? packet.subarray(0, length) : undefined;
+}

@@ -1,0 +1,66 @@
+// A remote peer as the protocol core sees it: handshake, keypairs, cookies, timers,
+// endpoint and counters. The engine (engine.ts) drives it.
+import type { StaticKey } from '../crypto/x25519.js';
+import { CookieGenerator } from './cookie.js';
+import { Keypairs, type KeypairRetired } from './keypair.js';
+import { Handshake } from './noise.js';
+import { PeerTimers } from './timers.js';
+
+/** A UDP endpoint: an IP literal (v4 or v6, no brackets) and a port. */
+export interface Endpoint {
+  readonly address: string;
+  readonly port: number;
+}
+
+export function sameEndpoint(a: Endpoint | undefined, b: Endpoint): boolean {
+  return a !== undefined && a.address === b.address && a.port === b.port;
+}
+
+export interface PeerOptions {
+  presharedKey?: Uint8Array;
+  endpoint?: Endpoint;
+  /** Seconds; 0 or absent = off. */
+  persistentKeepalive?: number;
+}
+
+/** Packets waiting for a handshake; wireguard-go keeps 128 (QueueStagedSize). */
+export const MAX_STAGED_PACKETS = 128;
+
+export class Peer {
+  readonly handshake: Handshake;
+  readonly keypairs: Keypairs;
+  readonly cookies: CookieGenerator;
+  readonly timers: PeerTimers;
+  endpoint: Endpoint | undefined;
+  persistentKeepalive = 0;
+  /** Wall-clock ms of the last completed handshake, 0 = never (UAPI last_handshake_time). */
+  lastHandshakeWallMs = 0;
+  rxBytes = 0;
+  txBytes = 0;
+  /** Plaintext packets waiting for a keypair, oldest first. */
+  readonly staged: Uint8Array[] = [];
+
+  constructor(
+    readonly publicKey: Uint8Array,
+    local: StaticKey | undefined,
+    now: () => number,
+    random: () => number,
+    retired: KeypairRetired,
+    options: PeerOptions = {},
+  ) {
+    this.handshake = new Handshake(publicKey, local);
+    this.keypairs = new Keypairs(retired);
+    this.cookies = new CookieGenerator(publicKey, now);
+    this.timers = new PeerTimers({ now, random });
+    this.update(options);
+  }
+
+  update(options: PeerOptions): void {
+    if (options.presharedKey !== undefined) this.handshake.presharedKey = Uint8Array.from(options.presharedKey);
+    if (options.endpoint !== undefined) this.endpoint = options.endpoint;
+    if (options.persistentKeepalive !== undefined) {
+      this.persistentKeepalive = options.persistentKeepalive;
+      this.timers.setPersistentKeepalive(options.persistentKeepalive);
+    }
+  }
+}

@@ -1,0 +1,107 @@
+// The handshake's primitives against published vectors and @noble as the oracle.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { blake2s } from '@noble/hashes/blake2.js';
+import { hmac as nobleHmac } from '@noble/hashes/hmac.js';
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { x25519 } from '@noble/curves/ed25519.js';
+import { hash, hmac, kdf, mac } from '../../src/crypto/blake2s.js';
+import { openTransport, openZeroNonce, sealTransport, sealZeroNonce, transportNonce, xopenCookie, xsealCookie } from '../../src/crypto/aead.js';
+import { generateStaticKey, importPrivateKey, sharedSecret } from '../../src/crypto/x25519.js';
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+const bytes = (h: string): Uint8Array => new Uint8Array(Buffer.from(h, 'hex'));
+
+test('BLAKE2s-256 of "abc" matches RFC 7693 Appendix B', () => {
+  assert.equal(hex(hash(new TextEncoder().encode('abc'))), '508c5e8c327c14e2e1a72ba34eeb452f37458b209ed63a294d999b4c86675982');
+});
+
+test('hash of several parts equals hash of their concatenation', () => {
+  const a = randomBytes(13);
+  const b = randomBytes(70);
+  assert.equal(hex(hash(a, b)), hex(blake2s(Buffer.concat([a, b]))));
+});
+
+test('mac is keyed BLAKE2s-128, as @noble computes it', () => {
+  for (let i = 0; i < 20; i++) {
+    const key = randomBytes(32);
+    const msg = randomBytes(i * 11);
+    assert.equal(hex(mac(key, msg)), hex(blake2s(msg, { key, dkLen: 16 })));
+  }
+});
+
+test('hmac is HMAC-BLAKE2s, and kdf is HKDF-BLAKE2s with an empty info', () => {
+  for (let i = 0; i < 20; i++) {
+    const key = randomBytes(32);
+    const input = randomBytes(i * 7);
+    assert.equal(hex(hmac(key, input)), hex(nobleHmac(blake2s, key, input)));
+    // HKDF-Extract(salt = chaining key, IKM = input), then Expand with empty info.
+    const expected = hkdf(blake2s, input, key, new Uint8Array(0), 96);
+    const [t1, t2, t3] = kdf(3, key, input);
+    assert.equal(hex(t1) + hex(t2) + hex(t3), hex(expected));
+    assert.equal(hex(kdf(1, key, input)[0]), hex(expected.subarray(0, 32)));
+    const [u1, u2] = kdf(2, key, input);
+    assert.equal(hex(u1) + hex(u2), hex(expected.subarray(0, 64)));
+  }
+});
+
+test('ChaCha20-Poly1305 matches RFC 8439 §2.8.2 through @noble and round-trips', () => {
+  const key = bytes('808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f');
+  const nonce = bytes('070000004041424344454647');
+  const aad = bytes('50515253c0c1c2c3c4c5c6c7');
+  const pt = new TextEncoder().encode("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.");
+  const sealed = chacha20poly1305(key, nonce, aad).encrypt(pt);
+  assert.equal(hex(sealed.subarray(-16)), '1ae10b594f09e26a7e902ecbd0600691');
+  const k = randomBytes(32);
+  const h = randomBytes(32);
+  const msg = randomBytes(48);
+  const c = sealZeroNonce(k, msg, h);
+  assert.equal(hex(c), hex(chacha20poly1305(k, new Uint8Array(12), h).encrypt(msg)));
+  assert.equal(hex(openZeroNonce(k, c, h)!), hex(msg));
+  c[3]! ^= 1;
+  assert.equal(openZeroNonce(k, c, h), undefined);
+});
+
+test('transport nonce is 4 zero bytes and the little-endian counter', () => {
+  assert.equal(hex(transportNonce(0x0102030405060708n)), '000000000807060504030201');
+  const key = randomBytes(32);
+  const pt = randomBytes(100);
+  const c = sealTransport(key, 5n, pt);
+  assert.equal(hex(c), hex(chacha20poly1305(key, transportNonce(5n)).encrypt(pt)));
+  assert.equal(hex(openTransport(key, 5n, c)!), hex(pt));
+  assert.equal(openTransport(key, 6n, c), undefined);
+});
+
+test('XChaCha20-Poly1305 cookie sealing matches @noble', () => {
+  const key = randomBytes(32);
+  const nonce = randomBytes(24);
+  const cookie = randomBytes(16);
+  const aad = randomBytes(16);
+  const sealed = xsealCookie(key, nonce, cookie, aad);
+  assert.equal(hex(sealed), hex(xchacha20poly1305(key, nonce, aad).encrypt(cookie)));
+  assert.equal(hex(xopenCookie(key, nonce, sealed, aad)!), hex(cookie));
+  assert.equal(xopenCookie(key, nonce, sealed, randomBytes(16)), undefined);
+});
+
+test('X25519 through node:crypto agrees with @noble/curves', () => {
+  for (let i = 0; i < 10; i++) {
+    const a = generateStaticKey();
+    const b = generateStaticKey();
+    assert.equal(hex(a.publicKey), hex(x25519.getPublicKey(a.privateKey)));
+    assert.equal(hex(sharedSecret(a, b.publicKey)!), hex(x25519.getSharedSecret(a.privateKey, b.publicKey)));
+  }
+  // RFC 7748 §6.1.
+  const alice = importPrivateKey(bytes('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a'));
+  assert.equal(hex(alice.publicKey), '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a');
+  const bobPublic = bytes('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f');
+  assert.equal(hex(sharedSecret(alice, bobPublic)!), '4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742');
+});
+
+test('a low-order public key gives no shared secret', () => {
+  const a = generateStaticKey();
+  assert.equal(sharedSecret(a, new Uint8Array(32)), undefined);
+  const order8 = bytes('e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800');
+  assert.equal(sharedSecret(a, order8), undefined);
+});

@@ -1,0 +1,291 @@
+// Two protocol engines talking in memory with a fake clock: the handshake both
+// ways, transport data, keypair rotation, replays, cookies under load and timers.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { generatePresharedKey, generatePrivateKey } from '../../src/crypto/keys.js';
+import { Drop } from '../../src/protocol/drop-reasons.js';
+import { Engine, type Outgoing } from '../../src/protocol/engine.js';
+import type { Endpoint } from '../../src/protocol/peer.js';
+import { parsePrefix } from '../../src/routing/prefix.js';
+import {
+  REJECT_AFTER_TIME, REKEY_AFTER_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, ZERO_KEYS_AFTER,
+} from '../../src/protocol/constants.js';
+import { icmpEcho, parseIcmpEcho } from '../helpers/packets.js';
+
+const A_ENDPOINT: Endpoint = { address: '198.18.0.1', port: 51820 };
+const B_ENDPOINT: Endpoint = { address: '198.18.0.2', port: 51821 };
+
+/** Two engines on one fake clock, each with the other as its peer. */
+function pair(options: { psk?: boolean; bKnowsA?: boolean } = {}) {
+  const clock = { t: 1_000_000 };
+  const now = (): number => clock.t;
+  let wall = 1_700_000_000_000;
+  const wallClock = (): number => (wall += 17);
+  const aKey = generatePrivateKey();
+  const bKey = generatePrivateKey();
+  const a = new Engine({ privateKey: aKey, now, wallClock, random: () => 0.5 });
+  const b = new Engine({ privateKey: bKey, now, wallClock, random: () => 0.5 });
+  const psk = options.psk === false ? undefined : generatePresharedKey();
+  const pskOpt = psk === undefined ? {} : { presharedKey: psk };
+  const aPeer = a.addPeer(b.publicKey!, { endpoint: B_ENDPOINT, ...pskOpt });
+  const bPeer = b.addPeer(a.publicKey!, { ...pskOpt, ...(options.bKnowsA === false ? {} : { endpoint: A_ENDPOINT }) });
+  a.allowedIPs.insert(parsePrefix('100.96.0.2/32'), aPeer);
+  b.allowedIPs.insert(parsePrefix('100.96.0.1/32'), bPeer);
+  return { a, b, aPeer, bPeer, clock };
+}
+
+/** Delivers every queued datagram, both ways, until both outboxes are empty. */
+function pump(a: Engine, b: Engine, drop?: (o: Outgoing, from: 'a' | 'b') => boolean) {
+  const delivered: ReturnType<Engine['receive']>[] = [];
+  for (let rounds = 0; rounds < 20; rounds++) {
+    const fromA = a.outbox.splice(0);
+    const fromB = b.outbox.splice(0);
+    if (fromA.length === 0 && fromB.length === 0) return delivered;
+    for (const o of fromA) if (!drop?.(o, 'a')) delivered.push(b.receive(o.packet, A_ENDPOINT));
+    for (const o of fromB) if (!drop?.(o, 'b')) delivered.push(a.receive(o.packet, B_ENDPOINT));
+  }
+  throw new Error('engines did not go quiet');
+}
+
+const ping = (seq: number, from = '100.96.0.1', to = '100.96.0.2') =>
+  icmpEcho(8, from, to, 1, seq, new TextEncoder().encode(`hello ${seq}`));
+
+function dataOf(results: ReturnType<Engine['receive']>[]): Uint8Array[] {
+  return results.flatMap((r) => (r.kind === 'data' ? [r.packet] : []));
+}
+
+test('handshake, then data both ways; first packet is staged until the session exists', () => {
+  const { a, b, aPeer, bPeer } = pair();
+  a.send(aPeer, ping(1));
+  assert.equal(a.outbox.length, 1);
+  assert.equal(a.outbox[0]!.packet[0], 1, 'an initiation goes out first');
+  const delivered = pump(a, b);
+  const data = dataOf(delivered);
+  assert.equal(data.length, 1);
+  assert.equal(parseIcmpEcho(data[0]!)?.seq, 1);
+  assert.ok(aPeer.keypairs.current && bPeer.keypairs.current, 'both sides have a current keypair');
+  assert.equal(aPeer.keypairs.current.sendKey.toString(), bPeer.keypairs.current.receiveKey.toString());
+  b.send(bPeer, ping(2, '100.96.0.2', '100.96.0.1'));
+  assert.equal(parseIcmpEcho(dataOf(pump(a, b))[0]!)?.seq, 2);
+  assert.ok(aPeer.lastHandshakeWallMs > 0 && bPeer.lastHandshakeWallMs > 0);
+  assert.ok(aPeer.txBytes > 0 && bPeer.rxBytes > 0);
+});
+
+test('the responder confirms its keypair only on the initiator\'s first transport message', () => {
+  const { a, b, aPeer, bPeer } = pair();
+  a.initiateHandshake(aPeer, false);
+  // initiation a→b, response b→a; a then sends a keepalive that confirms b's keypair.
+  const init = a.outbox.splice(0);
+  b.receive(init[0]!.packet, A_ENDPOINT);
+  assert.equal(bPeer.keypairs.current, undefined);
+  assert.ok(bPeer.keypairs.next);
+  const resp = b.outbox.splice(0);
+  a.receive(resp[0]!.packet, B_ENDPOINT);
+  assert.ok(aPeer.keypairs.current);
+  const keepalive = a.outbox.splice(0);
+  assert.equal(keepalive.length, 1);
+  assert.equal(keepalive[0]!.packet.length, 32, 'a keepalive is a bare 32-byte transport message');
+  assert.equal(b.receive(keepalive[0]!.packet, A_ENDPOINT).kind, 'keepalive');
+  assert.ok(bPeer.keypairs.current);
+  assert.equal(bPeer.keypairs.next, undefined);
+});
+
+test('wrong preshared key: the initiator cannot open the response', () => {
+  const { a, b, aPeer, bPeer } = pair();
+  bPeer.update({ presharedKey: generatePresharedKey() });
+  a.initiateHandshake(aPeer, false);
+  const results = pump(a, b);
+  assert.deepEqual(results.map((r) => r.kind), ['handshake', 'drop']);
+  assert.equal(a.drops.get(Drop.HandshakeDecryptFailed), 1);
+  assert.equal(aPeer.keypairs.current, undefined);
+});
+
+test('an unknown initiator, a bad mac1 and a replayed initiation are dropped with reasons', () => {
+  const { a, b, aPeer } = pair();
+  const stranger = new Engine({ privateKey: generatePrivateKey() });
+  const strangerPeer = stranger.addPeer(b.publicKey!, { endpoint: B_ENDPOINT });
+  stranger.initiateHandshake(strangerPeer, false);
+  assert.deepEqual(b.receive(stranger.outbox[0]!.packet, A_ENDPOINT), { kind: 'drop', reason: Drop.UnknownPeer });
+
+  a.initiateHandshake(aPeer, false);
+  const init = a.outbox.splice(0)[0]!.packet;
+  const tampered = Uint8Array.from(init);
+  tampered[20]! ^= 1;
+  assert.deepEqual(b.receive(tampered, A_ENDPOINT), { kind: 'drop', reason: Drop.BadMac1 });
+  assert.equal(b.receive(init, A_ENDPOINT).kind, 'handshake');
+  b.outbox.length = 0;
+  assert.deepEqual(b.receive(init, A_ENDPOINT), { kind: 'drop', reason: Drop.StaleTimestamp });
+});
+
+test('replayed and tampered transport messages are dropped; reordered ones accepted once', () => {
+  const { a, b, aPeer } = pair();
+  a.send(aPeer, ping(1));
+  pump(a, b);
+  for (let i = 2; i <= 5; i++) a.send(aPeer, ping(i));
+  const msgs = a.outbox.splice(0).map((o) => o.packet);
+  assert.equal(msgs.length, 4);
+  const order = [msgs[2]!, msgs[0]!, msgs[3]!, msgs[1]!];
+  assert.deepEqual(order.map((m) => parseIcmpEcho((b.receive(m, A_ENDPOINT) as { packet: Uint8Array }).packet)?.seq), [4, 2, 5, 3]);
+  assert.deepEqual(b.receive(msgs[0]!, A_ENDPOINT), { kind: 'drop', reason: Drop.Replay });
+  const tampered = Uint8Array.from(msgs[1]!);
+  tampered[40]! ^= 0x80;
+  assert.deepEqual(b.receive(tampered, A_ENDPOINT), { kind: 'drop', reason: Drop.DecryptFailed });
+  const unknown = Uint8Array.from(msgs[1]!);
+  unknown[4]! ^= 0xff;
+  assert.deepEqual(b.receive(unknown, A_ENDPOINT), { kind: 'drop', reason: Drop.UnknownIndex });
+});
+
+test('a packet whose inner source is not the peer\'s allowed IP is dropped', () => {
+  const { a, b, aPeer } = pair();
+  a.send(aPeer, ping(1, '100.96.0.77'));
+  const results = pump(a, b);
+  assert.deepEqual(results.at(-1), { kind: 'drop', reason: Drop.SourceNotAllowed });
+});
+
+test('endpoint roams to the source of the latest authenticated packet', () => {
+  const { a, b, aPeer, bPeer } = pair();
+  a.send(aPeer, ping(1));
+  pump(a, b);
+  a.send(aPeer, ping(2));
+  const roamed = { address: '198.18.1.9', port: 40000 };
+  b.receive(a.outbox.splice(0)[0]!.packet, roamed);
+  assert.deepEqual(bPeer.endpoint, roamed);
+  // A forged packet from elsewhere does not move it.
+  b.receive(new Uint8Array(32).fill(0).map((_, i) => (i === 0 ? 4 : 0)), { address: '198.18.1.10', port: 1 });
+  assert.deepEqual(bPeer.endpoint, roamed);
+});
+
+test('under load, an initiation without mac2 gets a cookie reply that the initiator takes', () => {
+  const { a, b, aPeer, bPeer } = pair();
+  b.noteHandshakeBacklog(1024);
+  assert.ok(b.isUnderLoad());
+  a.initiateHandshake(aPeer, false);
+  b.receive(a.outbox.splice(0)[0]!.packet, A_ENDPOINT);
+  assert.equal(b.drops.get(Drop.CookieSent), 1);
+  const reply = b.outbox.splice(0);
+  assert.equal(reply.length, 1);
+  assert.equal(reply[0]!.packet[0], 3);
+  assert.equal(a.receive(reply[0]!.packet, B_ENDPOINT).kind, 'cookie');
+  assert.equal(bPeer.keypairs.next, undefined, 'no session was made for the cookie-less initiation');
+});
+
+test('under load, the cookie lets a retried initiation through', () => {
+  const { a, b, aPeer, bPeer, clock } = pair();
+  b.noteHandshakeBacklog(1024);
+  a.initiateHandshake(aPeer, false);
+  b.receive(a.outbox.splice(0)[0]!.packet, A_ENDPOINT);
+  a.receive(b.outbox.splice(0)[0]!.packet, B_ENDPOINT);
+  clock.t += REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX;
+  b.noteHandshakeBacklog(1024);
+  a.poll();
+  const retry = a.outbox.splice(0);
+  assert.equal(retry.length, 1, 'the retransmit timer sent a new initiation');
+  assert.equal(b.receive(retry[0]!.packet, A_ENDPOINT).kind, 'handshake');
+  assert.ok(bPeer.keypairs.next);
+  const wrongSource = { address: '198.18.0.99', port: 51820 };
+  clock.t += REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX;
+  b.noteHandshakeBacklog(1024);
+  a.initiateHandshake(aPeer, false);
+  const moved = a.outbox.splice(0);
+  assert.equal(moved.length, 1);
+  assert.deepEqual(b.receive(moved[0]!.packet, wrongSource), { kind: 'drop', reason: Drop.CookieSent }, 'a cookie is bound to the source address');
+});
+
+test('a lost initiation is retransmitted after REKEY_TIMEOUT plus jitter', () => {
+  const { a, b, aPeer, clock } = pair();
+  a.send(aPeer, ping(1));
+  a.outbox.length = 0; // lost
+  clock.t += REKEY_TIMEOUT - 1;
+  a.poll();
+  assert.equal(a.outbox.length, 0);
+  clock.t += REKEY_TIMEOUT_JITTER_MAX + 1;
+  a.poll();
+  assert.equal(a.outbox.length, 1);
+  const data = dataOf(pump(a, b));
+  assert.equal(parseIcmpEcho(data[0]!)?.seq, 1, 'the staged packet goes out after the retried handshake');
+});
+
+test('the initiator rekeys after REKEY_AFTER_TIME when it sends; old keypair still opens', () => {
+  const { a, b, aPeer, bPeer, clock } = pair();
+  a.send(aPeer, ping(1));
+  pump(a, b);
+  const first = aPeer.keypairs.current!;
+  clock.t += REKEY_AFTER_TIME + 1;
+  a.send(aPeer, ping(2));
+  const out = a.outbox.map((o) => o.packet[0]);
+  assert.deepEqual(out, [4, 1], 'data with the old keypair, then a new initiation');
+  const results = pump(a, b);
+  assert.equal(parseIcmpEcho(dataOf(results)[0]!)?.seq, 2);
+  assert.notEqual(aPeer.keypairs.current, first);
+  assert.equal(aPeer.keypairs.previous, first);
+  b.send(bPeer, ping(3, '100.96.0.2', '100.96.0.1'));
+  assert.equal(parseIcmpEcho(dataOf(pump(a, b))[0]!)?.seq, 3);
+});
+
+test('keypairs expire after REJECT_AFTER_TIME and keys are zeroed after 3 × REJECT_AFTER_TIME', () => {
+  const { a, b, aPeer, bPeer, clock } = pair();
+  a.send(aPeer, ping(1));
+  pump(a, b);
+  a.send(aPeer, ping(2));
+  const late = a.outbox.splice(0)[0]!.packet;
+  clock.t += REJECT_AFTER_TIME;
+  assert.deepEqual(b.receive(late, A_ENDPOINT), { kind: 'drop', reason: Drop.KeypairExpired });
+  const keypair = bPeer.keypairs.current!;
+  clock.t += ZERO_KEYS_AFTER - REJECT_AFTER_TIME;
+  b.poll();
+  assert.equal(bPeer.keypairs.current, undefined);
+  assert.ok(keypair.sendKey.every((x) => x === 0) && keypair.receiveKey.every((x) => x === 0));
+  assert.equal(b.keypairForIndex(keypair.localIndex), undefined, 'its index is freed');
+});
+
+test('after receiving data and sending nothing for KEEPALIVE_TIMEOUT, a keepalive goes out', () => {
+  const { a, b, aPeer, bPeer, clock } = pair();
+  a.send(aPeer, ping(1));
+  pump(a, b);
+  // b received data and sent nothing back: after 10 s it sends a keepalive.
+  clock.t += 10_000;
+  b.poll();
+  assert.equal(b.outbox.length, 1);
+  assert.equal(b.outbox[0]!.packet.length, 32);
+  assert.equal(a.receive(b.outbox.splice(0)[0]!.packet, B_ENDPOINT).kind, 'keepalive');
+  assert.ok(bPeer.txBytes >= 32);
+});
+
+test('removing a peer frees its indices and routes', () => {
+  const { a, b, aPeer, bPeer } = pair();
+  a.send(aPeer, ping(1));
+  pump(a, b);
+  const index = bPeer.keypairs.current!.localIndex;
+  b.removePeer(bPeer);
+  assert.equal(b.keypairForIndex(index), undefined);
+  assert.equal(b.allowedIPs.lookupPacketDestination(ping(1, '100.96.0.2', '100.96.0.1'), 0, 40), undefined);
+  a.send(aPeer, ping(2));
+  assert.deepEqual(pump(a, b).at(-1), { kind: 'drop', reason: Drop.UnknownIndex });
+});
+
+test('a responder that does not know the initiator\'s endpoint learns it from the initiation', () => {
+  const { a, b, aPeer, bPeer } = pair({ bKnowsA: false });
+  assert.equal(bPeer.endpoint, undefined);
+  a.send(aPeer, ping(1));
+  pump(a, b);
+  assert.deepEqual(bPeer.endpoint, A_ENDPOINT);
+});
+
+test('without a preshared key the handshake works too', () => {
+  const { a, b, aPeer } = pair({ psk: false });
+  a.send(aPeer, ping(1));
+  assert.equal(dataOf(pump(a, b)).length, 1);
+});
+
+test('random datagrams never throw and are counted', () => {
+  const { b } = pair();
+  for (let i = 0; i < 5000; i++) {
+    const length = [0, 4, 32, 64, 92, 148, 200][i % 7]! + (i % 3);
+    const buf = new Uint8Array(length).map(() => Math.floor(Math.random() * 256));
+    if (length > 3) { buf[0] = 1 + (i % 4); buf[1] = buf[2] = buf[3] = 0; }
+    const r = b.receive(buf, A_ENDPOINT);
+    assert.equal(r.kind, 'drop');
+  }
+  const total = Object.values(b.drops.snapshot()).reduce((x, y) => x + y, 0);
+  assert.equal(total, 5000);
+});
