@@ -18,23 +18,36 @@ export function importPrivateKey(raw: Uint8Array): StaticKey {
   return { privateKey: Uint8Array.from(raw), publicKey: new Uint8Array(spki.subarray(SPKI_PREFIX.length)), keyObject };
 }
 
+/** A fresh key pair (handshake ephemerals): KeyObjects straight from OpenSSL, no re-import. */
 export function generateStaticKey(): StaticKey {
-  const { privateKey } = generateKeyPairSync('x25519');
+  const { privateKey, publicKey } = generateKeyPairSync('x25519');
   const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
-  return importPrivateKey(new Uint8Array(pkcs8.subarray(PKCS8_PREFIX.length)));
+  const spki = publicKey.export({ format: 'der', type: 'spki' });
+  return {
+    privateKey: new Uint8Array(pkcs8.subarray(PKCS8_PREFIX.length)),
+    publicKey: new Uint8Array(spki.subarray(SPKI_PREFIX.length)),
+    keyObject: privateKey,
+  };
 }
 
-function importPublicKey(raw: Uint8Array): KeyObject {
-  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+/** Imports a peer's public key once, for several DH computations with it. */
+export function importPublicKey(raw: Uint8Array): KeyObject | undefined {
+  try {
+    return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+  } catch {
+    return undefined;
+  }
 }
 
 /**
  * DH(private, public). Undefined when the result would be all zeros (a low-order
  * public key), which WireGuard rejects; OpenSSL refuses to derive it.
  */
-export function sharedSecret(own: StaticKey, peerPublic: Uint8Array): Uint8Array | undefined {
+export function sharedSecret(own: StaticKey, peerPublic: Uint8Array | KeyObject): Uint8Array | undefined {
+  const publicKey = peerPublic instanceof Uint8Array ? importPublicKey(peerPublic) : peerPublic;
+  if (publicKey === undefined) return undefined;
   try {
-    const out = new Uint8Array(diffieHellman({ privateKey: own.keyObject, publicKey: importPublicKey(peerPublic) }));
+    const out = new Uint8Array(diffieHellman({ privateKey: own.keyObject, publicKey }));
     return out.some((b) => b !== 0) ? out : undefined;
   } catch {
     return undefined;
