@@ -1,3 +1,17 @@
+// Entry point of the tundra_native addon. NODE_API_MODULE registers a
+// context-aware module, so it loads on the main thread and in worker threads;
+// each part adds its exports here.
 #include <napi.h>
-Napi::Object Init(Napi::Env env, Napi::Object exports) { return exports; }
+
+#include "aead.h"
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  tundra::aead::Init(env, exports);
+  return exports;
+}
+
+}  // namespace
+
 NODE_API_MODULE(tundra_native, Init)

@@ -1,0 +1,131 @@
+// Typed wrapper over the addon's batched ChaCha20-Poly1305 (native/aead.cc).
+//
+// WireGuard transport AEAD: 32-byte key, nonce = 4 zero bytes ‖ 64-bit
+// little-endian counter, empty AAD, 16-byte tag. One call seals or opens a
+// whole batch in place; there is no per-packet JS↔C++ crossing and no
+// per-packet allocation. The functions below are the native functions
+// themselves (no JS shim): all argument checks happen in C++, once per call.
+import { native } from '../native/addon.js';
+import { AEAD_TAG_SIZE, KEY_SIZE } from '../protocol/constants.js';
+
+export { AEAD_TAG_SIZE, KEY_SIZE };
+
+/** uint32 slots per packet in a descriptor array. */
+export const DESC_STRIDE = 5;
+/** Slot: byte offset of the packet in `data`. */
+export const DESC_OFFSET = 0;
+/** Slot: seal — plaintext length; open — ciphertext length including the 16-byte tag. */
+export const DESC_LENGTH = 1;
+/** Slot: index of the packet's 32-byte key in `keys`. */
+export const DESC_KEY_INDEX = 2;
+/** Slot: low 32 bits of the 64-bit nonce counter. */
+export const DESC_COUNTER_LO = 3;
+/** Slot: high 32 bits of the 64-bit nonce counter. */
+export const DESC_COUNTER_HI = 4;
+
+/**
+ * Seals `count` packets in place.
+ *
+ * - `keys` holds k keys of 32 bytes back to back (`keys.length` must be a multiple of 32).
+ * - `desc` holds `DESC_STRIDE` uint32 per packet: [offset, length, keyIndex, counterLo, counterHi].
+ *   The plaintext `data[offset, offset+length)` is replaced by ciphertext and the tag is
+ *   written to `data[offset+length, offset+length+16)`, so each packet needs 16 bytes of room.
+ * - `ok`, if given, gets 1 per sealed packet and 0 otherwise.
+ *
+ * Every descriptor is checked before any packet is touched: a descriptor out of
+ * range (keyIndex ≥ k, offset+length+16 > data.length), `count` larger than
+ * `desc` holds, or `ok` shorter than `count` throws a RangeError; an argument of
+ * the wrong type throws a TypeError. A throw means `data` is unchanged.
+ *
+ * Returns the number of packets sealed: `count`, unless OpenSSL itself failed
+ * (not expected; then `ok` says which).
+ *
+ * Packets must not overlap each other, `keys`, `desc` or `ok`. Any Uint8Array
+ * view works, including Buffers, subarrays and SharedArrayBuffer-backed views.
+ */
+export type SealBatch = (
+  data: Uint8Array,
+  keys: Uint8Array,
+  desc: Uint32Array,
+  count: number,
+  ok?: Uint8Array,
+) => number;
+
+/**
+ * Opens `count` packets in place.
+ *
+ * Same descriptor layout as {@link SealBatch}, but `length` is the ciphertext length
+ * including the trailing 16-byte tag (so ≥ 16; offset+length ≤ data.length). The
+ * plaintext (length − 16 bytes) replaces the ciphertext at `offset`; the tag bytes
+ * are left as they were.
+ *
+ * `ok[i]` becomes 1 if packet i verified and 0 if not. A packet that fails has its
+ * plaintext region zeroed, so unauthenticated plaintext is never exposed; the other
+ * packets of the batch are unaffected. Bad packets never throw. Malformed calls
+ * throw exactly as for {@link SealBatch} (and `ok` is required here).
+ *
+ * Returns the number of packets that verified.
+ */
+export type OpenBatch = (
+  data: Uint8Array,
+  keys: Uint8Array,
+  desc: Uint32Array,
+  count: number,
+  ok: Uint8Array,
+) => number;
+
+function nativeFunction<T>(name: string): T {
+  const f = native[name];
+  if (typeof f !== 'function') throw new Error(`tundra_native: missing export ${name}`);
+  return f as T;
+}
+
+// A mismatch would silently corrupt every batch: fail at load instead.
+for (const [name, value] of [
+  ['AEAD_DESC_STRIDE', DESC_STRIDE],
+  ['AEAD_KEY_SIZE', KEY_SIZE],
+  ['AEAD_TAG_SIZE', AEAD_TAG_SIZE],
+] as const) {
+  if (native[name] !== value) {
+    throw new Error(`tundra_native: ${name} is ${String(native[name])}, expected ${value}`);
+  }
+}
+
+/** See {@link SealBatch}. */
+export const sealBatch: SealBatch = nativeFunction<SealBatch>('sealBatch');
+/** See {@link OpenBatch}. */
+export const openBatch: OpenBatch = nativeFunction<OpenBatch>('openBatch');
+
+const TWO_32 = 0x1_0000_0000;
+
+/**
+ * Writes descriptor `index` of `desc`. `counter` is the 64-bit nonce counter, as a
+ * bigint or as a non-negative safe integer. Throws a RangeError for a counter
+ * outside [0, 2^64) or an inexact number.
+ */
+export function setDescriptor(
+  desc: Uint32Array,
+  index: number,
+  offset: number,
+  length: number,
+  keyIndex: number,
+  counter: bigint | number,
+): void {
+  let lo: number;
+  let hi: number;
+  if (typeof counter === 'bigint') {
+    if (counter < 0n || counter >= 1n << 64n) throw new RangeError(`counter ${counter} is not a uint64`);
+    lo = Number(counter & 0xffff_ffffn);
+    hi = Number(counter >> 32n);
+  } else {
+    if (!Number.isSafeInteger(counter) || counter < 0) throw new RangeError(`counter ${counter} is not a safe uint`);
+    lo = counter % TWO_32;
+    hi = Math.floor(counter / TWO_32);
+  }
+  const base = index * DESC_STRIDE;
+  desc[base + DESC_OFFSET] = offset;
+  desc[base + DESC_LENGTH] = length;
+  desc[base + DESC_KEY_INDEX] = keyIndex;
+  desc[base + DESC_COUNTER_LO] = lo;
+  desc[base + DESC_COUNTER_HI] = hi;
+}
