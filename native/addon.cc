@@ -4,11 +4,17 @@
 #include <napi.h>
 
 #include "aead.h"
+#include "tun.h"
+#include "udp.h"
+#include "watch.h"
 
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tundra::aead::Init(env, exports);
+  tundra::tun::Init(env, exports);
+  tundra::udp::Init(env, exports);
+  tundra::watch::Init(env, exports);
   return exports;
 }
 

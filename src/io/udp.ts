@@ -1,0 +1,311 @@
+// Typed wrapper over the addon's UDP calls (native/udp.cc): sockets for the
+// WireGuard transport and batched receive/send with recvmmsg/sendmmsg.
+//
+// Batches: datagram i lives in `data[offsets[i], …)` and its peer address in record i
+// of `addrs` (ADDR_STRIDE bytes each, layout below). `data`/`addrs` may be any
+// Uint8Array view (SharedArrayBuffer-backed, any byteOffset). One call moves the whole
+// batch; the batch functions are the native functions themselves and check their
+// arguments in C++ once per call, before any system call: a wrong type throws a
+// TypeError, a value out of range (non-integer or negative fd, count beyond
+// offsets/lengths/addrs/status, a slot reaching past `data`) a RangeError. System
+// errors throw an Error with `.code`, `.errno` (negative) and `.syscall`.
+//
+// UDP GSO (UDP_SEGMENT) and GRO (UDP_GRO) are a later issue: they will be options of
+// udpOpen (GRO) and udpSend (segment size), with the same batch layout.
+import { native } from '../native/addon.js';
+
+/**
+ * Bytes per address record. Record i is `addrs[i*20, i*20+20)`:
+ * byte 0 = family (4 or 6; 0 = none), byte 1 = 0, bytes 2–3 = port big-endian,
+ * bytes 4–19 = address (IPv4 in bytes 4–7, the rest zero). IPv4-mapped IPv6 addresses
+ * (what a dual-stack socket sees from IPv4 peers) are always recorded as family 4.
+ */
+export const ADDR_STRIDE = 20;
+export const ADDR_FAMILY = 0;
+export const ADDR_PORT = 2;
+export const ADDR_BYTES = 4;
+
+export type UdpFamily = 'dual' | 4 | 6;
+
+export interface UdpOpenOptions {
+  /** Port to bind; 0 picks an ephemeral one (see the result's `port`). */
+  port: number;
+  /**
+   * 'dual': one AF_INET6 socket with IPV6_V6ONLY=0 serving IPv4 and IPv6 peers (an
+   * AF_INET socket if the kernel has no IPv6 — the result's `family` says 4 then).
+   * 4: AF_INET. 6: AF_INET6 with IPV6_V6ONLY=1.
+   */
+  family: UdpFamily;
+  /** Local address to bind (default: any). An IPv4 address on 'dual' binds its v4-mapped form. */
+  bindAddress?: string;
+  /** SO_RCVBUF in bytes (default 7 MiB; SO_RCVBUFFORCE is tried first, as wireguard-go does; 0 keeps the kernel's). */
+  receiveBuffer?: number;
+  /** SO_SNDBUF in bytes, likewise. */
+  sendBuffer?: number;
+  /** SO_MARK (needs CAP_NET_ADMIN); 0 or absent sets none. */
+  fwmark?: number;
+}
+
+export interface UdpSocket {
+  /** Non-blocking, close-on-exec; close with closeFd from ./tun.js (after its FdWatcher). */
+  fd: number;
+  /** The bound port (getsockname), the requested one or the ephemeral one. */
+  port: number;
+  family: UdpFamily;
+}
+
+const FAMILY_CODE = { dual: 0, 4: 4, 6: 6 } as const;
+
+/**
+ * Opens a non-blocking UDP socket and binds it. Buffer sizes are best effort (the
+ * kernel clamps them without CAP_NET_ADMIN). Throws an Error with `.code` such as
+ * EADDRINUSE (`cannot open UDP socket on port 51820 (bind): Address already in use
+ * (EADDRINUSE)`), EPERM for a fwmark without CAP_NET_ADMIN, EADDRNOTAVAIL for a
+ * bindAddress not on this host; a TypeError/RangeError for malformed options.
+ */
+export function udpOpen(options: UdpOpenOptions): UdpSocket {
+  if (typeof options !== 'object' || options === null) throw new TypeError('udpOpen: options must be an object');
+  const code = FAMILY_CODE[options.family as keyof typeof FAMILY_CODE];
+  if (code === undefined) throw new RangeError(`udpOpen: family must be 'dual', 4 or 6, not ${String(options.family)}`);
+  const r = nativeOpen(options.port, code, options.bindAddress, options.receiveBuffer, options.sendBuffer, options.fwmark);
+  return { fd: r.fd, port: r.port, family: r.family === 0 ? 'dual' : r.family };
+}
+
+/** Sets SO_MARK on the socket (CAP_NET_ADMIN); 0 clears it. */
+export const udpSetFwmark: (fd: number, mark: number) => void = nativeFunction('udpSetFwmark');
+
+/**
+ * Receives up to `count` datagrams with recvmmsg(MSG_DONTWAIT): datagram i into
+ * `data[offsets[i], offsets[i] + capacity)`, its length into `lengths[i]`, its source
+ * into record i of `addrs`. Returns the number of slots filled; 0 when nothing is
+ * waiting (EAGAIN) — wait for the fd to be readable.
+ *
+ * - A datagram longer than `capacity` is truncated by the kernel (MSG_TRUNC) and so
+ *   dropped: its slot is counted, with `lengths[i] = 0` (its source is still filled
+ *   in). Callers skip zero-length slots; a real empty datagram looks the same, and
+ *   WireGuard has no use for one either.
+ * - Pending socket errors from earlier sends (ECONNREFUSED after an ICMP port
+ *   unreachable, EHOSTUNREACH, …) are consumed and ignored, a bounded number per call:
+ *   they never throw. (Linux reports them only on connected or IP_RECVERR sockets,
+ *   which udpOpen does not make, but a daemon must not die of one.)
+ * - Only unrecoverable errors throw (EBADF, ENOTSOCK, …), after the datagrams received
+ *   before them have been returned.
+ */
+export type UdpRecv = (
+  fd: number,
+  data: Uint8Array,
+  offsets: Uint32Array,
+  lengths: Uint32Array,
+  addrs: Uint8Array,
+  count: number,
+  capacity: number,
+) => number;
+
+/**
+ * Sends datagram i = `data[offsets[i], offsets[i] + lengths[i])` to record i of
+ * `addrs`, for i in 0..count-1, in order, with sendmmsg (looped until all are done).
+ * IPv4 records go v4-mapped on a dual-stack socket. Returns how many were consumed:
+ * fewer than `count` only when the kernel says EAGAIN or ENOBUFS (socket buffer or
+ * device queue full; the rest are for a retry when the fd is writable).
+ *
+ * A datagram the kernel refuses is consumed with `status[i] = -errno` and the next one
+ * is tried: EMSGSIZE (too large), ENETUNREACH/EHOSTUNREACH (no route, or IPv4 on an
+ * IPv6-only socket), EACCES/EPERM (firewall, broadcast), EAFNOSUPPORT (IPv6 record on
+ * an IPv4 socket), EINVAL (port 0), EDESTADDRREQ (record family not 4 or 6). Sent
+ * datagrams get `status[i] = 0`; entries past the return value are untouched. Throws
+ * only when the fd itself is unusable (EBADF, ENOTSOCK).
+ */
+export type UdpSend = (
+  fd: number,
+  data: Uint8Array,
+  offsets: Uint32Array,
+  lengths: Uint32Array,
+  addrs: Uint8Array,
+  count: number,
+  status?: Int32Array,
+) => number;
+
+/** See {@link UdpRecv}. */
+export const udpRecv: UdpRecv = nativeFunction('udpRecv');
+/** See {@link UdpSend}. */
+export const udpSend: UdpSend = nativeFunction('udpSend');
+
+// ---- address records (control path: these allocate; the batch calls do not) ----
+
+/**
+ * Writes `address`:`port` as record `i` of `addrs`. `address` is an IPv4 dotted quad or
+ * an IPv6 address without brackets or zone; an IPv4-mapped IPv6 address
+ * (`::ffff:1.2.3.4`) is written as family 4. Throws a TypeError for anything else and
+ * a RangeError for a bad port or a record outside `addrs`.
+ */
+export function writeAddr(addrs: Uint8Array, i: number, address: string, port: number): void {
+  const base = recordBase(addrs, i, 'writeAddr');
+  if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new RangeError(`writeAddr: port ${port} is not in [0, 65535]`);
+  const v4 = parseIPv4(address);
+  const v6 = v4 === undefined ? parseIPv6(address) : undefined;
+  if (v4 === undefined && v6 === undefined) throw new TypeError(`writeAddr: "${address}" is not an IP address`);
+  addrs.fill(0, base, base + ADDR_STRIDE);
+  addrs[base + ADDR_PORT] = port >>> 8;
+  addrs[base + ADDR_PORT + 1] = port & 0xff;
+  if (v4 !== undefined) {
+    addrs[base + ADDR_FAMILY] = 4;
+    addrs.set(v4, base + ADDR_BYTES);
+  } else if (isV4Mapped(v6!)) {
+    addrs[base + ADDR_FAMILY] = 4;
+    addrs.set(v6!.subarray(12), base + ADDR_BYTES);
+  } else {
+    addrs[base + ADDR_FAMILY] = 6;
+    addrs.set(v6!, base + ADDR_BYTES);
+  }
+}
+
+/**
+ * Reads record `i`: `{ address, port }` with IPv4 as a dotted quad and IPv6 in its
+ * canonical text form (RFC 5952: lower case, longest run of zero groups as `::`), no
+ * brackets. Throws a RangeError for a record outside `addrs` or of a family other
+ * than 4 or 6.
+ */
+export function readAddr(addrs: Uint8Array, i: number): { address: string; port: number } {
+  const base = recordBase(addrs, i, 'readAddr');
+  const family = addrs[base + ADDR_FAMILY];
+  const port = (addrs[base + ADDR_PORT]! << 8) | addrs[base + ADDR_PORT + 1]!;
+  if (family === 4) {
+    const a = base + ADDR_BYTES;
+    return { address: `${addrs[a]}.${addrs[a + 1]}.${addrs[a + 2]}.${addrs[a + 3]}`, port };
+  }
+  if (family === 6) return { address: formatIPv6(addrs, base + ADDR_BYTES), port };
+  throw new RangeError(`readAddr: record ${i} has no address (family ${family})`);
+}
+
+/**
+ * Whether record `i` of `addrs` and record `j` of `other` hold the same family, port
+ * and address. Allocation-free, for per-packet endpoint checks. Throws a RangeError
+ * for a record outside its array.
+ */
+export function sameAddr(addrs: Uint8Array, i: number, other: Uint8Array, j: number): boolean {
+  const a = recordBase(addrs, i, 'sameAddr');
+  const b = recordBase(other, j, 'sameAddr');
+  const family = addrs[a];
+  if (family !== other[b] || addrs[a + 2] !== other[b + 2] || addrs[a + 3] !== other[b + 3]) return false;
+  const n = family === 4 ? 4 : 16;
+  for (let k = ADDR_BYTES; k < ADDR_BYTES + n; k++) if (addrs[a + k] !== other[b + k]) return false;
+  return true;
+}
+
+function recordBase(addrs: Uint8Array, i: number, fn: string): number {
+  if (!Number.isInteger(i) || i < 0 || (i + 1) * ADDR_STRIDE > addrs.length) {
+    throw new RangeError(`${fn}: record ${i} is outside addrs (${Math.floor(addrs.length / ADDR_STRIDE)} records)`);
+  }
+  return i * ADDR_STRIDE;
+}
+
+function parseIPv4(s: string): Uint8Array | undefined {
+  const parts = s.split('.');
+  if (parts.length !== 4) return undefined;
+  const out = new Uint8Array(4);
+  for (let k = 0; k < 4; k++) {
+    const p = parts[k]!;
+    // Decimal only, no leading zeros (which some parsers read as octal).
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return undefined;
+    const v = Number(p);
+    if (v > 255) return undefined;
+    out[k] = v;
+  }
+  return out;
+}
+
+function parseIPv6(s: string): Uint8Array | undefined {
+  if (s.length === 0 || s.length > 45) return undefined;
+  let text = s;
+  let tail: Uint8Array | undefined;
+  // An embedded IPv4 address in the last 32 bits (::ffff:1.2.3.4).
+  const lastColon = text.lastIndexOf(':');
+  if (lastColon >= 0 && text.indexOf('.', lastColon) >= 0) {
+    tail = parseIPv4(text.slice(lastColon + 1));
+    if (tail === undefined) return undefined;
+    text = `${text.slice(0, lastColon + 1)}0:0`;
+  }
+  const halves = text.split('::');
+  if (halves.length > 2) return undefined;
+  const groups = (h: string): number[] | undefined => {
+    if (h === '') return [];
+    const out: number[] = [];
+    for (const g of h.split(':')) {
+      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
+      out.push(parseInt(g, 16));
+    }
+    return out;
+  };
+  const head = groups(halves[0]!);
+  const rest = halves.length === 2 ? groups(halves[1]!) : [];
+  if (head === undefined || rest === undefined) return undefined;
+  const all =
+    halves.length === 2
+      ? head.length + rest.length <= 7
+        ? [...head, ...new Array<number>(8 - head.length - rest.length).fill(0), ...rest]
+        : undefined
+      : head.length === 8
+        ? head
+        : undefined;
+  if (all === undefined) return undefined;
+  const out = new Uint8Array(16);
+  for (let k = 0; k < 8; k++) {
+    out[2 * k] = all[k]! >>> 8;
+    out[2 * k + 1] = all[k]! & 0xff;
+  }
+  if (tail !== undefined) out.set(tail, 12);
+  return out;
+}
+
+function isV4Mapped(a: Uint8Array): boolean {
+  for (let k = 0; k < 10; k++) if (a[k] !== 0) return false;
+  return a[10] === 0xff && a[11] === 0xff;
+}
+
+function formatIPv6(bytes: Uint8Array, at: number): string {
+  const g: number[] = [];
+  for (let k = 0; k < 8; k++) g.push((bytes[at + 2 * k]! << 8) | bytes[at + 2 * k + 1]!);
+  // The longest run of two or more zero groups (the first of equals) becomes "::".
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let k = 0; k < 8; ) {
+    if (g[k] !== 0) {
+      k++;
+      continue;
+    }
+    let e = k;
+    while (e < 8 && g[e] === 0) e++;
+    if (e - k > bestLen) {
+      bestStart = k;
+      bestLen = e - k;
+    }
+    k = e;
+  }
+  const hex = (from: number, to: number): string => g.slice(from, to).map((x) => x.toString(16)).join(':');
+  if (bestStart < 0) return hex(0, 8);
+  return `${hex(0, bestStart)}::${hex(bestStart + bestLen, 8)}`;
+}
+
+// ---- native functions ----
+
+type NativeOpen = (
+  port: number,
+  family: 0 | 4 | 6,
+  bindAddress: string | undefined,
+  receiveBuffer: number | undefined,
+  sendBuffer: number | undefined,
+  fwmark: number | undefined,
+) => { fd: number; port: number; family: 0 | 4 | 6 };
+
+const nativeOpen: NativeOpen = nativeFunction('udpOpen');
+
+function nativeFunction<T>(name: string): T {
+  const f = native[name];
+  if (typeof f !== 'function') throw new Error(`tundra_native: missing export ${name}`);
+  return f as T;
+}
+
+// A mismatch would silently misplace every address: fail at load instead.
+if (native.UDP_ADDR_STRIDE !== ADDR_STRIDE) {
+  throw new Error(`tundra_native: UDP_ADDR_STRIDE is ${String(native.UDP_ADDR_STRIDE)}, expected ${ADDR_STRIDE}`);
+}
