@@ -1,0 +1,476 @@
+// The cross-platform configuration protocol (wireguard.com/xplatform) as wireguard-go
+// speaks it on its Unix socket, and `wg` expects: parsing `set` requests, formatting
+// `get` responses, and cutting a byte stream into operations. Pure: no I/O, no clock.
+import { clamp, decodeKeyHex, encodeKeyHex, KEY_LENGTH } from '../crypto/keys.js';
+import { formatAddress, formatPrefix, parseAddress, parsePrefix, type Prefix } from '../routing/prefix.js';
+
+// Linux errno values. On the wire they travel negated (`errno=-22`), as wireguard-go
+// sends them; `wg` takes any non-zero value as failure.
+export const EIO = 5;
+export const EINVAL = 22;
+export const EPROTO = 71;
+export const EADDRINUSE = 98;
+/** ENOANO: what wireguard-go answers for a failure that carries no code of its own. */
+export const EUNKNOWN = 55;
+
+/** An IP literal (IPv6 without brackets or zone) and a UDP port. */
+export interface UapiEndpoint {
+  address: string;
+  port: number;
+}
+
+export interface UapiPeerState {
+  publicKey: Uint8Array;
+  presharedKey: Uint8Array | undefined;
+  endpoint: UapiEndpoint | undefined;
+  /** Wall-clock time of the last completed handshake in ms since the epoch; 0 = never. */
+  lastHandshakeWallMs: number;
+  rxBytes: number;
+  txBytes: number;
+  /** Seconds; 0 = off. */
+  persistentKeepalive: number;
+  allowedIPs: Prefix[];
+}
+
+export interface UapiInterfaceState {
+  privateKey: Uint8Array | undefined;
+  /** The port actually bound (after `listen_port=0` picked one); 0 = none. */
+  listenPort: number;
+  fwmark: number;
+  peers: UapiPeerState[];
+}
+
+export interface AllowedIPChange {
+  prefix: Prefix;
+  /** `allowed_ip=-prefix`: take the prefix away from this peer. */
+  remove: boolean;
+}
+
+/**
+ * What one `public_key=` section asks. wireguard-go applies lines one at a time;
+ * these fields hold the same outcome:
+ * - `remove`: the lines after `remove=true` are checked but ignored, so nothing else is set.
+ * - `updateOnly`: skip the whole entry when the peer does not exist yet.
+ * - `replace_allowed_ips=true` drops the prefixes listed before it in the same
+ *   section, so `allowedIPs` holds only what comes after it; apply it in order.
+ * - A peer whose key is the interface's own public key is ignored (the device's job:
+ *   it knows the key).
+ */
+export interface PeerChange {
+  publicKey: Uint8Array;
+  remove: boolean;
+  updateOnly: boolean;
+  /** All zero clears it. */
+  presharedKey?: Uint8Array;
+  endpoint?: UapiEndpoint;
+  persistentKeepalive?: number;
+  replaceAllowedIPs: boolean;
+  allowedIPs: AllowedIPChange[];
+}
+
+/** A whole `set` operation. Apply the interface fields, then `replacePeers`, then the peers in order. */
+export interface SetRequest {
+  /** Clamped, as wireguard-go stores it; null = clear (an all-zero key was given). */
+  privateKey?: Uint8Array | null;
+  /** 0 = pick a free port. */
+  listenPort?: number;
+  /** 0 = clear. */
+  fwmark?: number;
+  replacePeers: boolean;
+  peers: PeerChange[];
+}
+
+export interface UapiDevice {
+  get(): UapiInterfaceState;
+  /** Applies a validated request in order; throws UapiError (e.g. EADDRINUSE when the port is taken). */
+  set(request: SetRequest): Promise<void>;
+}
+
+/** A failure with a Linux errno (positive, e.g. EINVAL); the response carries it negated. */
+export class UapiError extends Error {
+  override name = 'UapiError';
+
+  constructor(
+    readonly errno: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The `errno=` value to answer for a failure: negative, never 0. */
+export function responseErrno(err: unknown): number {
+  if (err instanceof UapiError) return -(Math.abs(err.errno) || EUNKNOWN);
+  // Node's system errors (a failed bind, say) carry the errno, negative already.
+  const errno = (err as { errno?: unknown } | null)?.errno;
+  if (typeof errno === 'number' && Number.isInteger(errno) && errno !== 0) return -Math.abs(errno);
+  return -EUNKNOWN;
+}
+
+export function formatErrno(errno: number): string {
+  return `errno=${errno}\n\n`;
+}
+
+// ---------------------------------------------------------------------------------
+// get
+
+/** The whole answer to `get=1`: keys in wireguard-go's order, then `errno=0` and a blank line. */
+export function formatGetResponse(state: UapiInterfaceState): string {
+  const lines: string[] = [];
+  if (state.privateKey !== undefined && !isZero(state.privateKey)) lines.push(`private_key=${encodeKeyHex(state.privateKey)}`);
+  if (state.listenPort !== 0) lines.push(`listen_port=${decimal(state.listenPort)}`);
+  if (state.fwmark !== 0) lines.push(`fwmark=${decimal(state.fwmark)}`);
+  for (const peer of state.peers) {
+    lines.push(`public_key=${encodeKeyHex(peer.publicKey)}`);
+    // wireguard-go always sends it, all zero when there is none; `wg` reads zero as none.
+    lines.push(`preshared_key=${encodeKeyHex(peer.presharedKey ?? new Uint8Array(KEY_LENGTH))}`);
+    lines.push('protocol_version=1');
+    if (peer.endpoint !== undefined) lines.push(`endpoint=${formatEndpoint(peer.endpoint)}`);
+    const ms = Math.max(0, peer.lastHandshakeWallMs);
+    const seconds = Math.floor(ms / 1000);
+    lines.push(`last_handshake_time_sec=${decimal(seconds)}`);
+    lines.push(`last_handshake_time_nsec=${decimal((ms - seconds * 1000) * 1e6)}`);
+    lines.push(`tx_bytes=${decimal(peer.txBytes)}`);
+    lines.push(`rx_bytes=${decimal(peer.rxBytes)}`);
+    lines.push(`persistent_keepalive_interval=${decimal(peer.persistentKeepalive)}`);
+    for (const prefix of peer.allowedIPs) lines.push(`allowed_ip=${formatPrefix(prefix)}`);
+  }
+  lines.push('errno=0', '', '');
+  return lines.join('\n');
+}
+
+export function formatEndpoint(endpoint: UapiEndpoint): string {
+  return endpoint.address.includes(':') ? `[${endpoint.address}]:${endpoint.port}` : `${endpoint.address}:${endpoint.port}`;
+}
+
+/** A non-negative integer in plain decimal: `wg` reads digits only, never `1e+21`. */
+function decimal(n: number): string {
+  return Number.isFinite(n) && n > 0 ? BigInt(Math.floor(n)).toString() : '0';
+}
+
+function isZero(bytes: Uint8Array): boolean {
+  return bytes.every((b) => b === 0);
+}
+
+// ---------------------------------------------------------------------------------
+// set
+
+/**
+ * Parses the lines of a `set` operation (after `set=1`, without the blank line that
+ * ends it). Throws a UapiError for the first bad line, as wireguard-go would answer.
+ */
+export function parseSetRequest(lines: Iterable<string>): SetRequest {
+  const parser = new SetRequestParser();
+  for (const line of lines) parser.line(line);
+  return parser.finish();
+}
+
+/**
+ * Collects a `set` operation line by line. Unlike wireguard-go, which applies each
+ * line as it reads it and so leaves a half-applied configuration behind a bad line,
+ * nothing reaches the device until the whole request has parsed: a malformed request
+ * changes nothing.
+ */
+class SetRequestParser {
+  private readonly request: SetRequest = { replacePeers: false, peers: [] };
+  private peer: PeerChange | undefined;
+  private error: UapiError | undefined;
+
+  line(line: string): void {
+    if (this.error !== undefined) return; // the first error is the answer; the rest is only read
+    try {
+      this.apply(line);
+    } catch (err) {
+      this.error = err instanceof UapiError ? err : new UapiError(EINVAL, String(err));
+    }
+  }
+
+  finish(): SetRequest {
+    if (this.error !== undefined) throw this.error;
+    return this.request;
+  }
+
+  private apply(line: string): void {
+    const eq = line.indexOf('=');
+    if (eq < 0) throw new UapiError(EPROTO, `line without "=": ${show(line)}`);
+    const key = line.slice(0, eq);
+    const value = line.slice(eq + 1);
+    if (key === 'public_key') {
+      this.peer = { publicKey: parseKey(key, value), remove: false, updateOnly: false, replaceAllowedIPs: false, allowedIPs: [] };
+      this.request.peers.push(this.peer);
+    } else if (this.peer === undefined) {
+      this.interfaceLine(key, value);
+    } else {
+      // After remove=true wireguard-go still checks the peer's lines but ignores them.
+      const target = this.peer.remove ? { ...this.peer, allowedIPs: [] } : this.peer;
+      peerLine(target, key, value);
+    }
+  }
+
+  private interfaceLine(key: string, value: string): void {
+    switch (key) {
+      case 'private_key': {
+        const privateKey = parseKey(key, value);
+        this.request.privateKey = isZero(privateKey) ? null : clamp(privateKey);
+        return;
+      }
+      case 'listen_port':
+        this.request.listenPort = parseUint(key, value, 0xffff);
+        return;
+      case 'fwmark':
+        this.request.fwmark = parseUint(key, value, 0xffffffff);
+        return;
+      case 'replace_peers':
+        parseTrue(key, value);
+        this.request.replacePeers = true;
+        return;
+      default:
+        throw new UapiError(EINVAL, `invalid interface key ${show(key)}`);
+    }
+  }
+}
+
+function peerLine(peer: PeerChange, key: string, value: string): void {
+  switch (key) {
+    case 'update_only':
+      parseTrue(key, value);
+      peer.updateOnly = true;
+      return;
+    case 'remove':
+      parseTrue(key, value);
+      peer.remove = true;
+      delete peer.presharedKey;
+      delete peer.endpoint;
+      delete peer.persistentKeepalive;
+      peer.replaceAllowedIPs = false;
+      peer.allowedIPs = [];
+      return;
+    case 'preshared_key':
+      peer.presharedKey = parseKey(key, value);
+      return;
+    case 'endpoint':
+      peer.endpoint = parseEndpoint(value);
+      return;
+    case 'persistent_keepalive_interval':
+      peer.persistentKeepalive = parseUint(key, value, 0xffff);
+      return;
+    case 'replace_allowed_ips':
+      parseTrue(key, value);
+      peer.replaceAllowedIPs = true;
+      peer.allowedIPs = [];
+      return;
+    case 'allowed_ip': {
+      // Newer wireguard-go and wireguard-tools remove a prefix written with a leading "-".
+      const remove = value.startsWith('-');
+      peer.allowedIPs.push({ prefix: parseAllowedIP(remove ? value.slice(1) : value), remove });
+      return;
+    }
+    case 'protocol_version':
+      if (value !== '1') throw new UapiError(EINVAL, `unsupported protocol_version ${show(value)}`);
+      return;
+    default:
+      throw new UapiError(EINVAL, `invalid peer key ${show(key)}`);
+  }
+}
+
+/** 64 hex digits; like Go's hex decoder, either case. */
+function parseKey(key: string, value: string): Uint8Array {
+  if (!/^[0-9a-fA-F]{64}$/.test(value)) throw new UapiError(EINVAL, `${key} must be 64 hex digits, not ${show(value)}`);
+  return decodeKeyHex(value.toLowerCase());
+}
+
+/** Decimal digits (leading zeros allowed, as Go's ParseUint) up to `max`. */
+function parseUint(key: string, value: string, max: number): number {
+  const n = /^[0-9]+$/.test(value) ? Number(value) : NaN;
+  if (!(n <= max)) throw new UapiError(EINVAL, `${key} must be an integer from 0 to ${max}, not ${show(value)}`);
+  return n;
+}
+
+function parseTrue(key: string, value: string): void {
+  if (value !== 'true') throw new UapiError(EINVAL, `${key} takes only "true", not ${show(value)}`);
+}
+
+/** `a.b.c.d:port` or `[v6]:port`, as Go's netip.ParseAddrPort (but without zones). */
+function parseEndpoint(value: string): UapiEndpoint {
+  const bracketed = value.startsWith('[');
+  const hostEnd = bracketed ? value.indexOf(']') : value.lastIndexOf(':');
+  const colon = bracketed ? hostEnd + 1 : hostEnd;
+  if (hostEnd < 0 || value[colon] !== ':') throw new UapiError(EINVAL, `endpoint ${show(value)} is not address:port`);
+  const host = value.slice(bracketed ? 1 : 0, hostEnd);
+  let parsed: ReturnType<typeof parseAddress>;
+  try {
+    parsed = parseAddress(host);
+  } catch (err) {
+    throw new UapiError(EINVAL, `endpoint ${show(value)}: ${(err as Error).message}`);
+  }
+  if ((parsed.family === 6) !== bracketed) {
+    throw new UapiError(EINVAL, `endpoint ${show(value)}: IPv6 addresses, and only they, go in square brackets`);
+  }
+  return { address: formatAddress(parsed.family, parsed.address), port: parseUint('endpoint port', value.slice(colon + 1), 0xffff) };
+}
+
+/** `address/bits` (the length is required, as in Go's netip.ParsePrefix); host bits are cleared. */
+function parseAllowedIP(value: string): Prefix {
+  if (!value.includes('/')) throw new UapiError(EINVAL, `allowed_ip ${show(value)} has no prefix length`);
+  try {
+    return parsePrefix(value);
+  } catch (err) {
+    throw new UapiError(EINVAL, `allowed_ip ${show(value)}: ${(err as Error).message}`);
+  }
+}
+
+/** Quotes client text for a message, cut short: it may be anything. */
+function show(text: string): string {
+  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
+}
+
+/** The request text for `request`: what `wg` would send (useful to clients and tests). */
+export function formatSetRequest(request: SetRequest): string {
+  const lines = ['set=1'];
+  if (request.privateKey !== undefined) lines.push(`private_key=${encodeKeyHex(request.privateKey ?? new Uint8Array(KEY_LENGTH))}`);
+  if (request.listenPort !== undefined) lines.push(`listen_port=${request.listenPort}`);
+  if (request.fwmark !== undefined) lines.push(`fwmark=${request.fwmark}`);
+  if (request.replacePeers) lines.push('replace_peers=true');
+  for (const peer of request.peers) {
+    lines.push(`public_key=${encodeKeyHex(peer.publicKey)}`);
+    if (peer.remove) lines.push('remove=true');
+    if (peer.updateOnly) lines.push('update_only=true');
+    if (peer.presharedKey !== undefined) lines.push(`preshared_key=${encodeKeyHex(peer.presharedKey)}`);
+    if (peer.endpoint !== undefined) lines.push(`endpoint=${formatEndpoint(peer.endpoint)}`);
+    if (peer.persistentKeepalive !== undefined) lines.push(`persistent_keepalive_interval=${peer.persistentKeepalive}`);
+    if (peer.replaceAllowedIPs) lines.push('replace_allowed_ips=true');
+    for (const change of peer.allowedIPs) lines.push(`allowed_ip=${change.remove ? '-' : ''}${formatPrefix(change.prefix)}`);
+  }
+  lines.push('', '');
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------------------------
+// framing
+
+/** One thing for the server to do, in the order the client asked. */
+export type UapiCommand =
+  | { kind: 'get' }
+  | { kind: 'set'; request: SetRequest }
+  /** Answer `errno=-error.errno`; then close when `close` (the stream cannot be followed any more). */
+  | { kind: 'error'; error: UapiError; close: boolean }
+  /** Close without an answer: not an operation at all (wireguard-go does the same). */
+  | { kind: 'close'; reason: string };
+
+export interface UapiLimits {
+  /** Longest line; wireguard-go's line scanner stops at 64 KiB too. */
+  maxLineBytes?: number;
+  /** Largest `set` operation (~250 bytes a peer: 16 MiB is ~65,000 peers). */
+  maxRequestBytes?: number;
+}
+
+const TOO_LONG = Symbol('line too long');
+
+/**
+ * Cuts a client's byte stream into commands. push() whatever arrives, in any pieces;
+ * next() returns the next complete command, or undefined until more bytes come. Bad
+ * input becomes an `error` or `close` command; nothing here throws on client bytes.
+ */
+export class UapiStream {
+  private readonly maxLineBytes: number;
+  private readonly maxRequestBytes: number;
+  /** Bytes received and not yet read. */
+  private head: Buffer = Buffer.alloc(0);
+  private offset = 0;
+  /** Pieces of a line whose end has not arrived; kept apart so slow senders cost no copying. */
+  private partial: Buffer[] = [];
+  private partialBytes = 0;
+  private state: 'operation' | 'get' | 'set' | 'closed' = 'operation';
+  private set = new SetRequestParser();
+  private setBytes = 0;
+
+  constructor(limits: UapiLimits = {}) {
+    this.maxLineBytes = limits.maxLineBytes ?? 64 * 1024;
+    this.maxRequestBytes = limits.maxRequestBytes ?? 16 * 1024 * 1024;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (this.state === 'closed' || chunk.length === 0) return;
+    const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    this.head = this.offset < this.head.length ? Buffer.concat([this.head.subarray(this.offset), bytes]) : bytes;
+    this.offset = 0;
+  }
+
+  next(): UapiCommand | undefined {
+    for (;;) {
+      switch (this.state) {
+        case 'closed':
+          return undefined;
+        case 'operation': {
+          const line = this.readLine();
+          if (line === undefined) return undefined;
+          if (line === 'get=1') {
+            this.state = 'get';
+          } else if (line === 'set=1') {
+            this.state = 'set';
+            this.set = new SetRequestParser();
+            this.setBytes = 0;
+          } else {
+            this.state = 'closed';
+            return { kind: 'close', reason: line === TOO_LONG ? 'operation line too long' : `invalid operation ${show(line)}` };
+          }
+          break;
+        }
+        case 'get': {
+          // `get=1` ends with a blank line; wireguard-go reads exactly one more byte.
+          if (this.offset >= this.head.length) return undefined;
+          const byte = this.head[this.offset++];
+          this.state = 'operation';
+          if (byte === 0x0a) return { kind: 'get' };
+          return { kind: 'error', error: new UapiError(EINVAL, 'trailing character after get=1'), close: false };
+        }
+        case 'set': {
+          const line = this.readLine();
+          if (line === undefined) return undefined;
+          if (line === TOO_LONG) return this.fail(`a line is longer than ${this.maxLineBytes} bytes`);
+          this.setBytes += line.length + 1;
+          if (this.setBytes > this.maxRequestBytes) return this.fail(`set request larger than ${this.maxRequestBytes} bytes`);
+          // Go's line scanner drops a carriage return before the newline.
+          const text = line.endsWith('\r') ? line.slice(0, -1) : line;
+          if (text !== '') {
+            this.set.line(text);
+            break;
+          }
+          this.state = 'operation';
+          try {
+            return { kind: 'set', request: this.set.finish() };
+          } catch (err) {
+            return { kind: 'error', error: err as UapiError, close: false };
+          }
+        }
+      }
+    }
+  }
+
+  private fail(message: string): UapiCommand {
+    this.state = 'closed';
+    this.head = Buffer.alloc(0);
+    this.partial = [];
+    return { kind: 'error', error: new UapiError(EIO, message), close: true };
+  }
+
+  /** The next line without its newline, in latin1 (one char a byte), or TOO_LONG. */
+  private readLine(): string | typeof TOO_LONG | undefined {
+    const newline = this.head.indexOf(0x0a, this.offset);
+    if (newline < 0) {
+      if (this.offset < this.head.length) {
+        this.partial.push(this.head.subarray(this.offset));
+        this.partialBytes += this.head.length - this.offset;
+      }
+      this.head = Buffer.alloc(0);
+      this.offset = 0;
+      return this.partialBytes > this.maxLineBytes ? TOO_LONG : undefined;
+    }
+    const tail = this.head.subarray(this.offset, newline);
+    const line = this.partial.length === 0 ? tail : Buffer.concat([...this.partial, tail]);
+    this.partial = [];
+    this.partialBytes = 0;
+    this.offset = newline + 1;
+    return line.length > this.maxLineBytes ? TOO_LONG : line.toString('latin1');
+  }
+}
