@@ -1,15 +1,32 @@
 #!/usr/bin/env node
-// tundra's command line. For now: the key tools, compatible with `wg genkey`,
-// `wg pubkey` and `wg genpsk` (base64 keys on standard output, one per line).
+// tundra's command line: a wireguard-go compatible daemon (`tundra [-f] IFNAME`),
+// `tundra up CONFIG`, and key tools compatible with `wg genkey|pubkey|genpsk`.
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ConfigError } from '../config/wg-config.js';
 import { decodeKey, encodeKey, generatePresharedKey, generatePrivateKey, KeyFormatError, publicKeyOf } from '../crypto/keys.js';
+import { detach, tellParent } from '../daemon/detach.js';
+import { startInterface } from '../daemon/foreground.js';
+import { up, UpError } from '../daemon/up.js';
+import { Logger, logLevelFromEnv } from '../log.js';
 
-const USAGE = `Usage: tundra <command>
+const VERSION = '0.1.0';
 
-Commands:
-  genkey   print a new private key (base64)
-  genpsk   print a new preshared key (base64)
-  pubkey   read a private key on standard input, print its public key
+const USAGE = `Usage: tundra [-f|--foreground] INTERFACE
+       tundra up CONFIG-FILE
+       tundra genkey | genpsk | pubkey
+       tundra --version
+
+  INTERFACE          create a WireGuard interface and serve its UAPI socket in
+                     /var/run/wireguard, as wireguard-go does; without -f the
+                     daemon goes to the background once the interface is ready
+  up CONFIG-FILE     bring up the interface named by a wg-quick file (wg0.conf
+                     makes wg0) with its addresses and routes, in the foreground
+  genkey             print a new private key (base64)
+  genpsk             print a new preshared key (base64)
+  pubkey             read a private key on standard input, print its public key
+
+Environment: LOG_LEVEL=verbose|error|silent (default error), WG_PROCESS_FOREGROUND=1
 `;
 
 function fail(message: string, status = 1): never {
@@ -17,13 +34,7 @@ function fail(message: string, status = 1): never {
   process.exit(status);
 }
 
-function main(argv: string[]): void {
-  const [command, ...rest] = argv;
-  if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
-    process.stdout.write(USAGE);
-    return;
-  }
-  if (rest.length > 0 && ['genkey', 'genpsk', 'pubkey'].includes(command)) fail(`${command} takes no arguments\n${USAGE}`);
+function keyCommand(command: string): void {
   switch (command) {
     case 'genkey':
       process.stdout.write(`${encodeKey(generatePrivateKey())}\n`);
@@ -31,7 +42,7 @@ function main(argv: string[]): void {
     case 'genpsk':
       process.stdout.write(`${encodeKey(generatePresharedKey())}\n`);
       return;
-    case 'pubkey': {
+    default: {
       let key: Uint8Array;
       try {
         key = decodeKey(readFileSync(0, 'utf8'));
@@ -40,11 +51,54 @@ function main(argv: string[]): void {
         throw err;
       }
       process.stdout.write(`${encodeKey(publicKeyOf(key))}\n`);
-      return;
     }
-    default:
-      fail(`unknown command "${command}"\n${USAGE}`);
   }
 }
 
-main(process.argv.slice(2));
+async function runInterface(name: string, foreground: boolean): Promise<void> {
+  if (!foreground) process.exit(await detach(fileURLToPath(import.meta.url), name));
+  const logger = new Logger(name, logLevelFromEnv(process.env.LOG_LEVEL));
+  let running;
+  try {
+    running = await startInterface(name, logger);
+  } catch (err) {
+    const message = `${name}: ${(err as Error).message}`;
+    tellParent({ ready: false, error: message });
+    fail(message);
+  }
+  tellParent({ ready: true });
+  await running.done;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (first === '--version' || first === '-v') {
+    process.stdout.write(`tundra v${VERSION}\n`);
+    return;
+  }
+  if (first === 'genkey' || first === 'genpsk' || first === 'pubkey') {
+    if (rest.length > 0) fail(`${first} takes no arguments\n${USAGE}`);
+    keyCommand(first);
+    return;
+  }
+  if (first === 'up') {
+    if (rest.length !== 1) fail(`up takes one configuration file\n${USAGE}`);
+    try {
+      await up(rest[0]!, logLevelFromEnv(process.env.LOG_LEVEL ?? 'verbose'));
+    } catch (err) {
+      if (err instanceof ConfigError || err instanceof UpError) fail(err.message);
+      throw err;
+    }
+    return;
+  }
+  const foregroundFlag = first === '-f' || first === '--foreground';
+  const names = foregroundFlag ? rest : argv;
+  if (names.length !== 1 || names[0]!.startsWith('-')) fail(`unknown command or option "${argv.join(' ')}"\n${USAGE}`);
+  await runInterface(names[0]!, foregroundFlag || process.env.WG_PROCESS_FOREGROUND === '1');
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => fail((err as Error).message));

@@ -29,7 +29,7 @@ import {
 export type ConfigMode = 'wg' | 'wg-quick';
 
 /** Where to send a peer's packets. `host` is an IPv4 or IPv6 literal (no brackets) or a host name. */
-export interface Endpoint {
+export interface ConfigEndpoint {
   host: string;
   port: number;
 }
@@ -57,7 +57,7 @@ export interface PeerConfig {
   publicKey: Uint8Array;
   presharedKey?: Uint8Array;
   allowedIPs: Prefix[];
-  endpoint?: Endpoint;
+  endpoint?: ConfigEndpoint;
   /** Seconds; 0 means off. */
   persistentKeepalive?: number;
 }
@@ -91,7 +91,7 @@ interface PeerDraft {
   publicKey?: Uint8Array;
   presharedKey?: Uint8Array;
   allowedIPs: Prefix[];
-  endpoint?: Endpoint;
+  endpoint?: ConfigEndpoint;
   persistentKeepalive?: number;
 }
 
@@ -300,7 +300,7 @@ export function formatConfig(cfg: WireGuardConfig, mode: ConfigMode): string {
   return `${out.join('\n')}\n`;
 }
 
-export function formatEndpoint(endpoint: Endpoint): string {
+export function formatEndpoint(endpoint: ConfigEndpoint): string {
   return endpoint.host.includes(':') ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
 }
 
@@ -421,7 +421,7 @@ function isHostName(text: string): boolean {
 }
 
 /** `host:port`, `[ipv6]:port` or `[ipv6%zone]:port`; names stay unresolved. */
-function parseEndpoint(value: string): Endpoint {
+function parseEndpoint(value: string): ConfigEndpoint {
   let host: string;
   let portText: string;
   if (value.startsWith('[')) {

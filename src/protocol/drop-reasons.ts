@@ -28,6 +28,8 @@ export const Drop = {
   QueueFull: 24,
   NoEndpoint: 25,
   CounterExhausted: 26,
+  SendFailed: 27,
+  TunWriteFailed: 28,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
@@ -60,6 +62,8 @@ export const DROP_REASON_NAMES: Readonly<Record<DropReason, string>> = {
   [Drop.QueueFull]: 'queue_full',
   [Drop.NoEndpoint]: 'no_endpoint',
   [Drop.CounterExhausted]: 'counter_exhausted',
+  [Drop.SendFailed]: 'udp_send_failed',
+  [Drop.TunWriteFailed]: 'tun_write_failed',
 };
 
 /** Counts drops by reason without allocating; one per device (or per worker). */

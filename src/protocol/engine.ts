@@ -13,6 +13,7 @@ import {
 } from './constants.js';
 import { CookieChecker } from './cookie.js';
 import { Drop, DropCounters, type DropReason } from './drop-reasons.js';
+import { ipPacketLength } from './ip-packet.js';
 import { Keypair } from './keypair.js';
 import {
   classifyMessage, decodeCookieReply, decodeInitiation, decodeResponse, decodeTransportHeader,
@@ -54,7 +55,8 @@ export interface EngineOptions {
 export const UNDER_LOAD_BACKLOG = 128;
 const UNDER_LOAD_STICKY = 1000;
 
-interface IndexEntry {
+/** What a local index names: a peer's handshake in progress, or one of its keypairs. */
+export interface IndexEntry {
   readonly peer: Peer;
   /** Undefined while the index names the peer's handshake in progress. */
   readonly keypair: Keypair | undefined;
@@ -141,10 +143,9 @@ export class Engine {
     return this.now() < this.underLoadUntil;
   }
 
-  /** The keypair a transport message's receiver index names, for the batch data path. */
-  keypairForIndex(index: number): { peer: Peer; keypair: Keypair } | undefined {
-    const entry = this.indices.get(index);
-    return entry?.keypair === undefined ? undefined : { peer: entry.peer, keypair: entry.keypair };
+  /** What a receiver index names (allocation-free: the data path looks up every packet). */
+  lookupIndex(index: number): IndexEntry | undefined {
+    return this.indices.get(index);
   }
 
   // ---- receive -------------------------------------------------------------
@@ -243,9 +244,9 @@ export class Engine {
   private receiveTransport(datagram: Uint8Array, from: Endpoint): Received {
     const header = decodeTransportHeader(datagram);
     if ('drop' in header) return this.drop(header.drop);
-    const found = this.keypairForIndex(header.receiver);
-    if (found === undefined) return this.drop(Drop.UnknownIndex);
-    const { peer, keypair } = found;
+    const entry = this.indices.get(header.receiver);
+    if (entry?.keypair === undefined) return this.drop(Drop.UnknownIndex);
+    const { peer, keypair } = entry;
     if (keypair.isExpired(this.now())) return this.drop(Drop.KeypairExpired);
     const counter = BigInt(header.counterLo) + (BigInt(header.counterHi) << 32n);
     const plaintext = openTransport(keypair.receiveKey, counter, datagram.subarray(MESSAGE_TRANSPORT_HEADER_SIZE));
@@ -253,8 +254,9 @@ export class Engine {
     if (!keypair.replay.accept(header.counterLo, header.counterHi)) return this.drop(Drop.Replay);
     this.noteTransportReceived(peer, keypair, from, datagram.length, plaintext.length === 0);
     if (plaintext.length === 0) return { kind: 'keepalive', peer };
-    const packet = trimToIpLength(plaintext);
-    if (packet === undefined) return this.drop(Drop.NotIp);
+    const length = ipPacketLength(plaintext, 0, plaintext.length);
+    if (length < 0) return this.drop(Drop.NotIp);
+    const packet = plaintext.subarray(0, length);
     if (this.allowedIPs.lookupPacketSource(packet, 0, packet.length) !== peer) return this.drop(Drop.SourceNotAllowed);
     return { kind: 'data', peer, packet };
   }
@@ -461,14 +463,4 @@ export function paddingSize(length: number, mtu: number): number {
   if (last > mtu) last %= mtu;
   const padded = Math.min(Math.ceil(last / PADDING_MULTIPLE) * PADDING_MULTIPLE, mtu);
   return Math.max(0, padded - last);
-}
-
-/** Cuts the padding off a decrypted IP packet using its own length field. */
-function trimToIpLength(packet: Uint8Array): Uint8Array | undefined {
-  const version = packet[0]! >> 4;
-  let length: number;
-  if (version === 4 && packet.length >= 20) length = (packet[2]! << 8) | packet[3]!;
-  else if (version === 6 && packet.length >= 40) length = 40 + ((packet[4]! << 8) | packet[5]!);
-  else return undefined;
-  return length <= packet.length ? packet.subarray(0, length) : undefined;
 }

@@ -235,7 +235,7 @@ test('keypairs expire after REJECT_AFTER_TIME and keys are zeroed after 3 × REJ
   b.poll();
   assert.equal(bPeer.keypairs.current, undefined);
   assert.ok(keypair.sendKey.every((x) => x === 0) && keypair.receiveKey.every((x) => x === 0));
-  assert.equal(b.keypairForIndex(keypair.localIndex), undefined, 'its index is freed');
+  assert.equal(b.lookupIndex(keypair.localIndex), undefined, 'its index is freed');
 });
 
 test('after receiving data and sending nothing for KEEPALIVE_TIMEOUT, a keepalive goes out', () => {
@@ -257,7 +257,7 @@ test('removing a peer frees its indices and routes', () => {
   pump(a, b);
   const index = bPeer.keypairs.current!.localIndex;
   b.removePeer(bPeer);
-  assert.equal(b.keypairForIndex(index), undefined);
+  assert.equal(b.lookupIndex(index), undefined);
   assert.equal(b.allowedIPs.lookupPacketDestination(ping(1, '100.96.0.2', '100.96.0.1'), 0, 40), undefined);
   a.send(aPeer, ping(2));
   assert.deepEqual(pump(a, b).at(-1), { kind: 'drop', reason: Drop.UnknownIndex });

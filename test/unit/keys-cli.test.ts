@@ -52,9 +52,9 @@ test('pubkey rejects a malformed key with a message, not a stack trace', () => {
 });
 
 test('unknown commands and extra arguments fail with usage', () => {
-  const r = tundra(['frobnicate']);
+  const r = tundra(['--frobnicate']);
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /unknown command "frobnicate"/);
+  assert.match(r.stderr, /unknown command or option "--frobnicate"/);
   assert.equal(tundra(['genkey', 'x']).status, 1);
   assert.match(tundra(['--help']).stdout, /genkey/);
 });

@@ -1,0 +1,59 @@
+// Running one interface in this process: the device, its UAPI socket, and the
+// ways it ends (SIGINT/SIGTERM, the socket file deleted, the interface deleted),
+// as wireguard-go behaves, so wg-quick can drive it unchanged.
+import { Device } from '../device/device.js';
+import { linkIndex } from '../io/tun.js';
+import type { Logger } from '../log.js';
+import { startUapiServer, type UapiServer } from '../uapi/server.js';
+
+/** How often to check that the interface still exists (wg-quick down deletes it). */
+const LINK_CHECK_INTERVAL = 1000;
+
+export interface RunningInterface {
+  readonly device: Device;
+  /** Resolves when the interface has shut down. */
+  readonly done: Promise<void>;
+  shutdown(reason: string): void;
+}
+
+export async function startInterface(name: string, logger: Logger, mtu?: number): Promise<RunningInterface> {
+  const device = new Device({ name, logger, ...(mtu === undefined ? {} : { mtu }) });
+  let uapi: UapiServer;
+  try {
+    uapi = await startUapiServer(name, device, { log: (message) => logger.error(`UAPI: ${message}`) });
+  } catch (err) {
+    device.close();
+    throw err;
+  }
+  let finish!: () => void;
+  const done = new Promise<void>((resolve) => { finish = resolve; });
+  let stopped = false;
+
+  const linkCheck = setInterval(() => {
+    if (linkIndex(name) === 0) shutdown('interface was removed');
+  }, LINK_CHECK_INTERVAL);
+  const onSignal = (signal: NodeJS.Signals): void => shutdown(`received ${signal}`);
+  // SIGUSR1 prints the drop counters as one JSON line, until metrics have an endpoint of their own.
+  const onStats = (): void => {
+    process.stdout.write(`${JSON.stringify({ interface: name, drops: device.drops.snapshot() })}\n`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGUSR1', onStats);
+  uapi.watchRemoval(() => shutdown('UAPI socket was removed'));
+
+  function shutdown(reason: string): void {
+    if (stopped) return;
+    stopped = true;
+    logger.verbose(`Shutting down: ${reason}`);
+    clearInterval(linkCheck);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGUSR1', onStats);
+    device.close();
+    void uapi.close().finally(finish);
+  }
+
+  logger.verbose('Device started');
+  return { device, done, shutdown };
+}

@@ -1,0 +1,324 @@
+// One WireGuard interface: the protocol engine, a TUN device and a UDP socket tied
+// together by the outbound and inbound stages. Everything runs on the event loop
+// of one thread: libuv tells us when the TUN or the socket is readable, and each
+// wakeup moves whole batches (design.md §2). The UAPI server drives it through
+// get()/set().
+import { Engine } from '../protocol/engine.js';
+import { DropCounters, Drop } from '../protocol/drop-reasons.js';
+import type { Endpoint, Peer } from '../protocol/peer.js';
+import { HEADROOM, PacketBatch, slotSizeFor, TAILROOM } from '../pipeline/batch.js';
+import { InboundStage, type InboundContext } from '../stages/inbound.js';
+import { OutboundStage, type OutboundContext } from '../stages/outbound.js';
+import { closeFd, openTun, setLinkMtu, tunRead, tunWrite } from '../io/tun.js';
+import { readAddr, udpOpen, udpRecv, udpSend, udpSetFwmark, writeAddr, ADDR_STRIDE } from '../io/udp.js';
+import { FdWatcher } from '../io/watch.js';
+import type { Logger } from '../log.js';
+import {
+  EADDRINUSE, EIO, UapiError, type SetRequest, type UapiDevice, type UapiInterfaceState, type UapiPeerState,
+} from '../uapi/protocol.js';
+
+/** Packets per batch: wireguard-go's IdealBatchSize. */
+export const BATCH_SIZE = 128;
+/** Batches one wakeup may move before yielding to the event loop (libuv polls level-triggered). */
+const BATCHES_PER_WAKEUP = 8;
+
+export interface DeviceOptions {
+  name: string;
+  mtu?: number;
+  logger: Logger;
+}
+
+interface UdpSocket {
+  fd: number;
+  port: number;
+  watcher: FdWatcher;
+}
+
+export class Device implements UapiDevice {
+  readonly engine: Engine;
+  readonly name: string;
+  private readonly log: Logger;
+  private readonly tunFd: number;
+  private readonly tunWatcher: FdWatcher;
+  private udp: UdpSocket;
+  private fwmark = 0;
+  private readonly outBatch: PacketBatch;
+  private readonly inBatch: PacketBatch;
+  private readonly controlBatch: PacketBatch;
+  private readonly outbound = new OutboundStage(BATCH_SIZE);
+  private readonly inbound = new InboundStage(BATCH_SIZE);
+  private readonly tunStatus = new Int32Array(BATCH_SIZE);
+  private readonly udpStatus = new Int32Array(BATCH_SIZE);
+  private readonly endpointRecords = new WeakMap<Peer, { endpoint: Endpoint; record: Uint8Array }>();
+  private timer: NodeJS.Timeout | undefined;
+  private timerDeadline = Infinity;
+  private closed = false;
+
+  private readonly stageContext: InboundContext & OutboundContext;
+
+  constructor(options: DeviceOptions) {
+    this.name = options.name;
+    this.log = options.logger;
+    const mtu = options.mtu ?? 1420;
+    this.engine = new Engine({ mtu });
+    this.stageContext = {
+      engine: this.engine,
+      drops: this.engine.drops,
+      endpointRecord: (peer) => this.endpointRecord(peer),
+      readAddress: readAddr,
+    };
+    const slotSize = slotSizeFor(mtu);
+    this.outBatch = new PacketBatch(BATCH_SIZE, slotSize);
+    this.inBatch = new PacketBatch(BATCH_SIZE, slotSize);
+    this.controlBatch = new PacketBatch(BATCH_SIZE, slotSize);
+
+    const tun = openTun(options.name);
+    this.tunFd = tun.fd;
+    try {
+      setLinkMtu(options.name, mtu);
+      this.udp = this.bind(0);
+    } catch (err) {
+      closeFd(this.tunFd);
+      throw err;
+    }
+    this.tunWatcher = new FdWatcher(this.tunFd, () => this.onTunReadable());
+    this.tunWatcher.watch(true, false);
+  }
+
+  /** Every drop so far, by reason: the engine and the stages share one set of counters. */
+  get drops(): DropCounters {
+    return this.engine.drops;
+  }
+
+  get listenPort(): number {
+    return this.udp.port;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.tunWatcher.close();
+    this.udp.watcher.close();
+    closeFd(this.udp.fd);
+    closeFd(this.tunFd);
+    for (const peer of [...this.engine.peers]) this.engine.removePeer(peer);
+  }
+
+  // ---- data path -----------------------------------------------------------
+
+  private onTunReadable(): void {
+    const batch = this.outBatch;
+    const capacity = batch.slotSize - HEADROOM - TAILROOM;
+    for (let round = 0; round < BATCHES_PER_WAKEUP && !this.closed; round++) {
+      batch.resetOffsets(HEADROOM);
+      const n = this.guard('TUN read', () => tunRead(this.tunFd, batch.data, batch.offsets, batch.lengths, BATCH_SIZE, capacity));
+      if (n === undefined || n === 0) break;
+      batch.count = n;
+      if (this.outbound.run(batch, this.stageContext) > 0) this.sendBatch(batch);
+      if (n < BATCH_SIZE) break;
+    }
+    this.afterWork();
+  }
+
+  private onUdpReadable(): void {
+    const batch = this.inBatch;
+    for (let round = 0; round < BATCHES_PER_WAKEUP && !this.closed; round++) {
+      batch.resetOffsets(0);
+      const udp = this.udp;
+      const n = this.guard('UDP receive', () => udpRecv(udp.fd, batch.data, batch.offsets, batch.lengths, batch.addrs, BATCH_SIZE, batch.slotSize));
+      if (n === undefined || n === 0) break;
+      // A datagram too large for a slot arrives with length 0 and is dropped as too short.
+      batch.count = n;
+      if (this.inbound.run(batch, this.stageContext) > 0) this.writeTun(batch);
+      if (n < BATCH_SIZE) break;
+    }
+    this.afterWork();
+  }
+
+  private sendBatch(batch: PacketBatch): void {
+    const status = this.udpStatus;
+    status.fill(0, 0, batch.count);
+    const sent = this.guard('UDP send', () => udpSend(this.udp.fd, batch.data, batch.offsets, batch.lengths, batch.addrs, batch.count, status));
+    const consumed = sent ?? 0;
+    // Not consumed means the socket buffer is full: drop like a full queue would.
+    let failed = batch.count - consumed;
+    for (let i = 0; i < consumed; i++) if (status[i]! < 0) failed++;
+    if (failed > 0) this.drops.add(Drop.SendFailed, failed);
+  }
+
+  private writeTun(batch: PacketBatch): void {
+    const status = this.tunStatus;
+    status.fill(0, 0, batch.count);
+    const written = this.guard('TUN write', () => tunWrite(this.tunFd, batch.data, batch.offsets, batch.lengths, batch.count, status));
+    const consumed = written ?? 0;
+    let failed = batch.count - consumed;
+    for (let i = 0; i < consumed; i++) if (status[i]! < 0) failed++;
+    if (failed > 0) this.drops.add(Drop.TunWriteFailed, failed);
+  }
+
+  /** Sends what the engine queued (handshakes, keepalives, staged data) and re-arms the timer. */
+  private afterWork(): void {
+    this.flushOutbox();
+    this.armTimer();
+  }
+
+  private flushOutbox(): void {
+    const outbox = this.engine.outbox;
+    const batch = this.controlBatch;
+    while (outbox.length > 0 && !this.closed) {
+      const chunk = outbox.splice(0, BATCH_SIZE);
+      batch.resetOffsets(0);
+      let n = 0;
+      for (const out of chunk) {
+        if (out.packet.length > batch.slotSize) {
+          this.drops.add(Drop.SendFailed);
+          continue;
+        }
+        batch.data.set(out.packet, batch.offsets[n]!);
+        batch.lengths[n] = out.packet.length;
+        writeAddr(batch.addrs, n, out.endpoint.address, out.endpoint.port);
+        n++;
+      }
+      batch.count = n;
+      if (n > 0) this.sendBatch(batch);
+    }
+  }
+
+  private armTimer(): void {
+    if (this.closed) return;
+    const deadline = this.engine.nextDeadline();
+    if (deadline === undefined || deadline >= this.timerDeadline) return;
+    clearTimeout(this.timer);
+    this.timerDeadline = deadline;
+    this.timer = setTimeout(() => this.onTimer(), Math.max(0, Math.ceil(deadline - this.engine.now())));
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    this.timerDeadline = Infinity;
+    this.engine.poll();
+    this.afterWork();
+  }
+
+  /** The peer's endpoint as a UDP address record, re-encoded only when it changed. */
+  private endpointRecord(peer: Peer): Uint8Array | undefined {
+    const endpoint = peer.endpoint;
+    if (endpoint === undefined) return undefined;
+    const cached = this.endpointRecords.get(peer);
+    if (cached?.endpoint === endpoint) return cached.record;
+    const record = new Uint8Array(ADDR_STRIDE);
+    writeAddr(record, 0, endpoint.address, endpoint.port);
+    this.endpointRecords.set(peer, { endpoint, record });
+    return record;
+  }
+
+  /** Runs an I/O call; an error there (the device went away) is logged, not thrown into libuv. */
+  private guard<T>(what: string, fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch (err) {
+      this.log.error(`${what}: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+
+  private bind(port: number): UdpSocket {
+    const socket = udpOpen({ port, family: 'dual', ...(this.fwmark === 0 ? {} : { fwmark: this.fwmark }) });
+    const watcher = new FdWatcher(socket.fd, () => this.onUdpReadable());
+    watcher.watch(true, false);
+    return { fd: socket.fd, port: socket.port, watcher };
+  }
+
+  // ---- UAPI ----------------------------------------------------------------
+
+  get(): UapiInterfaceState {
+    const engine = this.engine;
+    const peers: UapiPeerState[] = [];
+    for (const peer of engine.peers) {
+      const psk = peer.handshake.presharedKey;
+      peers.push({
+        publicKey: peer.publicKey,
+        presharedKey: psk.some((b) => b !== 0) ? psk : undefined,
+        endpoint: peer.endpoint,
+        lastHandshakeWallMs: peer.lastHandshakeWallMs,
+        rxBytes: peer.rxBytes,
+        txBytes: peer.txBytes,
+        persistentKeepalive: peer.persistentKeepalive,
+        allowedIPs: engine.allowedIPs.prefixesOf(peer),
+      });
+    }
+    return { privateKey: engine.privateKey, listenPort: this.udp.port, fwmark: this.fwmark, peers };
+  }
+
+  async set(request: SetRequest): Promise<void> {
+    const engine = this.engine;
+    // Bind first: the one step that can fail (port in use) then leaves everything unchanged.
+    if (request.listenPort !== undefined && request.listenPort !== this.udp.port) this.rebind(request.listenPort);
+    if (request.privateKey !== undefined) this.setPrivateKey(request.privateKey);
+    if (request.fwmark !== undefined && request.fwmark !== this.fwmark) {
+      this.fwmark = request.fwmark;
+      udpSetFwmark(this.udp.fd, request.fwmark);
+    }
+    if (request.replacePeers) for (const peer of [...engine.peers]) engine.removePeer(peer);
+    const ownKey = engine.publicKey;
+    for (const change of request.peers) {
+      let peer = engine.peer(change.publicKey);
+      if (change.remove) {
+        if (peer !== undefined) engine.removePeer(peer);
+        continue;
+      }
+      if (peer === undefined) {
+        // wireguard-go ignores a peer that is the interface itself, and update_only skips new peers.
+        if (change.updateOnly || (ownKey !== undefined && equalBytes(ownKey, change.publicKey))) continue;
+        peer = engine.addPeer(change.publicKey);
+      }
+      peer.update({
+        ...(change.presharedKey === undefined ? {} : { presharedKey: change.presharedKey }),
+        ...(change.endpoint === undefined ? {} : { endpoint: { address: change.endpoint.address, port: change.endpoint.port } }),
+        ...(change.persistentKeepalive === undefined ? {} : { persistentKeepalive: change.persistentKeepalive }),
+      });
+      if (change.replaceAllowedIPs) engine.allowedIPs.removePeer(peer);
+      for (const { prefix, remove } of change.allowedIPs) {
+        if (remove) engine.allowedIPs.remove(prefix, peer);
+        else engine.allowedIPs.insert(prefix, peer);
+      }
+    }
+    this.afterWork();
+  }
+
+  private setPrivateKey(key: Uint8Array | null): void {
+    const engine = this.engine;
+    const current = engine.privateKey;
+    if (key === null) {
+      if (current !== undefined) engine.setPrivateKey(undefined);
+      return;
+    }
+    if (current !== undefined && equalBytes(current, key)) return;
+    engine.setPrivateKey(key);
+    // A peer with our own public key cannot exist (wireguard-go removes it).
+    const self = engine.peer(engine.publicKey!);
+    if (self !== undefined) engine.removePeer(self);
+  }
+
+  private rebind(port: number): void {
+    let next: UdpSocket;
+    try {
+      next = this.bind(port);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new UapiError(code === 'EADDRINUSE' ? EADDRINUSE : EIO, `cannot listen on port ${port}: ${(err as Error).message}`);
+    }
+    const old = this.udp;
+    this.udp = next;
+    old.watcher.close();
+    closeFd(old.fd);
+  }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
