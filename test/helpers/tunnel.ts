@@ -1,0 +1,149 @@
+// A WireGuard tunnel between two test namespaces (see netns.ts), with tundra or
+// Debian's wireguard-go on either side, configured through `wg` over UAPI as a
+// person would. Overlay: 100.96.0.1/24 + fd7a:7d0::1/64 on side a, .2 / ::2 on b.
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { encodeKey, generatePrivateKey, publicKeyOf } from '../../src/crypto/keys.js';
+import { captureOutput, TwoHosts, waitFor } from './netns.js';
+
+export type Implementation = 'tundra' | 'wireguard-go';
+export type Side = 'a' | 'b';
+
+export const TUNDRA_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const TCP_TRANSFER = fileURLToPath(new URL('./tcp-transfer.js', import.meta.url));
+
+export const OVERLAY = {
+  a: { v4: '100.96.0.1', v6: 'fd7a:7d0::1' },
+  b: { v4: '100.96.0.2', v6: 'fd7a:7d0::2' },
+} as const;
+const PORT = { a: 51820, b: 51821 } as const;
+
+export interface TunnelOptions {
+  a: Implementation;
+  b: Implementation;
+  /** Which sides know the other's endpoint (and so can initiate). Default both. */
+  endpoints?: { a: boolean; b: boolean };
+}
+
+export class Tunnel {
+  readonly hosts: TwoHosts;
+  readonly ifName: Record<Side, string>;
+  readonly daemons = {} as Record<Side, ChildProcess>;
+  readonly output = {} as Record<Side, () => string>;
+  readonly keys = { a: generatePrivateKey(), b: generatePrivateKey() };
+  private readonly dir = mkdtempSync(join(tmpdir(), 'tundra-tunnel-'));
+
+  constructor(tag: string, readonly options: TunnelOptions) {
+    this.hosts = new TwoHosts(tag);
+    const id = `${tag}${process.pid % 100000}`;
+    this.ifName = { a: `tdr${id}a`.slice(0, 15), b: `tdr${id}b`.slice(0, 15) };
+  }
+
+  ns(side: Side): string {
+    return side === 'a' ? this.hosts.a : this.hosts.b;
+  }
+
+  underlay(side: Side): string {
+    return side === 'a' ? this.hosts.underlayA : this.hosts.underlayB;
+  }
+
+  async start(): Promise<void> {
+    for (const side of ['a', 'b'] as const) await this.startDaemon(side);
+    for (const side of ['a', 'b'] as const) this.configure(side);
+  }
+
+  private async startDaemon(side: Side): Promise<void> {
+    const impl = this.options[side];
+    const name = this.ifName[side];
+    const [cmd, args] = impl === 'tundra' ? [process.execPath, [TUNDRA_MAIN, '-f', name]] : ['wireguard-go', ['-f', name]];
+    const child = this.hosts.spawn(this.ns(side), cmd, args, { LOG_LEVEL: 'verbose' });
+    this.daemons[side] = child;
+    this.output[side] = captureOutput(child);
+    await waitFor(`${impl} to serve ${name}`, () => {
+      if (child.exitCode !== null) throw new Error(`${impl} exited: ${this.output[side]()}`);
+      try {
+        this.wg(side, ['show', name]);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  private configure(side: Side): void {
+    const other: Side = side === 'a' ? 'b' : 'a';
+    const keyFile = join(this.dir, `${side}.key`);
+    writeFileSync(keyFile, encodeKey(this.keys[side]), { mode: 0o600 });
+    const endpoint = (this.options.endpoints ?? { a: true, b: true })[side] ? ['endpoint', `${this.underlay(other)}:${PORT[other]}`] : [];
+    this.wg(side, [
+      'set', this.ifName[side], 'private-key', keyFile, 'listen-port', String(PORT[side]),
+      'peer', encodeKey(publicKeyOf(this.keys[other])), 'allowed-ips', `${OVERLAY[other].v4}/32,${OVERLAY[other].v6}/128`, ...endpoint,
+    ]);
+    const ns = this.ns(side);
+    const name = this.ifName[side];
+    this.hosts.exec(ns, 'ip', ['address', 'add', `${OVERLAY[side].v4}/24`, 'dev', name]);
+    this.hosts.exec(ns, 'ip', ['-6', 'address', 'add', `${OVERLAY[side].v6}/64`, 'dev', name, 'nodad']);
+    this.hosts.exec(ns, 'ip', ['link', 'set', 'mtu', '1420', 'up', 'dev', name]);
+  }
+
+  wg(side: Side, args: string[]): string {
+    return this.hosts.exec(this.ns(side), 'wg', args);
+  }
+
+  /** Pings the other side's overlay address; returns how many replies came back. */
+  ping(from: Side, family: 4 | 6, count = 3): number {
+    const to = OVERLAY[from === 'a' ? 'b' : 'a'][family === 4 ? 'v4' : 'v6'];
+    let out: string;
+    try {
+      out = this.hosts.exec(this.ns(from), 'ping', [`-${family}`, '-c', String(count), '-i', '0.2', '-W', '2', to]);
+    } catch (err) {
+      out = (err as Error).message;
+    }
+    const match = /(\d+) received/.exec(out);
+    return match === null ? 0 : Number(match[1]);
+  }
+
+  /** Sends `bytes` over TCP from one side to the other; returns both ends' byte counts and SHA-256. */
+  async transfer(from: Side, bytes: number, family: 4 | 6 = 4, during?: () => void): Promise<{ sent: TransferReport; received: TransferReport }> {
+    const to: Side = from === 'a' ? 'b' : 'a';
+    const address = OVERLAY[to][family === 4 ? 'v4' : 'v6'];
+    const port = 5201;
+    const sink = this.hosts.spawn(this.ns(to), process.execPath, [TCP_TRANSFER, 'sink', address, String(port)]);
+    const sinkOut = captureOutput(sink);
+    await waitFor('the TCP sink to listen', () => sinkOut().includes('listening'));
+    const source = this.hosts.spawn(this.ns(from), process.execPath, [TCP_TRANSFER, 'source', address, String(port), String(bytes)]);
+    const sourceOut = captureOutput(source);
+    during?.();
+    const [sent, received] = await Promise.all([reportOf(source, sourceOut), reportOf(sink, sinkOut)]);
+    return { sent, received };
+  }
+
+  /** Bytes the peer on `side` has received (wg show transfer). */
+  rxBytes(side: Side): number {
+    const line = this.wg(side, ['show', this.ifName[side], 'transfer']).trim();
+    return Number(line.split('\t')[1] ?? 0);
+  }
+
+  destroy(): void {
+    this.hosts.destroy();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export interface TransferReport {
+  bytes: number;
+  sha256: string;
+}
+
+function reportOf(child: ChildProcess, output: () => string): Promise<TransferReport> {
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => {
+      const line = output().split('\n').find((l) => l.startsWith('{'));
+      if (code !== 0 || line === undefined) reject(new Error(`tcp-transfer exited ${code}: ${output()}`));
+      else resolve(JSON.parse(line) as TransferReport);
+    });
+  });
+}
