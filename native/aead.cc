@@ -9,6 +9,8 @@
 #include <cstring>
 #include <string>
 
+#include "napi_args.h"
+
 namespace tundra::aead {
 namespace {
 
@@ -186,38 +188,10 @@ size_t RunBatch(uint8_t* data, size_t data_len, const uint8_t* keys, size_t key_
 
 // ---- N-API glue ----------------------------------------------------------
 
-struct View {
-  uint8_t* data = nullptr;
-  size_t length = 0;  // in elements
-};
-
-bool ThrowType(napi_env env, const std::string& msg) {
-  Napi::TypeError::New(env, msg).ThrowAsJavaScriptException();
-  return false;
-}
-
-bool ThrowRange(napi_env env, const std::string& msg) {
-  Napi::RangeError::New(env, msg).ThrowAsJavaScriptException();
-  return false;
-}
-
-// Any view of the right element type: Buffer, subarray, SharedArrayBuffer-
-// backed. napi_get_typedarray_info's data already includes the byteOffset.
-bool GetArray(napi_env env, napi_value v, napi_typedarray_type want, const char* fn,
-              const char* name, const char* type_name, View* out) {
-  bool is = false;
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* data = nullptr;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
-      napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr) != napi_ok ||
-      type != want) {
-    return ThrowType(env, std::string(fn) + ": " + name + " must be a " + type_name);
-  }
-  out->data = static_cast<uint8_t*>(data);
-  out->length = length;
-  return true;
-}
+using args::GetArray;
+using args::ThrowRange;
+using args::ThrowType;
+using args::View;
 
 std::string RowMessage(const char* fn, size_t i, const Row& r, Problem p, size_t data_len,
                        size_t key_count, bool seal) {

@@ -13,20 +13,23 @@
 #include <cstring>
 #include <string>
 
-#include "io_common.h"
+#include "napi_args.h"
 #include "watch.h"
 
 namespace tundra::tun {
 namespace {
 
-using io::GetArray;
-using io::GetFd;
-using io::GetIfName;
-using io::GetUint32;
-using io::ThrowErrno;
-using io::ThrowRange;
-using io::ThrowType;
-using io::View;
+using args::CheckPackets;
+using args::GetArray;
+using args::GetFd;
+using args::GetStatus;
+using args::GetIfName;
+using args::GetUint32;
+using args::Load;
+using args::ThrowErrno;
+using args::ThrowRange;
+using args::ThrowType;
+using args::View;
 
 // Flags a caller may add to IFF_TUN | IFF_NO_PI. IFF_VNET_HDR is for the
 // offload issue (the read/write paths here do not handle the 10-byte header
@@ -95,11 +98,6 @@ int SetUp(const char name[IFNAMSIZ], bool up) {
   });
 }
 
-// One read of a SharedArrayBuffer-backed descriptor: the value we check must
-// be the value we use.
-inline uint32_t Load(const uint32_t* a, size_t i) {
-  return static_cast<const volatile uint32_t*>(a)[i];
-}
 
 // ---- N-API glue ----------------------------------------------------------
 
@@ -164,7 +162,7 @@ Napi::Value SetUpJs(const Napi::CallbackInfo& info) {
   const int bad = GetIfName(env, info[0], "setLinkUp", name);
   if (bad < 0) return Napi::Value();
   bool up = false;
-  if (!io::GetBool(env, info[1], "setLinkUp", "up", &up)) return Napi::Value();
+  if (!args::GetBool(env, info[1], "setLinkUp", "up", &up)) return Napi::Value();
   const std::string what = std::string("cannot set ") +
                            Quoted(info[0].As<Napi::String>().Utf8Value().c_str()) +
                            (up ? " up" : " down");
@@ -232,14 +230,8 @@ Napi::Value ReadJs(const Napi::CallbackInfo& info) {
   const uint32_t* offsets = reinterpret_cast<const uint32_t*>(a.offsets.data);
   // A bad slot is a caller bug: reject the call before reading anything, so no
   // packet is taken from the device and then lost.
-  for (size_t i = 0; i < a.count; i++) {
-    const uint64_t end = uint64_t{Load(offsets, i)} + capacity;
-    if (end > a.data.length) {
-      ThrowRange(env, "tunRead: slot " + std::to_string(i) + ": offset + capacity = " +
-                          std::to_string(end) + " exceeds data.length " +
-                          std::to_string(a.data.length));
-      return Napi::Value();
-    }
+  if (!CheckPackets(env, "tunRead", offsets, nullptr, capacity, a.count, a.data.length)) {
+    return Napi::Value();
   }
   int fatal = 0;
   const size_t n = ReadBatch(a.fd, a.data.data, a.data.length, offsets,
@@ -258,26 +250,11 @@ Napi::Value WriteJs(const Napi::CallbackInfo& info) {
   BatchArgs a;
   if (!GetBatchArgs(info, "tunWrite", &a)) return Napi::Value();
   View status;
-  if (info.Length() > 5 && !info[5].IsUndefined()) {
-    if (!GetArray(env, info[5], napi_int32_array, "tunWrite", "status", "Int32Array", &status)) {
-      return Napi::Value();
-    }
-    if (status.length < a.count) {
-      ThrowRange(env, "tunWrite: status.length " + std::to_string(status.length) +
-                          " is less than count " + std::to_string(a.count));
-      return Napi::Value();
-    }
-  }
+  if (!GetStatus(info, 5, "tunWrite", a.count, &status)) return Napi::Value();
   const uint32_t* offsets = reinterpret_cast<const uint32_t*>(a.offsets.data);
   const uint32_t* lengths = reinterpret_cast<const uint32_t*>(a.lengths.data);
-  for (size_t i = 0; i < a.count; i++) {
-    const uint64_t end = uint64_t{Load(offsets, i)} + Load(lengths, i);
-    if (end > a.data.length) {
-      ThrowRange(env, "tunWrite: packet " + std::to_string(i) + ": offset + length = " +
-                          std::to_string(end) + " exceeds data.length " +
-                          std::to_string(a.data.length));
-      return Napi::Value();
-    }
+  if (!CheckPackets(env, "tunWrite", offsets, lengths, 0, a.count, a.data.length)) {
+    return Napi::Value();
   }
   int fatal = 0;
   const size_t n = WriteBatch(a.fd, a.data.data, a.data.length, offsets, lengths, a.count,

@@ -11,18 +11,21 @@
 #include <string>
 #include <tuple>
 
-#include "io_common.h"
+#include "napi_args.h"
 
 namespace tundra::udp {
 namespace {
 
-using io::GetArray;
-using io::GetFd;
-using io::GetUint32;
-using io::ThrowErrno;
-using io::ThrowRange;
-using io::ThrowType;
-using io::View;
+using args::CheckPackets;
+using args::GetArray;
+using args::GetFd;
+using args::GetStatus;
+using args::GetUint32;
+using args::Load;
+using args::ThrowErrno;
+using args::ThrowRange;
+using args::ThrowType;
+using args::View;
 
 constexpr uint32_t kDefaultBuffer = 7 << 20;  // wireguard-go's socketBufferSize
 // A bounded number of pending socket errors skipped per receive call (each
@@ -35,9 +38,6 @@ union SockAddr {
   sockaddr_in6 v6;
 };
 
-inline uint32_t Load(const uint32_t* a, size_t i) {
-  return static_cast<const volatile uint32_t*>(a)[i];
-}
 
 // ---- address records -----------------------------------------------------
 
@@ -322,14 +322,8 @@ Napi::Value RecvJs(const Napi::CallbackInfo& info) {
   uint32_t capacity = 0;
   if (!GetUint32(env, info[6], "udpRecv", "capacity", &capacity)) return Napi::Value();
   const uint32_t* offsets = reinterpret_cast<const uint32_t*>(a.offsets.data);
-  for (size_t i = 0; i < a.count; i++) {
-    const uint64_t end = uint64_t{Load(offsets, i)} + capacity;
-    if (end > a.data.length) {
-      ThrowRange(env, "udpRecv: slot " + std::to_string(i) + ": offset + capacity = " +
-                          std::to_string(end) + " exceeds data.length " +
-                          std::to_string(a.data.length));
-      return Napi::Value();
-    }
+  if (!CheckPackets(env, "udpRecv", offsets, nullptr, capacity, a.count, a.data.length)) {
+    return Napi::Value();
   }
   int fatal = 0;
   const size_t n = RecvBatch(a.fd, a.data.data, a.data.length, offsets,
@@ -348,26 +342,11 @@ Napi::Value SendJs(const Napi::CallbackInfo& info) {
   BatchArgs a;
   if (!GetBatchArgs(info, "udpSend", &a)) return Napi::Value();
   View status;
-  if (info.Length() > 6 && !info[6].IsUndefined()) {
-    if (!GetArray(env, info[6], napi_int32_array, "udpSend", "status", "Int32Array", &status)) {
-      return Napi::Value();
-    }
-    if (status.length < a.count) {
-      ThrowRange(env, "udpSend: status.length " + std::to_string(status.length) +
-                          " is less than count " + std::to_string(a.count));
-      return Napi::Value();
-    }
-  }
+  if (!GetStatus(info, 6, "udpSend", a.count, &status)) return Napi::Value();
   const uint32_t* offsets = reinterpret_cast<const uint32_t*>(a.offsets.data);
   const uint32_t* lengths = reinterpret_cast<const uint32_t*>(a.lengths.data);
-  for (size_t i = 0; i < a.count; i++) {
-    const uint64_t end = uint64_t{Load(offsets, i)} + Load(lengths, i);
-    if (end > a.data.length) {
-      ThrowRange(env, "udpSend: packet " + std::to_string(i) + ": offset + length = " +
-                          std::to_string(end) + " exceeds data.length " +
-                          std::to_string(a.data.length));
-      return Napi::Value();
-    }
+  if (!CheckPackets(env, "udpSend", offsets, lengths, 0, a.count, a.data.length)) {
+    return Napi::Value();
   }
   int fatal = 0;
   const size_t n = SendBatch(a.fd, a.data.data, a.data.length, offsets, lengths, a.addrs.data,

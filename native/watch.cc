@@ -26,14 +26,14 @@
 #include <cerrno>
 #include <string>
 
-#include "io_common.h"
+#include "napi_args.h"
 
 namespace tundra::watch {
 namespace {
 
-using io::GetFd;
-using io::ThrowErrno;
-using io::ThrowType;
+using args::GetFd;
+using args::ThrowErrno;
+using args::ThrowType;
 
 constexpr const char* kCallbackKey = "callback";
 
@@ -145,8 +145,8 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
   Napi::Value WatchJs(const Napi::CallbackInfo& info) {
     napi_env env = info.Env();
     bool readable = false, writable = false;
-    if (!io::GetBool(env, info[0], "watch", "readable", &readable) ||
-        !io::GetBool(env, info[1], "watch", "writable", &writable)) {
+    if (!args::GetBool(env, info[0], "watch", "readable", &readable) ||
+        !args::GetBool(env, info[1], "watch", "writable", &writable)) {
       return Napi::Value();
     }
     if (poll_ == nullptr) return Napi::Value();  // closed: a late call is harmless

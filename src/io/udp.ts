@@ -13,6 +13,7 @@
 // UDP GSO (UDP_SEGMENT) and GRO (UDP_GRO) are a later issue: they will be options of
 // udpOpen (GRO) and udpSend (segment size), with the same batch layout.
 import { native } from '../native/addon.js';
+import { formatAddress, parseAddress, PrefixError } from '../routing/prefix.js';
 
 /**
  * Bytes per address record. Record i is `addrs[i*20, i*20+20)`:
@@ -141,40 +142,33 @@ export const udpSend: UdpSend = nativeFunction('udpSend');
 export function writeAddr(addrs: Uint8Array, i: number, address: string, port: number): void {
   const base = recordBase(addrs, i, 'writeAddr');
   if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new RangeError(`writeAddr: port ${port} is not in [0, 65535]`);
-  const v4 = parseIPv4(address);
-  const v6 = v4 === undefined ? parseIPv6(address) : undefined;
-  if (v4 === undefined && v6 === undefined) throw new TypeError(`writeAddr: "${address}" is not an IP address`);
+  let parsed: ReturnType<typeof parseAddress>;
+  try {
+    parsed = parseAddress(address);
+  } catch (err) {
+    if (err instanceof PrefixError) throw new TypeError(`writeAddr: "${address}" is not an IP address`);
+    throw err;
+  }
+  const bytes = parsed.family === 6 && isV4Mapped(parsed.address) ? parsed.address.subarray(12) : parsed.address;
   addrs.fill(0, base, base + ADDR_STRIDE);
+  addrs[base + ADDR_FAMILY] = bytes.length === 4 ? 4 : 6;
   addrs[base + ADDR_PORT] = port >>> 8;
   addrs[base + ADDR_PORT + 1] = port & 0xff;
-  if (v4 !== undefined) {
-    addrs[base + ADDR_FAMILY] = 4;
-    addrs.set(v4, base + ADDR_BYTES);
-  } else if (isV4Mapped(v6!)) {
-    addrs[base + ADDR_FAMILY] = 4;
-    addrs.set(v6!.subarray(12), base + ADDR_BYTES);
-  } else {
-    addrs[base + ADDR_FAMILY] = 6;
-    addrs.set(v6!, base + ADDR_BYTES);
-  }
+  addrs.set(bytes, base + ADDR_BYTES);
 }
 
 /**
  * Reads record `i`: `{ address, port }` with IPv4 as a dotted quad and IPv6 in its
- * canonical text form (RFC 5952: lower case, longest run of zero groups as `::`), no
- * brackets. Throws a RangeError for a record outside `addrs` or of a family other
- * than 4 or 6.
+ * canonical text form (RFC 5952), no brackets. Throws a RangeError for a record
+ * outside `addrs` or of a family other than 4 or 6.
  */
 export function readAddr(addrs: Uint8Array, i: number): { address: string; port: number } {
   const base = recordBase(addrs, i, 'readAddr');
   const family = addrs[base + ADDR_FAMILY];
   const port = (addrs[base + ADDR_PORT]! << 8) | addrs[base + ADDR_PORT + 1]!;
-  if (family === 4) {
-    const a = base + ADDR_BYTES;
-    return { address: `${addrs[a]}.${addrs[a + 1]}.${addrs[a + 2]}.${addrs[a + 3]}`, port };
-  }
-  if (family === 6) return { address: formatIPv6(addrs, base + ADDR_BYTES), port };
-  throw new RangeError(`readAddr: record ${i} has no address (family ${family})`);
+  if (family !== 4 && family !== 6) throw new RangeError(`readAddr: record ${i} has no address (family ${family})`);
+  const bytes = addrs.subarray(base + ADDR_BYTES, base + ADDR_BYTES + (family === 4 ? 4 : 16));
+  return { address: formatAddress(family, bytes), port };
 }
 
 /**
@@ -199,91 +193,9 @@ function recordBase(addrs: Uint8Array, i: number, fn: string): number {
   return i * ADDR_STRIDE;
 }
 
-function parseIPv4(s: string): Uint8Array | undefined {
-  const parts = s.split('.');
-  if (parts.length !== 4) return undefined;
-  const out = new Uint8Array(4);
-  for (let k = 0; k < 4; k++) {
-    const p = parts[k]!;
-    // Decimal only, no leading zeros (which some parsers read as octal).
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return undefined;
-    const v = Number(p);
-    if (v > 255) return undefined;
-    out[k] = v;
-  }
-  return out;
-}
-
-function parseIPv6(s: string): Uint8Array | undefined {
-  if (s.length === 0 || s.length > 45) return undefined;
-  let text = s;
-  let tail: Uint8Array | undefined;
-  // An embedded IPv4 address in the last 32 bits (::ffff:1.2.3.4).
-  const lastColon = text.lastIndexOf(':');
-  if (lastColon >= 0 && text.indexOf('.', lastColon) >= 0) {
-    tail = parseIPv4(text.slice(lastColon + 1));
-    if (tail === undefined) return undefined;
-    text = `${text.slice(0, lastColon + 1)}0:0`;
-  }
-  const halves = text.split('::');
-  if (halves.length > 2) return undefined;
-  const groups = (h: string): number[] | undefined => {
-    if (h === '') return [];
-    const out: number[] = [];
-    for (const g of h.split(':')) {
-      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
-      out.push(parseInt(g, 16));
-    }
-    return out;
-  };
-  const head = groups(halves[0]!);
-  const rest = halves.length === 2 ? groups(halves[1]!) : [];
-  if (head === undefined || rest === undefined) return undefined;
-  const all =
-    halves.length === 2
-      ? head.length + rest.length <= 7
-        ? [...head, ...new Array<number>(8 - head.length - rest.length).fill(0), ...rest]
-        : undefined
-      : head.length === 8
-        ? head
-        : undefined;
-  if (all === undefined) return undefined;
-  const out = new Uint8Array(16);
-  for (let k = 0; k < 8; k++) {
-    out[2 * k] = all[k]! >>> 8;
-    out[2 * k + 1] = all[k]! & 0xff;
-  }
-  if (tail !== undefined) out.set(tail, 12);
-  return out;
-}
-
 function isV4Mapped(a: Uint8Array): boolean {
   for (let k = 0; k < 10; k++) if (a[k] !== 0) return false;
   return a[10] === 0xff && a[11] === 0xff;
-}
-
-function formatIPv6(bytes: Uint8Array, at: number): string {
-  const g: number[] = [];
-  for (let k = 0; k < 8; k++) g.push((bytes[at + 2 * k]! << 8) | bytes[at + 2 * k + 1]!);
-  // The longest run of two or more zero groups (the first of equals) becomes "::".
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let k = 0; k < 8; ) {
-    if (g[k] !== 0) {
-      k++;
-      continue;
-    }
-    let e = k;
-    while (e < 8 && g[e] === 0) e++;
-    if (e - k > bestLen) {
-      bestStart = k;
-      bestLen = e - k;
-    }
-    k = e;
-  }
-  const hex = (from: number, to: number): string => g.slice(from, to).map((x) => x.toString(16)).join(':');
-  if (bestStart < 0) return hex(0, 8);
-  return `${hex(0, bestStart)}::${hex(bestStart + bestLen, 8)}`;
 }
 
 // ---- native functions ----

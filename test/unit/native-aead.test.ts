@@ -14,20 +14,10 @@ import {
   sealBatch,
   setDescriptor,
 } from '../../src/crypto/native-aead.js';
+import { prng } from '../helpers/prng.js';
 
 const TAG = AEAD_TAG_SIZE;
 
-// Seeded, so a failure reproduces.
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000;
-  };
-}
 const randInt = (rnd: () => number, n: number): number => Math.floor(rnd() * n);
 function fill(buf: Uint8Array, rnd: () => number): Uint8Array {
   for (let i = 0; i < buf.length; i++) buf[i] = randInt(rnd, 256);

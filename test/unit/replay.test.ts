@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { REJECT_AFTER_MESSAGES, REPLAY_WINDOW_SIZE } from '../../src/protocol/constants.js';
 import { REPLAY_STATE_WORDS, ReplayWindow } from '../../src/protocol/replay.js';
+import { prng } from '../helpers/prng.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 const WINDOW = BigInt(REPLAY_WINDOW_SIZE);
@@ -48,17 +49,6 @@ class ReferenceFilter {
   }
 }
 
-/** mulberry32: a small seeded PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 test('accepts in order and rejects duplicates', () => {
   const filter = new ReplayWindow();

@@ -19,23 +19,13 @@ import {
 } from '../../src/io/udp.js';
 import { closeFd, tunRead, tunWrite } from '../../src/io/tun.js';
 import { FdWatcher } from '../../src/io/watch.js';
+import { prng } from '../helpers/prng.js';
 
 const E = constants.errno;
 const UDP_URL = new URL('../../src/io/udp.js', import.meta.url).href;
 const WATCH_URL = new URL('../../src/io/watch.js', import.meta.url).href;
 const TUN_URL = new URL('../../src/io/tun.js', import.meta.url).href;
 
-// Seeded, so a failure reproduces.
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000;
-  };
-}
 
 /** A batch arena; shared + offset exercise SharedArrayBuffer views at a non-zero byteOffset. */
 function arena(slots: number, slotSize: number, shared: boolean): { data: Uint8Array; offsets: Uint32Array; lengths: Uint32Array; addrs: Uint8Array } {
