@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../src/crypto/keys.js';
-import { networkTestsUnavailable, run, TwoHosts, waitFor } from '../helpers/netns.js';
+import { captureOutput, networkTestsUnavailable, run, TwoHosts, waitFor } from '../helpers/netns.js';
 import { TUNDRA_MAIN } from '../helpers/tunnel.js';
 
 const skip = networkTestsUnavailable(['ip', 'wg', 'wg-quick', 'wireguard-go', 'ping']);
@@ -15,6 +15,7 @@ describe('wg-quick with tundra as the userspace implementation', { skip, timeout
   let hosts: TwoHosts;
   let dir: string;
   const name = `tdrq${process.pid % 100000}`;
+  const peerName = `tdrp${process.pid % 100000}`;
   const key = generatePrivateKey();
   const peerKey = generatePrivateKey();
 
@@ -25,7 +26,9 @@ describe('wg-quick with tundra as the userspace implementation', { skip, timeout
 
   after(() => {
     // wg-quick down deletes the link; if a test failed before it, end the daemon ourselves.
-    try { hosts.exec(hosts.a, 'ip', ['link', 'del', name]); } catch { /* already gone */ }
+    for (const [ns, link] of [[hosts.a, name], [hosts.b, peerName]] as const) {
+      try { hosts.exec(ns, 'ip', ['link', 'del', link]); } catch { /* already gone */ }
+    }
     hosts?.destroy();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -70,5 +73,48 @@ describe('wg-quick with tundra as the userspace implementation', { skip, timeout
       return pids === '';
     });
     assert.throws(() => hosts.exec(hosts.a, 'ip', ['link', 'show', name]));
+  });
+
+  test('tundra up CONFIG brings up keys, peers, addresses and routes, and SIGTERM takes them down', async () => {
+    // The far side: wireguard-go in namespace b.
+    const wg = hosts.spawn(hosts.b, 'wireguard-go', ['-f', peerName]);
+    await waitFor('wireguard-go', () => {
+      try { hosts.exec(hosts.b, 'wg', ['show', peerName]); return true; } catch { return false; }
+    });
+    writeFileSync(join(dir, 'peer.key'), encodeKey(peerKey), { mode: 0o600 });
+    hosts.exec(hosts.b, 'wg', ['set', peerName, 'private-key', join(dir, 'peer.key'), 'listen-port', '51821',
+      'peer', encodeKey(publicKeyOf(key)), 'allowed-ips', '100.96.0.1/32']);
+    hosts.exec(hosts.b, 'ip', ['address', 'add', '100.96.0.2/24', 'dev', peerName]);
+    hosts.exec(hosts.b, 'ip', ['link', 'set', 'up', 'dev', peerName]);
+
+    const config = join(dir, `${name}.conf`);
+    writeFileSync(config, [
+      '[Interface]',
+      `PrivateKey = ${encodeKey(key)}`,
+      'Address = 100.96.0.1/32',
+      'MTU = 1400',
+      'DNS = 100.96.0.53',
+      '',
+      '[Peer]',
+      `PublicKey = ${encodeKey(publicKeyOf(peerKey))}`,
+      'AllowedIPs = 100.96.0.0/24',
+      `Endpoint = ${hosts.underlayB}:51821`,
+      '',
+    ].join('\n'), { mode: 0o600 });
+    const up = hosts.spawn(hosts.a, process.execPath, [TUNDRA_MAIN, 'up', config]);
+    const output = captureOutput(up);
+    await waitFor('tundra up', () => {
+      if (up.exitCode !== null) throw new Error(`tundra up exited: ${output()}`);
+      return /ignored \(wg-quick handles these\): DNS/.test(output());
+    });
+    assert.match(hosts.exec(hosts.a, 'ip', ['-o', 'address', 'show', 'dev', name]), /100\.96\.0\.1\/32/);
+    assert.match(hosts.exec(hosts.a, 'ip', ['link', 'show', name]), /mtu 1400 .*state (UP|UNKNOWN)/);
+    assert.match(hosts.exec(hosts.a, 'ip', ['route', 'show', 'dev', name]), /100\.96\.0\.0\/24/);
+    assert.match(hosts.exec(hosts.a, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', '100.96.0.2']), /2 received/);
+
+    up.kill('SIGTERM');
+    await new Promise((resolve) => up.once('exit', resolve));
+    assert.throws(() => hosts.exec(hosts.a, 'ip', ['link', 'show', name]), 'the interface went with the process');
+    wg.kill('SIGTERM');
   });
 });
