@@ -1,7 +1,7 @@
 // tundra as a working WireGuard interface, against Debian's wireguard-go and
 // against itself, in namespaces: pings over IPv4 and IPv6 both ways, 200 MB TCP
-// transfers each way whose SHA-256 matches at both ends, handshakes started from
-// either side, roaming mid-transfer, and peer removal.
+// transfers each way over each family whose SHA-256 matches at both ends,
+// handshakes started from either side, roaming mid-transfer, and peer removal.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeKey, publicKeyOf } from '../../src/crypto/keys.js';
@@ -29,11 +29,13 @@ for (const [a, b, tag] of [['tundra', 'wireguard-go', 'tw'], ['tundra', 'tundra'
     });
 
     for (const from of ['a', 'b'] as const) {
-      test(`200 MB over TCP from ${from === 'a' ? a : b} arrives byte for byte`, async () => {
-        const { sent, received } = await tunnel.transfer(from, TRANSFER_BYTES);
-        assert.equal(received.bytes, TRANSFER_BYTES);
-        assert.equal(received.sha256, sent.sha256);
-      });
+      for (const family of [4, 6] as const) {
+        test(`200 MB over TCP/IPv${family} from ${from === 'a' ? a : b} arrives byte for byte`, async () => {
+          const { sent, received } = await tunnel.transfer(from, TRANSFER_BYTES, family);
+          assert.equal(received.bytes, TRANSFER_BYTES);
+          assert.equal(received.sha256, sent.sha256);
+        });
+      }
     }
 
     test('wg show reports the handshake and traffic', () => {
