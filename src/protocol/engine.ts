@@ -51,8 +51,9 @@ export interface EngineOptions {
   mtu?: number;
 }
 
-/** Handshake backlog from which the responder demands cookies (wireguard-go: queue/8). */
-export const UNDER_LOAD_BACKLOG = 128;
+/** Under load, as wireguard-go: once the handshake backlog reaches this share of its capacity… */
+const UNDER_LOAD_SHARE = 1 / 8;
+/** …and for this long after (ms). */
 const UNDER_LOAD_STICKY = 1000;
 
 /** What a local index names: a peer's handshake in progress, or one of its keypairs. */
@@ -134,9 +135,12 @@ export class Engine {
     this.peersByKey.delete(hexOf(peer.publicKey));
   }
 
-  /** Reports the device's handshake queue length; a long one turns on cookie demands. */
-  noteHandshakeBacklog(length: number): void {
-    if (length >= UNDER_LOAD_BACKLOG) this.underLoadUntil = this.now() + UNDER_LOAD_STICKY;
+  /**
+   * Reports how many handshake messages wait to be processed out of how many could;
+   * from an eighth full on, the responder demands cookies (MAC2) for a second.
+   */
+  noteHandshakeBacklog(waiting: number, capacity: number): void {
+    if (waiting >= capacity * UNDER_LOAD_SHARE) this.underLoadUntil = this.now() + UNDER_LOAD_STICKY;
   }
 
   isUnderLoad(): boolean {

@@ -36,11 +36,14 @@ export class InboundStage {
   private readonly groups: KeypairGroups;
   private readonly desc: Uint32Array;
   private readonly ok: Uint8Array;
+  /** Indices of the batch's handshake and cookie messages. */
+  private readonly handshakes: Int32Array;
 
   constructor(slots: number) {
     this.groups = new KeypairGroups(slots);
     this.desc = new Uint32Array(slots * DESC_STRIDE);
     this.ok = new Uint8Array(slots);
+    this.handshakes = new Int32Array(slots);
   }
 
   /** Turns batch.count received datagrams into plaintext packets for the TUN; returns how many. */
@@ -54,6 +57,7 @@ export class InboundStage {
     groups.clear();
 
     let opened = 0;
+    let handshakes = 0;
     for (let i = 0; i < n; i++) {
       marks[i] = NOT_OPENED;
       const offset = offsets[i]!;
@@ -64,8 +68,7 @@ export class InboundStage {
         continue;
       }
       if (type !== MESSAGE_TRANSPORT) {
-        // Handshake and cookie messages are rare and go to the engine as copies.
-        engine.receive(data.slice(offset, offset + length), ctx.readAddress(addrs, i));
+        this.handshakes[handshakes++] = i;
         continue;
       }
       const entry = engine.lookupIndex(readU32(data, offset + 4));
@@ -87,6 +90,7 @@ export class InboundStage {
       desc[row + 4] = readU32(data, offset + 12);
       marks[i] = opened++;
     }
+    this.receiveHandshakes(batch, handshakes, ctx);
     if (opened > 0) openBatch(data, groups.keys, desc, opened, this.ok);
 
     let m = 0;
@@ -134,5 +138,20 @@ export class InboundStage {
     }
     groups.clear();
     return m;
+  }
+
+  /**
+   * Hands the batch's handshake and cookie messages to the engine, as copies. The
+   * batch stands in for wireguard-go's handshake queue: how many arrived together
+   * tells the engine whether it is under load and must demand cookies first.
+   */
+  private receiveHandshakes(batch: PacketBatch, count: number, ctx: InboundContext): void {
+    if (count === 0) return;
+    ctx.engine.noteHandshakeBacklog(count, batch.slots);
+    for (let k = 0; k < count; k++) {
+      const i = this.handshakes[k]!;
+      const offset = batch.offsets[i]!;
+      ctx.engine.receive(batch.data.slice(offset, offset + batch.lengths[i]!), ctx.readAddress(batch.addrs, i));
+    }
   }
 }

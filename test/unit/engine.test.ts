@@ -157,7 +157,7 @@ test('endpoint roams to the source of the latest authenticated packet', () => {
 
 test('under load, an initiation without mac2 gets a cookie reply that the initiator takes', () => {
   const { a, b, aPeer, bPeer } = pair();
-  b.noteHandshakeBacklog(1024);
+  b.noteHandshakeBacklog(128, 1024);
   assert.ok(b.isUnderLoad());
   a.initiateHandshake(aPeer, false);
   b.receive(a.outbox.splice(0)[0]!.packet, A_ENDPOINT);
@@ -171,12 +171,12 @@ test('under load, an initiation without mac2 gets a cookie reply that the initia
 
 test('under load, the cookie lets a retried initiation through', () => {
   const { a, b, aPeer, bPeer, clock } = pair();
-  b.noteHandshakeBacklog(1024);
+  b.noteHandshakeBacklog(128, 1024);
   a.initiateHandshake(aPeer, false);
   b.receive(a.outbox.splice(0)[0]!.packet, A_ENDPOINT);
   a.receive(b.outbox.splice(0)[0]!.packet, B_ENDPOINT);
   clock.t += REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX;
-  b.noteHandshakeBacklog(1024);
+  b.noteHandshakeBacklog(128, 1024);
   a.poll();
   const retry = a.outbox.splice(0);
   assert.equal(retry.length, 1, 'the retransmit timer sent a new initiation');
@@ -184,7 +184,7 @@ test('under load, the cookie lets a retried initiation through', () => {
   assert.ok(bPeer.keypairs.next);
   const wrongSource = { address: '198.18.0.99', port: 51820 };
   clock.t += REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX;
-  b.noteHandshakeBacklog(1024);
+  b.noteHandshakeBacklog(128, 1024);
   a.initiateHandshake(aPeer, false);
   const moved = a.outbox.splice(0);
   assert.equal(moved.length, 1);

@@ -1,0 +1,209 @@
+// The outbound and inbound stages over shared-memory batches, with the native AEAD
+// batch, checked against the engine's single-packet path (@noble) as their twin:
+// what the stages seal opens with @noble, and what they open equals what was sent.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { openTransport } from '../../src/crypto/aead.js';
+import { generatePrivateKey } from '../../src/crypto/keys.js';
+import { readAddr, writeAddr, ADDR_STRIDE } from '../../src/io/udp.js';
+import { HEADROOM, PacketBatch, slotSizeFor, TAILROOM } from '../../src/pipeline/batch.js';
+import { Drop } from '../../src/protocol/drop-reasons.js';
+import { Engine, paddingSize } from '../../src/protocol/engine.js';
+import type { Endpoint, Peer } from '../../src/protocol/peer.js';
+import { parsePrefix } from '../../src/routing/prefix.js';
+import { InboundStage } from '../../src/stages/inbound.js';
+import { OutboundStage } from '../../src/stages/outbound.js';
+import { icmpEcho } from '../helpers/packets.js';
+
+const SLOTS = 128;
+const A: Endpoint = { address: '198.18.0.1', port: 51820 };
+const B: Endpoint = { address: '198.18.0.2', port: 51821 };
+
+function contextFor(engine: Engine) {
+  const records = new Map<Peer, Uint8Array>();
+  return {
+    engine,
+    drops: engine.drops,
+    endpointRecord(peer: Peer): Uint8Array | undefined {
+      if (peer.endpoint === undefined) return undefined;
+      const record = new Uint8Array(ADDR_STRIDE);
+      writeAddr(record, 0, peer.endpoint.address, peer.endpoint.port);
+      records.set(peer, record);
+      return record;
+    },
+    readAddress: readAddr,
+  };
+}
+
+/** Engines a and b with a session, as in engine.test.ts. */
+function connected() {
+  const a = new Engine({ privateKey: generatePrivateKey() });
+  const b = new Engine({ privateKey: generatePrivateKey() });
+  const aPeer = a.addPeer(b.publicKey!, { endpoint: B });
+  const bPeer = b.addPeer(a.publicKey!, { endpoint: A });
+  a.allowedIPs.insert(parsePrefix('100.96.0.0/24'), aPeer);
+  b.allowedIPs.insert(parsePrefix('100.96.0.1/32'), bPeer);
+  a.initiateHandshake(aPeer, false);
+  b.receive(a.outbox.splice(0)[0]!.packet, A);
+  a.receive(b.outbox.splice(0)[0]!.packet, B);
+  b.receive(a.outbox.splice(0)[0]!.packet, A); // a's keepalive confirms b's keypair
+  assert.ok(aPeer.keypairs.current && bPeer.keypairs.current);
+  return { a, b, aPeer, bPeer };
+}
+
+function pings(count: number, to = '100.96.0.2'): Uint8Array[] {
+  return Array.from({ length: count }, (_, i) => icmpEcho(8, '100.96.0.1', to, 9, i, new Uint8Array((i * 97) % 1373).fill(i)));
+}
+
+/** Fills a batch the way tunRead does: one plaintext packet per slot, after the headroom. */
+function tunBatch(packets: Uint8Array[]): PacketBatch {
+  const batch = new PacketBatch(SLOTS, slotSizeFor(1420));
+  batch.resetOffsets(HEADROOM);
+  packets.forEach((p, i) => {
+    batch.data.set(p, batch.offsets[i]!);
+    batch.lengths[i] = p.length;
+  });
+  batch.count = packets.length;
+  return batch;
+}
+
+/** Fills a batch the way udpRecv does, from datagrams and their source. */
+function udpBatch(datagrams: Uint8Array[], from: Endpoint): PacketBatch {
+  const batch = new PacketBatch(SLOTS, slotSizeFor(1420));
+  batch.resetOffsets(0);
+  datagrams.forEach((d, i) => {
+    batch.data.set(d, batch.offsets[i]!);
+    batch.lengths[i] = d.length;
+    writeAddr(batch.addrs, i, from.address, from.port);
+  });
+  batch.count = datagrams.length;
+  return batch;
+}
+
+function datagramsOf(batch: PacketBatch): Uint8Array[] {
+  return Array.from({ length: batch.count }, (_, i) => batch.data.slice(batch.offsets[i]!, batch.offsets[i]! + batch.lengths[i]!));
+}
+
+test('outbound seals a batch that @noble opens, with consecutive counters and padding', () => {
+  const { a, aPeer, bPeer } = connected();
+  const packets = pings(100);
+  const batch = tunBatch(packets);
+  const firstCounter = aPeer.keypairs.current!.sendCounter;
+  assert.equal(new OutboundStage(SLOTS).run(batch, contextFor(a)), 100);
+  const datagrams = datagramsOf(batch);
+  const receiveKey = bPeer.keypairs.current!.receiveKey;
+  datagrams.forEach((d, i) => {
+    const view = new DataView(d.buffer);
+    assert.equal(d[0], 4);
+    assert.equal(view.getUint32(4, true), bPeer.keypairs.current!.localIndex);
+    const counter = view.getBigUint64(8, true);
+    assert.equal(counter, firstCounter + BigInt(i));
+    assert.equal(d.length, 16 + packets[i]!.length + paddingSize(packets[i]!.length, 1420) + 16);
+    const plain = openTransport(receiveKey, counter, d.subarray(16));
+    assert.ok(plain, `datagram ${i} opens with @noble`);
+    assert.deepEqual(plain.subarray(0, packets[i]!.length), packets[i]);
+    assert.ok(plain.subarray(packets[i]!.length).every((x) => x === 0), 'padding is zeros');
+    assert.deepEqual(readAddr(batch.addrs, i), B);
+  });
+  assert.equal(aPeer.keypairs.current!.sendCounter, firstCounter + 100n);
+  assert.ok(aPeer.txBytes > 0);
+});
+
+test('inbound opens what outbound sealed, in order, and drops replays, forgeries and spoofed sources by reason', () => {
+  const { a, b, bPeer } = connected();
+  const packets = pings(60);
+  const out = tunBatch(packets);
+  new OutboundStage(SLOTS).run(out, contextFor(a));
+  const datagrams = datagramsOf(out);
+  const forged = Uint8Array.from(datagrams[5]!);
+  forged[30]! ^= 1;
+  const input = udpBatch([...datagrams, datagrams[7]!, forged], A);
+  const before = { replay: b.drops.get(Drop.Replay), forged: b.drops.get(Drop.DecryptFailed) };
+  const n = new InboundStage(SLOTS).run(input, contextFor(b));
+  assert.equal(n, 60);
+  for (let i = 0; i < n; i++) {
+    assert.deepEqual(input.data.subarray(input.offsets[i]!, input.offsets[i]! + input.lengths[i]!), packets[i], `packet ${i}`);
+  }
+  assert.equal(b.drops.get(Drop.Replay) - before.replay, 1);
+  assert.equal(b.drops.get(Drop.DecryptFailed) - before.forged, 1);
+  assert.ok(bPeer.rxBytes > 60 * 32);
+
+  // A packet whose inner source b does not route to a is dropped after opening.
+  const spoofed = tunBatch([icmpEcho(8, '100.96.0.9', '100.96.0.2', 1, 1, new Uint8Array(8))]);
+  new OutboundStage(SLOTS).run(spoofed, contextFor(a));
+  assert.equal(new InboundStage(SLOTS).run(udpBatch(datagramsOf(spoofed), A), contextFor(b)), 0);
+  assert.equal(b.drops.get(Drop.SourceNotAllowed), 1);
+});
+
+test('inbound roams the endpoint to the source of the batch\'s latest authenticated packet', () => {
+  const { a, b, bPeer } = connected();
+  const out = tunBatch(pings(3));
+  new OutboundStage(SLOTS).run(out, contextFor(a));
+  const moved = { address: '198.18.7.7', port: 40000 };
+  new InboundStage(SLOTS).run(udpBatch(datagramsOf(out), moved), contextFor(b));
+  assert.deepEqual(bPeer.endpoint, moved);
+});
+
+test('outbound: unroutable packets are counted, packets without a session are staged behind a handshake', () => {
+  const a = new Engine({ privateKey: generatePrivateKey() });
+  const peer = a.addPeer(new Engine({ privateKey: generatePrivateKey() }).publicKey!, { endpoint: B });
+  a.allowedIPs.insert(parsePrefix('100.96.0.2/32'), peer);
+  const batch = tunBatch([...pings(3), ...pings(2, '100.96.0.77')]);
+  assert.equal(new OutboundStage(SLOTS).run(batch, contextFor(a)), 0);
+  assert.equal(a.drops.get(Drop.NoPeerForDestination), 2);
+  assert.equal(peer.staged.length, 3);
+  assert.equal(a.outbox.length, 1);
+  assert.equal(a.outbox[0]!.packet[0], 1, 'a handshake initiation went out');
+});
+
+test('outbound groups a batch by peer: each gets its own keys and counters', () => {
+  const one = connected();
+  const other = new Engine({ privateKey: generatePrivateKey() });
+  const c = one.a.addPeer(other.publicKey!, { endpoint: { address: '198.18.0.3', port: 1 } });
+  const cBack = other.addPeer(one.a.publicKey!, { endpoint: A });
+  one.a.allowedIPs.insert(parsePrefix('100.96.1.0/24'), c);
+  other.allowedIPs.insert(parsePrefix('100.96.0.1/32'), cBack);
+  one.a.initiateHandshake(c, false);
+  other.receive(one.a.outbox.splice(0)[0]!.packet, A);
+  one.a.receive(other.outbox.splice(0)[0]!.packet, { address: '198.18.0.3', port: 1 });
+  one.a.outbox.length = 0;
+  const mixed = [...pings(4), ...pings(4, '100.96.1.5')].sort((x, y) => x[19]! - y[19]! || x[27]! - y[27]!);
+  const batch = tunBatch(mixed);
+  assert.equal(new OutboundStage(SLOTS).run(batch, contextFor(one.a)), 8);
+  const toB: number[] = [];
+  const toC: number[] = [];
+  for (let i = 0; i < 8; i++) (readAddr(batch.addrs, i).address === B.address ? toB : toC).push(i);
+  assert.equal(toB.length, 4);
+  assert.equal(toC.length, 4);
+  const received = new InboundStage(SLOTS).run(udpBatch(toC.map((i) => datagramsOf(batch)[i]!), A), contextFor(other));
+  assert.equal(received, 4, 'the second peer opens its share with its own keys');
+});
+
+test('a batch with an eighth of its slots holding initiations puts the engine under load: cookies first', () => {
+  const b = new Engine({ privateKey: generatePrivateKey() });
+  const initiations: Uint8Array[] = [];
+  for (let i = 0; i < SLOTS / 8; i++) {
+    const a = new Engine({ privateKey: generatePrivateKey() });
+    b.addPeer(a.publicKey!);
+    a.initiateHandshake(a.addPeer(b.publicKey!, { endpoint: B }), false);
+    initiations.push(a.outbox[0]!.packet);
+  }
+  new InboundStage(SLOTS).run(udpBatch(initiations, A), contextFor(b));
+  assert.ok(b.isUnderLoad());
+  assert.equal(b.drops.get(Drop.CookieSent), SLOTS / 8);
+  assert.ok(b.outbox.every((o) => o.packet[0] === 3), 'every initiation got a cookie reply');
+
+  const calm = new Engine({ privateKey: generatePrivateKey() });
+  const a = new Engine({ privateKey: generatePrivateKey() });
+  calm.addPeer(a.publicKey!);
+  a.initiateHandshake(a.addPeer(calm.publicKey!, { endpoint: B }), false);
+  new InboundStage(SLOTS).run(udpBatch([a.outbox[0]!.packet], A), contextFor(calm));
+  assert.equal(calm.isUnderLoad(), false);
+  assert.equal(calm.outbox[0]!.packet[0], 2, 'one initiation is answered at once');
+});
+
+test('slot layout leaves room for header, padding and tag', () => {
+  const size = slotSizeFor(1420);
+  assert.ok(size >= 1420 + HEADROOM + TAILROOM);
+  assert.equal(size % 64, 0);
+});
