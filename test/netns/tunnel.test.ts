@@ -76,7 +76,7 @@ describe('roaming and removal', { skip, timeout: 120_000 }, () => {
     assert.equal(tunnel.ping('a', 4), 3);
     const { hosts } = tunnel;
     const veth = hosts.exec(hosts.b, 'ip', ['-o', 'link', 'show', 'type', 'veth']).split(':')[1]!.trim().split('@')[0]!;
-    const { sent, received } = await tunnel.transfer('a', 100 * 1024 * 1024, 4, () => {
+    const { sent, received } = await tunnel.transfer('a', TRANSFER_BYTES, 4, () => {
       // Delete first: removing a primary address also removes its secondaries.
       setTimeout(() => {
         hosts.exec(hosts.b, 'ip', ['address', 'del', `${hosts.underlayB}/24`, 'dev', veth]);
