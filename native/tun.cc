@@ -87,6 +87,18 @@ int SetMtu(const char name[IFNAMSIZ], int mtu) {
   });
 }
 
+// The MTU, or 0 with *err = 0 when there is no such interface.
+int GetMtu(const char name[IFNAMSIZ], int* err) {
+  int mtu = 0;
+  *err = WithIfreq(name, [&mtu](int s, struct ifreq* ifr) {
+    if (ioctl(s, SIOCGIFMTU, ifr) < 0) return errno;
+    mtu = ifr->ifr_mtu;
+    return 0;
+  });
+  if (*err == ENODEV) *err = 0;
+  return mtu;
+}
+
 int SetUp(const char name[IFNAMSIZ], bool up) {
   return WithIfreq(name, [up](int s, struct ifreq* ifr) {
     if (ioctl(s, SIOCGIFFLAGS, ifr) < 0) return errno;
@@ -171,15 +183,21 @@ Napi::Value SetUpJs(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
-// linkIndex(name): the ifindex, or 0 when there is no such interface (also
-// for names the kernel could never have, so a poller just sees "gone").
-Napi::Value LinkIndexJs(const Napi::CallbackInfo& info) {
+// linkMtu(name): the interface's MTU, or 0 when there is no such interface (also
+// for names the kernel could never have), so a poller sees both changes and "gone".
+Napi::Value LinkMtuJs(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   char name[IFNAMSIZ];
-  const int bad = GetIfName(env, info[0], "linkIndex", name);
+  const int bad = GetIfName(env, info[0], "linkMtu", name);
   if (bad < 0) return Napi::Value();
-  const unsigned index = bad > 0 ? 0 : if_nametoindex(name);
-  return Napi::Number::New(env, index);
+  if (bad > 0) return Napi::Number::New(env, 0);
+  int err = 0;
+  const int mtu = GetMtu(name, &err);
+  if (err != 0) {
+    ThrowErrno(env, err, "ioctl", "cannot read the MTU of " + Quoted(name));
+    return Napi::Value();
+  }
+  return Napi::Number::New(env, mtu);
 }
 
 Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
@@ -326,7 +344,7 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tunWrite", Napi::Function::New(env, WriteJs, "tunWrite"));
   exports.Set("setLinkMtu", Napi::Function::New(env, SetMtuJs, "setLinkMtu"));
   exports.Set("setLinkUp", Napi::Function::New(env, SetUpJs, "setLinkUp"));
-  exports.Set("linkIndex", Napi::Function::New(env, LinkIndexJs, "linkIndex"));
+  exports.Set("linkMtu", Napi::Function::New(env, LinkMtuJs, "linkMtu"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFdJs, "closeFd"));
   exports.Set("TUN_IFF_VNET_HDR", Napi::Number::New(env, IFF_VNET_HDR));
   exports.Set("TUN_IFF_MULTI_QUEUE", Napi::Number::New(env, IFF_MULTI_QUEUE));

@@ -34,7 +34,7 @@ size_t ReadBatch(int fd, uint8_t* data, size_t data_len, const uint32_t* offsets
 size_t WriteBatch(int fd, const uint8_t* data, size_t data_len, const uint32_t* offsets,
                   const uint32_t* lengths, size_t count, int32_t* status, int* fatal);
 
-// Adds tunOpen, tunRead, tunWrite, setLinkMtu, setLinkUp, linkIndex, closeFd.
+// Adds tunOpen, tunRead, tunWrite, setLinkMtu, setLinkUp, linkMtu, closeFd.
 void Init(Napi::Env env, Napi::Object exports);
 
 }  // namespace tundra::tun

@@ -2,11 +2,11 @@
 // ways it ends (SIGINT/SIGTERM, the socket file deleted, the interface deleted),
 // as wireguard-go behaves, so wg-quick can drive it unchanged.
 import { Device } from '../device/device.js';
-import { linkIndex } from '../io/tun.js';
+import { linkMtu } from '../io/tun.js';
 import type { Logger } from '../log.js';
 import { startUapiServer, type UapiServer } from '../uapi/server.js';
 
-/** How often to check that the interface still exists (wg-quick down deletes it). */
+/** How often to look at the interface: its MTU (wg-quick sets it) and whether it still exists. */
 const LINK_CHECK_INTERVAL = 1000;
 
 export interface RunningInterface {
@@ -30,7 +30,9 @@ export async function startInterface(name: string, logger: Logger, mtu?: number)
   let stopped = false;
 
   const linkCheck = setInterval(() => {
-    if (linkIndex(name) === 0) shutdown('interface was removed');
+    const mtu = linkMtu(name);
+    if (mtu === 0) shutdown('interface was removed');
+    else device.engine.mtu = mtu;
   }, LINK_CHECK_INTERVAL);
   const onSignal = (signal: NodeJS.Signals): void => shutdown(`received ${signal}`);
   // SIGUSR1 prints the drop counters as one JSON line, until metrics have an endpoint of their own.

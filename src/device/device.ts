@@ -6,7 +6,7 @@
 import { Engine } from '../protocol/engine.js';
 import { DropCounters, Drop } from '../protocol/drop-reasons.js';
 import type { Endpoint, Peer } from '../protocol/peer.js';
-import { HEADROOM, PacketBatch, slotSizeFor, TAILROOM } from '../pipeline/batch.js';
+import { HEADROOM, PacketBatch, SLOT_SIZE, TAILROOM } from '../pipeline/batch.js';
 import { InboundStage, type InboundContext } from '../stages/inbound.js';
 import { OutboundStage, type OutboundContext } from '../stages/outbound.js';
 import { closeFd, openTun, setLinkMtu, tunRead, tunWrite } from '../io/tun.js';
@@ -67,10 +67,9 @@ export class Device implements UapiDevice {
       endpointRecord: (peer) => this.endpointRecord(peer),
       readAddress: readAddr,
     };
-    const slotSize = slotSizeFor(mtu);
-    this.outBatch = new PacketBatch(BATCH_SIZE, slotSize);
-    this.inBatch = new PacketBatch(BATCH_SIZE, slotSize);
-    this.controlBatch = new PacketBatch(BATCH_SIZE, slotSize);
+    this.outBatch = new PacketBatch(BATCH_SIZE, SLOT_SIZE);
+    this.inBatch = new PacketBatch(BATCH_SIZE, SLOT_SIZE);
+    this.controlBatch = new PacketBatch(BATCH_SIZE, SLOT_SIZE);
 
     const tun = openTun(options.name);
     this.tunFd = tun.fd;
@@ -128,7 +127,6 @@ export class Device implements UapiDevice {
       const udp = this.udp;
       const n = this.guard('UDP receive', () => udpRecv(udp.fd, batch.data, batch.offsets, batch.lengths, batch.addrs, BATCH_SIZE, batch.slotSize));
       if (n === undefined || n === 0) break;
-      // A datagram too large for a slot arrives with length 0 and is dropped as too short.
       batch.count = n;
       if (this.inbound.run(batch, this.stageContext) > 0) this.writeTun(batch);
       if (n < BATCH_SIZE) break;

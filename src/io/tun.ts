@@ -44,10 +44,11 @@ export const setLinkMtu: (name: string, mtu: number) => void = nativeFunction('s
 export const setLinkUp: (name: string, up: boolean) => void = nativeFunction('setLinkUp');
 
 /**
- * The interface's index (if_nametoindex), or 0 when there is no such interface —
- * poll it to notice that the interface was deleted (`ip link del`, wg-quick down).
+ * The interface's MTU (SIOCGIFMTU), or 0 when there is no such interface: poll it to
+ * follow MTU changes (wg-quick sets the MTU after start) and to notice that the
+ * interface was deleted (`ip link del`, wg-quick down).
  */
-export const linkIndex: (name: string) => number = nativeFunction('linkIndex');
+export const linkMtu: (name: string) => number = nativeFunction('linkMtu');
 
 /**
  * Closes an fd from {@link openTun} or udpOpen. Close its FdWatcher first; any

@@ -35,7 +35,10 @@ export class PacketBatch {
   }
 }
 
-/** Slot size for a tunnel MTU: the largest transport datagram it can carry, rounded up. */
-export function slotSizeFor(mtu: number): number {
-  return Math.ceil((Math.max(mtu, 1500) + HEADROOM + TAILROOM) / 64) * 64;
-}
+/**
+ * One slot holds the largest IP packet (65535 bytes) with its room around it, so any
+ * MTU works, also one raised after start (wg-quick sets it, jumbo underlays want it)
+ * and a peer's with a larger MTU than ours. Pages of a slot that no packet reaches
+ * are never touched, so the memory actually used follows the traffic.
+ */
+export const SLOT_SIZE = Math.ceil((65535 + HEADROOM + TAILROOM) / 64) * 64;

@@ -2,10 +2,10 @@
 // opens TUN IFNAME and answers ICMP/ICMPv6 echo requests read from it, in batches
 // driven by an FdWatcher, with replies written back by tunWrite. Reports events as
 // JSON lines on stdout and takes commands, one per line, on stdin:
-//   mtu N | up | down | index | malformed | capacity N | open-long | open-again | exit
+//   mtu N | up | down | read-mtu | malformed | capacity N | open-long | open-again | exit
 // It exits by itself when stdin closes (the test ended) or after 60 s.
 import { createInterface } from 'node:readline';
-import { closeFd, linkIndex, openTun, setLinkMtu, setLinkUp, tunRead, tunWrite } from '../../src/io/tun.js';
+import { closeFd, linkMtu, openTun, setLinkMtu, setLinkUp, tunRead, tunWrite } from '../../src/io/tun.js';
 import { FdWatcher } from '../../src/io/watch.js';
 import { icmpEcho, internetChecksum } from './packets.js';
 
@@ -22,7 +22,7 @@ function errorFields(err: unknown): Record<string, unknown> {
 }
 
 const tun = openTun(name);
-report('opened', { name: tun.name, fd: tun.fd, index: linkIndex(tun.name) });
+report('opened', { name: tun.name, fd: tun.fd });
 
 // The batch arena: SharedArrayBuffer-backed at a non-zero byteOffset, as the device's.
 const SLOTS = 16;
@@ -140,8 +140,8 @@ function command(line: string): void {
         setLinkUp(name!, cmd === 'up');
         report('ok');
         break;
-      case 'index':
-        report('index', { index: linkIndex(name!) });
+      case 'read-mtu':
+        report('mtu', { mtu: linkMtu(name!) });
         break;
       case 'stats':
         report('stats', stats);

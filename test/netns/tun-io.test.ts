@@ -97,10 +97,10 @@ describe('TUN I/O in a namespace', { timeout: 120_000, skip }, () => {
     return { status: r.status, out: `${r.stdout}${r.stderr}` };
   }
 
-  test('openTun creates the interface in the namespace, with the index linkIndex reports', async () => {
-    const index = await fixture.command('index', 'index');
-    assert.ok(typeof index.index === 'number' && index.index > 0);
-    assert.equal(link().ifindex, index.index);
+  test('openTun creates the interface in the namespace, with the MTU linkMtu reports', async () => {
+    const { mtu } = await fixture.command('read-mtu', 'mtu');
+    assert.ok(typeof mtu === 'number' && mtu > 0);
+    assert.equal(link().mtu, mtu);
     // Not in the root namespace.
     assert.notEqual(spawnSync('ip', ['link', 'show', 'dev', ifname]).status, 0);
   });
@@ -114,6 +114,7 @@ describe('TUN I/O in a namespace', { timeout: 120_000, skip }, () => {
     assert.ok(!link().flags.includes('UP'));
     await fixture.command('mtu 1380');
     assert.equal(link().mtu, 1380);
+    assert.equal((await fixture.command('read-mtu', 'mtu')).mtu, 1380);
     const bad = await fixture.command('mtu 10', 'error');
     assert.equal(bad.code, 'EINVAL');
     assert.match(String(bad.message), new RegExp(`cannot set the MTU of "${ifname}" to 10: Invalid argument \\(EINVAL\\)`));
@@ -173,14 +174,14 @@ describe('TUN I/O in a namespace', { timeout: 120_000, skip }, () => {
     assert.equal(busy.message, `cannot create TUN "${ifname}": Device or resource busy (EBUSY)`);
   });
 
-  test('after ip link del: the watcher reports the error once, tunRead/tunWrite throw EBADFD, linkIndex is 0', async () => {
+  test('after ip link del: the watcher reports the error once, tunRead/tunWrite throw EBADFD, linkMtu is 0', async () => {
     hosts.exec(ns, 'ip', ['link', 'del', 'dev', ifname]);
     const pollerr = await fixture.next('pollerr');
     assert.equal(pollerr.readable, true);
     const readError = await fixture.next('readError');
     assert.equal(readError.code, 'EBADFD');
     assert.match(String(readError.message), /cannot read from TUN fd \d+: File descriptor in bad state \(EBADFD\)/);
-    assert.equal((await fixture.command('index', 'index')).index, 0);
+    assert.equal((await fixture.command('read-mtu', 'mtu')).mtu, 0);
     // The watcher stopped itself: no stream of error reports, no busy loop.
     await new Promise((r) => setTimeout(r, 300));
     const stats = await fixture.command('stats', 'stats');

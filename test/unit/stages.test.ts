@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { openTransport } from '../../src/crypto/aead.js';
 import { generatePrivateKey } from '../../src/crypto/keys.js';
 import { readAddr, writeAddr, ADDR_STRIDE } from '../../src/io/udp.js';
-import { HEADROOM, PacketBatch, slotSizeFor, TAILROOM } from '../../src/pipeline/batch.js';
+import { HEADROOM, PacketBatch, SLOT_SIZE, TAILROOM } from '../../src/pipeline/batch.js';
 import { Drop } from '../../src/protocol/drop-reasons.js';
 import { Engine, paddingSize } from '../../src/protocol/engine.js';
 import type { Endpoint, Peer } from '../../src/protocol/peer.js';
@@ -57,7 +57,7 @@ function pings(count: number, to = '100.96.0.2'): Uint8Array[] {
 
 /** Fills a batch the way tunRead does: one plaintext packet per slot, after the headroom. */
 function tunBatch(packets: Uint8Array[]): PacketBatch {
-  const batch = new PacketBatch(SLOTS, slotSizeFor(1420));
+  const batch = new PacketBatch(SLOTS, SLOT_SIZE);
   batch.resetOffsets(HEADROOM);
   packets.forEach((p, i) => {
     batch.data.set(p, batch.offsets[i]!);
@@ -69,7 +69,7 @@ function tunBatch(packets: Uint8Array[]): PacketBatch {
 
 /** Fills a batch the way udpRecv does, from datagrams and their source. */
 function udpBatch(datagrams: Uint8Array[], from: Endpoint): PacketBatch {
-  const batch = new PacketBatch(SLOTS, slotSizeFor(1420));
+  const batch = new PacketBatch(SLOTS, SLOT_SIZE);
   batch.resetOffsets(0);
   datagrams.forEach((d, i) => {
     batch.data.set(d, batch.offsets[i]!);
@@ -202,8 +202,7 @@ test('a batch with an eighth of its slots holding initiations puts the engine un
   assert.equal(calm.outbox[0]!.packet[0], 2, 'one initiation is answered at once');
 });
 
-test('slot layout leaves room for header, padding and tag', () => {
-  const size = slotSizeFor(1420);
-  assert.ok(size >= 1420 + HEADROOM + TAILROOM);
-  assert.equal(size % 64, 0);
+test('a slot holds the largest IP packet with room for header, padding and tag', () => {
+  assert.ok(SLOT_SIZE >= 65535 + HEADROOM + TAILROOM);
+  assert.equal(SLOT_SIZE % 64, 0);
 });
