@@ -89,10 +89,6 @@ export class Device implements UapiDevice {
     return this.engine.drops;
   }
 
-  get listenPort(): number {
-    return this.udp.port;
-  }
-
   close(): void {
     if (this.closed) return;
     this.closed = true;

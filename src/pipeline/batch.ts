@@ -1,13 +1,12 @@
 // A batch of packets in shared memory (design.md §3): one arena of fixed-size slots
 // and typed-array descriptors, so no JS object is made per packet. The same batch
 // object is filled by a read, rewritten in place by the stages and drained by a write.
+import { ADDR_STRIDE } from '../io/udp.js';
 
 /** Room before a plaintext packet for the 16-byte transport header, so sealing is in place. */
 export const HEADROOM = 16;
 /** Room after it for padding (up to 15 bytes) and the 16-byte tag. */
 export const TAILROOM = 32;
-/** One address record (see src/io/udp.ts): family, 0, port (BE), 16 address bytes. */
-export const ADDR_RECORD_SIZE = 20;
 
 export class PacketBatch {
   readonly data: Uint8Array;
@@ -24,7 +23,7 @@ export class PacketBatch {
     this.data = new Uint8Array(new SharedArrayBuffer(slots * slotSize));
     this.offsets = new Uint32Array(new SharedArrayBuffer(slots * 4));
     this.lengths = new Uint32Array(new SharedArrayBuffer(slots * 4));
-    this.addrs = new Uint8Array(new SharedArrayBuffer(slots * ADDR_RECORD_SIZE));
+    this.addrs = new Uint8Array(new SharedArrayBuffer(slots * ADDR_STRIDE));
     this.marks = new Int32Array(new SharedArrayBuffer(slots * 4));
   }
 

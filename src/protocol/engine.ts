@@ -294,13 +294,6 @@ export class Engine {
     this.sendStaged(peer);
   }
 
-  /** Routes a plaintext packet by its destination; false (and counted) when no peer has it. */
-  route(packet: Uint8Array): Peer | undefined {
-    const peer = this.allowedIPs.lookupPacketDestination(packet, 0, packet.length);
-    if (peer === undefined) this.drops.add(Drop.NoPeerForDestination);
-    return peer;
-  }
-
   /** The keypair to send with now, or undefined when a handshake is needed first. */
   sendingKeypair(peer: Peer): Keypair | undefined {
     const keypair = peer.keypairs.current;

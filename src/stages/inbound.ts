@@ -9,7 +9,8 @@ import type { Engine } from '../protocol/engine.js';
 import { ipPacketLength } from '../protocol/ip-packet.js';
 import { classifyMessage } from '../protocol/messages.js';
 import type { Endpoint, Peer } from '../protocol/peer.js';
-import { ADDR_RECORD_SIZE, type PacketBatch } from '../pipeline/batch.js';
+import { sameAddr } from '../io/udp.js';
+import type { PacketBatch } from '../pipeline/batch.js';
 import { KeypairGroups } from './keypair-groups.js';
 
 export interface InboundContext {
@@ -25,11 +26,6 @@ const NOT_OPENED = -1;
 
 function readU32(buf: Uint8Array, at: number): number {
   return (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
-}
-
-function sameRecord(a: Uint8Array, b: Uint8Array, bOffset: number): boolean {
-  for (let k = 0; k < ADDR_RECORD_SIZE; k++) if (a[k] !== b[bOffset + k]) return false;
-  return true;
 }
 
 export class InboundStage {
@@ -133,7 +129,7 @@ export class InboundStage {
       if (last < 0) continue;
       const peer = groups.peers[g]!;
       const known = ctx.endpointRecord(peer);
-      const from = known !== undefined && sameRecord(known, addrs, last * ADDR_RECORD_SIZE) ? peer.endpoint! : ctx.readAddress(addrs, last);
+      const from = known !== undefined && sameAddr(known, 0, addrs, last) ? peer.endpoint! : ctx.readAddress(addrs, last);
       engine.noteTransportReceived(peer, groups.keypairs[g]!, from, groups.bytes[g]!, groups.carriedData[g] === 0);
     }
     groups.clear();

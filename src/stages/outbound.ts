@@ -9,7 +9,8 @@ import { Drop, type DropCounters } from '../protocol/drop-reasons.js';
 import { paddingSize, type Engine } from '../protocol/engine.js';
 import { writeTransportHeader } from '../protocol/messages.js';
 import type { Peer } from '../protocol/peer.js';
-import { ADDR_RECORD_SIZE, HEADROOM, type PacketBatch } from '../pipeline/batch.js';
+import { ADDR_STRIDE } from '../io/udp.js';
+import { HEADROOM, type PacketBatch } from '../pipeline/batch.js';
 import { KeypairGroups } from './keypair-groups.js';
 
 export interface OutboundContext {
@@ -96,7 +97,7 @@ export class OutboundStage {
       desc[row + 4] = hi;
       offsets[m] = offset - HEADROOM;
       lengths[m] = MESSAGE_TRANSPORT_HEADER_SIZE + padded + AEAD_TAG_SIZE;
-      addrs.set(ctx.endpointRecord(groups.peers[g]!)!, m * ADDR_RECORD_SIZE);
+      addrs.set(ctx.endpointRecord(groups.peers[g]!)!, m * ADDR_STRIDE);
       groups.bytes[g]! += lengths[m]!;
       m++;
     }
