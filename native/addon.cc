@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include "aead.h"
+#include "offload.h"
 #include "tun.h"
 #include "udp.h"
 #include "watch.h"
@@ -12,6 +13,7 @@ namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tundra::aead::Init(env, exports);
+  tundra::offload::Init(env, exports);
   tundra::tun::Init(env, exports);
   tundra::udp::Init(env, exports);
   tundra::watch::Init(env, exports);
