@@ -14,6 +14,7 @@
 #include <string>
 
 #include "napi_args.h"
+#include "offload.h"
 #include "watch.h"
 
 namespace tundra::tun {
@@ -31,11 +32,23 @@ using args::ThrowRange;
 using args::ThrowType;
 using args::View;
 
-// Flags a caller may add to IFF_TUN | IFF_NO_PI. IFF_VNET_HDR is for the
-// offload issue (the read/write paths here do not handle the 10-byte header
-// yet, so the TS wrapper does not pass it); IFF_MULTI_QUEUE lets several fds
-// (one per reader thread) attach to one interface.
+// Flags a caller may add to IFF_TUN | IFF_NO_PI. IFF_VNET_HDR prefixes every
+// read/write with a virtio_net_hdr (read with tunReadVnet, write coalesced
+// items with tunWrite); IFF_MULTI_QUEUE lets several fds (one per reader
+// thread) attach to one interface.
 constexpr uint32_t kExtraFlagsAllowed = IFF_VNET_HDR | IFF_MULTI_QUEUE;
+
+// TUNSETOFFLOAD bits (USO arrived in Linux 6.2, after some installed headers).
+constexpr uint32_t kTunFCsum = 0x01;
+constexpr uint32_t kTunFTso4 = 0x02;
+constexpr uint32_t kTunFTso6 = 0x04;
+constexpr uint32_t kTunFTsoEcn = 0x08;
+constexpr uint32_t kTunFUfo = 0x10;
+constexpr uint32_t kTunFUso4 = 0x20;
+constexpr uint32_t kTunFUso6 = 0x40;
+static_assert(TUN_F_CSUM == kTunFCsum && TUN_F_TSO4 == kTunFTso4 && TUN_F_TSO6 == kTunFTso6 &&
+                  TUN_F_TSO_ECN == kTunFTsoEcn && TUN_F_UFO == kTunFUfo,
+              "linux/if_tun.h disagrees");
 
 // Opens and attaches; returns the fd, or -errno with *syscall saying which
 // call failed. name may be "" or a pattern such as "tdr%d"; the kernel's
@@ -284,6 +297,104 @@ Napi::Value WriteJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
+
+// tunReadVnet(fd, scratch, state, data, offsets, lengths, count, capacity, stats?) -> slots filled
+Napi::Value ReadVnetJs(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  const char* fn = "tunReadVnet";
+  int fd = -1;
+  View scratch, state, data, offsets, lengths, stats;
+  if (!GetFd(env, info[0], fn, &fd) ||
+      !GetArray(env, info[1], napi_uint8_array, fn, "scratch", "Uint8Array", &scratch) ||
+      !GetArray(env, info[2], napi_uint32_array, fn, "state", "Uint32Array", &state) ||
+      !GetArray(env, info[3], napi_uint8_array, fn, "data", "Uint8Array", &data) ||
+      !GetArray(env, info[4], napi_uint32_array, fn, "offsets", "Uint32Array", &offsets) ||
+      !GetArray(env, info[5], napi_uint32_array, fn, "lengths", "Uint32Array", &lengths)) {
+    return Napi::Value();
+  }
+  uint32_t count = 0, capacity = 0;
+  if (!GetUint32(env, info[6], fn, "count", &count) ||
+      !GetUint32(env, info[7], fn, "capacity", &capacity)) {
+    return Napi::Value();
+  }
+  if (info.Length() > 8 && !info[8].IsUndefined()) {
+    if (!GetArray(env, info[8], napi_float64_array, fn, "stats", "Float64Array", &stats)) {
+      return Napi::Value();
+    }
+    if (stats.length < offload::kOffloadStatCount) {
+      ThrowRange(env, std::string(fn) + ": stats.length " + std::to_string(stats.length) +
+                          " is less than " + std::to_string(offload::kOffloadStatCount));
+      return Napi::Value();
+    }
+  }
+  if (scratch.length < kReadScratchSize) {
+    ThrowRange(env, std::string(fn) + ": scratch.length " + std::to_string(scratch.length) +
+                        " is less than TUN_READ_SCRATCH_SIZE " + std::to_string(kReadScratchSize));
+    return Napi::Value();
+  }
+  if (state.length < 1) {
+    ThrowRange(env, std::string(fn) + ": state is empty");
+    return Napi::Value();
+  }
+  uint32_t* pending = reinterpret_cast<uint32_t*>(state.data);
+  const uint32_t pending_len = Load(pending, 0);
+  if (pending_len >= kReadScratchSize) {
+    ThrowRange(env, std::string(fn) + ": state[0] " + std::to_string(pending_len) +
+                        " is not a pending length below " + std::to_string(kReadScratchSize));
+    return Napi::Value();
+  }
+  if (count > offsets.length || count > lengths.length) {
+    ThrowRange(env, std::string(fn) + ": count " + std::to_string(count) +
+                        " exceeds offsets.length " + std::to_string(offsets.length) +
+                        " or lengths.length " + std::to_string(lengths.length));
+    return Napi::Value();
+  }
+  const uint32_t* offs = reinterpret_cast<const uint32_t*>(offsets.data);
+  if (!CheckPackets(env, fn, offs, nullptr, capacity, count, data.length)) return Napi::Value();
+  int fatal = 0;
+  const size_t n = ReadVnet(fd, scratch.data, pending, data.data, data.length, offs,
+                            reinterpret_cast<uint32_t*>(lengths.data), count, capacity,
+                            reinterpret_cast<double*>(stats.data), &fatal);
+  if (n == 0 && fatal != 0) {
+    ThrowErrno(env, fatal, "read", "cannot read from TUN fd " + std::to_string(fd));
+    return Napi::Value();
+  }
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
+// tunSetVnetHeaderSize(fd, size): TUNSETVNETHDRSZ; throws on failure.
+Napi::Value SetVnetHeaderSizeJs(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  const char* fn = "tunSetVnetHeaderSize";
+  int fd = -1;
+  double size_d = 0;
+  if (!GetFd(env, info[0], fn, &fd) ||
+      !args::GetInt(env, info[1], fn, "size", 0, 2147483647.0, &size_d)) {
+    return Napi::Value();
+  }
+  int size = static_cast<int>(size_d);
+  if (ioctl(fd, TUNSETVNETHDRSZ, &size) < 0) {
+    ThrowErrno(env, errno, "ioctl",
+               "cannot set the vnet header size of TUN fd " + std::to_string(fd) + " to " +
+                   std::to_string(size));
+  }
+  return Napi::Value();
+}
+
+// tunSetOffload(fd, bits) -> 0 | errno: TUNSETOFFLOAD. Every refusal is
+// reported, never thrown: the caller decides what to try next.
+Napi::Value SetOffloadJs(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  const char* fn = "tunSetOffload";
+  int fd = -1;
+  uint32_t bits = 0;
+  if (!GetFd(env, info[0], fn, &fd) || !GetUint32(env, info[1], fn, "bits", &bits)) {
+    return Napi::Value();
+  }
+  const int err = ioctl(fd, TUNSETOFFLOAD, static_cast<unsigned long>(bits)) < 0 ? errno : 0;
+  return Napi::Number::New(env, err);
+}
+
 }  // namespace
 
 size_t ReadBatch(int fd, uint8_t* data, size_t data_len, const uint32_t* offsets,
@@ -338,16 +449,82 @@ size_t WriteBatch(int fd, const uint8_t* data, size_t data_len, const uint32_t* 
   return i;
 }
 
+
+size_t ReadVnet(int fd, uint8_t* scratch, uint32_t* pending, uint8_t* data, size_t data_len,
+                const uint32_t* offsets, uint32_t* lengths, size_t count, uint32_t capacity,
+                double* stats, int* fatal) {
+  *fatal = 0;
+  double st[offload::kOffloadStatCount] = {};
+  size_t filled = 0;
+  size_t pend = Load(pending, 0);
+  if (pend >= kReadScratchSize) pend = 0;  // changed under us since validation
+  size_t reads_left = count + kReadVnetExtraReads;
+  while (filled < count) {
+    size_t n = pend;
+    pend = 0;
+    if (n == 0) {
+      if (reads_left == 0) break;
+      const ssize_t r = read(fd, scratch, kReadScratchSize);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) *fatal = errno;
+        break;
+      }
+      reads_left--;
+      st[offload::kStatTunPacketsRead]++;
+      if (static_cast<size_t>(r) >= kReadScratchSize) {  // longer than 10 + 65535
+        st[offload::kStatDropBase + offload::kDropPacketTooLarge]++;
+        continue;
+      }
+      n = static_cast<size_t>(r);
+    }
+    const int got = offload::SplitPacket(scratch, n, data, data_len, offsets + filled,
+                                         lengths + filled, count - filled, capacity);
+    if (got == -offload::kDropTooManySegments && filled > 0) {
+      pend = n;  // for the next call, with all its slots free
+      break;
+    }
+    if (got < 0) {
+      st[offload::kStatDropBase + static_cast<size_t>(-got)]++;
+      continue;
+    }
+    if (scratch[1] != offload::kGsoNone) {
+      st[offload::kStatTunSuperPackets]++;
+      st[offload::kStatTunSegments] += got;
+    } else if ((scratch[0] & offload::kVnetNeedsCsum) != 0) {
+      st[offload::kStatTunChecksumsCompleted]++;
+    }
+    filled += static_cast<size_t>(got);
+  }
+  pending[0] = static_cast<uint32_t>(pend);
+  if (stats != nullptr) {
+    for (size_t i = 0; i < offload::kOffloadStatCount; i++) stats[i] += st[i];
+  }
+  return filled;
+}
+
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tunOpen", Napi::Function::New(env, OpenJs, "tunOpen"));
   exports.Set("tunRead", Napi::Function::New(env, ReadJs, "tunRead"));
   exports.Set("tunWrite", Napi::Function::New(env, WriteJs, "tunWrite"));
+  exports.Set("tunReadVnet", Napi::Function::New(env, ReadVnetJs, "tunReadVnet"));
+  exports.Set("tunSetVnetHeaderSize",
+              Napi::Function::New(env, SetVnetHeaderSizeJs, "tunSetVnetHeaderSize"));
+  exports.Set("tunSetOffload", Napi::Function::New(env, SetOffloadJs, "tunSetOffload"));
   exports.Set("setLinkMtu", Napi::Function::New(env, SetMtuJs, "setLinkMtu"));
   exports.Set("setLinkUp", Napi::Function::New(env, SetUpJs, "setLinkUp"));
   exports.Set("linkMtu", Napi::Function::New(env, LinkMtuJs, "linkMtu"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFdJs, "closeFd"));
   exports.Set("TUN_IFF_VNET_HDR", Napi::Number::New(env, IFF_VNET_HDR));
   exports.Set("TUN_IFF_MULTI_QUEUE", Napi::Number::New(env, IFF_MULTI_QUEUE));
+  exports.Set("TUN_F_CSUM", Napi::Number::New(env, kTunFCsum));
+  exports.Set("TUN_F_TSO4", Napi::Number::New(env, kTunFTso4));
+  exports.Set("TUN_F_TSO6", Napi::Number::New(env, kTunFTso6));
+  exports.Set("TUN_F_TSO_ECN", Napi::Number::New(env, kTunFTsoEcn));
+  exports.Set("TUN_F_UFO", Napi::Number::New(env, kTunFUfo));
+  exports.Set("TUN_F_USO4", Napi::Number::New(env, kTunFUso4));
+  exports.Set("TUN_F_USO6", Napi::Number::New(env, kTunFUso6));
+  exports.Set("TUN_READ_SCRATCH_SIZE", Napi::Number::New(env, static_cast<double>(kReadScratchSize)));
 }
 
 }  // namespace tundra::tun

@@ -21,20 +21,34 @@ export interface Tun {
   name: string;
 }
 
+/** Options of {@link openTun}. */
+export interface OpenTunOptions {
+  /**
+   * IFF_VNET_HDR: every read and write carries a 10-byte virtio_net_hdr first. Read with
+   * {@link tunReadVnet}; write coalesced items (src/offload/native.ts) or packets behind an
+   * all-zero header with {@link tunWrite}. Set the offloads with {@link tunSetOffload}.
+   */
+  vnetHeader?: boolean;
+  /** IFF_MULTI_QUEUE: several fds (one per reader thread) may attach to the interface. */
+  multiQueue?: boolean;
+}
+
 /**
  * Opens /dev/net/tun and attaches it to interface `name` (created if missing) as a
  * layer-3 TUN without packet info (`IFF_TUN | IFF_NO_PI`): reads and writes are
- * bare IPv4/IPv6 packets. The interface lives as long as the fd (not persistent).
+ * bare IPv4/IPv6 packets (behind a virtio_net_hdr with `vnetHeader`). The interface
+ * lives as long as the fd (not persistent).
  *
  * Throws, for example, `cannot create TUN "wg0": Operation not permitted (EPERM)`
  * (no CAP_NET_ADMIN), `…: Device or resource busy (EBUSY)` (another process has
- * it), or `…: File name too long (ENAMETOOLONG)` for a name of 16 bytes or more;
- * each with `.code`.
+ * it, or its flags differ from the queues already attached), or
+ * `…: File name too long (ENAMETOOLONG)` for a name of 16 bytes or more; each with `.code`.
  */
-export function openTun(name: string): Tun {
-  // IFF_VNET_HDR (offloads) will be passed here as the second argument once the
-  // read/write paths handle the virtio_net_hdr; the native side already takes it.
-  return tunOpen(name, 0);
+export function openTun(name: string, options: OpenTunOptions = {}): Tun {
+  let flags = 0;
+  if (options.vnetHeader === true) flags |= TUN_IFF_VNET_HDR;
+  if (options.multiQueue === true) flags |= TUN_IFF_MULTI_QUEUE;
+  return tunOpen(name, flags);
 }
 
 /** Sets the interface's MTU (SIOCSIFMTU), in the caller's network namespace. */
@@ -94,12 +108,86 @@ export type TunWrite = (
   status?: Int32Array,
 ) => number;
 
+/**
+ * Reads from an IFF_VNET_HDR TUN and splits what it reads into slots
+ * `data[offsets[j], offsets[j] + capacity)`, j < count, lengths into `lengths[j]`: GSO
+ * super-packets become their segments, a NONE packet with NEEDS_CSUM gets its checksum
+ * completed (src/offload/native.ts, nativeSplit). Returns the number of slots filled; 0
+ * when nothing is ready (EAGAIN) — wait for the fd to be readable. EINTR is retried.
+ *
+ * `scratch` (at least TUN_READ_SCRATCH_SIZE bytes) takes each read; `state[0]` is the
+ * length of a packet left pending in scratch (zero it once, then keep both for the
+ * fd's next calls): a super-packet that needs more slots than remain after some were
+ * filled stays there and is split first by the next call. A packet that cannot be used
+ * (longer than 10 + 65535 bytes, or any split drop code, or needing more segments than
+ * `count` slots) is dropped and counted. `stats` (at least 12 entries, names in
+ * OFFLOAD_STAT_NAMES) is incremented. At most count + 256 packets are read per call, so
+ * a flood of dropped packets returns (possibly 0 with the fd still readable) rather
+ * than keeping the caller. Other errnos as {@link TunRead}: thrown if no slot was
+ * filled, else the filled slots are returned and the next call meets the error.
+ */
+export type TunReadVnet = (
+  fd: number,
+  scratch: Uint8Array,
+  state: Uint32Array,
+  data: Uint8Array,
+  offsets: Uint32Array,
+  lengths: Uint32Array,
+  count: number,
+  capacity: number,
+  stats?: Float64Array,
+) => number;
+
 /** See {@link TunRead}. */
 export const tunRead: TunRead = nativeFunction('tunRead');
 /** See {@link TunWrite}. */
 export const tunWrite: TunWrite = nativeFunction('tunWrite');
 
+/** See {@link TunReadVnet}. */
+export const tunReadVnet: TunReadVnet = nativeFunction('tunReadVnet');
+
+/**
+ * Sets the vnet header size of an IFF_VNET_HDR TUN (TUNSETVNETHDRSZ; the default is
+ * VNET_HDR_LEN = 10, which everything here uses). Throws an errno Error on failure
+ * (EINVAL for a size below 10).
+ */
+export const tunSetVnetHeaderSize: (fd: number, size: number) => void = nativeFunction('tunSetVnetHeaderSize');
+
+/**
+ * Tells the kernel which offloads the reader handles (TUNSETOFFLOAD, `bits` from
+ * TUN_F_*): with TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 it may hand over TCP
+ * super-packets, with TUN_F_USO4 | TUN_F_USO6 (Linux 6.2+) UDP ones. Returns 0, or the
+ * (positive) errno of the refusal — EINVAL for bits the kernel does not know, for
+ * example — without throwing: the caller decides what to try next.
+ */
+export const tunSetOffload: (fd: number, bits: number) => number = nativeFunction('tunSetOffload');
+
+/** TUNSETOFFLOAD bit: the reader takes packets with a partial checksum (NEEDS_CSUM). */
+export const TUN_F_CSUM: number = nativeNumber('TUN_F_CSUM');
+/** TUNSETOFFLOAD bit: IPv4 TCP super-packets. */
+export const TUN_F_TSO4: number = nativeNumber('TUN_F_TSO4');
+/** TUNSETOFFLOAD bit: IPv6 TCP super-packets. */
+export const TUN_F_TSO6: number = nativeNumber('TUN_F_TSO6');
+/** TUNSETOFFLOAD bit: TSO with the ECN bit (split drops such packets). */
+export const TUN_F_TSO_ECN: number = nativeNumber('TUN_F_TSO_ECN');
+/** TUNSETOFFLOAD bit: UFO (split drops such packets). */
+export const TUN_F_UFO: number = nativeNumber('TUN_F_UFO');
+/** TUNSETOFFLOAD bit: IPv4 UDP super-packets (USO, Linux 6.2+). */
+export const TUN_F_USO4: number = nativeNumber('TUN_F_USO4');
+/** TUNSETOFFLOAD bit: IPv6 UDP super-packets (USO, Linux 6.2+). */
+export const TUN_F_USO6: number = nativeNumber('TUN_F_USO6');
+/** Minimum `scratch` length of {@link tunReadVnet}: 10 + 65535 + 1 spare byte. */
+export const TUN_READ_SCRATCH_SIZE: number = nativeNumber('TUN_READ_SCRATCH_SIZE');
+
+const TUN_IFF_VNET_HDR: number = nativeNumber('TUN_IFF_VNET_HDR');
+const TUN_IFF_MULTI_QUEUE: number = nativeNumber('TUN_IFF_MULTI_QUEUE');
 const tunOpen: (name: string, flags: number) => Tun = nativeFunction('tunOpen');
+
+function nativeNumber(name: string): number {
+  const v = native[name];
+  if (typeof v !== 'number') throw new Error(`tundra_native: missing export ${name}`);
+  return v;
+}
 
 function nativeFunction<T>(name: string): T {
   const f = native[name];
