@@ -1,13 +1,17 @@
-// UDP sockets: dual-stack bind, large buffers, recvmmsg/sendmmsg batches.
+// UDP sockets: dual-stack bind, large buffers, recvmmsg/sendmmsg batches,
+// UDP GSO (UDP_SEGMENT) on send and GRO (UDP_GRO) on receive.
 #include "udp.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 #include <tuple>
 
@@ -18,6 +22,7 @@ namespace {
 
 using args::CheckPackets;
 using args::GetArray;
+using args::GetBool;
 using args::GetFd;
 using args::GetStatus;
 using args::GetUint32;
@@ -32,12 +37,22 @@ constexpr uint32_t kDefaultBuffer = 7 << 20;  // wireguard-go's socketBufferSize
 // recv consumes one), so a strange persistent error cannot spin us here.
 constexpr int kMaxSkippedErrors = 16;
 
+// Receive control room per message: SO_RXQ_OVFL (u32), UDP_GRO (int), and for
+// a later issue IP_PKTINFO and IPV6_PKTINFO (a dual socket may get both for an
+// IPv4 datagram). Too little would cost datagrams (MSG_CTRUNC).
+constexpr size_t kRecvControl = CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int)) +
+                                CMSG_SPACE(sizeof(in_pktinfo)) + CMSG_SPACE(sizeof(in6_pktinfo));
+// Send control: one UDP_SEGMENT cmsg, whose payload is a u16 (the kernel
+// insists on cmsg_len == CMSG_LEN(2)).
+constexpr size_t kSendControl = CMSG_SPACE(sizeof(uint16_t));
+
+static_assert(kGroStateMsgWords * 4 == 12 + kAddrStride, "GRO state message layout");
+
 union SockAddr {
   sockaddr sa;
   sockaddr_in v4;
   sockaddr_in6 v6;
 };
-
 
 // ---- address records -----------------------------------------------------
 
@@ -114,6 +129,7 @@ struct OpenRequest {
   uint32_t rcvbuf = kDefaultBuffer;  // 0: leave the kernel default
   uint32_t sndbuf = kDefaultBuffer;
   uint32_t fwmark = 0;
+  bool gro = false;
 };
 
 struct OpenResult {
@@ -123,6 +139,8 @@ struct OpenResult {
   const char* step = "";  // what failed, for the message
   uint16_t port = 0;
   Mode mode = Mode::kDual;
+  bool gso = false;  // UDP_SEGMENT usable on this socket
+  bool gro = false;  // UDP_GRO on (asked for and read back as 1)
 };
 
 // Buffer sizes are a request, not a requirement: the FORCE variant passes
@@ -172,7 +190,25 @@ OpenResult Open(const OpenRequest& req) {
       setsockopt(fd, SOL_SOCKET, SO_MARK, &req.fwmark, sizeof req.fwmark) < 0) {
     return fail("setsockopt", "SO_MARK");
   }
-  // GRO: UDP_GRO (kernel >= 5.12) goes here, probed and reported back.
+  // Receive-queue drop counts come with every datagram queued after a drop.
+  const int on = 1;
+  (void)setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof on);
+  // The GSO probe, as wireguard-go's: the option is readable iff the kernel
+  // knows it (Linux >= 4.18).
+  int value = 0;
+  socklen_t value_len = sizeof value;
+  r.gso = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &value, &value_len) == 0;
+  if (req.gro && setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on) == 0) {
+    // Kernels before 5.12 accept the option but cannot read it back; their
+    // GRO is not trusted (wireguard-go), so it is turned off again there.
+    value = 0;
+    value_len = sizeof value;
+    r.gro = getsockopt(fd, SOL_UDP, UDP_GRO, &value, &value_len) == 0 && value == 1;
+    if (!r.gro) {
+      const int off = 0;
+      (void)setsockopt(fd, SOL_UDP, UDP_GRO, &off, sizeof off);
+    }
+  }
   SockAddr addr;
   std::memset(&addr, 0, sizeof addr);
   socklen_t len;
@@ -202,11 +238,366 @@ OpenResult Open(const OpenRequest& req) {
   return r;
 }
 
+// ---- receive -------------------------------------------------------------
+
+// Errors of the socket itself, as opposed to one datagram or a pending error
+// left by an earlier send.
+inline bool IsFatal(int err) {
+  // Not EOPNOTSUPP: ICMP "source route failed" is reported as that.
+  return err == EBADF || err == ENOTSOCK || err == EFAULT || err == EINVAL;
+}
+
+inline void Bump(double* stats, size_t index, double by = 1) {
+  if (stats != nullptr) stats[index] += by;
+}
+
+void SetupRecv(mmsghdr* m, iovec* iov, SockAddr* from, uint8_t* control) {
+  std::memset(m, 0, sizeof *m);
+  m->msg_hdr.msg_name = from;
+  m->msg_hdr.msg_namelen = sizeof *from;
+  m->msg_hdr.msg_iov = iov;
+  m->msg_hdr.msg_iovlen = 1;
+  m->msg_hdr.msg_control = control;
+  m->msg_hdr.msg_controllen = kRecvControl;
+}
+
+// recvmmsg with the error policy of both receive paths. Returns the messages
+// received, or 0 to stop: nothing ready, a fatal error (*fatal set), or too
+// many pending errors in this call.
+int RecvSome(int fd, mmsghdr* msgs, size_t n, int* skipped, int* fatal) {
+  for (;;) {
+    const int r = recvmmsg(fd, msgs, static_cast<unsigned>(n), MSG_DONTWAIT, nullptr);
+    if (r >= 0) return r;
+    const int err = errno;
+    if (err == EINTR) continue;
+    if (err == EAGAIN || err == EWOULDBLOCK) return 0;
+    if (IsFatal(err)) {
+      *fatal = err;
+      return 0;
+    }
+    // A pending socket error (ECONNREFUSED, EHOSTUNREACH, ... from ICMP for
+    // an earlier send; only connected or IP_RECVERR sockets get them, but a
+    // daemon must not die of one): the call consumed it, so try again. A
+    // failed call fills no header, so the same ones are reused.
+    if (++*skipped > kMaxSkippedErrors) return 0;
+  }
+}
+
+struct RecvCmsgs {
+  int gso_size = 0;  // UDP_GRO: the size of each coalesced datagram (an int)
+  bool has_overflow = false;
+  uint32_t overflow = 0;  // SO_RXQ_OVFL: the socket's drop count (a u32)
+};
+
+RecvCmsgs ParseCmsgs(msghdr* h, double* stats) {
+  RecvCmsgs out;
+  for (cmsghdr* c = CMSG_FIRSTHDR(h); c != nullptr; c = CMSG_NXTHDR(h, c)) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
+        c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      std::memcpy(&out.gso_size, CMSG_DATA(c), sizeof(int));
+    } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL &&
+               c->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
+      std::memcpy(&out.overflow, CMSG_DATA(c), sizeof(uint32_t));
+      out.has_overflow = true;
+    }
+  }
+  if (out.has_overflow && stats != nullptr) stats[kRxqOverflowRaw] = out.overflow;
+  if ((h->msg_flags & MSG_CTRUNC) != 0) Bump(stats, kCtruncDrops);
+  return out;
+}
+
+// The GRO stash header, read once per call (the state may be shared memory).
+struct Stash {
+  uint32_t messages = 0, next = 0, cut = 0;
+};
+
+bool StashValid(const Stash& s, size_t k) {
+  return s.messages <= k && s.next <= s.messages && s.cut <= kGroMessageMax &&
+         (s.next < s.messages || s.cut == 0);
+}
+
+Stash LoadStash(const uint32_t* state) {
+  return {Load(state, 0), Load(state, 1), Load(state, 2)};
+}
+
+// Describes received message j in the state, for cutting now or later.
+void StoreMessage(uint32_t* state, size_t j, mmsghdr* m, const SockAddr& from, double* stats) {
+  uint32_t* meta = state + kGroStateHeader + j * kGroStateMsgWords;
+  const RecvCmsgs c = ParseCmsgs(&m->msg_hdr, stats);
+  const int flags = m->msg_hdr.msg_flags;
+  const uint32_t drop = (flags & MSG_CTRUNC) != 0 ? kGroCtrunc : (flags & MSG_TRUNC) != 0 ? kGroTrunc : 0;
+  const uint32_t len = m->msg_len;
+  const uint32_t seg = c.gso_size > 0 ? static_cast<uint32_t>(c.gso_size) : 0;
+  meta[0] = len;
+  meta[1] = seg;
+  meta[2] = drop;
+  uint8_t rec[kAddrStride];
+  ToRecord(from, m->msg_hdr.msg_namelen, rec);
+  std::memcpy(meta + 3, rec, kAddrStride);
+  if (drop == 0 && seg > 0 && len > seg) {
+    Bump(stats, kGroReceives);
+    Bump(stats, kGroDatagrams, (len + seg - 1) / seg);
+  }
+}
+
+}  // namespace
+
+size_t RecvBatch(int fd, uint8_t* data, size_t data_len, const uint32_t* offsets,
+                 uint32_t* lengths, uint8_t* addrs, size_t count, uint32_t capacity,
+                 double* stats, int* fatal) {
+  *fatal = 0;
+  mmsghdr msgs[kChunk];
+  iovec iov[kChunk];
+  SockAddr from[kChunk];
+  alignas(cmsghdr) uint8_t control[kChunk][kRecvControl];
+  size_t done = 0;
+  int skipped = 0;
+  while (done < count) {
+    size_t n = 0;
+    const size_t want = count - done < kChunk ? count - done : kChunk;
+    for (; n < want; n++) {
+      const uint32_t off = Load(offsets, done + n);
+      if (uint64_t{off} + capacity > data_len) break;  // changed since validation
+      iov[n] = {data + off, capacity};
+      SetupRecv(&msgs[n], &iov[n], &from[n], control[n]);
+    }
+    if (n == 0) break;
+    const int r = RecvSome(fd, msgs, n, &skipped, fatal);
+    if (r == 0) break;
+    for (int k = 0; k < r; k++) {
+      mmsghdr& m = msgs[k];
+      const RecvCmsgs c = ParseCmsgs(&m.msg_hdr, stats);
+      uint32_t len = m.msg_len;
+      // Truncated data or control, or several datagrams coalesced by GRO
+      // (a GRO socket read without a stash): the slot cannot hold it.
+      if ((m.msg_hdr.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 ||
+          (c.gso_size > 0 && len > static_cast<uint32_t>(c.gso_size))) {
+        len = 0;
+      }
+      lengths[done + k] = len;
+      ToRecord(from[k], m.msg_hdr.msg_namelen, addrs + (done + k) * kAddrStride);
+    }
+    done += static_cast<size_t>(r);
+    if (static_cast<size_t>(r) < n) break;  // the queue is empty now
+  }
+  return done;
+}
+
+bool GroStateValid(const uint32_t* state, size_t messages) {
+  return StashValid(LoadStash(state), messages) && Load(state, 3) == 0;
+}
+
+size_t GroRecvBatch(int fd, uint8_t* data, size_t data_len, const uint32_t* offsets,
+                    uint32_t* lengths, uint8_t* addrs, size_t count, uint32_t capacity,
+                    const GroBuffers& gro, double* stats, int* fatal) {
+  *fatal = 0;
+  uint32_t* state = gro.state;
+  Stash s = LoadStash(state);
+  if (!StashValid(s, gro.messages)) s = {};  // changed since validation: drop it
+  mmsghdr msgs[kGroMaxMessages];
+  iovec iov[kGroMaxMessages];
+  SockAddr from[kGroMaxMessages];
+  alignas(cmsghdr) uint8_t control[kGroMaxMessages][kRecvControl];
+  size_t filled = 0;
+  int skipped = 0;
+  bool drained = false;  // the last recvmmsg found the queue empty
+  while (filled < count) {
+    if (s.next >= s.messages) {
+      s = {};
+      if (drained) break;
+      // Each message is at least one datagram: never more than the free slots.
+      const size_t want = std::min(gro.messages, count - filled);
+      for (size_t j = 0; j < want; j++) {
+        iov[j] = {gro.scratch + j * kGroMessageStride, kGroMessageMax};
+        SetupRecv(&msgs[j], &iov[j], &from[j], control[j]);
+      }
+      const int r = RecvSome(fd, msgs, want, &skipped, fatal);
+      if (r == 0) break;
+      for (int j = 0; j < r; j++) StoreMessage(state, j, &msgs[j], from[j], stats);
+      s.messages = static_cast<uint32_t>(r);
+      drained = static_cast<size_t>(r) < want;
+    }
+    // Cut message s.next from byte s.cut on. Its description is re-read and
+    // clamped, so a corrupted state cannot reach outside the message.
+    const uint32_t* meta = state + kGroStateHeader + s.next * kGroStateMsgWords;
+    const uint32_t len = std::min<uint32_t>(Load(meta, 0), kGroMessageMax);
+    uint32_t seg = Load(meta, 1);
+    const uint32_t drop = Load(meta, 2);
+    uint8_t rec[kAddrStride];
+    std::memcpy(rec, meta + 3, kAddrStride);
+    const uint8_t* msg = gro.scratch + s.next * kGroMessageStride;
+    if (s.cut > 0 && s.cut >= len) {  // only a corrupted state gets here
+      s.next++;
+      s.cut = 0;
+      continue;
+    }
+    if (seg == 0 || seg > len) seg = len;
+    bool stop = false;
+    do {  // at least one slot: a dropped message or an empty datagram has length 0
+      const uint32_t off = Load(offsets, filled);
+      if (uint64_t{off} + capacity > data_len) {  // changed since validation
+        stop = true;
+        break;
+      }
+      const uint32_t piece = drop != 0 ? 0 : std::min(seg, len - s.cut);
+      const bool fits = piece <= capacity;
+      if (fits) std::memcpy(data + off, msg + s.cut, piece);
+      lengths[filled] = fits ? piece : 0;
+      std::memcpy(addrs + filled * kAddrStride, rec, kAddrStride);
+      filled++;
+      s.cut = drop != 0 ? len : s.cut + piece;
+    } while (s.cut < len && filled < count);
+    if (stop) break;
+    if (s.cut >= len) {
+      s.next++;
+      s.cut = 0;
+    }
+  }
+  if (s.next >= s.messages) s = {};
+  state[0] = s.messages;
+  state[1] = s.next;
+  state[2] = s.cut;
+  state[3] = 0;
+  return filled;
+}
+
+// ---- send ------------------------------------------------------------------
+
+namespace {
+
+inline bool GsoAllowed(uint8_t family, uint32_t gso) {
+  return (family == 4 && (gso & kGsoV4) != 0) || (family == 6 && (gso & kGsoV6) != 0);
+}
+
+inline void SetStatus(int32_t* status, size_t first, size_t n, int32_t value) {
+  if (status == nullptr) return;
+  for (size_t i = 0; i < n; i++) status[first + i] = value;
+}
+
+}  // namespace
+
+size_t SendBatch(int fd, const uint8_t* data, size_t data_len, const uint32_t* offsets,
+                 const uint32_t* lengths, const uint8_t* addrs, size_t count, int32_t* status,
+                 uint32_t gso, double* stats, int* fatal) {
+  *fatal = 0;
+  if (count == 0) return 0;
+  // The socket's family decides how IPv4 records are written (v4-mapped on
+  // AF_INET6); one getsockopt per batch, not per packet.
+  int domain = 0;
+  socklen_t dlen = sizeof domain;
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) < 0) {
+    *fatal = errno;
+    return 0;
+  }
+  // Per sendmmsg call: at most kChunk datagrams (one iovec each), hence at
+  // most kChunk messages. Message m carries iov[first[m], first[m] + size[m]).
+  mmsghdr msgs[kChunk];
+  iovec iov[kChunk];
+  SockAddr to[kChunk];
+  alignas(cmsghdr) uint8_t control[kChunk][kSendControl];
+  uint16_t first[kChunk], size[kChunk];
+  size_t done = 0;
+  while (done < count) {
+    size_t nm = 0, used = 0;
+    while (used < kChunk && done + used < count) {
+      const size_t i = done + used;
+      const size_t room = std::min(kChunk - used, count - i);
+      const uint32_t off = Load(offsets, i);
+      uint32_t len = Load(lengths, i);
+      // Changed since validation: send nothing from outside the buffer; an
+      // empty datagram to nowhere fails harmlessly below.
+      const bool ok = uint64_t{off} + len <= data_len;
+      if (!ok) len = 0;
+      iov[used] = {const_cast<uint8_t*>(data) + (ok ? off : 0), len};
+      uint8_t rec[kAddrStride];
+      std::memcpy(rec, addrs + i * kAddrStride, kAddrStride);  // one read of shared memory
+      size_t run = 1;
+      if (ok && len > 0 && GsoAllowed(rec[kAddrFamily], gso)) {
+        const size_t max_bytes = rec[kAddrFamily] == 4 ? kGsoMaxBytesV4 : kGsoMaxBytesV6;
+        const size_t max_run = std::min(kGsoMaxSegments, room);
+        size_t total = len;
+        while (run < max_run) {
+          const size_t j = i + run;
+          const uint32_t off_j = Load(offsets, j);
+          const uint32_t len_j = Load(lengths, j);
+          // An empty tail would vanish inside the message: it goes alone.
+          if (uint64_t{off_j} + len_j > data_len || len_j == 0 || len_j > len ||
+              total + len_j > max_bytes ||
+              std::memcmp(addrs + j * kAddrStride, rec, kAddrStride) != 0) {
+            break;
+          }
+          iov[used + run] = {const_cast<uint8_t*>(data) + off_j, len_j};
+          total += len_j;
+          run++;
+          if (len_j < len) break;  // a short datagram ends the run
+        }
+        // Cut short by this call's iovecs: start it afresh in the next call
+        // rather than send it as two messages.
+        if (nm > 0 && run == kChunk - used && run < kGsoMaxSegments && i + run < count) break;
+      }
+      mmsghdr& m = msgs[nm];
+      std::memset(&m, 0, sizeof m);
+      m.msg_hdr.msg_namelen = ok ? FromRecord(rec, domain, &to[nm]) : 0;
+      m.msg_hdr.msg_name = m.msg_hdr.msg_namelen != 0 ? &to[nm] : nullptr;
+      m.msg_hdr.msg_iov = &iov[used];
+      m.msg_hdr.msg_iovlen = run;
+      if (run > 1) {
+        // Zeroed whole: stray bytes in the control buffer make EINVAL.
+        std::memset(control[nm], 0, kSendControl);
+        cmsghdr* c = reinterpret_cast<cmsghdr*>(control[nm]);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        const uint16_t seg = static_cast<uint16_t>(len);  // <= 65527 / 2
+        std::memcpy(CMSG_DATA(c), &seg, sizeof seg);
+        m.msg_hdr.msg_control = control[nm];
+        m.msg_hdr.msg_controllen = kSendControl;
+      }
+      first[nm] = static_cast<uint16_t>(used);
+      size[nm] = static_cast<uint16_t>(run);
+      nm++;
+      used += run;
+    }
+    // sendmmsg reports an error only for the first message it tries; after a
+    // partial success the failing message is simply not counted, so the next
+    // call starts at it and gets its errno.
+    size_t k = 0;
+    while (k < nm) {
+      const int r = sendmmsg(fd, msgs + k, static_cast<unsigned>(nm - k), MSG_DONTWAIT);
+      if (r > 0) {
+        for (size_t j = k; j < k + static_cast<size_t>(r); j++) {
+          SetStatus(status, done + first[j], size[j], 0);
+          if (size[j] > 1) {
+            Bump(stats, kGsoSends);
+            Bump(stats, kGsoDatagrams, size[j]);
+          }
+        }
+        k += static_cast<size_t>(r);
+        continue;
+      }
+      const int err = r < 0 ? errno : EIO;  // 0 sent and no error: not expected
+      if (err == EINTR) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) return done + first[k];
+      if (err == EBADF || err == ENOTSOCK) {
+        *fatal = err;
+        return done + first[k];
+      }
+      SetStatus(status, done + first[k], size[k], -err);  // this message only
+      k++;
+    }
+    done += used;
+  }
+  return done;
+}
+
+namespace {
+
 // ---- N-API glue ----------------------------------------------------------
 
-// udpOpen(port, family, bindAddress, receiveBuffer, sendBuffer, fwmark)
-//   family: 0 = dual, 4, 6; bindAddress: string or undefined/null
-//   -> { fd, port, family } with family 0 (dual), 4 or 6 as really opened
+// udpOpen(port, family, bindAddress, receiveBuffer, sendBuffer, fwmark, gro)
+//   family: 0 = dual, 4, 6; bindAddress: string or undefined/null; gro: boolean
+//   -> { fd, port, family, offloads: { gso, gro } } with family 0 (dual), 4 or 6
+//   as really opened
 Napi::Value OpenJs(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   OpenRequest req;
@@ -255,6 +646,9 @@ Napi::Value OpenJs(const Napi::CallbackInfo& info) {
   if (!info[5].IsUndefined() && !GetUint32(env, info[5], "udpOpen", "fwmark", &req.fwmark)) {
     return Napi::Value();
   }
+  if (!info[6].IsUndefined() && !GetBool(env, info[6], "udpOpen", "gro", &req.gro)) {
+    return Napi::Value();
+  }
   const OpenResult r = Open(req);
   if (r.fd < 0) {
     std::string where = req.has_bind ? "[" + bind_text + "]:" : "port ";
@@ -266,6 +660,10 @@ Napi::Value OpenJs(const Napi::CallbackInfo& info) {
   result.Set("fd", Napi::Number::New(env, r.fd));
   result.Set("port", Napi::Number::New(env, r.port));
   result.Set("family", Napi::Number::New(env, static_cast<int>(r.mode)));
+  Napi::Object offloads = Napi::Object::New(env);
+  offloads.Set("gso", Napi::Boolean::New(env, r.gso));
+  offloads.Set("gro", Napi::Boolean::New(env, r.gro));
+  result.Set("offloads", offloads);
   return result;
 }
 
@@ -314,7 +712,77 @@ bool GetBatchArgs(const Napi::CallbackInfo& info, const char* fn, BatchArgs* a) 
   return true;
 }
 
-// udpRecv(fd, data, offsets, lengths, addrs, count, capacity) -> slots filled
+// An optional Float64Array of at least `need` entries.
+bool GetStats(napi_env env, const Napi::Value& v, const char* fn, const char* name, size_t need,
+              double** out) {
+  *out = nullptr;
+  if (v.IsUndefined()) return true;
+  View view;
+  if (!GetArray(env, v, napi_float64_array, fn, name, "Float64Array", &view)) return false;
+  if (view.length < need) {
+    return ThrowRange(env, std::string(fn) + ": " + name + ".length " +
+                               std::to_string(view.length) + " is less than " + std::to_string(need));
+  }
+  *out = reinterpret_cast<double*>(view.data);
+  return true;
+}
+
+// A property of an options object; false if its getter threw.
+bool GetProperty(napi_env env, const Napi::Object& o, const char* key, Napi::Value* out) {
+  *out = o.Get(key);
+  return !Napi::Env(env).IsExceptionPending();
+}
+
+// udpRecv's options: { gro?: { scratch: Uint8Array, state: Uint32Array }, stats?: Float64Array }.
+bool GetRecvOptions(napi_env env, const Napi::Value& v, bool* use_gro, GroBuffers* gro,
+                    double** stats) {
+  *use_gro = false;
+  *stats = nullptr;
+  if (v.IsUndefined() || v.IsNull()) return true;
+  if (!v.IsObject()) return ThrowType(env, "udpRecv: options must be an object");
+  const Napi::Object o = v.As<Napi::Object>();
+  Napi::Value s, g;
+  if (!GetProperty(env, o, "stats", &s) ||
+      !GetStats(env, s, "udpRecv", "options.stats", kRecvStatCount, stats) ||
+      !GetProperty(env, o, "gro", &g)) {
+    return false;
+  }
+  if (g.IsUndefined()) return true;
+  if (!g.IsObject()) return ThrowType(env, "udpRecv: options.gro must be an object");
+  const Napi::Object go = g.As<Napi::Object>();
+  Napi::Value scratch_v, state_v;
+  View scratch, state;
+  if (!GetProperty(env, go, "scratch", &scratch_v) ||
+      !GetArray(env, scratch_v, napi_uint8_array, "udpRecv", "options.gro.scratch", "Uint8Array",
+                &scratch) ||
+      !GetProperty(env, go, "state", &state_v) ||
+      !GetArray(env, state_v, napi_uint32_array, "udpRecv", "options.gro.state", "Uint32Array",
+                &state)) {
+    return false;
+  }
+  const size_t k = scratch.length / kGroMessageStride;
+  if (scratch.length % kGroMessageStride != 0 || k < 1 || k > kGroMaxMessages) {
+    return ThrowRange(env, "udpRecv: options.gro.scratch.length " + std::to_string(scratch.length) +
+                               " is not k * " + std::to_string(kGroMessageStride) + " with 1 <= k <= " +
+                               std::to_string(kGroMaxMessages));
+  }
+  if (state.length < kGroStateWords) {
+    return ThrowRange(env, "udpRecv: options.gro.state.length " + std::to_string(state.length) +
+                               " is less than UDP_GRO_STATE_WORDS " + std::to_string(kGroStateWords));
+  }
+  const uint32_t* words = reinterpret_cast<const uint32_t*>(state.data);
+  if (!GroStateValid(words, k)) {
+    return ThrowRange(env, "udpRecv: options.gro.state is not a stash left by udpRecv with this "
+                           "scratch (zero it once, then leave it alone)");
+  }
+  *use_gro = true;
+  gro->scratch = scratch.data;
+  gro->messages = k;
+  gro->state = reinterpret_cast<uint32_t*>(state.data);
+  return true;
+}
+
+// udpRecv(fd, data, offsets, lengths, addrs, count, capacity, options?) -> slots filled
 Napi::Value RecvJs(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   BatchArgs a;
@@ -325,10 +793,17 @@ Napi::Value RecvJs(const Napi::CallbackInfo& info) {
   if (!CheckPackets(env, "udpRecv", offsets, nullptr, capacity, a.count, a.data.length)) {
     return Napi::Value();
   }
+  bool use_gro = false;
+  GroBuffers gro;
+  double* stats = nullptr;
+  if (!GetRecvOptions(env, info[7], &use_gro, &gro, &stats)) return Napi::Value();
   int fatal = 0;
-  const size_t n = RecvBatch(a.fd, a.data.data, a.data.length, offsets,
-                             reinterpret_cast<uint32_t*>(a.lengths.data), a.addrs.data, a.count,
-                             capacity, &fatal);
+  uint32_t* lengths = reinterpret_cast<uint32_t*>(a.lengths.data);
+  const size_t n =
+      use_gro ? GroRecvBatch(a.fd, a.data.data, a.data.length, offsets, lengths, a.addrs.data,
+                             a.count, capacity, gro, stats, &fatal)
+              : RecvBatch(a.fd, a.data.data, a.data.length, offsets, lengths, a.addrs.data,
+                          a.count, capacity, stats, &fatal);
   if (n == 0 && fatal != 0) {
     ThrowErrno(env, fatal, "recvmmsg", "cannot receive on UDP fd " + std::to_string(a.fd));
     return Napi::Value();
@@ -336,13 +811,23 @@ Napi::Value RecvJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
-// udpSend(fd, data, offsets, lengths, addrs, count, status?) -> consumed
+// udpSend(fd, data, offsets, lengths, addrs, count, status?, gso?, stats?) -> consumed
 Napi::Value SendJs(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   BatchArgs a;
   if (!GetBatchArgs(info, "udpSend", &a)) return Napi::Value();
   View status;
   if (!GetStatus(info, 6, "udpSend", a.count, &status)) return Napi::Value();
+  uint32_t gso = 0;
+  if (!info[7].IsUndefined() && !GetUint32(env, info[7], "udpSend", "gso", &gso)) {
+    return Napi::Value();
+  }
+  if (gso > (kGsoV4 | kGsoV6)) {
+    ThrowRange(env, "udpSend: gso " + std::to_string(gso) + " is not a mask of 1 (IPv4) and 2 (IPv6)");
+    return Napi::Value();
+  }
+  double* stats = nullptr;
+  if (!GetStats(env, info[8], "udpSend", "stats", kSendStatCount, &stats)) return Napi::Value();
   const uint32_t* offsets = reinterpret_cast<const uint32_t*>(a.offsets.data);
   const uint32_t* lengths = reinterpret_cast<const uint32_t*>(a.lengths.data);
   if (!CheckPackets(env, "udpSend", offsets, lengths, 0, a.count, a.data.length)) {
@@ -350,7 +835,8 @@ Napi::Value SendJs(const Napi::CallbackInfo& info) {
   }
   int fatal = 0;
   const size_t n = SendBatch(a.fd, a.data.data, a.data.length, offsets, lengths, a.addrs.data,
-                             a.count, reinterpret_cast<int32_t*>(status.data), &fatal);
+                             a.count, reinterpret_cast<int32_t*>(status.data), gso, stats,
+                             &fatal);
   if (fatal != 0) {
     ThrowErrno(env, fatal, "sendmmsg", "cannot send on UDP fd " + std::to_string(a.fd));
     return Napi::Value();
@@ -358,131 +844,15 @@ Napi::Value SendJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
-// Errors of the socket itself, as opposed to one datagram or a pending error
-// left by an earlier send.
-inline bool IsFatal(int err) {
-  // Not EOPNOTSUPP: ICMP "source route failed" is reported as that.
-  return err == EBADF || err == ENOTSOCK || err == EFAULT || err == EINVAL;
+
+Napi::Array Names(Napi::Env env, std::initializer_list<const char*> names) {
+  Napi::Array a = Napi::Array::New(env, names.size());
+  uint32_t i = 0;
+  for (const char* n : names) a.Set(i++, Napi::String::New(env, n));
+  return a;
 }
 
 }  // namespace
-
-size_t RecvBatch(int fd, uint8_t* data, size_t data_len, const uint32_t* offsets,
-                 uint32_t* lengths, uint8_t* addrs, size_t count, uint32_t capacity,
-                 int* fatal) {
-  *fatal = 0;
-  mmsghdr msgs[kChunk];
-  iovec iov[kChunk];
-  SockAddr from[kChunk];
-  size_t done = 0;
-  int skipped = 0;
-  while (done < count) {
-    size_t n = 0;
-    const size_t want = count - done < kChunk ? count - done : kChunk;
-    for (; n < want; n++) {
-      const uint32_t off = Load(offsets, done + n);
-      if (uint64_t{off} + capacity > data_len) break;  // changed since validation
-      iov[n] = {data + off, capacity};
-      std::memset(&msgs[n], 0, sizeof msgs[n]);
-      msgs[n].msg_hdr.msg_name = &from[n];
-      msgs[n].msg_hdr.msg_namelen = sizeof from[n];
-      msgs[n].msg_hdr.msg_iov = &iov[n];
-      msgs[n].msg_hdr.msg_iovlen = 1;
-      // GRO: msg_control for the UDP_GRO cmsg (segment size) goes here.
-    }
-    if (n == 0) break;
-    const int r = recvmmsg(fd, msgs, static_cast<unsigned>(n), MSG_DONTWAIT, nullptr);
-    if (r < 0) {
-      const int err = errno;
-      if (err == EINTR) continue;
-      if (err == EAGAIN || err == EWOULDBLOCK) break;
-      if (IsFatal(err)) {
-        *fatal = err;
-        break;
-      }
-      // A pending socket error (ECONNREFUSED, EHOSTUNREACH, ... from ICMP for
-      // an earlier send; only connected or IP_RECVERR sockets get them, but a
-      // daemon must not die of one): the call consumed it, so try again.
-      if (++skipped > kMaxSkippedErrors) break;
-      continue;
-    }
-    for (int k = 0; k < r; k++) {
-      const mmsghdr& m = msgs[k];
-      lengths[done + k] = (m.msg_hdr.msg_flags & MSG_TRUNC) != 0 ? 0 : m.msg_len;
-      ToRecord(from[k], m.msg_hdr.msg_namelen, addrs + (done + k) * kAddrStride);
-      // GRO: a UDP_GRO cmsg here means msg_len holds several datagrams of
-      // gso_size bytes each, to be cut into slots.
-    }
-    done += static_cast<size_t>(r);
-    if (static_cast<size_t>(r) < n) break;  // the queue is empty now
-  }
-  return done;
-}
-
-size_t SendBatch(int fd, const uint8_t* data, size_t data_len, const uint32_t* offsets,
-                 const uint32_t* lengths, const uint8_t* addrs, size_t count, int32_t* status,
-                 int* fatal) {
-  *fatal = 0;
-  if (count == 0) return 0;
-  // The socket's family decides how IPv4 records are written (v4-mapped on
-  // AF_INET6); one getsockopt per batch, not per packet.
-  int domain = 0;
-  socklen_t dlen = sizeof domain;
-  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) < 0) {
-    *fatal = errno;
-    return 0;
-  }
-  mmsghdr msgs[kChunk];
-  iovec iov[kChunk];
-  SockAddr to[kChunk];
-  size_t done = 0;
-  while (done < count) {
-    const size_t n = count - done < kChunk ? count - done : kChunk;
-    for (size_t k = 0; k < n; k++) {
-      const uint32_t off = Load(offsets, done + k);
-      uint32_t len = Load(lengths, done + k);
-      // Changed since validation: send nothing from outside the buffer; an
-      // empty datagram to nowhere fails harmlessly below.
-      const bool ok = uint64_t{off} + len <= data_len;
-      if (!ok) len = 0;
-      iov[k] = {const_cast<uint8_t*>(data) + (ok ? off : 0), len};
-      std::memset(&msgs[k], 0, sizeof msgs[k]);
-      msgs[k].msg_hdr.msg_namelen =
-          ok ? FromRecord(addrs + (done + k) * kAddrStride, domain, &to[k]) : 0;
-      msgs[k].msg_hdr.msg_name = msgs[k].msg_hdr.msg_namelen != 0 ? &to[k] : nullptr;
-      msgs[k].msg_hdr.msg_iov = &iov[k];
-      msgs[k].msg_hdr.msg_iovlen = 1;
-      // GSO: consecutive equal-size datagrams to one address become one
-      // message with a UDP_SEGMENT cmsg (u16) here; EIO means no TX checksum
-      // offload on the route: resend without it and stop using it.
-    }
-    // sendmmsg reports an error only for the first message it tries; after a
-    // partial success the failing message is simply not counted, so the next
-    // call starts at it and gets its errno.
-    size_t k = 0;
-    while (k < n) {
-      const int r = sendmmsg(fd, msgs + k, static_cast<unsigned>(n - k), MSG_DONTWAIT);
-      if (r > 0) {
-        if (status != nullptr) {
-          for (int j = 0; j < r; j++) status[done + k + j] = 0;
-        }
-        k += static_cast<size_t>(r);
-        continue;
-      }
-      const int err = r < 0 ? errno : EIO;  // 0 sent and no error: not expected
-      if (err == EINTR) continue;
-      if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) return done + k;
-      if (err == EBADF || err == ENOTSOCK) {
-        *fatal = err;
-        return done + k;
-      }
-      if (status != nullptr) status[done + k] = -err;  // this datagram only
-      k++;
-    }
-    done += n;
-  }
-  return done;
-}
 
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("udpOpen", Napi::Function::New(env, OpenJs, "udpOpen"));
@@ -490,6 +860,15 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("udpRecv", Napi::Function::New(env, RecvJs, "udpRecv"));
   exports.Set("udpSend", Napi::Function::New(env, SendJs, "udpSend"));
   exports.Set("UDP_ADDR_STRIDE", Napi::Number::New(env, kAddrStride));
+  exports.Set("UDP_GSO_MAX_SEGMENTS", Napi::Number::New(env, kGsoMaxSegments));
+  exports.Set("UDP_GRO_MESSAGE_STRIDE", Napi::Number::New(env, kGroMessageStride));
+  exports.Set("UDP_GRO_MAX_MESSAGES", Napi::Number::New(env, kGroMaxMessages));
+  exports.Set("UDP_GRO_STATE_WORDS", Napi::Number::New(env, kGroStateWords));
+  // In the order of SendStat and RecvStat.
+  exports.Set("UDP_SEND_STAT_NAMES", Names(env, {"gso_sends", "gso_datagrams"}));
+  exports.Set("UDP_RECV_STAT_NAMES",
+              Names(env, {"gro_receives", "gro_datagrams", "ctrunc_drops", "rxq_overflow_raw"}));
+  static_assert(kSendStatCount == 2 && kRecvStatCount == 4, "stat names");
 }
 
 }  // namespace tundra::udp

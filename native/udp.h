@@ -1,8 +1,9 @@
 // UDP sockets for the WireGuard transport: open/bind with large buffers, and
-// batched receive/send of datagrams with recvmmsg/sendmmsg.
+// batched receive/send of datagrams with recvmmsg/sendmmsg, with UDP GSO
+// (UDP_SEGMENT) on send and UDP GRO (UDP_GRO) on receive.
 //
-// UDP GSO (UDP_SEGMENT on send) and GRO (UDP_GRO on receive) are a later
-// issue; the places they go are marked "GSO:" and "GRO:" in udp.cc.
+// Policy-free: these functions report errno values and counters; whether to
+// stop using an offload or to resend is decided by the caller.
 #pragma once
 
 #include <napi.h>
@@ -25,21 +26,90 @@ constexpr size_t kAddrBytes = 4;
 // batches are done in several calls. The headers live on the stack.
 constexpr size_t kChunk = 128;
 
+// ---- GSO (send) ----
+// The gso bitmask of SendBatch: which destination families may be coalesced.
+constexpr uint32_t kGsoV4 = 1;  // record family 4 (v4-mapped on a dual socket too)
+constexpr uint32_t kGsoV6 = 2;  // record family 6
+// Datagrams per UDP_SEGMENT message: UDP_MAX_SEGMENTS is 64 on older kernels
+// (128 on newer ones); 64 works on both.
+constexpr size_t kGsoMaxSegments = 64;
+// UDP payload bytes per message: 65535 minus the IPv4 + UDP or the UDP header
+// (the IPv6 payload length covers the UDP header only).
+constexpr size_t kGsoMaxBytesV4 = 65535 - 20 - 8;
+constexpr size_t kGsoMaxBytesV6 = 65535 - 8;
+
+// Send stats (Float64Array, incremented): messages sent with a UDP_SEGMENT
+// cmsg, and the datagrams in them.
+enum SendStat : size_t { kGsoSends = 0, kGsoDatagrams, kSendStatCount };
+
+// ---- GRO (receive) ----
+// Scratch for GRO receive: k messages of up to kGroMessageMax bytes, message
+// j at j * kGroMessageStride, 1 <= k <= kGroMaxMessages.
+constexpr size_t kGroMessageStride = 65536;
+constexpr size_t kGroMessageMax = 65535;
+constexpr size_t kGroMaxMessages = 64;
+
+// The stash, in a Uint32Array the caller zeroes once and then leaves alone:
+//   [0] messages in scratch (0: stash empty), [1] index of the message being
+//   cut, [2] bytes of it already cut into slots, [3] reserved (0);
+//   then per message j, kGroStateMsgWords words at kGroStateHeader + j * 8:
+//   length, gso_size (0: none), flags (kGroTrunc | kGroCtrunc), source record
+//   (kAddrStride bytes).
+constexpr size_t kGroStateHeader = 4;
+constexpr size_t kGroStateMsgWords = 3 + kAddrStride / 4;
+constexpr size_t kGroStateWords = kGroStateHeader + kGroMaxMessages * kGroStateMsgWords;
+constexpr uint32_t kGroTrunc = 1;
+constexpr uint32_t kGroCtrunc = 2;
+
+// Receive stats (Float64Array): messages carrying > 1 datagram and the
+// datagrams in them (GRO only), messages dropped for MSG_CTRUNC (incremented),
+// and the last SO_RXQ_OVFL value seen (assigned: the kernel's running count of
+// drops on this socket; the caller sets -1 initially and takes deltas).
+enum RecvStat : size_t {
+  kGroReceives = 0,
+  kGroDatagrams,
+  kCtruncDrops,
+  kRxqOverflowRaw,
+  kRecvStatCount
+};
+
+struct GroBuffers {
+  uint8_t* scratch = nullptr;  // messages * kGroMessageStride bytes
+  size_t messages = 0;         // k
+  uint32_t* state = nullptr;   // kGroStateWords words
+};
+
 // Raw batch entry points, usable from other native code. The N-API glue
 // validates every row first; each row is re-read once and re-checked at use
-// anyway (descriptor arrays may be in a SharedArrayBuffer).
+// anyway (descriptor arrays may be in a SharedArrayBuffer). `stats` may be null.
 //
 // RecvBatch: datagram i goes to data[offsets[i], offsets[i] + capacity), its
 // length to lengths[i] and its source to record i of addrs. Returns the number
 // of slots filled; stops when nothing more is ready (EAGAIN). A datagram longer
 // than capacity is truncated by the kernel (MSG_TRUNC): it fills its slot with
-// lengths[i] = 0, i.e. it is dropped. Errors the socket reports for earlier
+// lengths[i] = 0, i.e. it is dropped; so does one whose control data was
+// truncated (MSG_CTRUNC, counted) and a coalesced one (UDP_GRO cmsg: the socket
+// has GRO on, read it with GroRecvBatch). Errors the socket reports for earlier
 // sends (ECONNREFUSED from an ICMP port unreachable, EHOSTUNREACH, ...) are
 // consumed and ignored. *fatal is 0, or the errno of an unrecoverable error
 // (EBADF, ENOTSOCK, ...); the datagrams received before it are returned.
 size_t RecvBatch(int fd, uint8_t* data, size_t data_len, const uint32_t* offsets,
                  uint32_t* lengths, uint8_t* addrs, size_t count, uint32_t capacity,
-                 int* fatal);
+                 double* stats, int* fatal);
+
+// GroRecvBatch: as RecvBatch, but messages are received into gro.scratch and
+// cut into slots by their UDP_GRO segment size (copies). Datagrams that do not
+// fit in this call's slots stay stashed in scratch (described by gro.state)
+// and are cut first by the next call; only an empty stash leads to another
+// recvmmsg, of min(k, free slots) messages. A call that leaves a stash behind
+// has filled all `count` slots. The state must be consistent (see
+// GroStateValid): the glue checks it before calling.
+size_t GroRecvBatch(int fd, uint8_t* data, size_t data_len, const uint32_t* offsets,
+                    uint32_t* lengths, uint8_t* addrs, size_t count, uint32_t capacity,
+                    const GroBuffers& gro, double* stats, int* fatal);
+
+// Whether a state's header is one GroRecvBatch could have left for k messages.
+bool GroStateValid(const uint32_t* state, size_t messages);
 
 // SendBatch: sends data[offsets[i], offsets[i] + lengths[i]) to record i of
 // addrs, in order; returns how many were consumed. Stops early only on EAGAIN
@@ -48,11 +118,18 @@ size_t RecvBatch(int fd, uint8_t* data, size_t data_len, const uint32_t* offsets
 // socket, EDESTADDRREQ for a record of family 0, ...) is consumed with
 // status[i] = -errno; a sent one gets 0 (status may be null). *fatal is set
 // when the fd is unusable (EBADF, ENOTSOCK).
+//
+// With gso (kGsoV4 | kGsoV6) a run of consecutive datagrams to the same record,
+// of equal length L (the last may be shorter), at most kGsoMaxSegments and
+// kGsoMaxBytesV4/V6 bytes, is one message with a UDP_SEGMENT cmsg of L; all
+// its datagrams share that message's status (EIO: the route's device has no TX
+// checksum offload; EINVAL/EMSGSIZE: L plus headers exceeds the path MTU).
 size_t SendBatch(int fd, const uint8_t* data, size_t data_len, const uint32_t* offsets,
                  const uint32_t* lengths, const uint8_t* addrs, size_t count, int32_t* status,
-                 int* fatal);
+                 uint32_t gso, double* stats, int* fatal);
 
-// Adds udpOpen, udpSetFwmark, udpRecv, udpSend and UDP_ADDR_STRIDE.
+// Adds udpOpen, udpSetFwmark, udpRecv, udpSend, UDP_ADDR_STRIDE, the GSO/GRO
+// constants and the stat name lists.
 void Init(Napi::Env env, Napi::Object exports);
 
 }  // namespace tundra::udp

@@ -1,5 +1,6 @@
 // Typed wrapper over the addon's UDP calls (native/udp.cc): sockets for the
-// WireGuard transport and batched receive/send with recvmmsg/sendmmsg.
+// WireGuard transport and batched receive/send with recvmmsg/sendmmsg, with UDP GSO
+// (UDP_SEGMENT) on send and GRO (UDP_GRO) on receive.
 //
 // Batches: datagram i lives in `data[offsets[i], …)` and its peer address in record i
 // of `addrs` (ADDR_STRIDE bytes each, layout below). `data`/`addrs` may be any
@@ -10,8 +11,10 @@
 // offsets/lengths/addrs/status, a slot reaching past `data`) a RangeError. System
 // errors throw an Error with `.code`, `.errno` (negative) and `.syscall`.
 //
-// UDP GSO (UDP_SEGMENT) and GRO (UDP_GRO) are a later issue: they will be options of
-// udpOpen (GRO) and udpSend (segment size), with the same batch layout.
+// Offloads keep the same batch layout: udpSend({gso}) coalesces runs of equal-size
+// datagrams to one peer into one kernel message, udpRecv({gro}) cuts the kernel's
+// coalesced messages back into one slot per datagram. The native side only reports
+// (statuses, counters); whether to stop using GSO after an error is the caller's call.
 import { native } from '../native/addon.js';
 import { formatAddress, parseAddress, PrefixError } from '../routing/prefix.js';
 
@@ -45,6 +48,23 @@ export interface UdpOpenOptions {
   sendBuffer?: number;
   /** SO_MARK (needs CAP_NET_ADMIN); 0 or absent sets none. */
   fwmark?: number;
+  /**
+   * Turn UDP_GRO on (default false): the kernel may then hand over several datagrams
+   * of one flow as one message, so the socket must be read with udpRecv's `gro`
+   * option. See the result's `offloads.gro` for whether it is really on.
+   */
+  gro?: boolean;
+}
+
+/** What the socket can do, probed at open (as wireguard-go does). */
+export interface UdpOffloads {
+  /** getsockopt(UDP_SEGMENT) works: udpSend may be given `gso` (Linux >= 4.18). */
+  gso: boolean;
+  /**
+   * UDP_GRO is on: asked for, and read back as 1 (Linux >= 5.12; older kernels cannot
+   * read it back, and there it is turned off again).
+   */
+  gro: boolean;
 }
 
 export interface UdpSocket {
@@ -53,13 +73,15 @@ export interface UdpSocket {
   /** The bound port (getsockname), the requested one or the ephemeral one. */
   port: number;
   family: UdpFamily;
+  offloads: UdpOffloads;
 }
 
 const FAMILY_CODE = { dual: 0, 4: 4, 6: 6 } as const;
 
 /**
  * Opens a non-blocking UDP socket and binds it. Buffer sizes are best effort (the
- * kernel clamps them without CAP_NET_ADMIN). Throws an Error with `.code` such as
+ * kernel clamps them without CAP_NET_ADMIN). SO_RXQ_OVFL is always on (its drop count
+ * shows in udpRecv's stats). Throws an Error with `.code` such as
  * EADDRINUSE (`cannot open UDP socket on port 51820 (bind): Address already in use
  * (EADDRINUSE)`), EPERM for a fwmark without CAP_NET_ADMIN, EADDRNOTAVAIL for a
  * bindAddress not on this host; a TypeError/RangeError for malformed options.
@@ -68,12 +90,97 @@ export function udpOpen(options: UdpOpenOptions): UdpSocket {
   if (typeof options !== 'object' || options === null) throw new TypeError('udpOpen: options must be an object');
   const code = FAMILY_CODE[options.family as keyof typeof FAMILY_CODE];
   if (code === undefined) throw new RangeError(`udpOpen: family must be 'dual', 4 or 6, not ${String(options.family)}`);
-  const r = nativeOpen(options.port, code, options.bindAddress, options.receiveBuffer, options.sendBuffer, options.fwmark);
-  return { fd: r.fd, port: r.port, family: r.family === 0 ? 'dual' : r.family };
+  const r = nativeOpen(options.port, code, options.bindAddress, options.receiveBuffer, options.sendBuffer, options.fwmark, options.gro);
+  return { fd: r.fd, port: r.port, family: r.family === 0 ? 'dual' : r.family, offloads: r.offloads };
 }
 
 /** Sets SO_MARK on the socket (CAP_NET_ADMIN); 0 clears it. */
 export const udpSetFwmark: (fd: number, mark: number) => void = nativeFunction('udpSetFwmark');
+
+// ---- offload constants and state ----
+
+/** udpSend's `gso` bits: may coalesce datagrams to IPv4 (also v4-mapped) / IPv6 peers. */
+export const UDP_GSO_IPV4 = 1;
+export const UDP_GSO_IPV6 = 2;
+/** Datagrams per GSO message at most (UDP_MAX_SEGMENTS of older kernels). */
+export const UDP_GSO_MAX_SEGMENTS = 64;
+/** GRO scratch: message j is received at `scratch[j * 65536, …)`, up to 65535 bytes. */
+export const UDP_GRO_MESSAGE_STRIDE = 65536;
+/** GRO scratch holds k messages, 1 <= k <= 64. */
+export const UDP_GRO_MAX_MESSAGES = 64;
+/** Length of the GRO state array (Uint32Array; opaque: only udpRecv and udpGroStashed read it). */
+export const UDP_GRO_STATE_WORDS = 516;
+
+/** udpSend's `stats`, by index: [0] messages sent with UDP_SEGMENT, [1] datagrams in them. */
+export const UDP_SEND_STAT_NAMES = ['gso_sends', 'gso_datagrams'] as const;
+/**
+ * udpRecv's `stats`, by index: [0] messages carrying > 1 datagram (GRO), [1] the
+ * datagrams in them, [2] messages dropped for MSG_CTRUNC, [3] the last SO_RXQ_OVFL
+ * value seen: the kernel's running u32 count of datagrams this socket dropped for a
+ * full receive queue, -1 until one was seen (see {@link rxqDropsSince}). [0]–[2] are
+ * incremented, [3] is assigned.
+ */
+export const UDP_RECV_STAT_NAMES = ['gro_receives', 'gro_datagrams', 'ctrunc_drops', 'rxq_overflow_raw'] as const;
+export const UDP_RECV_RXQ_OVERFLOW_RAW = 3;
+
+/** A zeroed stats array for udpSend. */
+export function udpSendStats(): Float64Array {
+  return new Float64Array(UDP_SEND_STAT_NAMES.length);
+}
+
+/** A stats array for udpRecv: counters 0, rxq_overflow_raw -1 (none seen yet). */
+export function udpRecvStats(): Float64Array {
+  const s = new Float64Array(UDP_RECV_STAT_NAMES.length);
+  s[UDP_RECV_RXQ_OVERFLOW_RAW] = -1;
+  return s;
+}
+
+/**
+ * Datagrams dropped between two readings of stats[rxq_overflow_raw] (a wrapping u32
+ * from the kernel; -1 = none seen, which counts as 0 drops so far).
+ */
+export function rxqDropsSince(previousRaw: number, currentRaw: number): number {
+  if (currentRaw < 0) return 0;
+  const before = previousRaw < 0 ? 0 : previousRaw;
+  return (currentRaw - before + 0x1_0000_0000) % 0x1_0000_0000;
+}
+
+/**
+ * GRO receive buffers, one per socket (and per reading thread): `scratch` takes
+ * `messages` kernel messages of up to 64 KiB per recvmmsg, `state` remembers the
+ * datagrams cut from them not yet handed out (the stash). Keep passing the same pair.
+ */
+export interface UdpGroBuffers {
+  scratch: Uint8Array;
+  state: Uint32Array;
+}
+
+/** Allocates {@link UdpGroBuffers} for `messages` (1..64) messages per recvmmsg. */
+export function udpGroBuffers(messages: number): UdpGroBuffers {
+  if (!Number.isInteger(messages) || messages < 1 || messages > UDP_GRO_MAX_MESSAGES) {
+    throw new RangeError(`udpGroBuffers: messages ${messages} is not an integer in [1, ${UDP_GRO_MAX_MESSAGES}]`);
+  }
+  return { scratch: new Uint8Array(messages * UDP_GRO_MESSAGE_STRIDE), state: new Uint32Array(UDP_GRO_STATE_WORDS) };
+}
+
+/**
+ * Whether datagrams are stashed in `gro` waiting for the next udpRecv. The fd will
+ * not turn readable for them: a reader that stops after a call that filled every
+ * slot must call again later (say, setImmediate) if this is true.
+ */
+export function udpGroStashed(gro: UdpGroBuffers): boolean {
+  return gro.state[0] !== 0;
+}
+
+export interface UdpRecvOptions {
+  /**
+   * Read a socket opened with `gro: true`: messages land in `gro.scratch` and are
+   * cut into slots; what does not fit stays there for the next call.
+   */
+  gro?: UdpGroBuffers;
+  /** Counters, UDP_RECV_STAT_NAMES order; make it with {@link udpRecvStats}. */
+  stats?: Float64Array;
+}
 
 /**
  * Receives up to `count` datagrams with recvmmsg(MSG_DONTWAIT): datagram i into
@@ -91,6 +198,25 @@ export const udpSetFwmark: (fd: number, mark: number) => void = nativeFunction('
  *   which udpOpen does not make, but a daemon must not die of one.)
  * - Only unrecoverable errors throw (EBADF, ENOTSOCK, …), after the datagrams received
  *   before them have been returned.
+ * - A datagram whose control data was cut short (MSG_CTRUNC: never expected, the
+ *   room is sized for every cmsg the socket asks for) gets length 0 and is counted in
+ *   `stats[2]`. Every datagram queued after a receive-queue drop carries the socket's
+ *   drop count (SO_RXQ_OVFL), kept in `stats[3]`.
+ *
+ * With `options.gro` (socket opened with `gro: true`): recvmmsg takes min(k, free
+ * slots) messages of up to 65535 bytes into `gro.scratch` (k = scratch.length /
+ * 65536). A message with a UDP_GRO cmsg holds ceil(len / gso_size) datagrams of
+ * gso_size bytes (the last may be shorter); each is copied into its own slot, in
+ * order, all with the message's source. Datagrams that do not fit in this call's
+ * slots are stashed (in scratch, described by `gro.state`) and come first in the next
+ * call, before any new recvmmsg; a call that leaves a stash returns `count`. A
+ * datagram longer than `capacity` gets a length-0 slot; a message truncated by the
+ * kernel (MSG_TRUNC) or with truncated control data (MSG_CTRUNC, counted) one
+ * length-0 slot. A malformed `gro` (scratch not k * 65536 bytes with 1 <= k <= 64,
+ * state shorter than UDP_GRO_STATE_WORDS or not a state udpRecv left) is a RangeError.
+ *
+ * Without `gro`, a socket opened with `gro: true` would deliver coalesced messages no
+ * single slot can hold: they get length 0 (dropped, not counted).
  */
 export type UdpRecv = (
   fd: number,
@@ -100,6 +226,7 @@ export type UdpRecv = (
   addrs: Uint8Array,
   count: number,
   capacity: number,
+  options?: UdpRecvOptions,
 ) => number;
 
 /**
@@ -115,6 +242,20 @@ export type UdpRecv = (
  * an IPv4 socket), EINVAL (port 0), EDESTADDRREQ (record family not 4 or 6). Sent
  * datagrams get `status[i] = 0`; entries past the return value are untouched. Throws
  * only when the fd itself is unusable (EBADF, ENOTSOCK).
+ *
+ * `gso` (default 0: every datagram is its own message): UDP_GSO_IPV4 | UDP_GSO_IPV6,
+ * the destination families whose datagrams may be coalesced (check the socket's
+ * `offloads.gso` first). A run of consecutive datagrams with identical address
+ * records and equal length L — the last may be shorter, which ends the run — of at
+ * most 64 datagrams and 65507 (IPv4) / 65527 (IPv6) bytes goes as one message with
+ * UDP_SEGMENT = L, scattered straight from the slots; a run of one goes plainly.
+ * Every datagram of a message gets that message's status, so a refused GSO message
+ * fails all its datagrams: -EIO when the route's device has no TX checksum offload,
+ * -EINVAL or -EMSGSIZE when L plus headers exceeds the path MTU (the rest of the batch
+ * still goes). Resending them without `gso` is the caller's decision.
+ *
+ * `stats` (Float64Array, UDP_SEND_STAT_NAMES order; see {@link udpSendStats}) is
+ * incremented by the GSO messages sent and their datagrams.
  */
 export type UdpSend = (
   fd: number,
@@ -124,6 +265,8 @@ export type UdpSend = (
   addrs: Uint8Array,
   count: number,
   status?: Int32Array,
+  gso?: number,
+  stats?: Float64Array,
 ) => number;
 
 /** See {@link UdpRecv}. */
@@ -207,7 +350,8 @@ type NativeOpen = (
   receiveBuffer: number | undefined,
   sendBuffer: number | undefined,
   fwmark: number | undefined,
-) => { fd: number; port: number; family: 0 | 4 | 6 };
+  gro: boolean | undefined,
+) => { fd: number; port: number; family: 0 | 4 | 6; offloads: UdpOffloads };
 
 const nativeOpen: NativeOpen = nativeFunction('udpOpen');
 
@@ -217,7 +361,22 @@ function nativeFunction<T>(name: string): T {
   return f as T;
 }
 
-// A mismatch would silently misplace every address: fail at load instead.
-if (native.UDP_ADDR_STRIDE !== ADDR_STRIDE) {
-  throw new Error(`tundra_native: UDP_ADDR_STRIDE is ${String(native.UDP_ADDR_STRIDE)}, expected ${ADDR_STRIDE}`);
+// A mismatch would silently misplace every address or counter: fail at load instead.
+for (const [name, expected] of [
+  ['UDP_ADDR_STRIDE', ADDR_STRIDE],
+  ['UDP_GSO_MAX_SEGMENTS', UDP_GSO_MAX_SEGMENTS],
+  ['UDP_GRO_MESSAGE_STRIDE', UDP_GRO_MESSAGE_STRIDE],
+  ['UDP_GRO_MAX_MESSAGES', UDP_GRO_MAX_MESSAGES],
+  ['UDP_GRO_STATE_WORDS', UDP_GRO_STATE_WORDS],
+] as const) {
+  if (native[name] !== expected) throw new Error(`tundra_native: ${name} is ${String(native[name])}, expected ${expected}`);
+}
+for (const [name, expected] of [
+  ['UDP_SEND_STAT_NAMES', UDP_SEND_STAT_NAMES],
+  ['UDP_RECV_STAT_NAMES', UDP_RECV_STAT_NAMES],
+] as const) {
+  const got = native[name];
+  if (!Array.isArray(got) || got.join() !== expected.join()) {
+    throw new Error(`tundra_native: ${name} is ${String(got)}, expected ${expected.join()}`);
+  }
 }
