@@ -9,10 +9,11 @@ import { detach, tellParent } from '../daemon/detach.js';
 import { startInterface } from '../daemon/foreground.js';
 import { up, UpError } from '../daemon/up.js';
 import { Logger, logLevelFromEnv } from '../log.js';
+import { OffloadSettingError, parseOffloadSettings } from '../offload/settings.js';
 
 const VERSION = '0.1.0';
 
-const USAGE = `Usage: tundra [-f|--foreground] INTERFACE
+const USAGE = `Usage: tundra [-f|--foreground] [--offload=none|-NAME,…] INTERFACE
        tundra up CONFIG-FILE
        tundra genkey | genpsk | pubkey
        tundra --version
@@ -26,7 +27,12 @@ const USAGE = `Usage: tundra [-f|--foreground] INTERFACE
   genpsk             print a new preshared key (base64)
   pubkey             read a private key on standard input, print its public key
 
-Environment: LOG_LEVEL=verbose|error|silent (default error), WG_PROCESS_FOREGROUND=1
+  --offload=none     use no segmentation offload; --offload=-NAME,… turns single
+                     ones off: tun-tso, tun-uso, tun-gro, udp-gso, udp-gro
+                     (default: every offload the kernel has)
+
+Environment: LOG_LEVEL=verbose|error|silent (default error), WG_PROCESS_FOREGROUND=1,
+             TUNDRA_OFFLOAD (as --offload; the flag wins)
 `;
 
 function fail(message: string, status = 1): never {
@@ -60,7 +66,8 @@ async function runInterface(name: string, foreground: boolean): Promise<void> {
   const logger = new Logger(name, logLevelFromEnv(process.env.LOG_LEVEL));
   let running;
   try {
-    running = await startInterface(name, logger);
+    const offload = parseOffloadSettings(process.env.TUNDRA_OFFLOAD, 'TUNDRA_OFFLOAD');
+    running = await startInterface(name, logger, { offload });
   } catch (err) {
     const message = `${name}: ${(err as Error).message}`;
     tellParent({ ready: false, error: message });
@@ -90,15 +97,31 @@ async function main(argv: string[]): Promise<void> {
     try {
       await up(rest[0]!, logLevelFromEnv(process.env.LOG_LEVEL ?? 'verbose'));
     } catch (err) {
-      if (err instanceof ConfigError || err instanceof UpError) fail(err.message);
+      if (err instanceof ConfigError || err instanceof UpError || err instanceof OffloadSettingError) fail(err.message);
       throw err;
     }
     return;
   }
-  const foregroundFlag = first === '-f' || first === '--foreground';
-  const names = foregroundFlag ? rest : argv;
+  let foreground = process.env.WG_PROCESS_FOREGROUND === '1';
+  const names: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '-f' || arg === '--foreground') foreground = true;
+    else if (arg === '--offload' || arg.startsWith('--offload=')) {
+      const value = arg === '--offload' ? argv[++i] : arg.slice('--offload='.length);
+      if (value === undefined) fail(`--offload needs a value\n${USAGE}`);
+      try {
+        parseOffloadSettings(value, '--offload');
+      } catch (err) {
+        if (err instanceof OffloadSettingError) fail(err.message);
+        throw err;
+      }
+      // The daemon reads its settings from the environment, also after detaching and under wg-quick.
+      process.env.TUNDRA_OFFLOAD = value;
+    } else names.push(arg);
+  }
   if (names.length !== 1 || names[0]!.startsWith('-')) fail(`unknown command or option "${argv.join(' ')}"\n${USAGE}`);
-  await runInterface(names[0]!, foregroundFlag || process.env.WG_PROCESS_FOREGROUND === '1');
+  await runInterface(names[0]!, foreground);
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => fail((err as Error).message));

@@ -4,6 +4,7 @@
 import { Device } from '../device/device.js';
 import { linkMtu } from '../io/tun.js';
 import type { Logger } from '../log.js';
+import type { OffloadSettings } from '../offload/settings.js';
 import { startUapiServer, type UapiServer } from '../uapi/server.js';
 
 /** How often to look at the interface: its MTU (wg-quick sets it) and whether it still exists. */
@@ -16,8 +17,13 @@ export interface RunningInterface {
   shutdown(reason: string): void;
 }
 
-export async function startInterface(name: string, logger: Logger, mtu?: number): Promise<RunningInterface> {
-  const device = new Device({ name, logger, ...(mtu === undefined ? {} : { mtu }) });
+export interface InterfaceOptions {
+  mtu?: number;
+  offload?: OffloadSettings;
+}
+
+export async function startInterface(name: string, logger: Logger, options: InterfaceOptions = {}): Promise<RunningInterface> {
+  const device = new Device({ name, logger, ...options });
   let uapi: UapiServer;
   try {
     uapi = await startUapiServer(name, device, { log: (message) => logger.error(`UAPI: ${message}`) });
@@ -35,9 +41,10 @@ export async function startInterface(name: string, logger: Logger, mtu?: number)
     else device.engine.mtu = mtu;
   }, LINK_CHECK_INTERVAL);
   const onSignal = (signal: NodeJS.Signals): void => shutdown(`received ${signal}`);
-  // SIGUSR1 prints the drop counters as one JSON line, until metrics have an endpoint of their own.
+  // SIGUSR1 prints the drop and offload counters as one JSON line, until metrics have an endpoint of their own.
   const onStats = (): void => {
-    process.stdout.write(`${JSON.stringify({ interface: name, drops: device.drops.snapshot() })}\n`);
+    const line = { interface: name, drops: device.dropSnapshot(), offload: device.offloadCounters.snapshot() };
+    process.stdout.write(`${JSON.stringify(line)}\n`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -1,18 +1,24 @@
 // One WireGuard interface: the protocol engine, a TUN device and a UDP socket tied
 // together by the outbound and inbound stages. Everything runs on the event loop
 // of one thread: libuv tells us when the TUN or the socket is readable, and each
-// wakeup moves whole batches (design.md §2). The UAPI server drives it through
-// get()/set().
+// wakeup moves whole batches (design.md §2). The offloads live in the two ports
+// (TUN split/coalesce, UDP GSO/GRO), below the stages. The UAPI server drives it
+// through get()/set().
 import { Engine } from '../protocol/engine.js';
 import { DropCounters, Drop } from '../protocol/drop-reasons.js';
 import type { Endpoint, Peer } from '../protocol/peer.js';
-import { HEADROOM, PacketBatch, SLOT_SIZE, TAILROOM } from '../pipeline/batch.js';
+import { PacketBatch, SLOT_SIZE } from '../pipeline/batch.js';
 import { InboundStage, type InboundContext } from '../stages/inbound.js';
 import { OutboundStage, type OutboundContext } from '../stages/outbound.js';
-import { closeFd, openTun, setLinkMtu, tunRead, tunWrite } from '../io/tun.js';
-import { readAddr, udpOpen, udpRecv, udpSend, udpSetFwmark, writeAddr, ADDR_STRIDE } from '../io/udp.js';
+import { setLinkMtu } from '../io/tun.js';
+import { readAddr, writeAddr, ADDR_STRIDE } from '../io/udp.js';
 import { FdWatcher } from '../io/watch.js';
 import type { Logger } from '../log.js';
+import { OffloadCounters } from '../offload/counters.js';
+import { ALL_OFFLOADS, formatOffloadSettings, type OffloadSettings } from '../offload/settings.js';
+import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../protocol/constants.js';
+import { TunPort } from './tun-port.js';
+import { UdpPort } from './udp-port.js';
 import {
   EADDRINUSE, EIO, UapiError, type SetRequest, type UapiDevice, type UapiInterfaceState, type UapiPeerState,
 } from '../uapi/protocol.js';
@@ -26,29 +32,29 @@ export interface DeviceOptions {
   name: string;
   mtu?: number;
   logger: Logger;
+  /** The offloads tundra may use (default: all the kernel has). */
+  offload?: OffloadSettings;
 }
 
-interface UdpSocket {
-  fd: number;
-  port: number;
-  watcher: FdWatcher;
-}
+/** Inbound packets start after the transport header in their slot and may grow to its end when coalesced. */
+const COALESCE_CAPACITY = SLOT_SIZE - MESSAGE_TRANSPORT_HEADER_SIZE;
 
 export class Device implements UapiDevice {
   readonly engine: Engine;
   readonly name: string;
   private readonly log: Logger;
-  private readonly tunFd: number;
+  private readonly offload: OffloadSettings;
+  /** Offload counters, kept across UDP rebinds. */
+  readonly offloadCounters = new OffloadCounters();
+  private readonly tun: TunPort;
   private readonly tunWatcher: FdWatcher;
-  private udp: UdpSocket;
+  private udp: UdpPort;
   private fwmark = 0;
   private readonly outBatch: PacketBatch;
   private readonly inBatch: PacketBatch;
   private readonly controlBatch: PacketBatch;
   private readonly outbound = new OutboundStage(BATCH_SIZE);
   private readonly inbound = new InboundStage(BATCH_SIZE);
-  private readonly tunStatus = new Int32Array(BATCH_SIZE);
-  private readonly udpStatus = new Int32Array(BATCH_SIZE);
   private readonly endpointRecords = new WeakMap<Peer, { endpoint: Endpoint; record: Uint8Array }>();
   private timer: NodeJS.Timeout | undefined;
   private timerDeadline = Infinity;
@@ -59,6 +65,7 @@ export class Device implements UapiDevice {
   constructor(options: DeviceOptions) {
     this.name = options.name;
     this.log = options.logger;
+    this.offload = options.offload ?? ALL_OFFLOADS;
     const mtu = options.mtu ?? 1420;
     this.engine = new Engine({ mtu });
     this.stageContext = {
@@ -71,17 +78,17 @@ export class Device implements UapiDevice {
     this.inBatch = new PacketBatch(BATCH_SIZE, SLOT_SIZE);
     this.controlBatch = new PacketBatch(BATCH_SIZE, SLOT_SIZE);
 
-    const tun = openTun(options.name);
-    this.tunFd = tun.fd;
+    this.tun = new TunPort(options.name, this.offload, this.offloadCounters, this.log, BATCH_SIZE);
     try {
       setLinkMtu(options.name, mtu);
       this.udp = this.bind(0);
     } catch (err) {
-      closeFd(this.tunFd);
+      this.tun.close();
       throw err;
     }
-    this.tunWatcher = new FdWatcher(this.tunFd, () => this.onTunReadable());
+    this.tunWatcher = new FdWatcher(this.tun.fd, () => this.onTunReadable());
     this.tunWatcher.watch(true, false);
+    this.logOffloads();
   }
 
   /** Every drop so far, by reason: the engine and the stages share one set of counters. */
@@ -89,14 +96,28 @@ export class Device implements UapiDevice {
     return this.engine.drops;
   }
 
+  /** The drops of the engine, the stages and the offload paths, by reason. */
+  dropSnapshot(): Record<string, number> {
+    return { ...this.engine.drops.snapshot(), ...this.offloadCounters.drops() };
+  }
+
+  /** One line: which offloads are on, and why any is off. */
+  private logOffloads(): void {
+    const udp = this.udp.describe();
+    const notes = [...this.tun.offloads.notes, ...udp.notes];
+    this.log.verbose(
+      `Offloads (${formatOffloadSettings(this.offload)} allowed): ${this.tun.describe()}` +
+        `${udp.on.length > 0 ? ` ${udp.on.join(' ')}` : ''}${notes.length > 0 ? `; ${notes.join('; ')}` : ''}`,
+    );
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
     this.tunWatcher.close();
-    this.udp.watcher.close();
-    closeFd(this.udp.fd);
-    closeFd(this.tunFd);
+    this.udp.close();
+    this.tun.close();
     for (const peer of [...this.engine.peers]) this.engine.removePeer(peer);
   }
 
@@ -104,50 +125,39 @@ export class Device implements UapiDevice {
 
   private onTunReadable(): void {
     const batch = this.outBatch;
-    const capacity = batch.slotSize - HEADROOM - TAILROOM;
-    for (let round = 0; round < BATCHES_PER_WAKEUP && !this.closed; round++) {
-      batch.resetOffsets(HEADROOM);
-      const n = this.guard('TUN read', () => tunRead(this.tunFd, batch.data, batch.offsets, batch.lengths, BATCH_SIZE, capacity));
-      if (n === undefined || n === 0) break;
-      batch.count = n;
-      if (this.outbound.run(batch, this.stageContext) > 0) this.sendBatch(batch);
-      if (n < BATCH_SIZE) break;
+    let round = 0;
+    for (; round < BATCHES_PER_WAKEUP && !this.closed; round++) {
+      const n = this.guard('TUN read', () => this.tun.read(batch));
+      if (n === undefined) break;
+      if (n > 0 && this.outbound.run(batch, this.stageContext) > 0) this.sendBatch(batch);
+      // Segments of a super-packet that did not fit wait in the port, not in the kernel: no wakeup for them.
+      if (n < BATCH_SIZE && !this.tun.pending) break;
     }
+    if (round === BATCHES_PER_WAKEUP && this.tun.pending) setImmediate(() => this.closed || this.onTunReadable());
     this.afterWork();
   }
 
   private onUdpReadable(): void {
     const batch = this.inBatch;
-    for (let round = 0; round < BATCHES_PER_WAKEUP && !this.closed; round++) {
-      batch.resetOffsets(0);
+    let round = 0;
+    for (; round < BATCHES_PER_WAKEUP && !this.closed; round++) {
       const udp = this.udp;
-      const n = this.guard('UDP receive', () => udpRecv(udp.fd, batch.data, batch.offsets, batch.lengths, batch.addrs, BATCH_SIZE, batch.slotSize));
-      if (n === undefined || n === 0) break;
-      batch.count = n;
-      if (this.inbound.run(batch, this.stageContext) > 0) this.writeTun(batch);
-      if (n < BATCH_SIZE) break;
+      const n = this.guard('UDP receive', () => udp.receive(batch));
+      if (n === undefined) break;
+      if (n > 0 && this.inbound.run(batch, this.stageContext) > 0) this.writeTun(batch);
+      if (n < BATCH_SIZE && !udp.pending) break;
     }
+    if (round === BATCHES_PER_WAKEUP && this.udp.pending) setImmediate(() => this.closed || this.onUdpReadable());
     this.afterWork();
   }
 
   private sendBatch(batch: PacketBatch): void {
-    const status = this.udpStatus;
-    status.fill(0, 0, batch.count);
-    const sent = this.guard('UDP send', () => udpSend(this.udp.fd, batch.data, batch.offsets, batch.lengths, batch.addrs, batch.count, status));
-    const consumed = sent ?? 0;
-    // Not consumed means the socket buffer is full: drop like a full queue would.
-    let failed = batch.count - consumed;
-    for (let i = 0; i < consumed; i++) if (status[i]! < 0) failed++;
+    const failed = this.guard('UDP send', () => this.udp.send(batch)) ?? batch.count;
     if (failed > 0) this.drops.add(Drop.SendFailed, failed);
   }
 
   private writeTun(batch: PacketBatch): void {
-    const status = this.tunStatus;
-    status.fill(0, 0, batch.count);
-    const written = this.guard('TUN write', () => tunWrite(this.tunFd, batch.data, batch.offsets, batch.lengths, batch.count, status));
-    const consumed = written ?? 0;
-    let failed = batch.count - consumed;
-    for (let i = 0; i < consumed; i++) if (status[i]! < 0) failed++;
+    const failed = this.guard('TUN write', () => this.tun.write(batch, COALESCE_CAPACITY)) ?? batch.count;
     if (failed > 0) this.drops.add(Drop.TunWriteFailed, failed);
   }
 
@@ -217,11 +227,11 @@ export class Device implements UapiDevice {
     }
   }
 
-  private bind(port: number): UdpSocket {
-    const socket = udpOpen({ port, family: 'dual', ...(this.fwmark === 0 ? {} : { fwmark: this.fwmark }) });
-    const watcher = new FdWatcher(socket.fd, () => this.onUdpReadable());
-    watcher.watch(true, false);
-    return { fd: socket.fd, port: socket.port, watcher };
+  private bind(port: number): UdpPort {
+    return new UdpPort({
+      port, fwmark: this.fwmark, settings: this.offload, counters: this.offloadCounters, log: this.log,
+      slots: BATCH_SIZE, onReadable: () => this.onUdpReadable(),
+    });
   }
 
   // ---- UAPI ----------------------------------------------------------------
@@ -252,7 +262,7 @@ export class Device implements UapiDevice {
     if (request.privateKey !== undefined) this.setPrivateKey(request.privateKey);
     if (request.fwmark !== undefined && request.fwmark !== this.fwmark) {
       this.fwmark = request.fwmark;
-      udpSetFwmark(this.udp.fd, request.fwmark);
+      this.udp.setFwmark(request.fwmark);
     }
     if (request.replacePeers) for (const peer of [...engine.peers]) engine.removePeer(peer);
     const ownKey = engine.publicKey;
@@ -296,7 +306,7 @@ export class Device implements UapiDevice {
   }
 
   private rebind(port: number): void {
-    let next: UdpSocket;
+    let next: UdpPort;
     try {
       next = this.bind(port);
     } catch (err) {
@@ -305,8 +315,7 @@ export class Device implements UapiDevice {
     }
     const old = this.udp;
     this.udp = next;
-    old.watcher.close();
-    closeFd(old.fd);
+    old.close();
   }
 }
 

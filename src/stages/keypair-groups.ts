@@ -17,6 +17,8 @@ export class KeypairGroups {
   /** Per group: the last packet's index (inbound: whose source address roams the endpoint). */
   readonly lastPacket: Int32Array;
   readonly carriedData: Uint8Array;
+  /** Per group: the next output position (outbound: each group's datagrams together). */
+  readonly cursor: Int32Array;
   size = 0;
 
   constructor(readonly capacity: number) {
@@ -29,6 +31,7 @@ export class KeypairGroups {
     this.counterHi = new Float64Array(capacity);
     this.lastPacket = new Int32Array(capacity);
     this.carriedData = new Uint8Array(capacity);
+    this.cursor = new Int32Array(capacity);
   }
 
   /** Forgets the groups of the last batch (and the references they held). */

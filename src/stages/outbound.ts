@@ -1,8 +1,9 @@
 // Outbound stage (design.md §2): route plaintext packets read from the TUN by
 // allowed-IPs, number and pad them, seal them in one native call and rewrite the
-// batch in place into transport datagrams addressed to each peer's endpoint.
-// Packets for a peer without a session are staged in the engine, which starts the
-// handshake; the rest of the batch goes on.
+// batch in place into transport datagrams addressed to each peer's endpoint, each
+// keypair's datagrams consecutive and in their order (so UDP GSO can send a run of
+// them to one endpoint in one message). Packets for a peer without a session are
+// staged in the engine, which starts the handshake; the rest of the batch goes on.
 import { sealBatch, DESC_STRIDE } from '../crypto/native-aead.js';
 import { AEAD_TAG_SIZE, MESSAGE_TRANSPORT_HEADER_SIZE } from '../protocol/constants.js';
 import { Drop, type DropCounters } from '../protocol/drop-reasons.js';
@@ -59,8 +60,10 @@ export class OutboundStage {
       marks[i] = g;
     }
 
+    let start = 0;
     for (let g = 0; g < groups.size; g++) {
       const first = groups.keypairs[g]!.reserveSendCounters(groups.counts[g]!);
+      groups.cursor[g] = start;
       if (first === undefined) {
         groups.counterLo[g] = -1;
         drops.add(Drop.CounterExhausted, groups.counts[g]!);
@@ -69,6 +72,7 @@ export class OutboundStage {
       }
       groups.counterLo[g] = Number(first & 0xffffffffn);
       groups.counterHi[g] = Number(first >> 32n);
+      start += groups.counts[g]!;
     }
 
     const mtu = engine.mtu;
@@ -95,13 +99,19 @@ export class OutboundStage {
       desc[row + 2] = g;
       desc[row + 3] = lo;
       desc[row + 4] = hi;
-      offsets[m] = offset - HEADROOM;
-      lengths[m] = MESSAGE_TRANSPORT_HEADER_SIZE + padded + AEAD_TAG_SIZE;
-      addrs.set(ctx.endpointRecord(groups.peers[g]!)!, m * ADDR_STRIDE);
-      groups.bytes[g]! += lengths[m]!;
+      groups.bytes[g]! += MESSAGE_TRANSPORT_HEADER_SIZE + padded + AEAD_TAG_SIZE;
       m++;
     }
     if (m > 0) sealBatch(data, groups.keys, desc, m);
+    // Datagrams in keypair order; offsets are rewritten only now, after the last one was read.
+    for (let r = 0; r < m; r++) {
+      const row = r * DESC_STRIDE;
+      const g = desc[row + 2]!;
+      const at = groups.cursor[g]!++;
+      offsets[at] = desc[row]! - HEADROOM;
+      lengths[at] = MESSAGE_TRANSPORT_HEADER_SIZE + desc[row + 1]! + AEAD_TAG_SIZE;
+      addrs.set(ctx.endpointRecord(groups.peers[g]!)!, at * ADDR_STRIDE);
+    }
     batch.count = m;
 
     for (let g = 0; g < groups.size; g++) {

@@ -1,6 +1,7 @@
-// A WireGuard tunnel between two test namespaces (see netns.ts), with tundra or
-// Debian's wireguard-go on either side, configured through `wg` over UAPI as a
-// person would. Overlay: 100.96.0.1/24 + fd7a:7d0::1/64 on side a, .2 / ::2 on b.
+// A WireGuard tunnel between two test namespaces (see netns.ts), with tundra,
+// Debian's wireguard-go or upstream wireguard-go (when its binary is given) on
+// either side, configured through `wg` over UAPI as a person would.
+// Overlay: 100.96.0.1/24 + fd7a:7d0::1/64 on side a, .2 / ::2 on b.
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,12 +9,20 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../src/crypto/keys.js';
 import { captureOutput, TwoHosts, waitFor } from './netns.js';
+import type { UdpTransferReport } from './udp-transfer.js';
 
-export type Implementation = 'tundra' | 'wireguard-go';
+export type Implementation = 'tundra' | 'wireguard-go' | 'wireguard-go-upstream';
+
+/**
+ * Upstream wireguard-go with offloads (0.0.20250522), for interop: the path in
+ * TUNDRA_UPSTREAM_WIREGUARD_GO, which .ci/run sets when ../shared/peers has it.
+ */
+export const UPSTREAM_WIREGUARD_GO = process.env.TUNDRA_UPSTREAM_WIREGUARD_GO || undefined;
 export type Side = 'a' | 'b';
 
 export const TUNDRA_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const TCP_TRANSFER = fileURLToPath(new URL('./tcp-transfer.js', import.meta.url));
+const UDP_TRANSFER = fileURLToPath(new URL('./udp-transfer.js', import.meta.url));
 
 export const OVERLAY = {
   a: { v4: '100.96.0.1', v6: 'fd7a:7d0::1' },
@@ -26,6 +35,8 @@ export interface TunnelOptions {
   b: Implementation;
   /** Which sides know the other's endpoint (and so can initiate). Default both. */
   endpoints?: { a: boolean; b: boolean };
+  /** Extra environment of each side's daemon (e.g. TUNDRA_OFFLOAD). */
+  env?: Partial<Record<Side, NodeJS.ProcessEnv>>;
 }
 
 export class Tunnel {
@@ -58,8 +69,10 @@ export class Tunnel {
   private async startDaemon(side: Side): Promise<void> {
     const impl = this.options[side];
     const name = this.ifName[side];
-    const [cmd, args] = impl === 'tundra' ? [process.execPath, [TUNDRA_MAIN, '-f', name]] : ['wireguard-go', ['-f', name]];
-    const child = this.hosts.spawn(this.ns(side), cmd, args, { LOG_LEVEL: 'verbose' });
+    const [cmd, args] = impl === 'tundra' ? [process.execPath, [TUNDRA_MAIN, '-f', name]]
+      : impl === 'wireguard-go' ? ['wireguard-go', ['-f', name]]
+      : [UPSTREAM_WIREGUARD_GO ?? 'wireguard-go-upstream-not-given', ['-f', name]];
+    const child = this.hosts.spawn(this.ns(side), cmd, args, { LOG_LEVEL: 'verbose', ...this.options.env?.[side] });
     this.daemons[side] = child;
     this.output[side] = captureOutput(child);
     await waitFor(`${impl} to serve ${name}`, () => {
@@ -107,18 +120,55 @@ export class Tunnel {
   }
 
   /** Sends `bytes` over TCP from one side to the other; returns both ends' byte counts and SHA-256. */
-  async transfer(from: Side, bytes: number, family: 4 | 6 = 4, during?: () => void): Promise<{ sent: TransferReport; received: TransferReport }> {
+  transfer(from: Side, bytes: number, family: 4 | 6 = 4, during?: () => void): Promise<{ sent: TransferReport; received: TransferReport }> {
     const to: Side = from === 'a' ? 'b' : 'a';
-    const address = OVERLAY[to][family === 4 ? 'v4' : 'v6'];
+    return this.transferBetween(from, this.ns(to), OVERLAY[to][family === 4 ? 'v4' : 'v6'], bytes, during);
+  }
+
+  /** Sends `bytes` over TCP from a side to `address` in namespace `toNs` (a side's, or one behind it). */
+  async transferBetween(from: Side, toNs: string, address: string, bytes: number, during?: () => void): Promise<{ sent: TransferReport; received: TransferReport }> {
     const port = 5201;
-    const sink = this.hosts.spawn(this.ns(to), process.execPath, [TCP_TRANSFER, 'sink', address, String(port)]);
+    const sink = this.hosts.spawn(toNs, process.execPath, [TCP_TRANSFER, 'sink', address, String(port)]);
     const sinkOut = captureOutput(sink);
     await waitFor('the TCP sink to listen', () => sinkOut().includes('listening'));
     const source = this.hosts.spawn(this.ns(from), process.execPath, [TCP_TRANSFER, 'source', address, String(port), String(bytes)]);
     const sourceOut = captureOutput(source);
     during?.();
-    const [sent, received] = await Promise.all([reportOf(source, sourceOut), reportOf(sink, sinkOut)]);
+    const [sent, received] = await Promise.all([jsonOf<TransferReport>(source, sourceOut), jsonOf<TransferReport>(sink, sinkOut)]);
     return { sent, received };
+  }
+
+  /** Sends `count` 1200-byte datagrams at `mbits` Mbit/s (UDP GSO out, GRO in); returns what the sink saw. */
+  async udpTransfer(from: Side, count: number, mbits: number, family: 4 | 6 = 4): Promise<UdpTransferReport> {
+    const to: Side = from === 'a' ? 'b' : 'a';
+    const address = OVERLAY[to][family === 4 ? 'v4' : 'v6'];
+    const port = 5202;
+    const sink = this.hosts.spawn(this.ns(to), process.execPath, [UDP_TRANSFER, 'sink', address, String(port), String(count)]);
+    const sinkOut = captureOutput(sink);
+    await waitFor('the UDP sink to listen', () => sinkOut().includes('listening'));
+    const source = this.hosts.spawn(this.ns(from), process.execPath, [UDP_TRANSFER, 'source', address, String(port), String(count), String(mbits)]);
+    const sourceOut = captureOutput(source);
+    const [, report] = await Promise.all([jsonOf<{ sent: number }>(source, sourceOut), jsonOf<UdpTransferReport>(sink, sinkOut)]);
+    return report;
+  }
+
+  /** TCP and UDP checksum errors the kernel counted in the side's namespace since it was made (nstat). */
+  checksumErrors(side: Side): { tcp: number; udp: number } {
+    const out = this.hosts.exec(this.ns(side), 'nstat', ['-azs', 'TcpInCsumErrors', 'UdpInCsumErrors', 'Udp6InCsumErrors']);
+    const value = (name: string): number => Number(new RegExp(`^${name}\\s+(\\d+)`, 'm').exec(out)?.[1] ?? NaN);
+    return { tcp: value('TcpInCsumErrors'), udp: value('UdpInCsumErrors') + value('Udp6InCsumErrors') };
+  }
+
+  /** tundra's counters on `side` (SIGUSR1 makes it print them as one JSON line). */
+  async counters(side: Side): Promise<{ drops: Record<string, number>; offload: Record<string, number> & { fallbacks: Record<string, number> } }> {
+    const before = this.output[side]().length;
+    process.kill(this.daemons[side].pid!, 'SIGUSR1');
+    let line: string | undefined;
+    await waitFor('the counters line', () => {
+      line = this.output[side]().slice(before).split('\n').find((l) => l.startsWith('{"interface"'));
+      return line !== undefined;
+    });
+    return JSON.parse(line!) as Awaited<ReturnType<Tunnel['counters']>>;
   }
 
   /** Bytes the peer on `side` has received (wg show transfer). */
@@ -138,12 +188,13 @@ export interface TransferReport {
   sha256: string;
 }
 
-function reportOf(child: ChildProcess, output: () => string): Promise<TransferReport> {
+/** The JSON line a helper script prints before it exits 0. */
+function jsonOf<T>(child: ChildProcess, output: () => string): Promise<T> {
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => {
       const line = output().split('\n').find((l) => l.startsWith('{'));
-      if (code !== 0 || line === undefined) reject(new Error(`tcp-transfer exited ${code}: ${output()}`));
-      else resolve(JSON.parse(line) as TransferReport);
+      if (code !== 0 || line === undefined) reject(new Error(`${child.spawnargs.slice(3).join(' ')} exited ${code}: ${output()}`));
+      else resolve(JSON.parse(line) as T);
     });
   });
 }

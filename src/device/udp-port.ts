@@ -1,0 +1,149 @@
+// The device's UDP side: one socket with UDP GSO on send (a run of same-size
+// datagrams to one endpoint in one sendmmsg entry) and UDP GRO on receive (super-
+// datagrams cut back into the batch's slots), where the kernel has them, and the
+// fallbacks the kernel's refusals call for. The native calls report; this decides.
+import { constants } from 'node:os';
+import { closeFd } from '../io/tun.js';
+import {
+  ADDR_FAMILY, ADDR_STRIDE, UDP_GSO_IPV4, UDP_GSO_IPV6, udpGroBuffers, udpGroStashed, udpOpen, udpRecv, udpSend, udpSetFwmark,
+  type UdpGroBuffers,
+} from '../io/udp.js';
+import { FdWatcher } from '../io/watch.js';
+import type { Logger } from '../log.js';
+import type { PacketBatch } from '../pipeline/batch.js';
+import type { OffloadCounters } from '../offload/counters.js';
+import type { OffloadSettings } from '../offload/settings.js';
+
+const { EIO, EMSGSIZE, EINVAL } = constants.errno;
+/** Super-datagrams one GRO receive reads at most (each up to 64 KiB; what does not fit the batch waits). */
+const GRO_MESSAGES = 8;
+
+export interface UdpPortOptions {
+  port: number;
+  fwmark: number;
+  settings: OffloadSettings;
+  counters: OffloadCounters;
+  log: Logger;
+  slots: number;
+  onReadable: () => void;
+}
+
+export class UdpPort {
+  readonly fd: number;
+  readonly port: number;
+  private readonly watcher: FdWatcher;
+  private readonly counters: OffloadCounters;
+  private readonly log: Logger;
+  /** Families GSO may be used for (UDP_GSO_IPV4 | UDP_GSO_IPV6); cleared per family on EIO. */
+  private gso: number;
+  private readonly gro: UdpGroBuffers | undefined;
+  private readonly status: Int32Array;
+  /** Datagrams to send again without GSO: their indices in the batch, and a batch view of them. */
+  private readonly resend: { offsets: Uint32Array; lengths: Uint32Array; addrs: Uint8Array; status: Int32Array };
+  private readonly notes: string[] = [];
+
+  constructor(options: UdpPortOptions) {
+    const { settings } = options;
+    const socket = udpOpen({
+      port: options.port, family: 'dual', gro: settings['udp-gro'],
+      ...(options.fwmark === 0 ? {} : { fwmark: options.fwmark }),
+    });
+    this.fd = socket.fd;
+    this.port = socket.port;
+    this.counters = options.counters;
+    this.log = options.log;
+    this.counters.newSocket();
+    const gsoOk = settings['udp-gso'] && socket.offloads.gso;
+    this.gso = gsoOk ? UDP_GSO_IPV4 | UDP_GSO_IPV6 : 0;
+    if (!settings['udp-gso']) this.notes.push('udp-gso off: switched off');
+    else if (!socket.offloads.gso) this.notes.push('udp-gso off: the kernel has no UDP_SEGMENT');
+    if (!settings['udp-gro']) this.notes.push('udp-gro off: switched off');
+    else if (!socket.offloads.gro) this.notes.push('udp-gro off: the kernel has no UDP_GRO');
+    this.gro = socket.offloads.gro ? udpGroBuffers(GRO_MESSAGES) : undefined;
+    this.status = new Int32Array(options.slots);
+    this.resend = {
+      offsets: new Uint32Array(options.slots),
+      lengths: new Uint32Array(options.slots),
+      addrs: new Uint8Array(options.slots * ADDR_STRIDE),
+      status: new Int32Array(options.slots),
+    };
+    this.watcher = new FdWatcher(this.fd, options.onReadable);
+    this.watcher.watch(true, false);
+  }
+
+  /** What is on and why anything is off, for the start-up log line. */
+  describe(): { on: string[]; notes: string[] } {
+    const on = [this.gso !== 0 && 'udp-gso', this.gro !== undefined && 'udp-gro'].filter((x): x is string => typeof x === 'string');
+    return { on, notes: this.notes };
+  }
+
+  /** Datagrams of a super-datagram are still waiting in the receive buffer: receive again without waiting. */
+  get pending(): boolean {
+    return this.gro !== undefined && udpGroStashed(this.gro);
+  }
+
+  setFwmark(mark: number): void {
+    udpSetFwmark(this.fd, mark);
+  }
+
+  /** Fills the batch with received datagrams, one per slot; returns how many. */
+  receive(batch: PacketBatch): number {
+    batch.resetOffsets(0);
+    const n = udpRecv(this.fd, batch.data, batch.offsets, batch.lengths, batch.addrs, batch.slots, batch.slotSize, {
+      ...(this.gro === undefined ? {} : { gro: this.gro }),
+      stats: this.counters.udpRecv,
+    });
+    this.counters.noteReceive();
+    batch.count = n;
+    return n;
+  }
+
+  /**
+   * Sends the batch's datagrams (each peer's consecutive, so GSO can carry a run in one
+   * message); returns how many were not sent.
+   */
+  send(batch: PacketBatch): number {
+    const { count } = batch;
+    const status = this.status;
+    status.fill(0, 0, count);
+    const gso = this.gso;
+    const consumed = udpSend(this.fd, batch.data, batch.offsets, batch.lengths, batch.addrs, count, status, gso, this.counters.udpSend);
+    // Not consumed means the socket buffer is full: dropped, as a full queue would.
+    let failed = count - consumed;
+    const again = this.resend;
+    let retry = 0;
+    for (let i = 0; i < consumed; i++) {
+      const err = -status[i]!;
+      if (err === 0) continue;
+      if (gso !== 0 && (err === EIO || err === EMSGSIZE || err === EINVAL)) {
+        if (err === EIO) this.gsoOff(batch.addrs[i * ADDR_STRIDE + ADDR_FAMILY] === 6 ? UDP_GSO_IPV6 : UDP_GSO_IPV4);
+        again.offsets[retry] = batch.offsets[i]!;
+        again.lengths[retry] = batch.lengths[i]!;
+        for (let b = 0; b < ADDR_STRIDE; b++) again.addrs[retry * ADDR_STRIDE + b] = batch.addrs[i * ADDR_STRIDE + b]!;
+        retry++;
+      } else {
+        failed++;
+      }
+    }
+    if (retry === 0) return failed;
+    // The GSO message was refused: send its datagrams one by one, so none is lost.
+    again.status.fill(0, 0, retry);
+    const resent = udpSend(this.fd, batch.data, again.offsets, again.lengths, again.addrs, retry, again.status);
+    this.counters.fallback('udp_gso_resent', retry);
+    failed += retry - resent;
+    for (let k = 0; k < resent; k++) if (again.status[k]! < 0) failed++;
+    return failed;
+  }
+
+  close(): void {
+    this.watcher.close();
+    closeFd(this.fd);
+  }
+
+  private gsoOff(family: number): void {
+    if ((this.gso & family) === 0) return;
+    this.gso &= ~family;
+    this.counters.fallback('udp_gso_eio');
+    this.log.error(`UDP GSO off for IPv${family === UDP_GSO_IPV4 ? 4 : 6}: the egress device has no TX checksum offload (EIO)`);
+  }
+}
