@@ -22,13 +22,23 @@
 #   pair_exec a|b CMD...        run CMD inside namespace a or b
 #   pair_spawn a|b LOG CMD...   start CMD in the background inside the namespace,
 #                               tracked for teardown; its pid is left in PAIR_SPAWNED
+#   pair_wait_listening a|b tcp|udp PORT [SECS]
+#                               wait until something listens on PORT in the namespace
 #   pair_start_iperf3_server LOG
 #                               iperf3 -s in b on 100.96.0.2; returns once it listens
 #   pair_iperf3 FILE SECS ARGS...
 #                               iperf3 client a -> b for SECS, JSON in FILE (stderr in
 #                               FILE.err); bounded by --connect-timeout and `timeout`
+#   pair_iperf3_start FILE SECS ARGS...
+#                               the same in the background, tracked; pid in PAIR_SPAWNED
 #   pair_alive                  true while both daemons run
 #   pair_cpu_seconds PID...     utime+stime of the given processes, summed
+#   pair_tun_stat a|b PATH      a counter of that side's tunnel interface, read inside
+#                               its namespace: PATH into `ip -s -j link`'s stats64,
+#                               e.g. tx.dropped
+#   pair_template_command TEMPLATE
+#                               the program a daemon template runs: its first word
+#                               after any leading `env` and VAR=VALUE words
 #   pair_down                   stop everything tracked, delete the namespaces
 #
 #   pair_show_logs              print the last lines of both daemon logs to stderr
@@ -154,11 +164,20 @@ pair_check_host() {
     ok=1
   done
   for template in "$@"; do
-    command -v "${template%% *}" >/dev/null && continue
-    pair__log "daemon command not found: ${template%% *} (from '$template')"
+    tool=$(pair_template_command "$template")
+    command -v "$tool" >/dev/null && continue
+    pair__log "daemon command not found: ${tool:-nothing} (from '$template')"
     ok=1
   done
   return "$ok"
+}
+
+pair_template_command() {
+  local words word
+  read -r -a words <<<"$1"  # split on whitespace, as pair_up does
+  for word in "${words[@]}"; do
+    [[ $word == env || $word =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || { echo "$word"; return 0; }
+  done
 }
 
 pair_exec() {
@@ -176,23 +195,47 @@ pair_spawn() {
   pair__track "$PAIR_SPAWNED"
 }
 
-pair_start_iperf3_server() {
-  local i
-  pair_spawn b "$1" iperf3 -s -B "$PAIR_V4_B" -p "$PAIR_IPERF3_PORT"
-  for ((i = 0; i < 50; i++)); do
-    [[ -z $(pair_exec b ss -Hltn "sport = :$PAIR_IPERF3_PORT") ]] || return 0
+pair_wait_listening() {  # side tcp|udp port [secs]
+  local flag i
+  case $2 in
+    tcp) flag=-Hltn ;;
+    udp) flag=-Hlun ;;
+    *) pair__log "protocol must be tcp or udp, not '$2'"; return 1 ;;
+  esac
+  for ((i = 0; i < ${4:-5} * 10; i++)); do
+    [[ -z $(pair_exec "$1" ss "$flag" "sport = :$3") ]] || return 0
     sleep 0.1
   done
-  pair__log "iperf3 server is not listening after 5 s"
+  pair__log "nothing listens on $2 port $3 in side $1 after ${4:-5} s"
   return 1
 }
 
-pair_iperf3() {
+pair_start_iperf3_server() {
+  pair_spawn b "$1" iperf3 -s -B "$PAIR_V4_B" -p "$PAIR_IPERF3_PORT"
+  pair_wait_listening b tcp "$PAIR_IPERF3_PORT" 5
+}
+
+pair_iperf3_start() {
   ip netns exec "$PAIR_NS_A" timeout -k 2 "$(($2 + 15))" \
     iperf3 -c "$PAIR_V4_B" -p "$PAIR_IPERF3_PORT" -t "$2" -J --connect-timeout 3000 "${@:3}" \
     >"$1" 2>"$1.err" &
-  pair__track $!
-  wait $!  # waiting on a background job lets a signal interrupt us at once
+  PAIR_SPAWNED=$!
+  pair__track "$PAIR_SPAWNED"
+}
+
+pair_iperf3() {
+  pair_iperf3_start "$@"
+  wait "$PAIR_SPAWNED"  # waiting on a background job lets a signal interrupt us at once
+}
+
+pair_tun_stat() {  # side path
+  local ifname
+  case $1 in
+    a) ifname=$PAIR_IF_A ;;
+    b) ifname=$PAIR_IF_B ;;
+    *) pair__log "side must be a or b, not '$1'"; return 1 ;;
+  esac
+  pair_exec "$1" ip -s -j link show dev "$ifname" | jq -e ".[0].stats64.$2"
 }
 
 pair_alive() {
