@@ -1,4 +1,4 @@
-// GSO split and GRO coalesce over bare IPv4/IPv6 packets (contracts/offload.md).
+// GSO split and GRO coalesce over bare IPv4/IPv6 packets (src/offload/README.md).
 //
 // Both are written against buffers another thread may change (SharedArrayBuffer):
 // every descriptor and every header field that decides a bound is read once into a

@@ -1,4 +1,4 @@
-// RFC 1071 Internet checksums for the segmentation offloads (contracts/offload.md, "Checksums").
+// RFC 1071 Internet checksums for the segmentation offloads (README.md, "Checksums").
 //
 // A sum here is the plain (unfolded) total of big-endian 16-bit words; a trailing odd byte
 // counts as the high byte of a word. Sums of anything up to a 64 KiB packet stay far below

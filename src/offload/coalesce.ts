@@ -1,7 +1,7 @@
 // The write side of the TUN offloads in plain TypeScript: a batch of IP packets about to be
 // written to a TUN with IFF_VNET_HDR becomes a list of items — runs of consecutive TCP segments
 // (or same-size UDP datagrams) of one flow merged into one GSO super-packet, everything else on
-// its own — each behind a 10-byte virtio_net_hdr. contracts/offload.md, "COALESCE", to the letter.
+// its own — each behind a 10-byte virtio_net_hdr. README.md, "COALESCE", to the letter.
 //
 // This is the oracle the native offloadCoalesce (native/offload.cc) is tested against byte for
 // byte; it favours clarity over speed (it builds objects and string keys per packet) and is not

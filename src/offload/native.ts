@@ -1,6 +1,6 @@
 // Typed wrappers over the addon's offload functions (native/offload.cc): GSO split of
 // one TUN read and GRO coalesce of a TUN write batch, with the semantics of
-// contracts/offload.md (the TypeScript twins in split.ts and coalesce.ts are the oracle
+// src/offload/README.md (the TypeScript twins in split.ts and coalesce.ts are the oracle
 // these are tested against, byte for byte).
 //
 // The functions are the native functions themselves. Their argument checks run in C++

@@ -1,6 +1,6 @@
 // The read side of the TUN offloads in plain TypeScript: one packet from a TUN with IFF_VNET_HDR
 // (a 10-byte virtio_net_hdr, then an IP packet that may be a TSO/USO super-packet) becomes one or
-// more ordinary IP packets with valid checksums. contracts/offload.md, "SPLIT", to the letter.
+// more ordinary IP packets with valid checksums. README.md, "SPLIT", to the letter.
 //
 // This is the oracle the native offloadSplit (native/offload.cc) is tested against byte for byte;
 // it favours clarity over speed and is not used on the device's hot path.

@@ -1,5 +1,5 @@
 // The 10-byte legacy virtio_net_hdr that prefixes every TUN read and write once IFF_VNET_HDR is
-// set (contracts/offload.md, "virtio_net_hdr"): flags u8, gso_type u8, hdr_len u16, gso_size u16,
+// set (README.md, "virtio_net_hdr"): flags u8, gso_type u8, hdr_len u16, gso_size u16,
 // csum_start u16, csum_offset u16 — the u16s little-endian (x86), unlike every packet header.
 
 export const VNET_HDR_LEN = 10;

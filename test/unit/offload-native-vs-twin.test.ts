@@ -243,7 +243,7 @@ test('split argument errors: both throw RangeError', () => {
   const input = concat(new Uint8Array(10), Uint8Array.of(0x45, 0, 0));
   const cases: [string, number, number, number, number][] = [
     // name, data length, offsets/lengths length, maxSegments, capacity
-    ['maxSegments 0 (not in the contract; both read it as an argument error)', 100, 1, 0, 10],
+    ['maxSegments 0 (an argument error on both sides)', 100, 1, 0, 10],
     ['maxSegments past offsets', 100, 1, 2, 10],
     ['slot past data', 100, 2, 2, 51],
   ];

@@ -1,5 +1,5 @@
 // The TypeScript twin of the segmentation offloads (src/offload/{split,coalesce}.ts) on its own:
-// hand-checked cases from contracts/offload.md, then seeded properties (valid checksums, and
+// hand-checked cases from src/offload/README.md, then seeded properties (valid checksums, and
 // coalesce followed by split gives the original packets back).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
