@@ -15,7 +15,7 @@ import { readAddr, writeAddr, ADDR_STRIDE } from '../io/udp.js';
 import { FdWatcher } from '../io/watch.js';
 import type { Logger } from '../log.js';
 import { OffloadCounters } from '../offload/counters.js';
-import { ALL_OFFLOADS, formatOffloadSettings, type OffloadSettings } from '../offload/settings.js';
+import { ALL_OFFLOADS, type OffloadSettings } from '../offload/settings.js';
 import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../protocol/constants.js';
 import { TunPort } from './tun-port.js';
 import { UdpPort } from './udp-port.js';
@@ -105,10 +105,8 @@ export class Device implements UapiDevice {
   private logOffloads(): void {
     const udp = this.udp.describe();
     const notes = [...this.tun.offloads.notes, ...udp.notes];
-    this.log.verbose(
-      `Offloads (${formatOffloadSettings(this.offload)} allowed): ${this.tun.describe()}` +
-        `${udp.on.length > 0 ? ` ${udp.on.join(' ')}` : ''}${notes.length > 0 ? `; ${notes.join('; ')}` : ''}`,
-    );
+    const on = [...this.tun.describe(), ...udp.on];
+    this.log.verbose(`Offloads on: ${on.length > 0 ? on.join(', ') : 'none'}${notes.map((n) => `; ${n}`).join('')}`);
   }
 
   close(): void {

@@ -45,11 +45,11 @@ export class TunPort {
   }
 
   /** What is on, for the start-up log line. */
-  describe(): string {
+  describe(): string[] {
     const o = this.offloads;
-    const on = [o.tso4 && 'tun-tso4', o.tso6 && 'tun-tso6', o.uso && 'tun-uso', o.groTcp && 'tun-gro-tcp', o.groUdp && 'tun-gro-udp'];
-    const list = on.filter((x): x is string => typeof x === 'string');
-    return `${list.length > 0 ? list.join(' ') : 'no TUN offloads'}${this.gro === 'probing' ? ' (GRO after its write probe)' : ''}`;
+    const probe = this.gro === 'probing' ? ' (after its write probe)' : '';
+    return [o.tso4 && 'tun-tso4', o.tso6 && 'tun-tso6', o.uso && 'tun-uso', o.groTcp && `tun-gro-tcp${probe}`, o.groUdp && `tun-gro-udp${probe}`]
+      .filter((x): x is string => typeof x === 'string');
   }
 
   /** A packet of a super-packet is still waiting in the read buffer: read again without waiting for the fd. */

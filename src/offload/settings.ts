@@ -38,11 +38,3 @@ export function parseOffloadSettings(text: string | undefined, source: string): 
   }
   return Object.freeze(settings);
 }
-
-/** The text form, for logs: `all`, `none`, or the `-NAME` list. */
-export function formatOffloadSettings(settings: OffloadSettings): string {
-  const off = OFFLOAD_NAMES.filter((n) => !settings[n]);
-  if (off.length === 0) return 'all';
-  if (off.length === OFFLOAD_NAMES.length) return 'none';
-  return off.map((n) => `-${n}`).join(',');
-}

@@ -51,20 +51,25 @@ export function negotiateTunOffloads(fd: number, settings: OffloadSettings): Tun
     if (err === 0) accepted |= group.bits;
     else notes.push(`tun-${group.name} off: the kernel refused it (${getSystemErrorName(-err)})`);
   }
-  if (accepted === 0 && tunSetOffload(fd, 0) !== 0) notes.push('could not clear the TUN offload bits');
   const uso = (accepted & TUN_F_USO4) !== 0;
+  // Writing UDP super-packets needs a kernel that knows UDP_L4 segmentation, i.e. one
+  // that takes the USO bits; ask it, and put the accepted bits back.
+  let kernelUso = uso;
+  if (!uso && settings['tun-gro'] && (accepted & TUN_F_CSUM) !== 0) {
+    kernelUso = tunSetOffload(fd, accepted | TUN_F_USO4 | TUN_F_USO6) === 0;
+  }
+  if (tunSetOffload(fd, accepted) !== 0) notes.push('could not set the TUN offload bits back');
   if (!settings['tun-tso']) notes.push('tun-tso off: switched off');
   if (!settings['tun-uso']) notes.push('tun-uso off: switched off');
   if (!settings['tun-gro']) notes.push('tun-gro off: switched off');
-  // Writing UDP super-packets needs a kernel that knows UDP_L4 segmentation (the one that takes USO).
-  else if (!uso) notes.push('tun-gro for UDP off: the kernel has no USO (Linux 6.2+)');
+  else if (!kernelUso) notes.push('tun-gro for UDP off: the kernel has no USO (Linux 6.2+)');
   return {
     vnetHeader: true,
     tso4: (accepted & TUN_F_TSO4) !== 0,
     tso6: (accepted & TUN_F_TSO6) !== 0,
     uso,
     groTcp: settings['tun-gro'],
-    groUdp: settings['tun-gro'] && uso,
+    groUdp: settings['tun-gro'] && kernelUso,
     notes,
   };
 }

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { ALL_OFFLOADS, formatOffloadSettings, OFFLOAD_NAMES, OffloadSettingError, parseOffloadSettings } from '../../src/offload/settings.js';
+import { ALL_OFFLOADS, OFFLOAD_NAMES, OffloadSettingError, parseOffloadSettings } from '../../src/offload/settings.js';
 import { TUNDRA_MAIN } from '../helpers/tunnel.js';
 
 test('unset, empty and "all" allow every offload', () => {
@@ -13,13 +13,11 @@ test('unset, empty and "all" allow every offload', () => {
 test('"none" turns every offload off', () => {
   const s = parseOffloadSettings('none', 'X');
   for (const name of OFFLOAD_NAMES) assert.equal(s[name], false, name);
-  assert.equal(formatOffloadSettings(s), 'none');
 });
 
 test('-NAME items turn single offloads off, the rest stay on', () => {
   const s = parseOffloadSettings('-tun-gro, -udp-gso', 'X');
   assert.deepEqual(s, { 'tun-tso': true, 'tun-uso': true, 'tun-gro': false, 'udp-gso': false, 'udp-gro': true });
-  assert.equal(formatOffloadSettings(s), '-tun-gro,-udp-gso');
   for (const name of OFFLOAD_NAMES) assert.equal(parseOffloadSettings(`-${name}`, 'X')[name], false);
 });
 
