@@ -24,6 +24,7 @@ import {
   clearVnetHeader,
   writeVnetHeader,
 } from './vnet-header.js';
+import { setU16be, u16be, u32be } from './bytes.js';
 
 /** flags bit: merge TCP segments (TCP GRO). */
 export const COALESCE_TCP = 1;
@@ -76,14 +77,6 @@ interface Item {
   verified: boolean;
   knownBad: boolean;
 }
-
-const u16be = (buf: Uint8Array, at: number): number => (buf[at]! << 8) | buf[at + 1]!;
-function setU16be(buf: Uint8Array, at: number, value: number): void {
-  buf[at] = (value >>> 8) & 0xff;
-  buf[at + 1] = value & 0xff;
-}
-const u32be = (buf: Uint8Array, at: number): number =>
-  ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0;
 
 /**
  * Coalesces packets i < count, packet i at data[offsets[i], offsets[i] + lengths[i]).

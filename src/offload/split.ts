@@ -21,6 +21,7 @@ import {
   VNET_GSO_UDP_L4,
   VNET_HDR_LEN,
 } from './vnet-header.js';
+import { setU16be, setU32be, u16be, u16le, u32be } from './bytes.js';
 
 /** Names of the drop codes: SPLIT_DROP_NAMES[c - 1] names the return value -c. */
 export const SPLIT_DROP_NAMES = [
@@ -63,21 +64,6 @@ export function splitDropName(code: number): SplitDropName {
 const TCP_FIN = 0x01;
 const TCP_PSH = 0x08;
 const TCP_CWR = 0x80;
-
-const u16le = (buf: Uint8Array, at: number): number => buf[at]! | (buf[at + 1]! << 8);
-const u16be = (buf: Uint8Array, at: number): number => (buf[at]! << 8) | buf[at + 1]!;
-function setU16be(buf: Uint8Array, at: number, value: number): void {
-  buf[at] = (value >>> 8) & 0xff;
-  buf[at + 1] = value & 0xff;
-}
-const u32be = (buf: Uint8Array, at: number): number =>
-  ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0;
-function setU32be(buf: Uint8Array, at: number, value: number): void {
-  buf[at] = (value >>> 24) & 0xff;
-  buf[at + 1] = (value >>> 16) & 0xff;
-  buf[at + 2] = (value >>> 8) & 0xff;
-  buf[at + 3] = value & 0xff;
-}
 
 /**
  * Splits `input` (virtio_net_hdr + IP packet, as read from the TUN) into segments.

@@ -1,6 +1,7 @@
 // The 10-byte legacy virtio_net_hdr that prefixes every TUN read and write once IFF_VNET_HDR is
 // set (README.md, "virtio_net_hdr"): flags u8, gso_type u8, hdr_len u16, gso_size u16,
 // csum_start u16, csum_offset u16 — the u16s little-endian (x86), unlike every packet header.
+import { setU16le, u16le } from './bytes.js';
 
 export const VNET_HDR_LEN = 10;
 
@@ -26,12 +27,6 @@ export interface VnetHeader {
   gsoSize: number;
   csumStart: number;
   csumOffset: number;
-}
-
-const u16le = (buf: Uint8Array, at: number): number => buf[at]! | (buf[at + 1]! << 8);
-function setU16le(buf: Uint8Array, at: number, value: number): void {
-  buf[at] = value & 0xff;
-  buf[at + 1] = (value >>> 8) & 0xff;
 }
 
 /** Reads the header at buf[offset, offset+10) into `out` (a fresh object if not given). */
