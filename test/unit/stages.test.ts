@@ -109,6 +109,33 @@ test('outbound seals a batch that @noble opens, with consecutive counters and pa
   assert.ok(aPeer.txBytes > 0);
 });
 
+test('outbound writes each keypair\'s datagrams together and in their order, so UDP GSO can send them as runs', () => {
+  const { a } = connected();
+  const c = new Engine({ privateKey: generatePrivateKey() });
+  const C: Endpoint = { address: '198.18.0.3', port: 51822 };
+  const aPeerC = a.addPeer(c.publicKey!, { endpoint: C });
+  c.addPeer(a.publicKey!, { endpoint: A });
+  a.allowedIPs.insert(parsePrefix('100.96.1.0/24'), aPeerC);
+  a.initiateHandshake(aPeerC, false);
+  c.receive(a.outbox.splice(0)[0]!.packet, A);
+  a.receive(c.outbox.splice(0)[0]!.packet, C);
+  a.outbox.splice(0);
+  // Interleaved: every third packet goes to c (the first one too), the rest to b.
+  const toC = (i: number): boolean => i % 3 === 0;
+  const packets = Array.from({ length: 40 }, (_, i) => icmpEcho(8, '100.96.0.1', toC(i) ? '100.96.1.2' : '100.96.0.2', 9, i, new Uint8Array(64 + i)));
+  const batch = tunBatch(packets);
+  assert.equal(new OutboundStage(SLOTS).run(batch, contextFor(a)), 40);
+  const forC = packets.filter((_, i) => toC(i)).length;
+  const datagrams = datagramsOf(batch);
+  const counters = datagrams.map((d) => new DataView(d.buffer).getBigUint64(8, true));
+  datagrams.forEach((d, k) => {
+    assert.deepEqual(readAddr(batch.addrs, k), k < forC ? C : B, `datagram ${k}'s endpoint`);
+    if (k > 0 && k !== forC) assert.equal(counters[k], counters[k - 1]! + 1n, `datagram ${k} follows its predecessor`);
+    const original = packets.filter((_, i) => toC(i) === k < forC)[k < forC ? k : k - forC]!;
+    assert.equal(d.length, 16 + original.length + paddingSize(original.length, 1420) + 16, `datagram ${k} carries its packet`);
+  });
+});
+
 test('inbound opens what outbound sealed, in order, and drops replays, forgeries and spoofed sources by reason', () => {
   const { a, b, bPeer } = connected();
   const packets = pings(60);
