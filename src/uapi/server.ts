@@ -49,7 +49,13 @@ export async function startUapiServer(interfaceName: string, device: UapiDevice,
   const directory = options.directory ?? DEFAULT_SOCKET_DIRECTORY;
   const log = options.log ?? (() => {});
   const path = join(directory, `${interfaceName}.sock`);
-  await mkdir(directory, { recursive: true, mode: 0o755 });
+  // mkdir's mode is masked by the umask: directories made here get wireguard-go's 0755
+  // under any umask; an existing one is left as it is.
+  const created = await mkdir(directory, { recursive: true, mode: 0o755 });
+  for (let d = directory; created !== undefined; d = dirname(d)) {
+    await chmod(d, 0o755);
+    if (d === created || d === dirname(d)) break;
+  }
   await refuseLiveSocket(path);
 
   // Bind inside a fresh 0700 directory, set the mode, then rename into place: nobody
