@@ -13,6 +13,7 @@ import {
   VNET_GSO_TCPV6,
   VNET_GSO_UDP_L4,
   VNET_HDR_LEN,
+  type VnetHeader,
 } from '../../src/offload/vnet-header.js';
 
 export const TCP_FIN = 0x01;
@@ -244,14 +245,8 @@ export function buildPacket(ip: IpFields, l4: L4Fields, payload: Uint8Array, mod
   return p;
 }
 
-export interface VnetFields {
-  flags: number;
-  gsoType: number;
-  hdrLen: number;
-  gsoSize: number;
-  csumStart: number;
-  csumOffset: number;
-}
+/** The header's fields (the type only: the bytes are laid out here, independently of the twin). */
+export type VnetFields = VnetHeader;
 
 export function vnetBytes(h: VnetFields): Uint8Array {
   const b = new Uint8Array(VNET_HDR_LEN);
