@@ -55,7 +55,7 @@ export class OffloadCounters {
     return out;
   }
 
-  /** Every counter by name, plus the per-operation averages and the fallbacks. */
+  /** Every counter by name (packets per write or send is the ratio of a pair), and the fallbacks. */
   snapshot(): Record<string, number | Record<string, number>> {
     const out: Record<string, number | Record<string, number>> = {};
     const put = (names: readonly string[], values: Float64Array): void => {
