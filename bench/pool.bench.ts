@@ -13,8 +13,9 @@
 //  2. dispatch: per batch, an empty task vs a seal task, 1/4/8 in flight, 1 and 2
 //     workers. µs/batch is wall time over batches (at 1 in flight, the round trip);
 //     main µs/batch is the main thread's CPU per batch (what dispatch costs it).
-//  3. scaling: sealed MB/s at 1 and 2 workers, 8 in flight, with the main
-//     thread's and the whole process's CPU over the run.
+//  3. scaling: sealed MB/s at 1 and 2 workers, 8 in flight, against inline, with
+//     the main thread's and the whole process's CPU over the run; configurations
+//     interleaved over several rounds, median reported.
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { Piscina } from 'piscina';
@@ -29,7 +30,8 @@ const WORKER_COUNTS = [1, 2];
 const IN_FLIGHT = [1, 4, 8];
 const WARMUP_MS = 300;
 const DISPATCH_MS = 1000;
-const SCALING_MS = 2000;
+const SCALING_MS = 1500;
+const SCALING_ROUNDS = 3;
 
 interface Shape {
   size: number; // plaintext bytes per packet
@@ -244,11 +246,9 @@ console.log(
 );
 
 const inlineRows: string[][] = [['batch', 'µs/batch', 'MB/s']];
-const inlineRuns = new Map<Shape, Run>();
 for (const shape of [MTU_BATCH, SUPER_BATCH]) {
   layOut(arena, shape);
   const r = inline(arena, shape, DISPATCH_MS);
-  inlineRuns.set(shape, r);
   inlineRows.push([shapeName(shape), perBatchUs(r.wallMs, r), mbps(r, shape).toFixed(0)]);
 }
 printTable('inline: seal on the main thread, no pool', inlineRows, [false, true, true]);
@@ -259,53 +259,79 @@ const dispatchRows: string[][] = [
 const scalingRows: string[][] = [
   ['variant', 'batch', 'workers', 'in flight', 'MB/s', 'vs 1 worker', 'vs inline', 'main CPU', 'process CPU'],
 ];
-for (const [variant, start] of Object.entries(VARIANTS)) {
-  const oneWorker = new Map<Shape, number>();
-  for (const workers of WORKER_COUNTS) {
-    const h = await start(workers, arena);
-    try {
-      layOut(arena, MTU_BATCH);
-      await checkPoolSeals(h, arena, MTU_BATCH);
-      for (const inFlight of IN_FLIGHT) {
-        for (const kind of ['empty', 'seal'] as const) {
-          const r = await measure(h, kind, MTU_BATCH, inFlight, DISPATCH_MS);
-          dispatchRows.push([
-            variant,
-            String(workers),
-            String(inFlight),
-            kind === 'seal' ? `seal ${shapeName(MTU_BATCH)}` : 'empty',
-            Math.round((r.batches * 1000) / r.wallMs).toLocaleString('en-US'),
-            perBatchUs(r.wallMs, r),
-            perBatchUs(r.mainCpuMs, r),
-            perBatchUs(r.processCpuMs, r),
-          ]);
-        }
+// Every pool of every variant is started up front (idle workers sleep in
+// Atomics.wait), so the scaling runs can be interleaved: other load on the box
+// then skews every configuration alike, and the median of the rounds is reported.
+const pools: { variant: string; workers: number; h: PoolHandle }[] = [];
+try {
+  for (const [variant, start] of Object.entries(VARIANTS)) {
+    for (const workers of WORKER_COUNTS) pools.push({ variant, workers, h: await start(workers, arena) });
+  }
+  layOut(arena, MTU_BATCH);
+  for (const { variant, workers, h } of pools) {
+    await checkPoolSeals(h, arena, MTU_BATCH);
+    for (const inFlight of IN_FLIGHT) {
+      for (const kind of ['empty', 'seal'] as const) {
+        const r = await measure(h, kind, MTU_BATCH, inFlight, DISPATCH_MS);
+        dispatchRows.push([
+          variant,
+          String(workers),
+          String(inFlight),
+          kind === 'seal' ? `seal ${shapeName(MTU_BATCH)}` : 'empty',
+          Math.round((r.batches * 1000) / r.wallMs).toLocaleString('en-US'),
+          perBatchUs(r.wallMs, r),
+          perBatchUs(r.mainCpuMs, r),
+          perBatchUs(r.processCpuMs, r),
+        ]);
       }
-      for (const shape of [MTU_BATCH, SUPER_BATCH]) {
-        layOut(arena, shape);
-        const r = await measure(h, 'seal', shape, MAX_IN_FLIGHT, SCALING_MS);
+    }
+  }
+
+  const shapes = [MTU_BATCH, SUPER_BATCH];
+  const inlineRounds = new Map<Shape, Run[]>(shapes.map((s) => [s, []]));
+  const poolRounds = new Map<string, Run[]>();
+  const key = (variant: string, workers: number, shape: Shape): string => `${variant}/${workers}/${shapeName(shape)}`;
+  for (let round = 0; round < SCALING_ROUNDS; round++) {
+    for (const shape of shapes) {
+      layOut(arena, shape);
+      inlineRounds.get(shape)!.push(inline(arena, shape, SCALING_MS));
+      for (const { variant, workers, h } of pools) {
+        const k = key(variant, workers, shape);
+        if (!poolRounds.has(k)) poolRounds.set(k, []);
+        poolRounds.get(k)!.push(await measure(h, 'seal', shape, MAX_IN_FLIGHT, SCALING_MS));
+      }
+    }
+  }
+  const median = (runs: Run[], shape: Shape): Run => [...runs].sort((a, b) => mbps(a, shape) - mbps(b, shape))[runs.length >> 1]!;
+  for (const shape of shapes) {
+    const base = mbps(median(inlineRounds.get(shape)!, shape), shape);
+    const i = median(inlineRounds.get(shape)!, shape);
+    scalingRows.push(['inline', shapeName(shape), '0', '1', base.toFixed(0), '', '1.00×', pct(i.mainCpuMs, i), pct(i.processCpuMs, i)]);
+    for (const variant of Object.keys(VARIANTS)) {
+      const one = mbps(median(poolRounds.get(key(variant, 1, shape))!, shape), shape);
+      for (const workers of WORKER_COUNTS) {
+        const r = median(poolRounds.get(key(variant, workers, shape))!, shape);
         const rate = mbps(r, shape);
-        if (workers === 1) oneWorker.set(shape, rate);
         scalingRows.push([
           variant,
           shapeName(shape),
           String(workers),
           String(MAX_IN_FLIGHT),
           rate.toFixed(0),
-          `${(rate / oneWorker.get(shape)!).toFixed(2)}×`,
-          `${(rate / mbps(inlineRuns.get(shape)!, shape)).toFixed(2)}×`,
+          `${(rate / one).toFixed(2)}×`,
+          `${(rate / base).toFixed(2)}×`,
           pct(r.mainCpuMs, r),
           pct(r.processCpuMs, r),
         ]);
       }
-    } finally {
-      await h.close();
     }
   }
+} finally {
+  await Promise.all(pools.map((p) => p.h.close()));
 }
 printTable('dispatch: per batch through the pool', dispatchRows, [false, true, true, false, true, true, true, true]);
 printTable(
-  `scaling: sealed MB/s, ${MAX_IN_FLIGHT} in flight (CPU as a share of one core over the run)`,
+  `scaling: sealed MB/s, ${MAX_IN_FLIGHT} in flight, median of ${SCALING_ROUNDS} interleaved rounds (CPU as a share of one core)`,
   scalingRows,
   [false, false, true, true, true, true, true, true, true],
 );
