@@ -1,122 +1,94 @@
-// ChaCha20-Poly1305 seal/open throughput: native batched EVP vs per-packet
-// @noble/ciphers and node:crypto. Run: node dist/bench/aead.bench.js
+// ChaCha20-Poly1305 seal/open throughput of each AEAD backend (src/crypto/backends.ts):
+// native (batched EVP in the addon), node (node:crypto per packet), noble
+// (@noble/ciphers per packet). Run: node dist/bench/aead.bench.js
 //
-// Every task processes a whole batch per iteration, so the rows compare the
-// same work; MB/s is 10^6 plaintext bytes per second.
-import { createCipheriv } from 'node:crypto';
+// Every task is one backend call on a whole batch, so the rows compare the same
+// work: 64 × 1420 B (MTU-sized traffic) and 16 × 64 KiB (super-packets).
+// MB/s is 10^6 plaintext bytes per second, on one thread.
 import { cpus } from 'node:os';
 import { Bench, type Task } from 'tinybench';
-import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { AEAD_TAG_SIZE, DESC_STRIDE, KEY_SIZE, openBatch, sealBatch, setDescriptor } from '../src/crypto/native-aead.js';
+import { aeadBackend, CRYPTO_BACKENDS } from '../src/crypto/backends.js';
+import { AEAD_TAG_SIZE, DESC_STRIDE, KEY_SIZE, setDescriptor } from '../src/crypto/native-aead.js';
 
-const SIZES = [64, 1420, 65535];
-// ~64 packets per call for MTU-sized traffic; 16 × 64 KB (1 MB) for super-packets.
-const batchFor = (size: number): number => (size <= 1420 ? 64 : 16);
+const SHAPES = [
+  { size: 1420, count: 64 },
+  { size: 65536, count: 16 },
+];
 
 interface Row {
   size: number;
-  impl: string;
-  packets: number; // packets per iteration
+  count: number;
+  backend: string;
+  op: 'seal' | 'open';
 }
 
-const key = new Uint8Array(KEY_SIZE).map((_, i) => i * 7 + 1);
-const nonceView = (n: Uint8Array): DataView => new DataView(n.buffer, n.byteOffset, n.byteLength);
-
-const bench = new Bench({ time: 700, warmupTime: 150, warmupIterations: 8, iterations: 16 });
+const keys = new Uint8Array(2 * KEY_SIZE).map((_, i) => i * 7 + 1);
+const bench = new Bench({ time: 700, warmupTime: 400, warmupIterations: 4, iterations: 8 });
 const rows = new Map<string, Row>();
 
-function add(row: Row, fn: () => unknown, opts?: { beforeEach?: () => void }): void {
-  const name = `${row.size} ${row.impl}`;
-  rows.set(name, row);
-  bench.add(name, fn, opts);
-}
-
-for (const size of SIZES) {
-  const count = batchFor(size);
+for (const { size, count } of SHAPES) {
   const slot = size + AEAD_TAG_SIZE;
-  const data = new Uint8Array(count * slot).fill(0xab);
   const sealDesc = new Uint32Array(count * DESC_STRIDE);
   const openDesc = new Uint32Array(count * DESC_STRIDE);
   for (let i = 0; i < count; i++) {
-    setDescriptor(sealDesc, i, i * slot, size, 0, 1000 + i);
-    setDescriptor(openDesc, i, i * slot, slot, 0, 1000 + i);
+    // Two peers' keys in runs, as a batch from two flows would have them.
+    const keyIndex = i < count / 2 ? 0 : 1;
+    setDescriptor(sealDesc, i, i * slot, size, keyIndex, 1000 + i);
+    setDescriptor(openDesc, i, i * slot, slot, keyIndex, 1000 + i);
   }
-  const ok = new Uint8Array(count);
+  const plain = new Uint8Array(count * slot).fill(0xab);
+  const sealed = plain.slice();
+  aeadBackend('native').seal(sealed, keys, sealDesc, count);
 
-  // Sealing ciphertext again costs the same as sealing plaintext: no reset needed.
-  add({ size, impl: `native sealBatch ×${count}`, packets: count }, () => {
-    if (sealBatch(data, key, sealDesc, count) !== count) throw new Error('seal failed');
-  });
-
-  // The per-call cost on its own: one packet per call.
-  const one = new Uint8Array(slot);
-  const oneDesc = sealDesc.slice(0, DESC_STRIDE);
-  oneDesc[0] = 0;
-  add({ size, impl: 'native sealBatch ×1', packets: 1 }, () => {
-    if (sealBatch(one, key, oneDesc, 1) !== 1) throw new Error('seal failed');
-  });
-
-  // Open works in place, so every iteration restores the sealed batch first
-  // (beforeEach runs outside tinybench's timed window).
-  const sealed = new Uint8Array(data.length).fill(0xab);
-  sealBatch(sealed, key, sealDesc, count);
-  add(
-    { size, impl: `native openBatch ×${count}`, packets: count },
-    () => {
-      if (openBatch(data, key, openDesc, count, ok) !== count) throw new Error('open failed');
-    },
-    { beforeEach: () => data.set(sealed) },
-  );
-
-  const pt = new Uint8Array(size).fill(0xab);
-  const nonce = new Uint8Array(12);
-  const nv = nonceView(nonce);
-  add({ size, impl: '@noble/ciphers per packet', packets: count }, () => {
-    for (let i = 0; i < count; i++) {
-      nv.setUint32(4, 1000 + i, true);
-      chacha20poly1305(key, nonce).encrypt(pt);
-    }
-  });
-
-  const nodeNonce = Buffer.alloc(12);
-  const nodePt = Buffer.alloc(size, 0xab);
-  add({ size, impl: 'node:crypto per packet', packets: count }, () => {
-    for (let i = 0; i < count; i++) {
-      nodeNonce.writeUInt32LE(1000 + i, 4);
-      const c = createCipheriv('chacha20-poly1305', key, nodeNonce, { authTagLength: AEAD_TAG_SIZE });
-      c.update(nodePt);
-      c.final();
-      c.getAuthTag();
-    }
-  });
+  for (const name of CRYPTO_BACKENDS) {
+    const { seal, open } = aeadBackend(name);
+    const data = plain.slice();
+    const ok = new Uint8Array(count);
+    const sealRow: Row = { size, count, backend: name, op: 'seal' };
+    rows.set(`${size} ${name} seal`, sealRow);
+    // Sealing ciphertext again costs the same as sealing plaintext: no reset needed.
+    bench.add(`${size} ${name} seal`, () => {
+      if (seal(data, keys, sealDesc, count) !== count) throw new Error('seal failed');
+    });
+    rows.set(`${size} ${name} open`, { size, count, backend: name, op: 'open' });
+    // Open works in place, so each iteration restores the sealed batch first
+    // (beforeEach runs outside tinybench's timed window).
+    bench.add(
+      `${size} ${name} open`,
+      () => {
+        if (open(data, keys, openDesc, count, ok) !== count) throw new Error('open failed');
+      },
+      { beforeEach: () => data.set(sealed) },
+    );
+  }
 }
 
 const started = performance.now();
 const tasks: Task[] = bench.runSync();
 const elapsed = (performance.now() - started) / 1000;
 
-const table: string[][] = [['size', 'implementation', 'MB/s', 'packets/s']];
+const table: string[][] = [['size', 'batch', 'backend', 'op', 'MB/s', 'packets/s', 'µs/batch']];
 for (const task of tasks) {
   const row = rows.get(task.name)!;
   const r = task.result;
+  const head = [String(row.size), `×${row.count}`, row.backend, row.op];
   if (r.state !== 'completed') {
-    table.push([String(row.size), row.impl, r.state, r.state === 'errored' ? r.error.message : '']);
+    table.push([...head, r.state, r.state === 'errored' ? r.error.message : '', '']);
     continue;
   }
   // period = totalTime / runs in ms: the mean time of one iteration. (throughput.mean
   // is a mean of per-sample rates, which overweights the fast samples.)
-  const iterationsPerSec = 1000 / r.period;
-  const packetsPerSec = iterationsPerSec * row.packets;
+  const packetsPerSec = (1000 / r.period) * row.count;
   table.push([
-    String(row.size),
-    row.impl,
+    ...head,
     ((packetsPerSec * row.size) / 1e6).toFixed(1),
     Math.round(packetsPerSec).toLocaleString('en-US'),
+    (r.period * 1000).toFixed(1),
   ]);
 }
 
 const widths = table[0]!.map((_, c) => Math.max(...table.map((r) => r[c]!.length)));
-const numeric = [false, false, true, true];
+const numeric = [true, false, false, false, true, true, true];
 const line = (r: string[]): string =>
   r.map((cell, c) => (numeric[c] ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ');
 console.log(`node ${process.version}, OpenSSL ${process.versions.openssl}, ${cpus()[0]?.model ?? 'unknown CPU'}`);
