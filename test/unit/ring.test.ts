@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
-import { MpmcRing, SpscRing, type Ring } from '../../src/pipeline/ring.js';
+import { MpmcRing, RING_LAYOUT, SpscRing, type Ring } from '../../src/pipeline/ring.js';
 import { fillEntry, type ConsumeResult, type PingResult, type ProduceResult, type RingJob } from '../helpers/ring-worker.js';
 
 const WORKER = new URL('../helpers/ring-worker.js', import.meta.url);
@@ -187,6 +187,76 @@ for (const [kind, make] of KINDS) {
   });
 }
 
+for (const [kind, make] of KINDS) {
+  test(`${kind}: no wake-up (futex call) without a sleeper; one when a waiter is registered`, async () => {
+    const ring = make(4, 1);
+    const ctl = new Int32Array(ring.share().buffer, 0, RING_LAYOUT.HEADER_WORDS);
+    const e = new Uint32Array(1);
+    for (let i = 0; i < 100; i++) {
+      ring.tryPush(e);
+      ring.tryPush(e);
+      ring.tryPop(e);
+      ring.tryPop(e);
+    }
+    for (let i = 0; i < 4; i++) ring.tryPush(e);
+    ring.tryPush(e); // full
+    assert.equal(ctl[RING_LAYOUT.DATA_SEQ], 0, 'pushes bumped the data futex word with nobody waiting');
+    assert.equal(ctl[RING_LAYOUT.ROOM_SEQ], 0, 'pops bumped the room futex word with nobody waiting');
+    while (ring.tryPop(e));
+    const keep = setTimeout(() => {}, 10_000);
+    try {
+      const waiting = ring.waitNotEmptyAsync(5_000);
+      assert.equal(ctl[RING_LAYOUT.DATA_SLEEPERS], 1);
+      ring.tryPush(e);
+      assert.equal(ctl[RING_LAYOUT.DATA_SEQ], 1);
+      await waiting;
+      assert.equal(ctl[RING_LAYOUT.DATA_SLEEPERS], 0);
+    } finally {
+      clearTimeout(keep);
+    }
+  });
+}
+
+for (const start of [0x7fff_fff0 | 0, 0xffff_fff0 | 0]) {
+  for (const [kind, make] of KINDS) {
+    test(`${kind}: positions wrap through ${start >>> 0 === 0x7fff_fff0 ? '2^31 (int32 sign)' : '2^32'}`, () => {
+      const cap = 8;
+      const first = make(cap, 2);
+      const s = first.share();
+      // Move a fresh ring's positions to `start`, as if it had run that long.
+      const ctl = new Int32Array(s.buffer, 0, RING_LAYOUT.HEADER_WORDS);
+      ctl[RING_LAYOUT.HEAD] = start;
+      ctl[RING_LAYOUT.TAIL] = start;
+      if (kind === 'mpmc') {
+        // Cell (start + k) & mask expects the push at position start + k.
+        const seqs = new Int32Array(s.buffer, RING_LAYOUT.HEADER_WORDS * 4, cap);
+        for (let k = 0; k < cap; k++) seqs[(start + k) & (cap - 1)] = (start + k) | 0;
+      }
+      const ring: Ring = kind === 'spsc' ? SpscRing.attach(s) : MpmcRing.attach(s);
+      const e = new Uint32Array(2);
+      let pushed = 0;
+      let popped = 0;
+      for (let round = 0; round < 20; round++) {
+        const n = (round % cap) + 1;
+        for (let i = 0; i < n; i++) {
+          e[0] = pushed++;
+          e[1] = ~e[0] >>> 0;
+          assert.equal(ring.tryPush(e), true);
+        }
+        assert.equal(ring.size, n);
+        if (n === cap) assert.equal(ring.tryPush(e), false, 'full across the wrap');
+        for (let i = 0; i < n; i++) {
+          assert.equal(ring.tryPop(e), true);
+          assert.deepEqual([...e], [popped, ~popped >>> 0]);
+          popped++;
+        }
+        assert.equal(ring.tryPop(e), false, 'empty across the wrap');
+      }
+      assert.ok(((ctl[RING_LAYOUT.TAIL]! - start) | 0) === pushed && pushed > 64, 'the positions went through the wrap');
+    });
+  }
+}
+
 test('constructor and attach reject bad dimensions and the wrong kind', () => {
   for (const cap of [0, 1, 3, 6, 2 ** 25, 2.5]) {
     assert.throws(() => new SpscRing(cap, 1), RangeError, `capacity ${cap}`);
@@ -196,6 +266,13 @@ test('constructor and attach reject bad dimensions and the wrong kind', () => {
   assert.throws(() => new SpscRing(4, 1, { spin: -1 }), RangeError);
   assert.throws(() => MpmcRing.attach(new SpscRing(4, 1).share()), TypeError);
   assert.throws(() => SpscRing.attach(new MpmcRing(4, 1).share()), TypeError);
+  for (const ring of [new SpscRing(4, 2), new MpmcRing(4, 2)]) {
+    assert.throws(() => ring.tryPush(new Uint32Array(3), 2), RangeError, 'src too short');
+    assert.equal(ring.size, 0, 'a refused push claimed nothing');
+    ring.tryPush(new Uint32Array(2));
+    assert.throws(() => ring.tryPop(new Uint32Array(1)), RangeError, 'dst too short');
+    assert.equal(ring.size, 1, 'a refused pop took nothing');
+  }
   const s = new SpscRing(4, 1).share();
   assert.throws(() => SpscRing.attach({ ...s, capacity: 8 }), RangeError);
 });
