@@ -8,6 +8,33 @@ export const HEADROOM = 16;
 /** Room after it for padding (up to 15 bytes) and the 16-byte tag. */
 export const TAILROOM = 32;
 
+/**
+ * Per-batch header words (Int32, in shared memory). `count` lives here rather than in
+ * a JS field so that a batch handed to another thread carries it: the ring hand-off
+ * (an Atomics store/load pair) orders the plain writes before it, so readers need no
+ * Atomics of their own. Words HEADER_SPARE .. HEADER_SPARE + HEADER_SPARE_WORDS - 1 are
+ * free for the pipeline (e.g. a key-table slot, a generation, a sequence number).
+ */
+export const HEADER_COUNT = 0;
+export const HEADER_SPARE = 1;
+export const HEADER_SPARE_WORDS = 4;
+/** Words per header; padded to 64 bytes so two batches' headers never share a cache line. */
+export const HEADER_WORDS = 16;
+
+/** Existing views a PacketBatch can wrap (see PacketBatch.fromViews). */
+export interface PacketBatchViews {
+  /** slots * slotSize bytes; offsets are relative to its start. */
+  readonly data: Uint8Array;
+  /** slots entries each. */
+  readonly offsets: Uint32Array;
+  readonly lengths: Uint32Array;
+  readonly marks: Int32Array;
+  /** slots * ADDR_STRIDE bytes. */
+  readonly addrs: Uint8Array;
+  /** At least HEADER_WORDS words; `count` is header[HEADER_COUNT]. */
+  readonly header: Int32Array;
+}
+
 export class PacketBatch {
   readonly data: Uint8Array;
   readonly offsets: Uint32Array;
@@ -16,15 +43,52 @@ export class PacketBatch {
   readonly addrs: Uint8Array;
   /** Per-packet scratch for the stages (e.g. a status or a peer number). */
   readonly marks: Int32Array;
-  /** Packets currently described. */
-  count = 0;
+  /** Shared per-batch words: count and spares (HEADER_* above). */
+  readonly header: Int32Array;
 
-  constructor(readonly slots: number, readonly slotSize: number) {
-    this.data = new Uint8Array(new SharedArrayBuffer(slots * slotSize));
-    this.offsets = new Uint32Array(new SharedArrayBuffer(slots * 4));
-    this.lengths = new Uint32Array(new SharedArrayBuffer(slots * 4));
-    this.addrs = new Uint8Array(new SharedArrayBuffer(slots * ADDR_STRIDE));
-    this.marks = new Int32Array(new SharedArrayBuffer(slots * 4));
+  /**
+   * `new PacketBatch(slots, slotSize)` allocates its own shared memory; the third
+   * argument (used by fromViews) wraps views that already exist instead.
+   */
+  constructor(readonly slots: number, readonly slotSize: number, views?: PacketBatchViews) {
+    if (views === undefined) {
+      this.data = new Uint8Array(new SharedArrayBuffer(slots * slotSize));
+      this.offsets = new Uint32Array(new SharedArrayBuffer(slots * 4));
+      this.lengths = new Uint32Array(new SharedArrayBuffer(slots * 4));
+      this.addrs = new Uint8Array(new SharedArrayBuffer(slots * ADDR_STRIDE));
+      this.marks = new Int32Array(new SharedArrayBuffer(slots * 4));
+      this.header = new Int32Array(new SharedArrayBuffer(HEADER_WORDS * 4));
+      return;
+    }
+    const short = (name: string, have: number, want: number): never => {
+      throw new RangeError(`PacketBatch: ${name} has ${have} elements, ${want} needed for ${slots} slots of ${slotSize} bytes`);
+    };
+    if (views.data.length < slots * slotSize) short('data', views.data.length, slots * slotSize);
+    if (views.offsets.length < slots) short('offsets', views.offsets.length, slots);
+    if (views.lengths.length < slots) short('lengths', views.lengths.length, slots);
+    if (views.marks.length < slots) short('marks', views.marks.length, slots);
+    if (views.addrs.length < slots * ADDR_STRIDE) short('addrs', views.addrs.length, slots * ADDR_STRIDE);
+    if (views.header.length < HEADER_WORDS) short('header', views.header.length, HEADER_WORDS);
+    this.data = views.data;
+    this.offsets = views.offsets;
+    this.lengths = views.lengths;
+    this.addrs = views.addrs;
+    this.marks = views.marks;
+    this.header = views.header;
+  }
+
+  /** A batch over existing views (e.g. one batch of a BatchArena); allocates nothing but the object. */
+  static fromViews(slots: number, slotSize: number, views: PacketBatchViews): PacketBatch {
+    return new PacketBatch(slots, slotSize, views);
+  }
+
+  /** Packets currently described (header[HEADER_COUNT], so it crosses threads with the batch). */
+  get count(): number {
+    return this.header[HEADER_COUNT]!;
+  }
+
+  set count(n: number) {
+    this.header[HEADER_COUNT] = n;
   }
 
   /** Points every descriptor at the start of its slot plus `headroom`. */
