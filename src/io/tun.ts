@@ -64,13 +64,17 @@ export function openTun(name: string, options: OpenTunOptions = {}): Tun {
  * queues in the order they attach, and the kernel's choice of queue for a packet it
  * sends into the TUN follows that numbering.
  *
- * Flow steering (observed on Linux 6.18, see test/netns/tun-queues.test.ts): a packet
- * WRITTEN through queue k records its flow (a symmetric hash of addresses and ports,
- * computed by the kernel from the packet itself) as queue k's, and the kernel's
- * packets of that flow, either direction, are then READ from queue k, until the entry
- * ages out (about 3 to 6 s after the flow's last write). Flows with no entry are
- * spread over the queues by that hash. So write each flow back through the queue
- * that reads it.
+ * Flow steering (tun.c; checked by test/netns/tun-queues.test.ts on Linux 6.18): a
+ * packet WRITTEN through queue k records its flow (a symmetric hash of addresses and
+ * ports that the kernel computes from the packet itself; nothing to pass in) as queue
+ * k's, and the kernel's packets of that flow, either direction, are then READ from
+ * queue k. The latest write wins. An entry ages out 3 s after the flow's last write
+ * (reads do not refresh it; a gc timer rounded to whole seconds removes it: 3.5 to
+ * 3.8 s measured); flows without one are spread over the queues by that hash. The
+ * entry is updated only after the written packet has gone up the stack, so a reply
+ * the kernel makes during that write (an ICMP echo reply, tested; a SYN-ACK or a
+ * quick ACK take the same path, untested) follows the flow's previous write, or the
+ * hash for a new flow. So write each flow back through the queue that reads it.
  *
  * `count` must be an integer >= 1 (RangeError otherwise); the kernel refuses more
  * than 256 queues (E2BIG). Errors are openTun's (EBUSY when the interface exists
