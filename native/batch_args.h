@@ -130,6 +130,19 @@ inline bool GetStats(napi_env env, const Napi::Value& v, const char* fn, const c
   return true;
 }
 
+// What a batch call returns: the number of packets it moved, or, when `fatal` (an
+// errno) stopped it and `thrown`, an Error "<what><fd>: <strerror> (<ENAME>)". Reads
+// throw only when nothing was read (what was read comes first; the next call meets
+// the error), writes whenever the fd is unusable. The message is built only then.
+inline Napi::Value BatchResult(napi_env env, size_t n, bool thrown, int fatal, const char* syscall,
+                               const char* what, int fd) {
+  if (thrown && fatal != 0) {
+    ThrowErrno(env, fatal, syscall, what + std::to_string(fd));
+    return Napi::Value();
+  }
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
 // A JS array of counter or drop names, exported next to the counters they name.
 inline Napi::Array Names(Napi::Env env, const char* const* names, size_t n) {
   Napi::Array a = Napi::Array::New(env, n);

@@ -225,11 +225,7 @@ Napi::Value ReadJs(const Napi::CallbackInfo& info) {
   int fatal = 0;
   const size_t n = ReadBatch(a.fd, a.data.data, a.data.length, a.Offsets(), a.Lengths(), a.count,
                              capacity, &fatal);
-  if (n == 0 && fatal != 0) {
-    ThrowErrno(env, fatal, "read", "cannot read from TUN fd " + std::to_string(a.fd));
-    return Napi::Value();
-  }
-  return Napi::Number::New(env, static_cast<double>(n));
+  return args::BatchResult(env, n, n == 0, fatal, "read", "cannot read from TUN fd ", a.fd);
 }
 
 // tunWrite(fd, data, offsets, lengths, count, status?) -> packets consumed
@@ -245,11 +241,7 @@ Napi::Value WriteJs(const Napi::CallbackInfo& info) {
   int fatal = 0;
   const size_t n = WriteBatch(a.fd, a.data.data, a.data.length, a.Offsets(), a.Lengths(), a.count,
                               reinterpret_cast<int32_t*>(status.data), &fatal);
-  if (fatal != 0) {
-    ThrowErrno(env, fatal, "write", "cannot write to TUN fd " + std::to_string(a.fd));
-    return Napi::Value();
-  }
-  return Napi::Number::New(env, static_cast<double>(n));
+  return args::BatchResult(env, n, true, fatal, "write", "cannot write to TUN fd ", a.fd);
 }
 
 // tunReadVnet(fd, scratch, state, data, offsets, lengths, count, capacity, stats?) -> slots filled
@@ -294,11 +286,7 @@ Napi::Value ReadVnetJs(const Napi::CallbackInfo& info) {
   int fatal = 0;
   const size_t n = ReadVnet(fd, scratch.data, pending, p.data.data, p.data.length, p.Offsets(),
                             p.Lengths(), count, capacity, stats, &fatal);
-  if (n == 0 && fatal != 0) {
-    ThrowErrno(env, fatal, "read", "cannot read from TUN fd " + std::to_string(fd));
-    return Napi::Value();
-  }
-  return Napi::Number::New(env, static_cast<double>(n));
+  return args::BatchResult(env, n, n == 0, fatal, "read", "cannot read from TUN fd ", fd);
 }
 
 // tunSetVnetHeaderSize(fd, size): TUNSETVNETHDRSZ; throws on failure.

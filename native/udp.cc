@@ -768,11 +768,7 @@ Napi::Value RecvJs(const Napi::CallbackInfo& info) {
                              a.addrs.data, a.count, capacity, gro, stats, &fatal)
               : RecvBatch(a.fd, a.data.data, a.data.length, a.Offsets(), a.Lengths(),
                           a.addrs.data, a.count, capacity, stats, &fatal);
-  if (n == 0 && fatal != 0) {
-    ThrowErrno(env, fatal, "recvmmsg", "cannot receive on UDP fd " + std::to_string(a.fd));
-    return Napi::Value();
-  }
-  return Napi::Number::New(env, static_cast<double>(n));
+  return args::BatchResult(env, n, n == 0, fatal, "recvmmsg", "cannot receive on UDP fd ", a.fd);
 }
 
 // udpSend(fd, data, offsets, lengths, addrs, count, status?, gso?, stats?) -> consumed
@@ -799,11 +795,7 @@ Napi::Value SendJs(const Napi::CallbackInfo& info) {
   const size_t n = SendBatch(a.fd, a.data.data, a.data.length, a.Offsets(), a.Lengths(),
                              a.addrs.data, a.count, reinterpret_cast<int32_t*>(status.data), gso,
                              stats, &fatal);
-  if (fatal != 0) {
-    ThrowErrno(env, fatal, "sendmmsg", "cannot send on UDP fd " + std::to_string(a.fd));
-    return Napi::Value();
-  }
-  return Napi::Number::New(env, static_cast<double>(n));
+  return args::BatchResult(env, n, true, fatal, "sendmmsg", "cannot send on UDP fd ", a.fd);
 }
 
 }  // namespace
