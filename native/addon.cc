@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include "aead.h"
+#include "fd.h"
 #include "offload.h"
 #include "tun.h"
 #include "udp.h"
@@ -13,6 +14,7 @@ namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tundra::aead::Init(env, exports);
+  tundra::fd::Init(env, exports);
   tundra::offload::Init(env, exports);
   tundra::tun::Init(env, exports);
   tundra::udp::Init(env, exports);

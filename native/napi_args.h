@@ -1,5 +1,6 @@
-// Shared by every part of the addon (aead.cc, tun.cc, udp.cc, watch.cc): argument
-// checks for the N-API glue and errno-carrying Error objects.
+// Shared by every part of the addon (aead.cc, fd.cc, offload.cc, tun.cc, udp.cc,
+// watch.cc): argument checks for the N-API glue and errno-carrying Error objects.
+// The batch calls' own checks (packet arrays, counts, slots) are in batch_args.h.
 //
 // Malformed calls throw TypeError (wrong type) or RangeError (value out of
 // range) before any system call; system errors throw a plain Error with
@@ -135,37 +136,6 @@ inline int GetIfName(napi_env env, const Napi::Value& v, const char* fn, char ou
 // be the value we use.
 inline uint32_t Load(const uint32_t* a, size_t i) {
   return static_cast<const volatile uint32_t*>(a)[i];
-}
-
-// Every packet's [offsets[i], offsets[i] + size) lies inside data, where size is
-// lengths[i], or `capacity` when lengths is null (slots to read into). A bad one is
-// a caller bug: the whole call is rejected before any packet moves.
-inline bool CheckPackets(napi_env env, const char* fn, const uint32_t* offsets,
-                         const uint32_t* lengths, uint32_t capacity, size_t count,
-                         size_t data_len) {
-  for (size_t i = 0; i < count; i++) {
-    const uint64_t end = uint64_t{Load(offsets, i)} + (lengths ? Load(lengths, i) : capacity);
-    if (end > data_len) {
-      return ThrowRange(env, std::string(fn) + ": " + (lengths ? "packet " : "slot ") +
-                                 std::to_string(i) + ": offset + " +
-                                 (lengths ? "length" : "capacity") + " = " + std::to_string(end) +
-                                 " exceeds data.length " + std::to_string(data_len));
-    }
-  }
-  return true;
-}
-
-// The optional per-packet status array (Int32Array, at least `count` long) at info[index].
-inline bool GetStatus(const Napi::CallbackInfo& info, size_t index, const char* fn, size_t count,
-                      View* out) {
-  napi_env env = info.Env();
-  if (info.Length() <= index || info[index].IsUndefined()) return true;
-  if (!GetArray(env, info[index], napi_int32_array, fn, "status", "Int32Array", out)) return false;
-  if (out->length < count) {
-    return ThrowRange(env, std::string(fn) + ": status.length " + std::to_string(out->length) +
-                               " is less than count " + std::to_string(count));
-  }
-  return true;
 }
 
 }  // namespace tundra::args

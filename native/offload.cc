@@ -9,6 +9,7 @@
 #include <cmath>
 #include <string>
 
+#include "batch_args.h"
 #include "napi_args.h"
 
 namespace tundra::offload {
@@ -608,8 +609,8 @@ using args::GetArray;
 using args::GetInt;
 using args::GetUint32;
 using args::Load;
+using args::Packets;
 using args::ThrowRange;
-using args::ThrowType;
 using args::View;
 
 const char* const kOffloadStatNames[kOffloadStatCount] = {
@@ -625,37 +626,27 @@ const char* const kSplitDropNames[kSplitDropCount] = {
 const char* const kCoalesceStatNames[kCoalesceStatCount] = {
     "coalesced_items", "coalesced_packets", "bad_checksum"};
 
-Napi::Array Names(Napi::Env env, const char* const* names, size_t n) {
-  Napi::Array a = Napi::Array::New(env, n);
-  for (size_t i = 0; i < n; i++) a.Set(static_cast<uint32_t>(i), Napi::String::New(env, names[i]));
-  return a;
-}
-
 // offloadSplit(input, data, offsets, lengths, maxSegments, capacity) -> count | -code
 Napi::Value SplitJs(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   const char* fn = "offloadSplit";
-  View input, data, offsets, lengths;
+  View input;
+  Packets p;
   if (!GetArray(env, info[0], napi_uint8_array, fn, "input", "Uint8Array", &input) ||
-      !GetArray(env, info[1], napi_uint8_array, fn, "data", "Uint8Array", &data) ||
-      !GetArray(env, info[2], napi_uint32_array, fn, "offsets", "Uint32Array", &offsets) ||
-      !GetArray(env, info[3], napi_uint32_array, fn, "lengths", "Uint32Array", &lengths)) {
+      !args::GetPackets(info, 1, fn, &p)) {
     return Napi::Value();
   }
-  const size_t rows = offsets.length < lengths.length ? offsets.length : lengths.length;
+  const size_t rows = p.offsets.length < p.lengths.length ? p.offsets.length : p.lengths.length;
   double max_segments = 0;
   if (!GetInt(env, info[4], fn, "maxSegments", 1, static_cast<double>(rows), &max_segments)) {
     return Napi::Value();
   }
   uint32_t capacity = 0;
   if (!GetUint32(env, info[5], fn, "capacity", &capacity)) return Napi::Value();
-  const uint32_t* offs = reinterpret_cast<const uint32_t*>(offsets.data);
   const size_t max = static_cast<size_t>(max_segments);
-  if (!args::CheckPackets(env, fn, offs, nullptr, capacity, max, data.length)) {
-    return Napi::Value();
-  }
-  const int r = SplitPacket(input.data, input.length, data.data, data.length, offs,
-                            reinterpret_cast<uint32_t*>(lengths.data), max, capacity);
+  if (!args::CheckSlots(env, fn, p, capacity, max)) return Napi::Value();
+  const int r = SplitPacket(input.data, input.length, p.data.data, p.data.length, p.Offsets(),
+                            p.Lengths(), max, capacity);
   return Napi::Number::New(env, r);
 }
 
@@ -663,24 +654,14 @@ Napi::Value SplitJs(const Napi::CallbackInfo& info) {
 Napi::Value CoalesceJs(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   const char* fn = "offloadCoalesce";
-  View data, offsets, lengths, stats;
-  if (!GetArray(env, info[0], napi_uint8_array, fn, "data", "Uint8Array", &data) ||
-      !GetArray(env, info[1], napi_uint32_array, fn, "offsets", "Uint32Array", &offsets) ||
-      !GetArray(env, info[2], napi_uint32_array, fn, "lengths", "Uint32Array", &lengths)) {
-    return Napi::Value();
-  }
-  const size_t rows = offsets.length < lengths.length ? offsets.length : lengths.length;
+  Packets p;
+  if (!args::GetPackets(info, 0, fn, &p)) return Napi::Value();
   double count_d = 0;
   if (!GetInt(env, info[3], fn, "count", 0, static_cast<double>(kCoalesceMaxPackets), &count_d)) {
     return Napi::Value();
   }
   const size_t count = static_cast<size_t>(count_d);
-  if (count > rows) {
-    ThrowRange(env, std::string(fn) + ": count " + std::to_string(count) +
-                        " exceeds offsets.length " + std::to_string(offsets.length) +
-                        " or lengths.length " + std::to_string(lengths.length));
-    return Napi::Value();
-  }
+  if (!args::CountFits(env, fn, count, p)) return Napi::Value();
   uint32_t capacity = 0, flags = 0;
   if (!GetUint32(env, info[4], fn, "capacity", &capacity) ||
       !GetUint32(env, info[5], fn, "flags", &flags)) {
@@ -691,18 +672,10 @@ Napi::Value CoalesceJs(const Napi::CallbackInfo& info) {
                         " has bits other than 1 (TCP) and 2 (UDP)");
     return Napi::Value();
   }
-  if (info.Length() > 6 && !info[6].IsUndefined()) {
-    if (!GetArray(env, info[6], napi_float64_array, fn, "stats", "Float64Array", &stats)) {
-      return Napi::Value();
-    }
-    if (stats.length < kCoalesceStatCount) {
-      ThrowRange(env, std::string(fn) + ": stats.length " + std::to_string(stats.length) +
-                          " is less than " + std::to_string(kCoalesceStatCount));
-      return Napi::Value();
-    }
-  }
-  uint32_t* offs = reinterpret_cast<uint32_t*>(offsets.data);
-  uint32_t* lens = reinterpret_cast<uint32_t*>(lengths.data);
+  double* stats = nullptr;
+  if (!args::GetStats(env, info[6], fn, "stats", kCoalesceStatCount, &stats)) return Napi::Value();
+  uint32_t* offs = reinterpret_cast<uint32_t*>(p.offsets.data);
+  uint32_t* lens = p.Lengths();
   for (size_t i = 0; i < count; i++) {
     const uint32_t off = Load(offs, i);
     if (off < kVnetHdrLen) {
@@ -711,13 +684,12 @@ Napi::Value CoalesceJs(const Napi::CallbackInfo& info) {
       return Napi::Value();
     }
   }
-  if (!args::CheckPackets(env, fn, offs, lens, 0, count, data.length) ||
-      !args::CheckPackets(env, fn, offs, nullptr, capacity, count, data.length)) {
+  if (!args::CheckWrites(env, fn, p, count) || !args::CheckSlots(env, fn, p, capacity, count)) {
     return Napi::Value();
   }
   size_t items = 0, bad = 0;
-  if (!Coalesce(data.data, data.length, offs, lens, count, capacity, flags,
-                reinterpret_cast<double*>(stats.data), &items, &bad)) {
+  if (!Coalesce(p.data.data, p.data.length, offs, lens, count, capacity, flags, stats, &items,
+                &bad)) {
     // Only when another thread changed a descriptor since the checks above.
     ThrowRange(env, std::string(fn) + ": packet " + std::to_string(bad) +
                         ": descriptor changed during the call");
@@ -758,9 +730,9 @@ void Init(Napi::Env env, Napi::Object exports) {
   num("COALESCE_TCP", kCoalesceTcp);
   num("COALESCE_UDP", kCoalesceUdp);
   num("COALESCE_MAX_PACKETS", kCoalesceMaxPackets);
-  exports.Set("OFFLOAD_STAT_NAMES", Names(env, kOffloadStatNames, kOffloadStatCount));
-  exports.Set("SPLIT_DROP_NAMES", Names(env, kSplitDropNames, kSplitDropCount));
-  exports.Set("COALESCE_STAT_NAMES", Names(env, kCoalesceStatNames, kCoalesceStatCount));
+  exports.Set("OFFLOAD_STAT_NAMES", args::Names(env, kOffloadStatNames, kOffloadStatCount));
+  exports.Set("SPLIT_DROP_NAMES", args::Names(env, kSplitDropNames, kSplitDropCount));
+  exports.Set("COALESCE_STAT_NAMES", args::Names(env, kCoalesceStatNames, kCoalesceStatCount));
 }
 
 }  // namespace tundra::offload

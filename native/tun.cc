@@ -13,23 +13,22 @@
 #include <cstring>
 #include <string>
 
+#include "batch_args.h"
 #include "napi_args.h"
 #include "offload.h"
-#include "watch.h"
 
 namespace tundra::tun {
 namespace {
 
-using args::CheckPackets;
+using args::Batch;
 using args::GetArray;
 using args::GetFd;
-using args::GetStatus;
 using args::GetIfName;
 using args::GetUint32;
 using args::Load;
+using args::Packets;
 using args::ThrowErrno;
 using args::ThrowRange;
-using args::ThrowType;
 using args::View;
 
 // Flags a caller may add to IFF_TUN | IFF_NO_PI. IFF_VNET_HDR prefixes every
@@ -213,119 +212,57 @@ Napi::Value LinkMtuJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, mtu);
 }
 
-Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
-  napi_env env = info.Env();
-  int fd = -1;
-  if (!GetFd(env, info[0], "closeFd", &fd)) return Napi::Value();
-  watch::ForgetFd(fd);  // a watched fd closed under libuv aborts the process
-  // On Linux the fd is released even when close() reports EINTR: never retry.
-  if (close(fd) < 0 && errno != EINTR) {
-    ThrowErrno(env, errno, "close", "cannot close fd " + std::to_string(fd));
-  }
-  return Napi::Value();
-}
-
-// Common checks of tunRead/tunWrite: fd, data, offsets, lengths, count.
-struct BatchArgs {
-  int fd = -1;
-  View data, offsets, lengths;
-  size_t count = 0;
-};
-
-bool GetBatchArgs(const Napi::CallbackInfo& info, const char* fn, BatchArgs* a) {
-  napi_env env = info.Env();
-  if (!GetFd(env, info[0], fn, &a->fd) ||
-      !GetArray(env, info[1], napi_uint8_array, fn, "data", "Uint8Array", &a->data) ||
-      !GetArray(env, info[2], napi_uint32_array, fn, "offsets", "Uint32Array", &a->offsets) ||
-      !GetArray(env, info[3], napi_uint32_array, fn, "lengths", "Uint32Array", &a->lengths)) {
-    return false;
-  }
-  uint32_t count = 0;
-  if (!GetUint32(env, info[4], fn, "count", &count)) return false;
-  if (count > a->offsets.length || count > a->lengths.length) {
-    return ThrowRange(env, std::string(fn) + ": count " + std::to_string(count) +
-                               " exceeds offsets.length " + std::to_string(a->offsets.length) +
-                               " or lengths.length " + std::to_string(a->lengths.length));
-  }
-  a->count = count;
-  return true;
-}
-
 // tunRead(fd, data, offsets, lengths, count, capacity) -> packets read
 Napi::Value ReadJs(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
-  BatchArgs a;
-  if (!GetBatchArgs(info, "tunRead", &a)) return Napi::Value();
+  Batch a;
+  if (!args::GetBatch(info, "tunRead", 0, &a)) return Napi::Value();
   uint32_t capacity = 0;
   if (!GetUint32(env, info[5], "tunRead", "capacity", &capacity)) return Napi::Value();
-  const uint32_t* offsets = reinterpret_cast<const uint32_t*>(a.offsets.data);
   // A bad slot is a caller bug: reject the call before reading anything, so no
   // packet is taken from the device and then lost.
-  if (!CheckPackets(env, "tunRead", offsets, nullptr, capacity, a.count, a.data.length)) {
-    return Napi::Value();
-  }
+  if (!args::CheckSlots(env, "tunRead", a, capacity, a.count)) return Napi::Value();
   int fatal = 0;
-  const size_t n = ReadBatch(a.fd, a.data.data, a.data.length, offsets,
-                             reinterpret_cast<uint32_t*>(a.lengths.data), a.count, capacity,
-                             &fatal);
-  if (n == 0 && fatal != 0) {
-    ThrowErrno(env, fatal, "read", "cannot read from TUN fd " + std::to_string(a.fd));
-    return Napi::Value();
-  }
-  return Napi::Number::New(env, static_cast<double>(n));
+  const size_t n = ReadBatch(a.fd, a.data.data, a.data.length, a.Offsets(), a.Lengths(), a.count,
+                             capacity, &fatal);
+  return args::BatchResult(env, n, n == 0, fatal, "read", "cannot read from TUN fd ", a.fd);
 }
 
 // tunWrite(fd, data, offsets, lengths, count, status?) -> packets consumed
 Napi::Value WriteJs(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
-  BatchArgs a;
-  if (!GetBatchArgs(info, "tunWrite", &a)) return Napi::Value();
+  Batch a;
+  if (!args::GetBatch(info, "tunWrite", 0, &a)) return Napi::Value();
   View status;
-  if (!GetStatus(info, 5, "tunWrite", a.count, &status)) return Napi::Value();
-  const uint32_t* offsets = reinterpret_cast<const uint32_t*>(a.offsets.data);
-  const uint32_t* lengths = reinterpret_cast<const uint32_t*>(a.lengths.data);
-  if (!CheckPackets(env, "tunWrite", offsets, lengths, 0, a.count, a.data.length)) {
+  if (!args::GetStatus(info, 5, "tunWrite", a.count, &status) ||
+      !args::CheckWrites(env, "tunWrite", a, a.count)) {
     return Napi::Value();
   }
   int fatal = 0;
-  const size_t n = WriteBatch(a.fd, a.data.data, a.data.length, offsets, lengths, a.count,
+  const size_t n = WriteBatch(a.fd, a.data.data, a.data.length, a.Offsets(), a.Lengths(), a.count,
                               reinterpret_cast<int32_t*>(status.data), &fatal);
-  if (fatal != 0) {
-    ThrowErrno(env, fatal, "write", "cannot write to TUN fd " + std::to_string(a.fd));
-    return Napi::Value();
-  }
-  return Napi::Number::New(env, static_cast<double>(n));
+  return args::BatchResult(env, n, true, fatal, "write", "cannot write to TUN fd ", a.fd);
 }
-
 
 // tunReadVnet(fd, scratch, state, data, offsets, lengths, count, capacity, stats?) -> slots filled
 Napi::Value ReadVnetJs(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   const char* fn = "tunReadVnet";
   int fd = -1;
-  View scratch, state, data, offsets, lengths, stats;
+  View scratch, state;
+  Packets p;
   if (!GetFd(env, info[0], fn, &fd) ||
       !GetArray(env, info[1], napi_uint8_array, fn, "scratch", "Uint8Array", &scratch) ||
       !GetArray(env, info[2], napi_uint32_array, fn, "state", "Uint32Array", &state) ||
-      !GetArray(env, info[3], napi_uint8_array, fn, "data", "Uint8Array", &data) ||
-      !GetArray(env, info[4], napi_uint32_array, fn, "offsets", "Uint32Array", &offsets) ||
-      !GetArray(env, info[5], napi_uint32_array, fn, "lengths", "Uint32Array", &lengths)) {
+      !args::GetPackets(info, 3, fn, &p)) {
     return Napi::Value();
   }
   uint32_t count = 0, capacity = 0;
+  double* stats = nullptr;
   if (!GetUint32(env, info[6], fn, "count", &count) ||
-      !GetUint32(env, info[7], fn, "capacity", &capacity)) {
+      !GetUint32(env, info[7], fn, "capacity", &capacity) ||
+      !args::GetStats(env, info[8], fn, "stats", offload::kOffloadStatCount, &stats)) {
     return Napi::Value();
-  }
-  if (info.Length() > 8 && !info[8].IsUndefined()) {
-    if (!GetArray(env, info[8], napi_float64_array, fn, "stats", "Float64Array", &stats)) {
-      return Napi::Value();
-    }
-    if (stats.length < offload::kOffloadStatCount) {
-      ThrowRange(env, std::string(fn) + ": stats.length " + std::to_string(stats.length) +
-                          " is less than " + std::to_string(offload::kOffloadStatCount));
-      return Napi::Value();
-    }
   }
   if (scratch.length < kReadScratchSize) {
     ThrowRange(env, std::string(fn) + ": scratch.length " + std::to_string(scratch.length) +
@@ -343,23 +280,13 @@ Napi::Value ReadVnetJs(const Napi::CallbackInfo& info) {
                         " is not a pending length below " + std::to_string(kReadScratchSize));
     return Napi::Value();
   }
-  if (count > offsets.length || count > lengths.length) {
-    ThrowRange(env, std::string(fn) + ": count " + std::to_string(count) +
-                        " exceeds offsets.length " + std::to_string(offsets.length) +
-                        " or lengths.length " + std::to_string(lengths.length));
+  if (!args::CountFits(env, fn, count, p) || !args::CheckSlots(env, fn, p, capacity, count)) {
     return Napi::Value();
   }
-  const uint32_t* offs = reinterpret_cast<const uint32_t*>(offsets.data);
-  if (!CheckPackets(env, fn, offs, nullptr, capacity, count, data.length)) return Napi::Value();
   int fatal = 0;
-  const size_t n = ReadVnet(fd, scratch.data, pending, data.data, data.length, offs,
-                            reinterpret_cast<uint32_t*>(lengths.data), count, capacity,
-                            reinterpret_cast<double*>(stats.data), &fatal);
-  if (n == 0 && fatal != 0) {
-    ThrowErrno(env, fatal, "read", "cannot read from TUN fd " + std::to_string(fd));
-    return Napi::Value();
-  }
-  return Napi::Number::New(env, static_cast<double>(n));
+  const size_t n = ReadVnet(fd, scratch.data, pending, p.data.data, p.data.length, p.Offsets(),
+                            p.Lengths(), count, capacity, stats, &fatal);
+  return args::BatchResult(env, n, n == 0, fatal, "read", "cannot read from TUN fd ", fd);
 }
 
 // tunSetVnetHeaderSize(fd, size): TUNSETVNETHDRSZ; throws on failure.
@@ -514,7 +441,6 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setLinkMtu", Napi::Function::New(env, SetMtuJs, "setLinkMtu"));
   exports.Set("setLinkUp", Napi::Function::New(env, SetUpJs, "setLinkUp"));
   exports.Set("linkMtu", Napi::Function::New(env, LinkMtuJs, "linkMtu"));
-  exports.Set("closeFd", Napi::Function::New(env, CloseFdJs, "closeFd"));
   exports.Set("TUN_IFF_VNET_HDR", Napi::Number::New(env, IFF_VNET_HDR));
   exports.Set("TUN_IFF_MULTI_QUEUE", Napi::Number::New(env, IFF_MULTI_QUEUE));
   exports.Set("TUN_F_CSUM", Napi::Number::New(env, kTunFCsum));

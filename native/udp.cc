@@ -15,16 +15,17 @@
 #include <string>
 #include <tuple>
 
+#include "batch_args.h"
 #include "napi_args.h"
 
 namespace tundra::udp {
 namespace {
 
-using args::CheckPackets;
+using args::Batch;
 using args::GetArray;
 using args::GetBool;
 using args::GetFd;
-using args::GetStatus;
+using args::GetStats;
 using args::GetUint32;
 using args::Load;
 using args::ThrowErrno;
@@ -130,6 +131,7 @@ struct OpenRequest {
   uint32_t sndbuf = kDefaultBuffer;
   uint32_t fwmark = 0;
   bool gro = false;
+  bool reuse_port = false;  // SO_REUSEPORT: join (or start) the port's socket group
 };
 
 struct OpenResult {
@@ -228,6 +230,11 @@ OpenResult Open(const OpenRequest& req) {
       std::memcpy(addr.v6.sin6_addr.s6_addr, req.bind, 16);
     }
     len = sizeof addr.v6;
+  }
+  // Before bind, on every socket of a group (the kernel then spreads datagrams over
+  // them by a hash of the 4-tuple). Only sockets of the same user may join.
+  if (req.reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) < 0) {
+    return fail("setsockopt", "SO_REUSEPORT");
   }
   if (bind(fd, &addr.sa, len) < 0) return fail("bind", "bind");
   SockAddr bound;
@@ -594,8 +601,8 @@ namespace {
 
 // ---- N-API glue ----------------------------------------------------------
 
-// udpOpen(port, family, bindAddress, receiveBuffer, sendBuffer, fwmark, gro)
-//   family: 0 = dual, 4, 6; bindAddress: string or undefined/null; gro: boolean
+// udpOpen(port, family, bindAddress, receiveBuffer, sendBuffer, fwmark, gro, reusePort)
+//   family: 0 = dual, 4, 6; bindAddress: string or undefined/null; gro, reusePort: boolean
 //   -> { fd, port, family, offloads: { gso, gro } } with family 0 (dual), 4 or 6
 //   as really opened
 Napi::Value OpenJs(const Napi::CallbackInfo& info) {
@@ -649,6 +656,10 @@ Napi::Value OpenJs(const Napi::CallbackInfo& info) {
   if (!info[6].IsUndefined() && !GetBool(env, info[6], "udpOpen", "gro", &req.gro)) {
     return Napi::Value();
   }
+  if (!info[7].IsUndefined() &&
+      !GetBool(env, info[7], "udpOpen", "reusePort", &req.reuse_port)) {
+    return Napi::Value();
+  }
   const OpenResult r = Open(req);
   if (r.fd < 0) {
     std::string where = req.has_bind ? "[" + bind_text + "]:" : "port ";
@@ -680,51 +691,6 @@ Napi::Value SetFwmarkJs(const Napi::CallbackInfo& info) {
     ThrowErrno(env, errno, "setsockopt", "cannot set fwmark " + std::to_string(mark) + " on fd " + std::to_string(fd));
   }
   return Napi::Value();
-}
-
-// Common checks of udpRecv/udpSend: fd, data, offsets, lengths, addrs, count.
-struct BatchArgs {
-  int fd = -1;
-  View data, offsets, lengths, addrs;
-  size_t count = 0;
-};
-
-bool GetBatchArgs(const Napi::CallbackInfo& info, const char* fn, BatchArgs* a) {
-  napi_env env = info.Env();
-  if (!GetFd(env, info[0], fn, &a->fd) ||
-      !GetArray(env, info[1], napi_uint8_array, fn, "data", "Uint8Array", &a->data) ||
-      !GetArray(env, info[2], napi_uint32_array, fn, "offsets", "Uint32Array", &a->offsets) ||
-      !GetArray(env, info[3], napi_uint32_array, fn, "lengths", "Uint32Array", &a->lengths) ||
-      !GetArray(env, info[4], napi_uint8_array, fn, "addrs", "Uint8Array", &a->addrs)) {
-    return false;
-  }
-  uint32_t count = 0;
-  if (!GetUint32(env, info[5], fn, "count", &count)) return false;
-  if (count > a->offsets.length || count > a->lengths.length ||
-      count > a->addrs.length / kAddrStride) {
-    return ThrowRange(env, std::string(fn) + ": count " + std::to_string(count) +
-                               " exceeds offsets.length " + std::to_string(a->offsets.length) +
-                               ", lengths.length " + std::to_string(a->lengths.length) +
-                               " or the " + std::to_string(a->addrs.length / kAddrStride) +
-                               " records of addrs");
-  }
-  a->count = count;
-  return true;
-}
-
-// An optional Float64Array of at least `need` entries.
-bool GetStats(napi_env env, const Napi::Value& v, const char* fn, const char* name, size_t need,
-              double** out) {
-  *out = nullptr;
-  if (v.IsUndefined()) return true;
-  View view;
-  if (!GetArray(env, v, napi_float64_array, fn, name, "Float64Array", &view)) return false;
-  if (view.length < need) {
-    return ThrowRange(env, std::string(fn) + ": " + name + ".length " +
-                               std::to_string(view.length) + " is less than " + std::to_string(need));
-  }
-  *out = reinterpret_cast<double*>(view.data);
-  return true;
 }
 
 // A property of an options object; false if its getter threw.
@@ -785,12 +751,11 @@ bool GetRecvOptions(napi_env env, const Napi::Value& v, bool* use_gro, GroBuffer
 // udpRecv(fd, data, offsets, lengths, addrs, count, capacity, options?) -> slots filled
 Napi::Value RecvJs(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
-  BatchArgs a;
-  if (!GetBatchArgs(info, "udpRecv", &a)) return Napi::Value();
+  Batch a;
+  if (!args::GetBatch(info, "udpRecv", kAddrStride, &a)) return Napi::Value();
   uint32_t capacity = 0;
-  if (!GetUint32(env, info[6], "udpRecv", "capacity", &capacity)) return Napi::Value();
-  const uint32_t* offsets = reinterpret_cast<const uint32_t*>(a.offsets.data);
-  if (!CheckPackets(env, "udpRecv", offsets, nullptr, capacity, a.count, a.data.length)) {
+  if (!GetUint32(env, info[6], "udpRecv", "capacity", &capacity) ||
+      !args::CheckSlots(env, "udpRecv", a, capacity, a.count)) {
     return Napi::Value();
   }
   bool use_gro = false;
@@ -798,26 +763,21 @@ Napi::Value RecvJs(const Napi::CallbackInfo& info) {
   double* stats = nullptr;
   if (!GetRecvOptions(env, info[7], &use_gro, &gro, &stats)) return Napi::Value();
   int fatal = 0;
-  uint32_t* lengths = reinterpret_cast<uint32_t*>(a.lengths.data);
   const size_t n =
-      use_gro ? GroRecvBatch(a.fd, a.data.data, a.data.length, offsets, lengths, a.addrs.data,
-                             a.count, capacity, gro, stats, &fatal)
-              : RecvBatch(a.fd, a.data.data, a.data.length, offsets, lengths, a.addrs.data,
-                          a.count, capacity, stats, &fatal);
-  if (n == 0 && fatal != 0) {
-    ThrowErrno(env, fatal, "recvmmsg", "cannot receive on UDP fd " + std::to_string(a.fd));
-    return Napi::Value();
-  }
-  return Napi::Number::New(env, static_cast<double>(n));
+      use_gro ? GroRecvBatch(a.fd, a.data.data, a.data.length, a.Offsets(), a.Lengths(),
+                             a.addrs.data, a.count, capacity, gro, stats, &fatal)
+              : RecvBatch(a.fd, a.data.data, a.data.length, a.Offsets(), a.Lengths(),
+                          a.addrs.data, a.count, capacity, stats, &fatal);
+  return args::BatchResult(env, n, n == 0, fatal, "recvmmsg", "cannot receive on UDP fd ", a.fd);
 }
 
 // udpSend(fd, data, offsets, lengths, addrs, count, status?, gso?, stats?) -> consumed
 Napi::Value SendJs(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
-  BatchArgs a;
-  if (!GetBatchArgs(info, "udpSend", &a)) return Napi::Value();
+  Batch a;
+  if (!args::GetBatch(info, "udpSend", kAddrStride, &a)) return Napi::Value();
   View status;
-  if (!GetStatus(info, 6, "udpSend", a.count, &status)) return Napi::Value();
+  if (!args::GetStatus(info, 6, "udpSend", a.count, &status)) return Napi::Value();
   uint32_t gso = 0;
   if (!info[7].IsUndefined() && !GetUint32(env, info[7], "udpSend", "gso", &gso)) {
     return Napi::Value();
@@ -827,29 +787,15 @@ Napi::Value SendJs(const Napi::CallbackInfo& info) {
     return Napi::Value();
   }
   double* stats = nullptr;
-  if (!GetStats(env, info[8], "udpSend", "stats", kSendStatCount, &stats)) return Napi::Value();
-  const uint32_t* offsets = reinterpret_cast<const uint32_t*>(a.offsets.data);
-  const uint32_t* lengths = reinterpret_cast<const uint32_t*>(a.lengths.data);
-  if (!CheckPackets(env, "udpSend", offsets, lengths, 0, a.count, a.data.length)) {
+  if (!GetStats(env, info[8], "udpSend", "stats", kSendStatCount, &stats) ||
+      !args::CheckWrites(env, "udpSend", a, a.count)) {
     return Napi::Value();
   }
   int fatal = 0;
-  const size_t n = SendBatch(a.fd, a.data.data, a.data.length, offsets, lengths, a.addrs.data,
-                             a.count, reinterpret_cast<int32_t*>(status.data), gso, stats,
-                             &fatal);
-  if (fatal != 0) {
-    ThrowErrno(env, fatal, "sendmmsg", "cannot send on UDP fd " + std::to_string(a.fd));
-    return Napi::Value();
-  }
-  return Napi::Number::New(env, static_cast<double>(n));
-}
-
-
-Napi::Array Names(Napi::Env env, std::initializer_list<const char*> names) {
-  Napi::Array a = Napi::Array::New(env, names.size());
-  uint32_t i = 0;
-  for (const char* n : names) a.Set(i++, Napi::String::New(env, n));
-  return a;
+  const size_t n = SendBatch(a.fd, a.data.data, a.data.length, a.Offsets(), a.Lengths(),
+                             a.addrs.data, a.count, reinterpret_cast<int32_t*>(status.data), gso,
+                             stats, &fatal);
+  return args::BatchResult(env, n, true, fatal, "sendmmsg", "cannot send on UDP fd ", a.fd);
 }
 
 }  // namespace
@@ -865,9 +811,9 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("UDP_GRO_MAX_MESSAGES", Napi::Number::New(env, kGroMaxMessages));
   exports.Set("UDP_GRO_STATE_WORDS", Napi::Number::New(env, kGroStateWords));
   // In the order of SendStat and RecvStat.
-  exports.Set("UDP_SEND_STAT_NAMES", Names(env, {"gso_sends", "gso_datagrams"}));
+  exports.Set("UDP_SEND_STAT_NAMES", args::Names(env, {"gso_sends", "gso_datagrams"}));
   exports.Set("UDP_RECV_STAT_NAMES",
-              Names(env, {"gro_receives", "gro_datagrams", "ctrunc_drops", "rxq_overflow_raw"}));
+              args::Names(env, {"gro_receives", "gro_datagrams", "ctrunc_drops", "rxq_overflow_raw"}));
   static_assert(kSendStatCount == 2 && kRecvStatCount == 4, "stat names");
 }
 

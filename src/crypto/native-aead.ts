@@ -5,7 +5,7 @@
 // whole batch in place; there is no per-packet JS↔C++ crossing and no
 // per-packet allocation. The functions below are the native functions
 // themselves (no JS shim): all argument checks happen in C++, once per call.
-import { native } from '../native/addon.js';
+import { expectNativeConstants, nativeFunction } from '../native/addon.js';
 import { AEAD_TAG_SIZE, KEY_SIZE } from '../protocol/constants.js';
 
 export { AEAD_TAG_SIZE, KEY_SIZE };
@@ -74,22 +74,12 @@ export type OpenBatch = (
   ok: Uint8Array,
 ) => number;
 
-function nativeFunction<T>(name: string): T {
-  const f = native[name];
-  if (typeof f !== 'function') throw new Error(`tundra_native: missing export ${name}`);
-  return f as T;
-}
-
 // A mismatch would silently corrupt every batch: fail at load instead.
-for (const [name, value] of [
+expectNativeConstants([
   ['AEAD_DESC_STRIDE', DESC_STRIDE],
   ['AEAD_KEY_SIZE', KEY_SIZE],
   ['AEAD_TAG_SIZE', AEAD_TAG_SIZE],
-] as const) {
-  if (native[name] !== value) {
-    throw new Error(`tundra_native: ${name} is ${String(native[name])}, expected ${value}`);
-  }
-}
+]);
 
 /** See {@link SealBatch}. */
 export const sealBatch: SealBatch = nativeFunction<SealBatch>('sealBatch');

@@ -2,7 +2,8 @@
 // writes that coalesce a batch into super-packets, when the TUN has a vnet header;
 // plain batched reads and writes when it has not. The stages never see a vnet header.
 import { constants } from 'node:os';
-import { closeFd, openTun, tunRead, tunReadVnet, tunWrite, TUN_READ_SCRATCH_SIZE } from '../io/tun.js';
+import { closeFd } from '../io/fd.js';
+import { openTun, tunRead, tunReadVnet, tunWrite, TUN_READ_SCRATCH_SIZE } from '../io/tun.js';
 import type { Logger } from '../log.js';
 import { HEADROOM, TAILROOM, type PacketBatch } from '../pipeline/batch.js';
 import type { OffloadCounters } from '../offload/counters.js';

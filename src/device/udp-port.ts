@@ -3,7 +3,7 @@
 // datagrams cut back into the batch's slots), where the kernel has them, and the
 // fallbacks the kernel's refusals call for. The native calls report; this decides.
 import { constants } from 'node:os';
-import { closeFd } from '../io/tun.js';
+import { closeFd } from '../io/fd.js';
 import {
   ADDR_FAMILY, ADDR_STRIDE, UDP_GSO_IPV4, UDP_GSO_IPV6, udpGroBuffers, udpGroStashed, udpOpen, udpRecv, udpSend, udpSetFwmark,
   type UdpGroBuffers,

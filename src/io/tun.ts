@@ -11,11 +11,16 @@
 //   written.
 // System errors throw an Error naming the interface or fd and the errno, with
 // `.code` ('EPERM'), `.errno` (negative, like node's) and `.syscall`.
-import { native } from '../native/addon.js';
+import { nativeFunction, nativeNumber } from '../native/addon.js';
+import { closeFd } from './fd.js';
+
+// closeFd lives in ./fd.js (it closes UDP sockets too); re-exported so that code
+// written against this module keeps compiling.
+export { closeFd };
 
 /** An open TUN device. */
 export interface Tun {
-  /** Non-blocking, close-on-exec; close it with {@link closeFd} (after closing its FdWatcher). */
+  /** Non-blocking, close-on-exec; close it with closeFd from ./fd.js (after closing its FdWatcher). */
   fd: number;
   /** The kernel's name for it (the requested name, or what a `%d` pattern became). */
   name: string;
@@ -51,6 +56,46 @@ export function openTun(name: string, options: OpenTunOptions = {}): Tun {
   return tunOpen(name, flags);
 }
 
+/**
+ * Opens `count` queues of one multi-queue TUN (`IFF_MULTI_QUEUE` always, with the
+ * options' vnetHeader): the first creates the interface (or attaches to it; a `%d`
+ * pattern is resolved there), each further one opens /dev/net/tun again and attaches
+ * to the same name, as a queue of its own. Returned in queue order: tun.c numbers the
+ * queues in the order they attach, and the kernel's choice of queue for a packet it
+ * sends into the TUN follows that numbering.
+ *
+ * Flow steering (tun.c; checked by test/netns/tun-queues.test.ts on Linux 6.18): a
+ * packet WRITTEN through queue k records its flow (a symmetric hash of addresses and
+ * ports that the kernel computes from the packet itself; nothing to pass in) as queue
+ * k's, and the kernel's packets of that flow, either direction, are then READ from
+ * queue k. The latest write wins. An entry ages out 3 s after the flow's last write
+ * (reads do not refresh it; a gc timer rounded to whole seconds removes it: 3.5 to
+ * 3.8 s measured); flows without one are spread over the queues by that hash. The
+ * entry is updated only after the written packet has gone up the stack, so a reply
+ * the kernel makes during that write (an ICMP echo reply, tested; a SYN-ACK or a
+ * quick ACK take the same path, untested) follows the flow's previous write, or the
+ * hash for a new flow. So write each flow back through the queue that reads it.
+ *
+ * `count` must be an integer >= 1 (RangeError otherwise); the kernel refuses more
+ * than 256 queues (E2BIG). Errors are openTun's (EBUSY when the interface exists
+ * without IFF_MULTI_QUEUE or with other flags); on any failure the queues opened so
+ * far are closed before it throws. Close each queue's fd with closeFd; the interface
+ * goes with the last one.
+ */
+export function openTunQueues(name: string, count: number, options: Omit<OpenTunOptions, 'multiQueue'> = {}): Tun[] {
+  if (!Number.isInteger(count) || count < 1) throw new RangeError(`openTunQueues: count ${count} is not an integer >= 1`);
+  const queues: Tun[] = [];
+  try {
+    while (queues.length < count) {
+      queues.push(openTun(queues[0]?.name ?? name, { vnetHeader: options.vnetHeader, multiQueue: true }));
+    }
+  } catch (err) {
+    for (const q of queues) closeFd(q.fd);
+    throw err;
+  }
+  return queues;
+}
+
 /** Sets the interface's MTU (SIOCSIFMTU), in the caller's network namespace. */
 export const setLinkMtu: (name: string, mtu: number) => void = nativeFunction('setLinkMtu');
 
@@ -63,14 +108,6 @@ export const setLinkUp: (name: string, up: boolean) => void = nativeFunction('se
  * interface was deleted (`ip link del`, wg-quick down).
  */
 export const linkMtu: (name: string) => number = nativeFunction('linkMtu');
-
-/**
- * Closes an fd from {@link openTun} or udpOpen. Close its FdWatcher first; any
- * watcher of the fd on this thread is stopped here anyway (libuv would abort the
- * process on meeting a closed fd it watches), and watch() on it throws EBADF.
- * Throws EBADF for an fd that is not open.
- */
-export const closeFd: (fd: number) => void = nativeFunction('closeFd');
 
 /**
  * Reads up to `count` packets: packet i into `data[offsets[i], offsets[i] + capacity)`,
@@ -182,15 +219,3 @@ export const TUN_READ_SCRATCH_SIZE: number = nativeNumber('TUN_READ_SCRATCH_SIZE
 const TUN_IFF_VNET_HDR: number = nativeNumber('TUN_IFF_VNET_HDR');
 const TUN_IFF_MULTI_QUEUE: number = nativeNumber('TUN_IFF_MULTI_QUEUE');
 const tunOpen: (name: string, flags: number) => Tun = nativeFunction('tunOpen');
-
-function nativeNumber(name: string): number {
-  const v = native[name];
-  if (typeof v !== 'number') throw new Error(`tundra_native: missing export ${name}`);
-  return v;
-}
-
-function nativeFunction<T>(name: string): T {
-  const f = native[name];
-  if (typeof f !== 'function') throw new Error(`tundra_native: missing export ${name}`);
-  return f as T;
-}

@@ -15,7 +15,8 @@
 // datagrams to one peer into one kernel message, udpRecv({gro}) cuts the kernel's
 // coalesced messages back into one slot per datagram. The native side only reports
 // (statuses, counters); whether to stop using GSO after an error is the caller's call.
-import { native } from '../native/addon.js';
+import { expectNativeConstants, nativeFunction } from '../native/addon.js';
+import { closeFd } from './fd.js';
 import { formatAddress, parseAddress, PrefixError } from '../routing/prefix.js';
 
 /**
@@ -54,6 +55,15 @@ export interface UdpOpenOptions {
    * option. See the result's `offloads.gro` for whether it is really on.
    */
   gro?: boolean;
+  /**
+   * SO_REUSEPORT before bind (default false): the socket joins the group of sockets on
+   * its address and port that have it too (same user only), and the kernel spreads
+   * incoming datagrams over the group by a hash of their 4-tuple. Use
+   * {@link openUdpGroup} to make a group: it checks first that nothing else holds the
+   * port. A socket of a group that is closed can be replaced by opening one with
+   * reusePort on the same port (a worker restart); the others keep their datagrams.
+   */
+  reusePort?: boolean;
 }
 
 /** What the socket can do, probed at open (as wireguard-go does). */
@@ -68,7 +78,7 @@ export interface UdpOffloads {
 }
 
 export interface UdpSocket {
-  /** Non-blocking, close-on-exec; close with closeFd from ./tun.js (after its FdWatcher). */
+  /** Non-blocking, close-on-exec; close with closeFd from ./fd.js (after its FdWatcher). */
   fd: number;
   /** The bound port (getsockname), the requested one or the ephemeral one. */
   port: number;
@@ -90,8 +100,49 @@ export function udpOpen(options: UdpOpenOptions): UdpSocket {
   if (typeof options !== 'object' || options === null) throw new TypeError('udpOpen: options must be an object');
   const code = FAMILY_CODE[options.family as keyof typeof FAMILY_CODE];
   if (code === undefined) throw new RangeError(`udpOpen: family must be 'dual', 4 or 6, not ${String(options.family)}`);
-  const r = nativeOpen(options.port, code, options.bindAddress, options.receiveBuffer, options.sendBuffer, options.fwmark, options.gro);
+  const r = nativeOpen(
+    options.port, code, options.bindAddress, options.receiveBuffer, options.sendBuffer, options.fwmark, options.gro, options.reusePort,
+  );
   return { fd: r.fd, port: r.port, family: r.family === 0 ? 'dual' : r.family, offloads: r.offloads };
+}
+
+/**
+ * Opens `count` sockets on one port as an SO_REUSEPORT group (one per reader thread;
+ * the kernel spreads datagrams over them by a hash of the 4-tuple, so one peer's
+ * datagrams all reach one socket while its endpoint stays put).
+ *
+ * SO_REUSEPORT alone would let anything of the same user bind the port too and
+ * silently take a share of the datagrams: a second tundra on the same port would
+ * join, not fail. So a probe socket is bound first WITHOUT SO_REUSEPORT, with the
+ * options as given: it fails with udpOpen's EADDRINUSE error when anything holds the
+ * port (a group included), and with port 0 it picks the ephemeral port the group
+ * then uses. The probe is closed and the group opened on its port with reusePort.
+ * Between the two there is a short window (a few system calls) in which another
+ * socket could take the port: a plain one makes the group's bind fail with
+ * EADDRINUSE (thrown as well), but one with SO_REUSEPORT of the same user would join
+ * unnoticed. Only such a racing program can do that; anything bound before is refused.
+ *
+ * `count` 1 opens no group at all: the probe is the socket, exactly what udpOpen
+ * gives without reusePort. `options.reusePort` is ignored (the group decides it).
+ * On any failure every socket opened here is closed before it throws. A RangeError
+ * for a count that is not an integer >= 1.
+ */
+export function openUdpGroup(options: UdpOpenOptions & { count: number }): UdpSocket[] {
+  const { count, ...rest } = options;
+  if (!Number.isInteger(count) || count < 1) throw new RangeError(`openUdpGroup: count ${count} is not an integer >= 1`);
+  const probe = udpOpen({ ...rest, reusePort: false });
+  if (count === 1) return [probe];
+  closeFd(probe.fd);
+  const group: UdpSocket[] = [];
+  try {
+    // The probe's port (the ephemeral one for port 0) and family (dual may have
+    // become 4 on a kernel without IPv6).
+    while (group.length < count) group.push(udpOpen({ ...rest, port: probe.port, family: probe.family, reusePort: true }));
+  } catch (err) {
+    for (const s of group) closeFd(s.fd);
+    throw err;
+  }
+  return group;
 }
 
 /** Sets SO_MARK on the socket (CAP_NET_ADMIN); 0 clears it. */
@@ -351,32 +402,18 @@ type NativeOpen = (
   sendBuffer: number | undefined,
   fwmark: number | undefined,
   gro: boolean | undefined,
+  reusePort: boolean | undefined,
 ) => { fd: number; port: number; family: 0 | 4 | 6; offloads: UdpOffloads };
 
 const nativeOpen: NativeOpen = nativeFunction('udpOpen');
 
-function nativeFunction<T>(name: string): T {
-  const f = native[name];
-  if (typeof f !== 'function') throw new Error(`tundra_native: missing export ${name}`);
-  return f as T;
-}
-
 // A mismatch would silently misplace every address or counter: fail at load instead.
-for (const [name, expected] of [
+expectNativeConstants([
   ['UDP_ADDR_STRIDE', ADDR_STRIDE],
   ['UDP_GSO_MAX_SEGMENTS', UDP_GSO_MAX_SEGMENTS],
   ['UDP_GRO_MESSAGE_STRIDE', UDP_GRO_MESSAGE_STRIDE],
   ['UDP_GRO_MAX_MESSAGES', UDP_GRO_MAX_MESSAGES],
   ['UDP_GRO_STATE_WORDS', UDP_GRO_STATE_WORDS],
-] as const) {
-  if (native[name] !== expected) throw new Error(`tundra_native: ${name} is ${String(native[name])}, expected ${expected}`);
-}
-for (const [name, expected] of [
   ['UDP_SEND_STAT_NAMES', UDP_SEND_STAT_NAMES],
   ['UDP_RECV_STAT_NAMES', UDP_RECV_STAT_NAMES],
-] as const) {
-  const got = native[name];
-  if (!Array.isArray(got) || got.join() !== expected.join()) {
-    throw new Error(`tundra_native: ${name} is ${String(got)}, expected ${expected.join()}`);
-  }
-}
+]);

@@ -14,43 +14,30 @@
 // Descriptor arrays may live in a SharedArrayBuffer: each entry is read once and
 // re-checked where it is used, so nothing outside a slot is ever read or written,
 // whatever the packet bytes or another thread do.
-import { native } from '../native/addon.js';
+import { expectNativeConstants, nativeFunction, nativeNames, nativeNumber } from '../native/addon.js';
 import { COALESCE_STAT_NAMES, COALESCE_TCP, COALESCE_UDP } from './coalesce.js';
 import { SPLIT_DROP_NAMES } from './split.js';
 import * as vnet from './vnet-header.js';
 
-function nativeExport<T>(name: string, kind: 'function' | 'number' | 'object'): T {
-  const v = native[name];
-  if (typeof v !== kind) throw new Error(`tundra_native: missing export ${name}`);
-  return v as T;
-}
-
 // The constants are the twin's (vnet-header.ts, split.ts, coalesce.ts); a native side
 // that disagrees would misread every header or counter, so fail at load instead.
-for (const [name, value] of [
+expectNativeConstants([
   ['VNET_HDR_LEN', vnet.VNET_HDR_LEN], ['VNET_F_NEEDS_CSUM', vnet.VNET_F_NEEDS_CSUM], ['VNET_F_DATA_VALID', vnet.VNET_F_DATA_VALID],
   ['VNET_GSO_NONE', vnet.VNET_GSO_NONE], ['VNET_GSO_TCPV4', vnet.VNET_GSO_TCPV4], ['VNET_GSO_UDP', vnet.VNET_GSO_UDP],
   ['VNET_GSO_TCPV6', vnet.VNET_GSO_TCPV6], ['VNET_GSO_UDP_L4', vnet.VNET_GSO_UDP_L4], ['VNET_GSO_ECN', vnet.VNET_GSO_ECN],
   ['COALESCE_TCP', COALESCE_TCP], ['COALESCE_UDP', COALESCE_UDP],
-  ['SPLIT_DROP_NAMES', SPLIT_DROP_NAMES.join()], ['COALESCE_STAT_NAMES', COALESCE_STAT_NAMES.join()],
-] as const) {
-  const got = native[name];
-  if ((Array.isArray(got) ? got.join() : got) !== value) {
-    throw new Error(`tundra_native: ${name} is ${String(got)}, the TypeScript side says ${value}`);
-  }
-}
+  ['SPLIT_DROP_NAMES', SPLIT_DROP_NAMES], ['COALESCE_STAT_NAMES', COALESCE_STAT_NAMES],
+]);
 
 /** Most packets one nativeCoalesce call takes (its flow tables are fixed-size). */
-export const COALESCE_MAX_PACKETS: number = nativeExport('COALESCE_MAX_PACKETS', 'number');
+export const COALESCE_MAX_PACKETS: number = nativeNumber('COALESCE_MAX_PACKETS');
 
 /**
  * Names of the tunReadVnet stats (Float64Array indices, in order): tun_packets_read,
  * tun_super_packets, tun_segments, tun_checksums_completed, then drop_<name> for each of
  * SPLIT_DROP_NAMES (drop code -c counts at index 3 + c).
  */
-export const OFFLOAD_STAT_NAMES: readonly string[] = Object.freeze(
-  nativeExport<string[]>('OFFLOAD_STAT_NAMES', 'object').slice(),
-);
+export const OFFLOAD_STAT_NAMES: readonly string[] = nativeNames('OFFLOAD_STAT_NAMES');
 
 /**
  * Splits one TUN read, `input` = virtio_net_hdr + packet, into ordinary IP packets:
@@ -97,11 +84,11 @@ export type NativeCoalesce = (
 ) => number;
 
 /** See {@link NativeSplit}. */
-export const nativeSplit: NativeSplit = nativeExport('offloadSplit', 'function');
+export const nativeSplit: NativeSplit = nativeFunction('offloadSplit');
 /** See {@link NativeCoalesce}. */
-export const nativeCoalesce: NativeCoalesce = nativeExport('offloadCoalesce', 'function');
+export const nativeCoalesce: NativeCoalesce = nativeFunction('offloadCoalesce');
 /**
  * The folded RFC 1071 one's-complement sum of `bytes` (not complemented), 0..0xffff, as
  * a big-endian value: the native checksum loop, for tests and benchmarks.
  */
-export const nativeChecksum: (bytes: Uint8Array) => number = nativeExport('offloadChecksum', 'function');
+export const nativeChecksum: (bytes: Uint8Array) => number = nativeFunction('offloadChecksum');

@@ -5,7 +5,8 @@
 //   mtu N | up | down | read-mtu | malformed | capacity N | open-long | open-again | exit
 // It exits by itself when stdin closes (the test ended) or after 60 s.
 import { createInterface } from 'node:readline';
-import { closeFd, linkMtu, openTun, setLinkMtu, setLinkUp, tunRead, tunWrite } from '../../src/io/tun.js';
+import { closeFd } from '../../src/io/fd.js';
+import { linkMtu, openTun, setLinkMtu, setLinkUp, tunRead, tunWrite } from '../../src/io/tun.js';
 import { FdWatcher } from '../../src/io/watch.js';
 import { icmpEcho, internetChecksum } from './packets.js';
 

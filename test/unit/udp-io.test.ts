@@ -17,14 +17,15 @@ import {
   writeAddr,
   type UdpSocket,
 } from '../../src/io/udp.js';
-import { closeFd, tunRead, tunWrite } from '../../src/io/tun.js';
+import { closeFd } from '../../src/io/fd.js';
+import { tunRead, tunWrite } from '../../src/io/tun.js';
 import { FdWatcher } from '../../src/io/watch.js';
 import { prng } from '../helpers/prng.js';
 
 const E = constants.errno;
 const UDP_URL = new URL('../../src/io/udp.js', import.meta.url).href;
 const WATCH_URL = new URL('../../src/io/watch.js', import.meta.url).href;
-const TUN_URL = new URL('../../src/io/tun.js', import.meta.url).href;
+const FD_URL = new URL('../../src/io/fd.js', import.meta.url).href;
 
 
 /** A batch arena; shared + offset exercise SharedArrayBuffer views at a non-zero byteOffset. */
@@ -597,7 +598,7 @@ test('an exception thrown in the callback is an uncaught exception; nextTick and
 test('stopped watchers that are dropped are collected and closed', () => {
   const r = runNode(`
     import { udpOpen } from ${JSON.stringify(UDP_URL)};
-    import { closeFd } from ${JSON.stringify(TUN_URL)};
+    import { closeFd } from ${JSON.stringify(FD_URL)};
     import { FdWatcher } from ${JSON.stringify(WATCH_URL)};
     const fds = [];
     for (let i = 0; i < 50; i++) {

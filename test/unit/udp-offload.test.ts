@@ -26,7 +26,7 @@ import {
   type UdpGroBuffers,
   type UdpSocket,
 } from '../../src/io/udp.js';
-import { closeFd } from '../../src/io/tun.js';
+import { closeFd } from '../../src/io/fd.js';
 import { FdWatcher } from '../../src/io/watch.js';
 import { networkTestsUnavailable, run, TwoHosts } from '../helpers/netns.js';
 import { prng } from '../helpers/prng.js';
