@@ -6,12 +6,15 @@
 // through get()/set().
 import { Engine } from '../protocol/engine.js';
 import { DropCounters, Drop } from '../protocol/drop-reasons.js';
-import type { Endpoint, Peer } from '../protocol/peer.js';
 import { PacketBatch, SLOT_SIZE } from '../pipeline/batch.js';
+import { PeerTableFullError } from '../pipeline/peer-table.js';
+import { aeadBackend, type CryptoBackendName } from '../crypto/backends.js';
+import type { UserStages } from '../stages/user-host.js';
+import { EngineControl, inboundContextOf, outboundContextOf } from '../stages/engine-control.js';
 import { InboundStage, type InboundContext } from '../stages/inbound.js';
 import { OutboundStage, type OutboundContext } from '../stages/outbound.js';
 import { setLinkMtu } from '../io/tun.js';
-import { readAddr, writeAddr, ADDR_STRIDE } from '../io/udp.js';
+import { writeAddr } from '../io/udp.js';
 import { FdWatcher } from '../io/watch.js';
 import type { Logger } from '../log.js';
 import { OffloadCounters } from '../offload/counters.js';
@@ -20,7 +23,7 @@ import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../protocol/constants.js';
 import { TunPort } from './tun-port.js';
 import { UdpPort } from './udp-port.js';
 import {
-  EADDRINUSE, EIO, UapiError, type SetRequest, type UapiDevice, type UapiInterfaceState, type UapiPeerState,
+  EADDRINUSE, EIO, ENOSPC, UapiError, type SetRequest, type UapiDevice, type UapiInterfaceState, type UapiPeerState,
 } from '../uapi/protocol.js';
 
 /** Packets per batch: wireguard-go's IdealBatchSize. */
@@ -34,6 +37,12 @@ export interface DeviceOptions {
   logger: Logger;
   /** The offloads tundra may use (default: all the kernel has). */
   offload?: OffloadSettings;
+  /** The AEAD of the data path (default native). */
+  crypto?: CryptoBackendName;
+  /** User stages to run on every batch; the device closes them. */
+  stages?: UserStages;
+  /** Capacity of the peer table (default MAX_PEERS); more peers get ENOSPC. */
+  maxPeers?: number;
 }
 
 /** Inbound packets start after the transport header in their slot and may grow to its end when coalesced. */
@@ -55,25 +64,27 @@ export class Device implements UapiDevice {
   private readonly controlBatch: PacketBatch;
   private readonly outbound = new OutboundStage(BATCH_SIZE);
   private readonly inbound = new InboundStage(BATCH_SIZE);
-  private readonly endpointRecords = new WeakMap<Peer, { endpoint: Endpoint; record: Uint8Array }>();
   private timer: NodeJS.Timeout | undefined;
   private timerDeadline = Infinity;
   private closed = false;
 
-  private readonly stageContext: InboundContext & OutboundContext;
+  private readonly outboundContext: OutboundContext;
+  private readonly inboundContext: InboundContext;
+  private readonly control: EngineControl;
+  private readonly stages: UserStages | undefined;
 
   constructor(options: DeviceOptions) {
     this.name = options.name;
     this.log = options.logger;
     this.offload = options.offload ?? ALL_OFFLOADS;
     const mtu = options.mtu ?? 1420;
-    this.engine = new Engine({ mtu });
-    this.stageContext = {
-      engine: this.engine,
-      drops: this.engine.drops,
-      endpointRecord: (peer) => this.endpointRecord(peer),
-      readAddress: readAddr,
-    };
+    this.engine = new Engine({ mtu, ...(options.maxPeers === undefined ? {} : { maxPeers: options.maxPeers }) });
+    this.stages = options.stages;
+    const engine = this.engine;
+    this.control = new EngineControl(engine);
+    const aead = aeadBackend(options.crypto ?? 'native');
+    this.outboundContext = outboundContextOf(engine, aead.seal, this.stages);
+    this.inboundContext = inboundContextOf(engine, aead.open, this.stages);
     this.outBatch = new PacketBatch(BATCH_SIZE, SLOT_SIZE);
     this.inBatch = new PacketBatch(BATCH_SIZE, SLOT_SIZE);
     this.controlBatch = new PacketBatch(BATCH_SIZE, SLOT_SIZE);
@@ -98,7 +109,7 @@ export class Device implements UapiDevice {
 
   /** The drops of the engine, the stages and the offload paths, by reason. */
   dropSnapshot(): Record<string, number> {
-    return { ...this.engine.drops.snapshot(), ...this.offloadCounters.drops() };
+    return { ...this.engine.drops.snapshot(), ...this.offloadCounters.drops(), ...this.stages?.snapshot().drops };
   }
 
   /** One line: which offloads are on, and why any is off. */
@@ -116,6 +127,7 @@ export class Device implements UapiDevice {
     this.tunWatcher.close();
     this.udp.close();
     this.tun.close();
+    this.stages?.close();
     for (const peer of [...this.engine.peers]) this.engine.removePeer(peer);
   }
 
@@ -127,7 +139,7 @@ export class Device implements UapiDevice {
     for (; round < BATCHES_PER_WAKEUP && !this.closed; round++) {
       const n = this.guard('TUN read', () => this.tun.read(batch));
       if (n === undefined) break;
-      if (n > 0 && this.outbound.run(batch, this.stageContext) > 0) this.sendBatch(batch);
+      if (n > 0 && this.outbound.run(batch, this.refresh(this.outboundContext), this.control) > 0) this.sendBatch(batch);
       // Segments of a super-packet that did not fit wait in the port, not in the kernel: no wakeup for them.
       if (n < BATCH_SIZE && !this.tun.pending) break;
     }
@@ -142,11 +154,19 @@ export class Device implements UapiDevice {
       const udp = this.udp;
       const n = this.guard('UDP receive', () => udp.receive(batch));
       if (n === undefined) break;
-      if (n > 0 && this.inbound.run(batch, this.stageContext) > 0) this.writeTun(batch);
+      if (n > 0 && this.inbound.run(batch, this.refresh(this.inboundContext), this.control) > 0) this.writeTun(batch);
       if (n < BATCH_SIZE && !udp.pending) break;
     }
     if (round === BATCHES_PER_WAKEUP && this.udp.pending) setImmediate(() => this.closed || this.onUdpReadable());
     this.afterWork();
+  }
+
+  /** Brings a stage context up to date before a batch: the clock, the routes after a change, the MTU. */
+  private refresh<C extends InboundContext | OutboundContext>(ctx: C): C {
+    ctx.now = this.engine.now();
+    ctx.routes = this.engine.routeTable();
+    if ('mtu' in ctx) ctx.mtu = this.engine.mtu;
+    return ctx;
   }
 
   private sendBatch(batch: PacketBatch): void {
@@ -201,18 +221,6 @@ export class Device implements UapiDevice {
     this.timerDeadline = Infinity;
     this.engine.poll();
     this.afterWork();
-  }
-
-  /** The peer's endpoint as a UDP address record, re-encoded only when it changed. */
-  private endpointRecord(peer: Peer): Uint8Array | undefined {
-    const endpoint = peer.endpoint;
-    if (endpoint === undefined) return undefined;
-    const cached = this.endpointRecords.get(peer);
-    if (cached?.endpoint === endpoint) return cached.record;
-    const record = new Uint8Array(ADDR_STRIDE);
-    writeAddr(record, 0, endpoint.address, endpoint.port);
-    this.endpointRecords.set(peer, { endpoint, record });
-    return record;
   }
 
   /** Runs an I/O call; an error there (the device went away) is logged, not thrown into libuv. */
@@ -273,7 +281,12 @@ export class Device implements UapiDevice {
       if (peer === undefined) {
         // wireguard-go ignores a peer that is the interface itself, and update_only skips new peers.
         if (change.updateOnly || (ownKey !== undefined && equalBytes(ownKey, change.publicKey))) continue;
-        peer = engine.addPeer(change.publicKey);
+        try {
+          peer = engine.addPeer(change.publicKey);
+        } catch (err) {
+          if (err instanceof PeerTableFullError) throw new UapiError(ENOSPC, err.message);
+          throw err;
+        }
       }
       peer.update({
         ...(change.presharedKey === undefined ? {} : { presharedKey: change.presharedKey }),

@@ -28,6 +28,7 @@ export const Drop = {
   CounterExhausted: 24,
   SendFailed: 25,
   TunWriteFailed: 26,
+  KeyTableFull: 27,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
@@ -60,6 +61,7 @@ export const DROP_REASON_NAMES: Readonly<Record<DropReason, string>> = {
   [Drop.CounterExhausted]: 'counter_exhausted',
   [Drop.SendFailed]: 'udp_send_failed',
   [Drop.TunWriteFailed]: 'tun_write_failed',
+  [Drop.KeyTableFull]: 'key_table_full',
 };
 
 /** Counts drops by reason without allocating; one per device (or per worker). */

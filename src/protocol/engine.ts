@@ -3,10 +3,12 @@
 // packets to deliver. The data path seals and opens in batches elsewhere and reports
 // back through noteTransportSent / noteTransportReceived; the single-packet methods
 // here serve keepalives, tests and the control path.
-import { randomBytes } from 'node:crypto';
 import { openTransport, sealTransport } from '../crypto/aead.js';
 import { importPrivateKey, type StaticKey } from '../crypto/x25519.js';
 import { AllowedIPs } from '../routing/allowed-ips.js';
+import { RouteTable } from '../routing/route-table.js';
+import { KeyTable } from '../pipeline/key-table.js';
+import { PeerTable } from '../pipeline/peer-table.js';
 import {
   MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT,
   MESSAGE_TRANSPORT_HEADER_SIZE, PADDING_MULTIPLE,
@@ -49,6 +51,9 @@ export interface EngineOptions {
   random?: () => number;
   /** Tunnel MTU: transport payloads are padded to a multiple of 16 up to it. */
   mtu?: number;
+  /** Capacity of the shared tables (default: KEY_SLOTS key slots, MAX_PEERS peers). */
+  keySlots?: number;
+  maxPeers?: number;
 }
 
 /** Under load, as wireguard-go: once the handshake backlog reaches this share of its capacity… */
@@ -74,6 +79,12 @@ export class Engine {
   private local: StaticKey | undefined;
   private readonly peersByKey = new Map<string, Peer>();
   private readonly indices = new Map<number, IndexEntry>();
+  /** The data path's view of the keypairs and peers, kept in step by every change here. */
+  readonly keyTable: KeyTable;
+  readonly peerTable: PeerTable;
+  private readonly peersById = new Map<number, Peer>();
+  private routes: RouteTable = RouteTable.empty();
+  private routesVersion = 0;
   readonly allowedIPs = new AllowedIPs<Peer>();
   private readonly cookieChecker: CookieChecker;
   private readonly rateLimiter: RateLimiter;
@@ -90,6 +101,8 @@ export class Engine {
     this.local = options.privateKey === undefined ? undefined : importPrivateKey(options.privateKey);
     this.cookieChecker = new CookieChecker(this.local?.publicKey ?? new Uint8Array(32), this.now);
     this.rateLimiter = new RateLimiter(this.now);
+    this.keyTable = new KeyTable(options.keySlots);
+    this.peerTable = new PeerTable(options.maxPeers);
   }
 
   get publicKey(): Uint8Array | undefined {
@@ -124,8 +137,16 @@ export class Engine {
       existing.update(options);
       return existing;
     }
-    const peer = new Peer(publicKey, this.local, this.now, this.random, (kp) => this.indices.delete(kp.localIndex), options);
+    // Throws PeerTableFullError (ENOSPC) when the table is full.
+    const id = this.peerTable.allocate();
+    const peer = new Peer(
+      publicKey, id, this.local, this.now, this.random,
+      (kp) => this.indices.delete(kp.localIndex),
+      (p) => this.peerTable.setEndpoint(p.id, p.endpoint),
+      options,
+    );
     this.peersByKey.set(hexOf(publicKey), peer);
+    this.peersById.set(id, peer);
     return peer;
   }
 
@@ -133,6 +154,31 @@ export class Engine {
     this.expireSession(peer);
     this.allowedIPs.removePeer(peer);
     this.peersByKey.delete(hexOf(peer.publicKey));
+    this.peersById.delete(peer.id);
+    this.peerTable.release(peer.id);
+  }
+
+  /** allowedIPs compiled for the data path (by peer number), compiled again after a change. */
+  routeTable(): RouteTable {
+    if (this.routesVersion !== this.allowedIPs.version) {
+      this.routes = this.allowedIPs.compile((peer) => peer.id);
+      this.routesVersion = this.allowedIPs.version;
+    }
+    return this.routes;
+  }
+
+  /** The peer with table number `id`. */
+  peerById(id: number): Peer | undefined {
+    return this.peersById.get(id);
+  }
+
+  /** The keypair in key table slot `slot`, if that slot still holds one of `peer`'s keypairs. */
+  keypairInSlot(peer: Peer, slot: number): Keypair | undefined {
+    const { current, previous, next } = peer.keypairs;
+    if (current?.slot === slot) return current;
+    if (previous?.slot === slot) return previous;
+    if (next?.slot === slot) return next;
+    return undefined;
   }
 
   /**
@@ -204,9 +250,11 @@ export class Engine {
     const hs = peer.handshake;
     this.releaseHandshakeIndex(peer);
     const index = this.allocateIndex({ peer, keypair: undefined });
+    if (index === undefined) return;
     const msg = createResponse(hs, index);
     if (msg === undefined) {
       this.indices.delete(index);
+      this.keyTable.release(index);
       return;
     }
     const packet = encodeResponse(msg);
@@ -272,6 +320,7 @@ export class Engine {
   noteTransportReceived(peer: Peer, keypair: Keypair, from: Endpoint, bytes: number, isKeepalive: boolean): void {
     if (!sameEndpoint(peer.endpoint, from)) peer.endpoint = from;
     if (peer.keypairs.confirm(keypair)) {
+      this.publishSendSlot(peer);
       this.handshakeComplete(peer);
       this.sendStaged(peer);
     }
@@ -357,9 +406,11 @@ export class Engine {
     if (this.local === undefined || !peer.timers.wantInitiation(isRetry)) return;
     this.releaseHandshakeIndex(peer);
     const index = this.allocateIndex({ peer, keypair: undefined });
+    if (index === undefined) return;
     const msg = createInitiation(this.local, peer.handshake, index, this.wallClock());
     if (msg === undefined) {
       this.indices.delete(index);
+      this.keyTable.release(index);
       this.drops.add(Drop.BadPublicKey);
       return;
     }
@@ -401,10 +452,18 @@ export class Engine {
     const keys = deriveSessionKeys(peer.handshake);
     if (keys === undefined) return;
     // The handshake's index now names the keypair.
-    const keypair = new Keypair(keys.sendKey, keys.receiveKey, keys.localIndex, keys.remoteIndex, keys.isInitiator, this.now());
+    const keypair = new Keypair(this.keyTable, keys.sendKey, keys.receiveKey, keys.localIndex, keys.remoteIndex, keys.isInitiator, this.now());
+    keys.sendKey.fill(0);
+    keys.receiveKey.fill(0);
     this.indices.set(keys.localIndex, { peer, keypair });
     peer.keypairs.install(keypair);
+    this.publishSendSlot(peer);
     peer.timers.sessionDerived();
+  }
+
+  /** Points the data path at the peer's current sending keypair (or at none). */
+  private publishSendSlot(peer: Peer): void {
+    this.peerTable.setSendSlot(peer.id, peer.keypairs.current?.slot ?? 0);
   }
 
   private handshakeComplete(peer: Peer): void {
@@ -417,21 +476,26 @@ export class Engine {
     this.releaseHandshakeIndex(peer);
     peer.handshake.clear();
     peer.keypairs.clear();
+    this.publishSendSlot(peer);
   }
 
   private releaseHandshakeIndex(peer: Peer): void {
     const index = peer.handshake.localIndex;
-    if (index !== 0 && this.indices.get(index)?.keypair === undefined) this.indices.delete(index);
+    if (index !== 0 && this.indices.has(index) && this.indices.get(index)!.keypair === undefined) {
+      this.indices.delete(index);
+      this.keyTable.release(index);
+    }
   }
 
-  private allocateIndex(entry: IndexEntry): number {
-    for (;;) {
-      const index = randomBytes(4).readUInt32LE(0);
-      if (index !== 0 && !this.indices.has(index)) {
-        this.indices.set(index, entry);
-        return index;
-      }
+  /** A fresh local index naming a key table slot, or undefined (counted) when the table is full. */
+  private allocateIndex(entry: IndexEntry): number | undefined {
+    const index = this.keyTable.allocate(entry.peer.id);
+    if (index === undefined) {
+      this.drops.add(Drop.KeyTableFull);
+      return undefined;
     }
+    this.indices.set(index, entry);
+    return index;
   }
 
   private emit(peer: Peer, packet: Uint8Array): boolean {

@@ -1,24 +1,38 @@
 // Transport keypairs (whitepaper §5.4.6) and the current/previous/next rotation
-// of wireguard-go's noise-protocol.go.
-import { REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME } from './constants.js';
-import { ReplayWindow } from './replay.js';
+// of wireguard-go's noise-protocol.go. A keypair's keys, send counter and replay
+// window live in its slot of the shared key table, where the data path reads them;
+// this object is the control plane's handle on that slot.
+import { KEY_SIZE, REJECT_AFTER_TIME } from './constants.js';
+import { REPLAY_STATE_WORDS, ReplayWindow } from './replay.js';
+import type { KeyTable } from '../pipeline/key-table.js';
 
 export class Keypair {
-  /** Next counter to send; BigInt because it is touched once per batch, not per packet. */
-  private nextSendCounter = 0n;
-  readonly replay = new ReplayWindow();
+  /** The key table slot its local index names. */
+  readonly slot: number;
+  /** Views of the slot's keys in the table. */
+  readonly sendKey: Uint8Array;
+  readonly receiveKey: Uint8Array;
+  readonly replay: ReplayWindow;
 
   constructor(
-    readonly sendKey: Uint8Array,
-    readonly receiveKey: Uint8Array,
+    private readonly table: KeyTable,
+    sendKey: Uint8Array,
+    receiveKey: Uint8Array,
     readonly localIndex: number,
     readonly remoteIndex: number,
     readonly isInitiator: boolean,
     readonly createdAt: number,
-  ) {}
+  ) {
+    const slot = table.install(localIndex, sendKey, receiveKey, remoteIndex, createdAt);
+    this.slot = slot;
+    this.sendKey = table.sendKeys.subarray(slot * KEY_SIZE, (slot + 1) * KEY_SIZE);
+    this.receiveKey = table.receiveKeys.subarray(slot * KEY_SIZE, (slot + 1) * KEY_SIZE);
+    this.replay = new ReplayWindow(table.replay.subarray(slot * REPLAY_STATE_WORDS, (slot + 1) * REPLAY_STATE_WORDS));
+  }
 
+  /** Send counters used so far. */
   get sendCounter(): bigint {
-    return this.nextSendCounter;
+    return this.table.sendCounter(this.slot);
   }
 
   /**
@@ -26,20 +40,17 @@ export class Keypair {
    * the batch would reach REJECT_AFTER_MESSAGES (the keypair is then used up).
    */
   reserveSendCounters(n: number): bigint | undefined {
-    const first = this.nextSendCounter;
-    if (first + BigInt(n) > REJECT_AFTER_MESSAGES) return undefined;
-    this.nextSendCounter = first + BigInt(n);
-    return first;
+    const first = this.table.reserveSendCounters(this.slot, n);
+    return first < 0n ? undefined : first;
   }
 
   isExpired(now: number): boolean {
     return now - this.createdAt >= REJECT_AFTER_TIME;
   }
 
-  /** Overwrites the keys; called when the keypair is retired. */
+  /** Frees the slot (zeroing the keys); called when the keypair is retired. */
   zero(): void {
-    this.sendKey.fill(0);
-    this.receiveKey.fill(0);
+    this.table.release(this.localIndex);
   }
 }
 

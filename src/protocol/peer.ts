@@ -31,7 +31,7 @@ export class Peer {
   readonly keypairs: Keypairs;
   readonly cookies: CookieGenerator;
   readonly timers: PeerTimers;
-  endpoint: Endpoint | undefined;
+  private currentEndpoint: Endpoint | undefined;
   persistentKeepalive = 0;
   /** Wall-clock ms of the last completed handshake, 0 = never (UAPI last_handshake_time). */
   lastHandshakeWallMs = 0;
@@ -42,10 +42,13 @@ export class Peer {
 
   constructor(
     readonly publicKey: Uint8Array,
+    /** The peer's number in the shared peer table (what the data path calls it). */
+    readonly id: number,
     local: StaticKey | undefined,
     now: () => number,
     random: () => number,
     retired: KeypairRetired,
+    private readonly endpointChanged: (peer: Peer) => void,
     options: PeerOptions = {},
   ) {
     this.handshake = new Handshake(publicKey, local);
@@ -53,6 +56,16 @@ export class Peer {
     this.cookies = new CookieGenerator(publicKey, now);
     this.timers = new PeerTimers({ now, random });
     this.update(options);
+  }
+
+  get endpoint(): Endpoint | undefined {
+    return this.currentEndpoint;
+  }
+
+  set endpoint(endpoint: Endpoint | undefined) {
+    if (endpoint !== undefined && sameEndpoint(this.currentEndpoint, endpoint)) return;
+    this.currentEndpoint = endpoint;
+    this.endpointChanged(this);
   }
 
   update(options: PeerOptions): void {

@@ -22,7 +22,7 @@ const LIMIT_HI = Number(REJECT_AFTER_MESSAGES >> 32n);
 const LIMIT_LO = Number(REJECT_AFTER_MESSAGES & 0xffff_ffffn);
 
 export class ReplayWindow {
-  /** The whole state; share it (e.g. a SharedArrayBuffer view) to share the window. Not safe for concurrent accept(). */
+  /** The whole state; it may be a SharedArrayBuffer view, but accept() must never run on it from two threads at once. */
   readonly state: Uint32Array;
 
   /** With `state`, the window works on it as is (all zeros is an empty window). */
@@ -42,40 +42,47 @@ export class ReplayWindow {
    * True if it is fresh; false if replayed, behind the window, or ≥ REJECT_AFTER_MESSAGES.
    */
   accept(counterLo: number, counterHi: number): boolean {
-    if (counterHi > LIMIT_HI || (counterHi === LIMIT_HI && counterLo >= LIMIT_LO)) return false;
-
-    const state = this.state;
-    const lastLo = state[0];
-    const lastHi = state[1];
-
-    if (counterHi > lastHi || (counterHi === lastHi && counterLo > lastLo)) {
-      // Move the window forward, clearing the blocks it enters (at most the whole ring).
-      // A high-half difference ≥ 2 is ≥ 2^27 blocks; below that the block difference is exact.
-      const hiDiff = counterHi - lastHi;
-      const blocksAhead = hiDiff >= 2
-        ? RING_BLOCKS
-        : Math.min(hiDiff * BLOCKS_PER_HI + (counterLo >>> 6) - (lastLo >>> 6), RING_BLOCKS);
-      let block = (lastLo >>> 6) & BLOCK_MASK;
-      for (let i = 0; i < blocksAhead; i++) {
-        block = (block + 1) & BLOCK_MASK;
-        state[RING_OFFSET + 2 * block] = 0;
-        state[RING_OFFSET + 2 * block + 1] = 0;
-      }
-      state[0] = counterLo;
-      state[1] = counterHi;
-    } else {
-      // Behind the window when last − counter > REPLAY_WINDOW_SIZE; exact once hiDiff ≤ 1.
-      const hiDiff = lastHi - counterHi;
-      if (hiDiff >= 2 || hiDiff * TWO_POW_32 + lastLo - counterLo > REPLAY_WINDOW_SIZE) return false;
-    }
-
-    // The block index mod 128 and the bit depend only on the low half (bits 6..12 and 0..5).
-    const bit = counterLo & 63;
-    const word = RING_OFFSET + 2 * ((counterLo >>> 6) & BLOCK_MASK) + (bit >>> 5);
-    const mask = 1 << (bit & 31);
-    const old = state[word];
-    if ((old & mask) !== 0) return false;
-    state[word] = old | mask;
-    return true;
+    return replayAccept(this.state, 0, counterLo, counterHi);
   }
+}
+
+/**
+ * {@link ReplayWindow.accept} on a window stored at `state[base, base + REPLAY_STATE_WORDS)`,
+ * so a table of windows (the shared key table) needs no object per window.
+ */
+export function replayAccept(state: Uint32Array, base: number, counterLo: number, counterHi: number): boolean {
+  if (counterHi > LIMIT_HI || (counterHi === LIMIT_HI && counterLo >= LIMIT_LO)) return false;
+
+  const lastLo = state[base];
+  const lastHi = state[base + 1];
+
+  if (counterHi > lastHi || (counterHi === lastHi && counterLo > lastLo)) {
+    // Move the window forward, clearing the blocks it enters (at most the whole ring).
+    // A high-half difference ≥ 2 is ≥ 2^27 blocks; below that the block difference is exact.
+    const hiDiff = counterHi - lastHi;
+    const blocksAhead = hiDiff >= 2
+      ? RING_BLOCKS
+      : Math.min(hiDiff * BLOCKS_PER_HI + (counterLo >>> 6) - (lastLo >>> 6), RING_BLOCKS);
+    let block = (lastLo >>> 6) & BLOCK_MASK;
+    for (let i = 0; i < blocksAhead; i++) {
+      block = (block + 1) & BLOCK_MASK;
+      state[base + RING_OFFSET + 2 * block] = 0;
+      state[base + RING_OFFSET + 2 * block + 1] = 0;
+    }
+    state[base] = counterLo;
+    state[base + 1] = counterHi;
+  } else {
+    // Behind the window when last − counter > REPLAY_WINDOW_SIZE; exact once hiDiff ≤ 1.
+    const hiDiff = lastHi - counterHi;
+    if (hiDiff >= 2 || hiDiff * TWO_POW_32 + lastLo - counterLo > REPLAY_WINDOW_SIZE) return false;
+  }
+
+  // The block index mod 128 and the bit depend only on the low half (bits 6..12 and 0..5).
+  const bit = counterLo & 63;
+  const word = base + RING_OFFSET + 2 * ((counterLo >>> 6) & BLOCK_MASK) + (bit >>> 5);
+  const mask = 1 << (bit & 31);
+  const old = state[word];
+  if ((old & mask) !== 0) return false;
+  state[word] = old | mask;
+  return true;
 }

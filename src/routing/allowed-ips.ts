@@ -4,6 +4,7 @@
 // Lookups read the address straight from the packet buffer as 32-bit words and allocate nothing.
 
 import { type AddressFamily, type Prefix, addressLength, maskPrefix, maxBits } from './prefix.js';
+import { RouteTable } from './route-table.js';
 
 class TrieNode<T> {
   // Key words (int32, big-endian order of the address) with the host bits cleared, and
@@ -94,6 +95,7 @@ export class AllowedIPs<T extends {}> {
   private readonly byPeer = new Map<T, Set<TrieNode<T>>>();
   private prefixCount = 0;
   private nodes = 0;
+  private changes = 0;
 
   /** Number of prefixes in the table. */
   get size(): number {
@@ -105,7 +107,13 @@ export class AllowedIPs<T extends {}> {
     return this.nodes;
   }
 
+  /** Changes with every insert and removal (so a compiled table knows it is stale). */
+  get version(): number {
+    return this.changes;
+  }
+
   insert(prefix: Prefix, peer: T): void {
+    this.changes++;
     const words = keyWords(prefix);
     const { family, bits } = prefix;
     let parent: TrieNode<T> | null = null;
@@ -142,6 +150,7 @@ export class AllowedIPs<T extends {}> {
 
   /** Removes a prefix (only if owned by `peer` when given). Returns whether it was removed. */
   remove(prefix: Prefix, peer?: T): boolean {
+    this.changes++;
     const node = this.find(prefix);
     if (node === null || node.peer === undefined) return false;
     if (peer !== undefined && node.peer !== peer) return false;
@@ -151,6 +160,7 @@ export class AllowedIPs<T extends {}> {
   }
 
   removePeer(peer: T): void {
+    this.changes++;
     const nodes = this.byPeer.get(peer);
     if (nodes === undefined) return;
     this.byPeer.delete(peer);
@@ -161,6 +171,15 @@ export class AllowedIPs<T extends {}> {
   /** The peer's prefixes in the order they were given to it (a prefix moved back goes last). */
   prefixesOf(peer: T): Prefix[] {
     return [...(this.byPeer.get(peer) ?? [])].map((node) => node.prefix());
+  }
+
+  /** The table flattened for the data path, with each peer as `idOf(peer)` (a number ≥ 0). */
+  compile(idOf: (peer: T) => number): RouteTable {
+    return RouteTable.build<TrieNode<T>>(
+      [this.root4, this.root6],
+      (node) => [node.c0, node.c1],
+      (node) => (node.peer === undefined ? -1 : idOf(node.peer)),
+    );
   }
 
   /** Longest-prefix match on the IPv4 address at buf[offset..offset+4]. */

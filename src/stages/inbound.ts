@@ -1,25 +1,44 @@
 // Inbound stage (design.md §2): classify received datagrams, hand handshake and
-// cookie messages to the engine, open transport messages in one native call, then
-// check replay and inner source and rewrite the batch in place into the plaintext
-// IP packets to write to the TUN. Keepalives and drops leave the batch.
-import { openBatch, DESC_STRIDE } from '../crypto/native-aead.js';
-import { AEAD_TAG_SIZE, MESSAGE_TRANSPORT, MESSAGE_TRANSPORT_HEADER_SIZE } from '../protocol/constants.js';
+// cookie messages to the control plane, open transport messages in one batch call,
+// then — as the in-order consumer of each keypair's packets — check replay and
+// inner source and rewrite the batch in place into the plaintext IP packets to
+// write to the TUN. Keepalives and drops leave the batch.
+//
+// Like the outbound stage it is a kernel over the batch and the shared tables; the
+// control plane gets back handshake messages to process and per-keypair tallies
+// (bytes, whether data came, the source of the last packet) for its timers and
+// roaming.
+import { DESC_COUNTER_HI, DESC_COUNTER_LO, DESC_KEY_INDEX, DESC_LENGTH, DESC_OFFSET, DESC_STRIDE, type OpenBatch } from '../crypto/native-aead.js';
+import { AEAD_TAG_SIZE, MESSAGE_TRANSPORT, MESSAGE_TRANSPORT_HEADER_SIZE, REJECT_AFTER_TIME } from '../protocol/constants.js';
 import { Drop, type DropCounters } from '../protocol/drop-reasons.js';
-import type { Engine } from '../protocol/engine.js';
 import { ipPacketLength } from '../protocol/ip-packet.js';
 import { classifyMessage } from '../protocol/messages.js';
-import type { Endpoint, Peer } from '../protocol/peer.js';
-import { sameAddr } from '../io/udp.js';
+import { replayAccept } from '../protocol/replay.js';
 import type { PacketBatch } from '../pipeline/batch.js';
-import { KeypairGroups } from './keypair-groups.js';
+import type { KeyTable } from '../pipeline/key-table.js';
+import type { RouteTable } from '../routing/route-table.js';
+import type { BatchStages } from './batch-stages.js';
+import { carveScratch } from '../pipeline/scratch.js';
 
 export interface InboundContext {
-  readonly engine: Engine;
+  readonly keys: KeyTable;
+  routes: RouteTable;
+  /** The control plane's monotonic clock (ms), for keypair expiry. */
+  now: number;
   readonly drops: DropCounters;
-  /** The peer's endpoint as an address record, or undefined when it has none. */
-  endpointRecord(peer: Peer): Uint8Array | undefined;
-  /** Decodes address record i of `addrs` (only when an endpoint changes or for handshakes). */
-  readAddress(addrs: Uint8Array, i: number): Endpoint;
+  readonly open: OpenBatch;
+  /** User stages, run on the opened and checked packets. */
+  readonly stages: BatchStages | undefined;
+}
+
+export interface InboundControl {
+  /** Handshake and cookie messages `indices[0, count)` of the batch (copy what you keep). */
+  handshakes(batch: PacketBatch, indices: Int32Array, count: number): void;
+  /**
+   * A keypair's packets of this batch passed: `bytes` of datagrams, `dataCame` unless all were
+   * keepalives, the last one's source in record `lastPacket` of batch.addrs.
+   */
+  received(peer: number, slot: number, generation: number, bytes: number, dataCame: boolean, batch: PacketBatch, lastPacket: number): void;
 }
 
 const NOT_OPENED = -1;
@@ -28,34 +47,107 @@ function readU32(buf: Uint8Array, at: number): number {
   return (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
 }
 
+const scratchSpec = (slots: number) => ({
+  /** [groups, descriptor rows] of the batch being worked on. */
+  header: [Int32Array, 2],
+  desc: [Uint32Array, slots * DESC_STRIDE],
+  ok: [Uint8Array, slots],
+  /** Per packet: its descriptor row, and after the checks its peer (for user stages). */
+  rowOf: [Int32Array, slots],
+  peerOf: [Int32Array, slots],
+  /** Indices of the batch's handshake and cookie messages. */
+  handshakes: [Int32Array, slots],
+  // Per group (one per receiving keypair in the batch).
+  slot: [Int32Array, slots],
+  generation: [Int32Array, slots],
+  rowGroup: [Int32Array, slots],
+  bytes: [Float64Array, slots],
+  lastPacket: [Int32Array, slots],
+  dataCame: [Uint8Array, slots],
+} as const);
+const H_GROUPS = 0;
+const H_ROWS = 1;
+
+/**
+ * The stage over one batch at a time; like the outbound stage its scratch is one
+ * SharedArrayBuffer, so its phases — classify, open, accept — may run on different
+ * threads. run() does all three in turn.
+ */
 export class InboundStage {
-  private readonly groups: KeypairGroups;
+  readonly scratch: SharedArrayBuffer;
+  private readonly header: Int32Array;
   private readonly desc: Uint32Array;
   private readonly ok: Uint8Array;
-  /** Indices of the batch's handshake and cookie messages. */
+  private readonly rowOf: Int32Array;
+  private readonly peerOf: Int32Array;
   private readonly handshakes: Int32Array;
+  private readonly slot: Int32Array;
+  private readonly generation: Int32Array;
+  private readonly rowGroup: Int32Array;
+  private readonly bytes: Float64Array;
+  private readonly lastPacket: Int32Array;
+  private readonly dataCame: Uint8Array;
+  private groups = 0;
 
-  constructor(slots: number) {
-    this.groups = new KeypairGroups(slots);
-    this.desc = new Uint32Array(slots * DESC_STRIDE);
-    this.ok = new Uint8Array(slots);
-    this.handshakes = new Int32Array(slots);
+  constructor(readonly slots: number, shared?: SharedArrayBuffer) {
+    const { buffer, arrays } = carveScratch(scratchSpec(slots), shared);
+    this.scratch = buffer;
+    ({
+      header: this.header, desc: this.desc, ok: this.ok, rowOf: this.rowOf, peerOf: this.peerOf, handshakes: this.handshakes,
+      slot: this.slot, generation: this.generation, rowGroup: this.rowGroup, bytes: this.bytes, lastPacket: this.lastPacket,
+      dataCame: this.dataCame,
+    } = arrays);
   }
 
   /** Turns batch.count received datagrams into plaintext packets for the TUN; returns how many. */
-  run(batch: PacketBatch, ctx: InboundContext): number {
-    const { data, offsets, lengths, marks, addrs } = batch;
-    const { engine, drops } = ctx;
-    const groups = this.groups;
-    const desc = this.desc;
-    const n = batch.count;
-    const now = engine.now();
-    groups.clear();
+  run(batch: PacketBatch, ctx: InboundContext, control: InboundControl): number {
+    if (this.classify(batch, ctx, control) > 0) this.open(batch.data, ctx);
+    return this.accept(batch, ctx, control);
+  }
 
+  /**
+   * Hands handshake and cookie messages to the control plane and describes the
+   * transport messages to open; returns how many.
+   */
+  classify(batch: PacketBatch, ctx: InboundContext, control: InboundControl): number {
+    const opened = this.sort(batch, ctx, control);
+    this.header[H_GROUPS] = this.groups;
+    this.header[H_ROWS] = opened;
+    return opened;
+  }
+
+  /** Opens what classify() described, in place in `data` (the batch's). */
+  open(data: Uint8Array, ctx: Pick<InboundContext, 'keys' | 'open'>): void {
+    ctx.open(data, ctx.keys.receiveKeys, this.desc, this.header[H_ROWS]!, this.ok);
+  }
+
+  /**
+   * The in-order part, for the consumer of this batch: replay, inner source, user
+   * stages; rewrites the batch into the plaintext packets, hands the tallies to the
+   * control plane and returns how many packets remain.
+   */
+  accept(batch: PacketBatch, ctx: InboundContext, control: InboundControl): number {
+    this.groups = this.header[H_GROUPS]!;
+    const m = this.check(batch, ctx);
+    for (let g = 0; g < this.groups; g++) {
+      const last = this.lastPacket[g]!;
+      if (last < 0) continue;
+      const slot = this.slot[g]!;
+      control.received(ctx.keys.peerOf(slot), slot, this.generation[g]!, this.bytes[g]!, this.dataCame[g] === 1, batch, last);
+    }
+    return m;
+  }
+
+  /** Sorts datagrams into handshakes (to the control plane) and transport messages (descriptors to open). */
+  private sort(batch: PacketBatch, ctx: InboundContext, control: InboundControl): number {
+    const { data, offsets, lengths } = batch;
+    const { keys, drops, now } = ctx;
+    const { desc, rowOf } = this;
+    this.groups = 0;
     let opened = 0;
     let handshakes = 0;
-    for (let i = 0; i < n; i++) {
-      marks[i] = NOT_OPENED;
+    for (let i = 0; i < batch.count; i++) {
+      rowOf[i] = NOT_OPENED;
       const offset = offsets[i]!;
       const length = lengths[i]!;
       const type = classifyMessage(data, offset, length);
@@ -67,87 +159,93 @@ export class InboundStage {
         this.handshakes[handshakes++] = i;
         continue;
       }
-      const entry = engine.lookupIndex(readU32(data, offset + 4));
-      const keypair = entry?.keypair;
-      if (keypair === undefined) {
+      const slot = keys.activeSlot(readU32(data, offset + 4));
+      if (slot < 0) {
         drops.add(Drop.UnknownIndex);
         continue;
       }
-      if (keypair.isExpired(now)) {
+      if (now - keys.createdAtOf(slot) >= REJECT_AFTER_TIME) {
         drops.add(Drop.KeypairExpired);
         continue;
       }
-      const g = groups.groupOf(entry!.peer, keypair, keypair.receiveKey);
       const row = opened * DESC_STRIDE;
-      desc[row] = offset + MESSAGE_TRANSPORT_HEADER_SIZE;
-      desc[row + 1] = length - MESSAGE_TRANSPORT_HEADER_SIZE;
-      desc[row + 2] = g;
-      desc[row + 3] = readU32(data, offset + 8);
-      desc[row + 4] = readU32(data, offset + 12);
-      marks[i] = opened++;
+      desc[row + DESC_OFFSET] = offset + MESSAGE_TRANSPORT_HEADER_SIZE;
+      desc[row + DESC_LENGTH] = length - MESSAGE_TRANSPORT_HEADER_SIZE;
+      desc[row + DESC_KEY_INDEX] = slot;
+      desc[row + DESC_COUNTER_LO] = readU32(data, offset + 8);
+      desc[row + DESC_COUNTER_HI] = readU32(data, offset + 12);
+      this.rowGroup[opened] = this.group(slot, keys);
+      rowOf[i] = opened++;
     }
-    this.receiveHandshakes(batch, handshakes, ctx);
-    if (opened > 0) openBatch(data, groups.keys, desc, opened, this.ok);
+    if (handshakes > 0) control.handshakes(batch, this.handshakes, handshakes);
+    return opened;
+  }
 
+  /**
+   * Replay window (under the keypair's lock, one keypair at a time so two consumers
+   * never deadlock), inner packet length and source; then the user stages.
+   */
+  private check(batch: PacketBatch, ctx: InboundContext): number {
+    const { data, offsets, lengths } = batch;
+    const { keys, routes, drops } = ctx;
+    const { desc, rowOf, peerOf } = this;
+    const replay = keys.replay;
+    let locked = 0;
     let m = 0;
-    for (let i = 0; i < n; i++) {
-      const row = marks[i]!;
+    for (let i = 0; i < batch.count; i++) {
+      const row = rowOf[i]!;
       if (row === NOT_OPENED) continue;
       if (this.ok[row] !== 1) {
         drops.add(Drop.DecryptFailed);
         continue;
       }
       const base = row * DESC_STRIDE;
-      const g = desc[base + 2]!;
-      if (!groups.keypairs[g]!.replay.accept(desc[base + 3]!, desc[base + 4]!)) {
+      const slot = desc[base + DESC_KEY_INDEX]!;
+      if (slot !== locked) {
+        if (locked !== 0) keys.unlockReplay(locked);
+        keys.lockReplay(slot);
+        locked = slot;
+      }
+      if (!replayAccept(replay, keys.replayBase(slot), desc[base + DESC_COUNTER_LO]!, desc[base + DESC_COUNTER_HI]!)) {
         drops.add(Drop.Replay);
         continue;
       }
-      groups.lastPacket[g] = i;
-      groups.bytes[g]! += lengths[i]!;
-      const plaintextLength = desc[base + 1]! - AEAD_TAG_SIZE;
+      const g = this.rowGroup[row]!;
+      this.lastPacket[g] = i;
+      this.bytes[g]! += lengths[i]!;
+      const plaintextLength = desc[base + DESC_LENGTH]! - AEAD_TAG_SIZE;
       if (plaintextLength === 0) continue; // keepalive
-      groups.carriedData[g] = 1;
-      const offset = desc[base]!;
+      this.dataCame[g] = 1;
+      const offset = desc[base + DESC_OFFSET]!;
       const ipLength = ipPacketLength(data, offset, plaintextLength);
       if (ipLength < 0) {
         drops.add(Drop.NotIp);
         continue;
       }
-      if (engine.allowedIPs.lookupPacketSource(data, offset, ipLength) !== groups.peers[g]) {
+      const peer = keys.peerOf(slot);
+      if (routes.source(data, offset, ipLength) !== peer) {
         drops.add(Drop.SourceNotAllowed);
         continue;
       }
       offsets[m] = offset;
       lengths[m] = ipLength;
+      peerOf[m] = peer;
       m++;
     }
-    batch.count = m;
-
-    for (let g = 0; g < groups.size; g++) {
-      const last = groups.lastPacket[g]!;
-      if (last < 0) continue;
-      const peer = groups.peers[g]!;
-      const known = ctx.endpointRecord(peer);
-      const from = known !== undefined && sameAddr(known, 0, addrs, last) ? peer.endpoint! : ctx.readAddress(addrs, last);
-      engine.noteTransportReceived(peer, groups.keypairs[g]!, from, groups.bytes[g]!, groups.carriedData[g] === 0);
-    }
-    groups.clear();
-    return m;
+    if (locked !== 0) keys.unlockReplay(locked);
+    batch.count = ctx.stages === undefined || m === 0 ? m : ctx.stages.run('inbound', data, offsets, lengths, peerOf, m);
+    return batch.count;
   }
 
-  /**
-   * Hands the batch's handshake and cookie messages to the engine, as copies. The
-   * batch stands in for wireguard-go's handshake queue: how many arrived together
-   * tells the engine whether it is under load and must demand cookies first.
-   */
-  private receiveHandshakes(batch: PacketBatch, count: number, ctx: InboundContext): void {
-    if (count === 0) return;
-    ctx.engine.noteHandshakeBacklog(count, batch.slots);
-    for (let k = 0; k < count; k++) {
-      const i = this.handshakes[k]!;
-      const offset = batch.offsets[i]!;
-      ctx.engine.receive(batch.data.slice(offset, offset + batch.lengths[i]!), ctx.readAddress(batch.addrs, i));
-    }
+  /** The group of `slot`, made on first sight (newest first). */
+  private group(slot: number, keys: KeyTable): number {
+    for (let g = this.groups - 1; g >= 0; g--) if (this.slot[g] === slot) return g;
+    const g = this.groups++;
+    this.slot[g] = slot;
+    this.generation[g] = keys.generationOf(slot);
+    this.bytes[g] = 0;
+    this.lastPacket[g] = -1;
+    this.dataCame[g] = 0;
+    return g;
   }
 }

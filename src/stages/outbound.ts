@@ -1,125 +1,261 @@
 // Outbound stage (design.md §2): route plaintext packets read from the TUN by
-// allowed-IPs, number and pad them, seal them in one native call and rewrite the
+// allowed-IPs, number and pad them, seal them in one batch call and rewrite the
 // batch in place into transport datagrams addressed to each peer's endpoint, each
 // keypair's datagrams consecutive and in their order (so UDP GSO can send a run of
-// them to one endpoint in one message). Packets for a peer without a session are
-// staged in the engine, which starts the handshake; the rest of the batch goes on.
-import { sealBatch, DESC_STRIDE } from '../crypto/native-aead.js';
-import { AEAD_TAG_SIZE, MESSAGE_TRANSPORT_HEADER_SIZE } from '../protocol/constants.js';
+// them to one endpoint in one message).
+//
+// The stage is a kernel over the batch and the shared tables alone (key table,
+// peer table, compiled routes), so it runs on any thread. What needs the control
+// plane comes back as numbers: packets for a peer without a usable session (the
+// control plane stages them and handshakes), and per-keypair tallies (bytes sent,
+// counters used up) that it applies to its timers.
+import { DESC_COUNTER_HI, DESC_COUNTER_LO, DESC_KEY_INDEX, DESC_LENGTH, DESC_OFFSET, DESC_STRIDE, type SealBatch } from '../crypto/native-aead.js';
+import { AEAD_TAG_SIZE, MESSAGE_TRANSPORT_HEADER_SIZE, REJECT_AFTER_TIME } from '../protocol/constants.js';
 import { Drop, type DropCounters } from '../protocol/drop-reasons.js';
-import { paddingSize, type Engine } from '../protocol/engine.js';
+import { paddingSize } from '../protocol/engine.js';
 import { writeTransportHeader } from '../protocol/messages.js';
-import type { Peer } from '../protocol/peer.js';
 import { ADDR_STRIDE } from '../io/udp.js';
 import { HEADROOM, type PacketBatch } from '../pipeline/batch.js';
-import { KeypairGroups } from './keypair-groups.js';
+import type { KeyTable } from '../pipeline/key-table.js';
+import type { PeerTable } from '../pipeline/peer-table.js';
+import type { RouteTable } from '../routing/route-table.js';
+import type { BatchStages } from './batch-stages.js';
+import { carveScratch } from '../pipeline/scratch.js';
 
+/** What the kernel reads: shared tables and settings, no control-plane objects. */
 export interface OutboundContext {
-  readonly engine: Engine;
+  readonly keys: KeyTable;
+  readonly peers: PeerTable;
+  routes: RouteTable;
+  mtu: number;
+  /** The control plane's monotonic clock (ms), for keypair expiry. */
+  now: number;
   readonly drops: DropCounters;
-  /** The peer's endpoint as an address record, or undefined when it has none. */
-  endpointRecord(peer: Peer): Uint8Array | undefined;
+  readonly seal: SealBatch;
+  /** User stages, run on the routed packets before they are numbered. */
+  readonly stages: BatchStages | undefined;
+}
+
+/** The control plane's half: what the kernel hands back. */
+export interface OutboundControl {
+  /** Packet i of the batch is for `peer`, which has no usable session or endpoint: stage a copy and handshake. */
+  needsSession(peer: number, data: Uint8Array, offset: number, length: number): void;
+  /** `bytes` of datagrams went out for `peer` with the keypair in `slot` (of `generation`); `exhausted` when its counters ran out. */
+  sent(peer: number, slot: number, generation: number, bytes: number, exhausted: boolean): void;
 }
 
 const TWO_32 = 2 ** 32;
-const NO_GROUP = -1;
+const NO_PEER = -1;
+const NEEDS_SESSION = -2;
 
+const scratchSpec = (slots: number) => ({
+  /** [groups, descriptor rows] of the batch being worked on. */
+  header: [Int32Array, 2],
+  // Per packet: its peer (for user stages) and its keypair group.
+  peerOf: [Int32Array, slots],
+  groupOf: [Int32Array, slots],
+  desc: [Uint32Array, slots * DESC_STRIDE],
+  /** The group of each descriptor row. */
+  rowGroup: [Int32Array, slots],
+  // Per group (one per sending keypair in the batch).
+  slot: [Int32Array, slots],
+  peer: [Int32Array, slots],
+  generation: [Int32Array, slots],
+  count: [Int32Array, slots],
+  cursor: [Int32Array, slots],
+  bytes: [Float64Array, slots],
+  counterLo: [Float64Array, slots],
+  counterHi: [Float64Array, slots],
+} as const);
+const H_GROUPS = 0;
+const H_ROWS = 1;
+
+/**
+ * The stage over one batch at a time. Its scratch (descriptors, groups, tallies) is
+ * one SharedArrayBuffer, so the three phases — prepare, seal, finish — may run on
+ * different threads, each with a stage attached to the same scratch (share()).
+ * run() does all three in turn.
+ */
 export class OutboundStage {
-  private readonly groups: KeypairGroups;
+  readonly scratch: SharedArrayBuffer;
+  private readonly header: Int32Array;
+  private readonly peerOf: Int32Array;
+  private readonly groupOf: Int32Array;
   private readonly desc: Uint32Array;
+  private readonly rowGroup: Int32Array;
+  private readonly slot: Int32Array;
+  private readonly peer: Int32Array;
+  private readonly generation: Int32Array;
+  private readonly count: Int32Array;
+  private readonly cursor: Int32Array;
+  private readonly bytes: Float64Array;
+  private readonly counterLo: Float64Array;
+  private readonly counterHi: Float64Array;
+  private groups = 0;
 
-  constructor(slots: number) {
-    this.groups = new KeypairGroups(slots);
-    this.desc = new Uint32Array(slots * DESC_STRIDE);
+  constructor(readonly slots: number, shared?: SharedArrayBuffer) {
+    const { buffer, arrays } = carveScratch(scratchSpec(slots), shared);
+    this.scratch = buffer;
+    ({
+      header: this.header, peerOf: this.peerOf, groupOf: this.groupOf, desc: this.desc, rowGroup: this.rowGroup,
+      slot: this.slot, peer: this.peer, generation: this.generation, count: this.count, cursor: this.cursor,
+      bytes: this.bytes, counterLo: this.counterLo, counterHi: this.counterHi,
+    } = arrays);
   }
 
   /** Turns batch.count plaintext packets (at slot + HEADROOM) into sealed datagrams; returns how many. */
-  run(batch: PacketBatch, ctx: OutboundContext): number {
-    const { data, offsets, lengths, marks, addrs } = batch;
-    const { engine, drops } = ctx;
-    const groups = this.groups;
-    const desc = this.desc;
-    const n = batch.count;
-    groups.clear();
+  run(batch: PacketBatch, ctx: OutboundContext, control: OutboundControl): number {
+    if (this.prepare(batch, ctx, control) > 0) this.seal(batch.data, ctx);
+    return this.finish(batch, ctx, control);
+  }
 
-    for (let i = 0; i < n; i++) {
-      marks[i] = NO_GROUP;
-      const peer = engine.allowedIPs.lookupPacketDestination(data, offsets[i]!, lengths[i]!);
-      if (peer === undefined) {
+  /**
+   * Routes, runs the user stages, groups by keypair, reserves counters, pads and
+   * writes headers and AEAD descriptors. Returns the number of packets to seal.
+   */
+  prepare(batch: PacketBatch, ctx: OutboundContext, control: OutboundControl): number {
+    this.route(batch, ctx);
+    const m = this.number(batch, ctx, control);
+    this.header[H_GROUPS] = this.groups;
+    this.header[H_ROWS] = m;
+    return m;
+  }
+
+  /** Seals what prepare() described, in place in `data` (the batch's). */
+  seal(data: Uint8Array, ctx: Pick<OutboundContext, 'keys' | 'seal'>): void {
+    ctx.seal(data, ctx.keys.sendKeys, this.desc, this.header[H_ROWS]!);
+  }
+
+  /** Rewrites the batch into the sealed datagrams and hands the tallies to the control plane; returns how many. */
+  finish(batch: PacketBatch, ctx: OutboundContext, control: OutboundControl): number {
+    this.groups = this.header[H_GROUPS]!;
+    const m = this.header[H_ROWS]!;
+    this.reorder(batch, ctx, m);
+    for (let g = 0; g < this.groups; g++) {
+      control.sent(this.peer[g]!, this.slot[g]!, this.generation[g]!, this.bytes[g]!, this.counterLo[g]! < 0);
+    }
+    return m;
+  }
+
+  /** Routes each packet to its peer; runs the user stages over the routed ones (dropping the rest). */
+  private route(batch: PacketBatch, ctx: OutboundContext): void {
+    const { data, offsets, lengths } = batch;
+    const { routes, drops } = ctx;
+    const peerOf = this.peerOf;
+    let n = 0;
+    for (let i = 0; i < batch.count; i++) {
+      const peer = routes.destination(data, offsets[i]!, lengths[i]!);
+      if (peer === NO_PEER) {
         drops.add(Drop.NoPeerForDestination);
         continue;
       }
-      const keypair = engine.sendingKeypair(peer);
-      if (keypair === undefined || ctx.endpointRecord(peer) === undefined) {
-        // Rare (no session yet): the engine copies and stages it, and handshakes.
-        engine.send(peer, data.slice(offsets[i]!, offsets[i]! + lengths[i]!));
+      offsets[n] = offsets[i]!;
+      lengths[n] = lengths[i]!;
+      peerOf[n] = peer;
+      n++;
+    }
+    batch.count = ctx.stages === undefined || n === 0 ? n : ctx.stages.run('outbound', data, offsets, lengths, peerOf, n);
+  }
+
+  /** Groups packets by sending keypair, reserves their counters, pads them, writes headers and AEAD descriptors. */
+  private number(batch: PacketBatch, ctx: OutboundContext, control: OutboundControl): number {
+    const { data, offsets, lengths } = batch;
+    const { keys, peers, now } = ctx;
+    const { peerOf, groupOf, desc } = this;
+    const n = batch.count;
+    this.groups = 0;
+
+    for (let i = 0; i < n; i++) {
+      const peer = peerOf[i]!;
+      const slot = peers.sendSlot(peer);
+      if (slot === 0 || !peers.hasEndpoint(peer) || !keys.isActive(slot) || now - keys.createdAtOf(slot) >= REJECT_AFTER_TIME) {
+        // Rare (no session yet, or it expired): the control plane copies and stages it, and handshakes.
+        groupOf[i] = NEEDS_SESSION;
+        control.needsSession(peer, data, offsets[i]!, lengths[i]!);
         continue;
       }
-      const g = groups.groupOf(peer, keypair, keypair.sendKey);
-      groups.counts[g]! += 1;
-      marks[i] = g;
+      groupOf[i] = this.group(slot, peer, keys);
     }
 
     let start = 0;
-    for (let g = 0; g < groups.size; g++) {
-      const first = groups.keypairs[g]!.reserveSendCounters(groups.counts[g]!);
-      groups.cursor[g] = start;
-      if (first === undefined) {
-        groups.counterLo[g] = -1;
-        drops.add(Drop.CounterExhausted, groups.counts[g]!);
-        engine.initiateHandshake(groups.peers[g]!, false);
+    for (let g = 0; g < this.groups; g++) {
+      const first = keys.reserveSendCounters(this.slot[g]!, this.count[g]!);
+      this.cursor[g] = start;
+      if (first < 0n) {
+        this.counterLo[g] = -1;
+        ctx.drops.add(Drop.CounterExhausted, this.count[g]!);
         continue;
       }
-      groups.counterLo[g] = Number(first & 0xffffffffn);
-      groups.counterHi[g] = Number(first >> 32n);
-      start += groups.counts[g]!;
+      this.counterLo[g] = Number(first & 0xffffffffn);
+      this.counterHi[g] = Number(first >> 32n);
+      start += this.count[g]!;
     }
 
-    const mtu = engine.mtu;
+    const mtu = ctx.mtu;
     let m = 0;
     for (let i = 0; i < n; i++) {
-      const g = marks[i]!;
-      if (g === NO_GROUP || groups.counterLo[g]! < 0) continue;
+      const g = groupOf[i]!;
+      if (g < 0 || this.counterLo[g]! < 0) continue;
       const offset = offsets[i]!;
       const length = lengths[i]!;
       const padded = length + paddingSize(length, mtu);
       data.fill(0, offset + length, offset + padded);
-      const lo = groups.counterLo[g]!;
-      const hi = groups.counterHi[g]!;
+      const lo = this.counterLo[g]!;
+      const hi = this.counterHi[g]!;
       if (lo + 1 === TWO_32) {
-        groups.counterLo[g] = 0;
-        groups.counterHi[g] = hi + 1;
+        this.counterLo[g] = 0;
+        this.counterHi[g] = hi + 1;
       } else {
-        groups.counterLo[g] = lo + 1;
+        this.counterLo[g] = lo + 1;
       }
-      writeTransportHeader(data, offset - HEADROOM, groups.keypairs[g]!.remoteIndex, lo, hi);
+      const slot = this.slot[g]!;
+      writeTransportHeader(data, offset - HEADROOM, keys.remoteIndexOf(slot), lo, hi);
       const row = m * DESC_STRIDE;
-      desc[row] = offset;
-      desc[row + 1] = padded;
-      desc[row + 2] = g;
-      desc[row + 3] = lo;
-      desc[row + 4] = hi;
-      groups.bytes[g]! += MESSAGE_TRANSPORT_HEADER_SIZE + padded + AEAD_TAG_SIZE;
+      desc[row + DESC_OFFSET] = offset;
+      desc[row + DESC_LENGTH] = padded;
+      desc[row + DESC_KEY_INDEX] = slot;
+      desc[row + DESC_COUNTER_LO] = lo;
+      desc[row + DESC_COUNTER_HI] = hi;
+      this.rowGroup[m] = g;
+      this.bytes[g]! += MESSAGE_TRANSPORT_HEADER_SIZE + padded + AEAD_TAG_SIZE;
       m++;
     }
-    if (m > 0) sealBatch(data, groups.keys, desc, m);
-    // Datagrams in keypair order; offsets are rewritten only now, after the last one was read.
+    return m;
+  }
+
+  /** Rewrites the batch into the m sealed datagrams, in keypair order, each with its peer's endpoint. */
+  private reorder(batch: PacketBatch, ctx: OutboundContext, m: number): void {
+    const { offsets, lengths, addrs } = batch;
+    const { desc } = this;
+    const endpoints = ctx.peers.endpoints;
+    // Offsets are rewritten only now, after the last descriptor was read from them.
     for (let r = 0; r < m; r++) {
       const row = r * DESC_STRIDE;
-      const g = desc[row + 2]!;
-      const at = groups.cursor[g]!++;
-      offsets[at] = desc[row]! - HEADROOM;
-      lengths[at] = MESSAGE_TRANSPORT_HEADER_SIZE + desc[row + 1]! + AEAD_TAG_SIZE;
-      addrs.set(ctx.endpointRecord(groups.peers[g]!)!, at * ADDR_STRIDE);
+      const g = this.rowGroup[r]!;
+      const at = this.cursor[g]!++;
+      offsets[at] = desc[row + DESC_OFFSET]! - HEADROOM;
+      lengths[at] = MESSAGE_TRANSPORT_HEADER_SIZE + desc[row + DESC_LENGTH]! + AEAD_TAG_SIZE;
+      const from = this.peer[g]! * ADDR_STRIDE;
+      const to = at * ADDR_STRIDE;
+      for (let k = 0; k < ADDR_STRIDE; k++) addrs[to + k] = endpoints[from + k]!;
     }
     batch.count = m;
+  }
 
-    for (let g = 0; g < groups.size; g++) {
-      if (groups.bytes[g]! > 0) {
-        engine.noteTransportSent(groups.peers[g]!, groups.keypairs[g]!, groups.bytes[g]!, true);
+  /** The group of `slot`, made on first sight. Newest first: consecutive packets mostly share a keypair. */
+  private group(slot: number, peer: number, keys: KeyTable): number {
+    for (let g = this.groups - 1; g >= 0; g--) {
+      if (this.slot[g] === slot) {
+        this.count[g]! += 1;
+        return g;
       }
     }
-    groups.clear();
-    return m;
+    const g = this.groups++;
+    this.slot[g] = slot;
+    this.peer[g] = peer;
+    this.generation[g] = keys.generationOf(slot);
+    this.count[g] = 1;
+    this.bytes[g] = 0;
+    return g;
   }
 }

@@ -8,6 +8,7 @@ import { formatAddress, formatPrefix, parseAddress, parsePrefix, type Prefix } f
 // sends them; `wg` takes any non-zero value as failure.
 export const EIO = 5;
 export const EINVAL = 22;
+export const ENOSPC = 28;
 export const EPROTO = 71;
 export const EADDRINUSE = 98;
 /** ENOANO: what wireguard-go answers for a failure that carries no code of its own. */

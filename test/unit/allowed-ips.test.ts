@@ -189,6 +189,8 @@ test('allowed-ips: matches a brute-force oracle under random inserts, removals a
     assert.equal(table.size, oracle.entries.size);
     assert.ok(table.nodeCount <= 2 * table.size, `${table.nodeCount} nodes for ${table.size} prefixes`);
 
+    // The compiled table the data path uses must answer as the trie does (peer numbers, -1 for none).
+    const compiled = step % 20 === 0 ? table.compile((peer) => peer * 10) : undefined;
     for (let i = 0; i < 10; i++) {
       const family: AddressFamily = random() < 0.5 ? 4 : 6;
       const address = nearAddress(family);
@@ -198,6 +200,10 @@ test('allowed-ips: matches a brute-force oracle under random inserts, removals a
       packet.set(address, offset);
       const got = family === 4 ? table.lookupV4(packet, offset) : table.lookupV6(packet, offset);
       assert.equal(got, expected, `lookup ${formatAddress(family, address)} at step ${step}`);
+      if (compiled !== undefined) {
+        const flat = family === 4 ? compiled.lookupV4(packet, offset) : compiled.lookupV6(packet, offset);
+        assert.equal(flat, expected === undefined ? -1 : expected * 10, `compiled lookup ${formatAddress(family, address)} at step ${step}`);
+      }
     }
     if (step % 100 === 0) {
       for (let peer = 1; peer <= 6; peer++) {
@@ -271,6 +277,12 @@ test('allowed-ips: packet lookups read the version nibble and the right address'
   buf.set([100, 96, 1, 9], offset + 16);
   assert.equal(table.lookupPacketDestination(buf, offset, 20), 'dst4');
   assert.equal(table.lookupPacketSource(buf, offset, 20), 'src4');
+  const ids: Record<string, number> = { dst4: 0, src4: 1, dst6: 2, src6: 3 };
+  const compiled = table.compile((peer) => ids[peer]!);
+  assert.equal(compiled.destination(buf, offset, 20), 0);
+  assert.equal(compiled.source(buf, offset, 20), 1);
+  assert.equal(compiled.destination(buf, offset, 19), -1, 'compiled: too short for IPv4');
+  assert.equal(compiled.destination(buf, buf.length - 10, 20), -1, 'compiled: past the buffer');
   assert.equal(table.lookupPacketDestination(buf, offset, 19), undefined, 'too short for IPv4');
   assert.equal(table.lookupPacketDestination(buf, offset, 0), undefined);
   assert.equal(table.lookupPacketDestination(buf, buf.length - 10, 20), undefined, 'past the buffer');
@@ -282,6 +294,9 @@ test('allowed-ips: packet lookups read the version nibble and the right address'
   assert.equal(table.lookupPacketDestination(buf, offset, 40), 'dst6');
   assert.equal(table.lookupPacketSource(buf, offset, 40), 'src6');
   assert.equal(table.lookupPacketSource(buf, offset, 39), undefined, 'too short for IPv6');
+  assert.equal(compiled.destination(buf, offset, 40), 2);
+  assert.equal(compiled.source(buf, offset, 40), 3);
+  assert.equal(compiled.source(buf, offset, 39), -1, 'compiled: too short for IPv6');
 
   buf[offset] = 0x50;
   assert.equal(table.lookupPacketDestination(buf, offset, 40), undefined, 'not IP');

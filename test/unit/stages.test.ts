@@ -5,11 +5,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openTransport } from '../../src/crypto/aead.js';
 import { generatePrivateKey } from '../../src/crypto/keys.js';
-import { readAddr, writeAddr, ADDR_STRIDE } from '../../src/io/udp.js';
+import { readAddr, writeAddr } from '../../src/io/udp.js';
+import { openBatch, sealBatch } from '../../src/crypto/native-aead.js';
+import { EngineControl, inboundContextOf, outboundContextOf } from '../../src/stages/engine-control.js';
 import { HEADROOM, PacketBatch, SLOT_SIZE, TAILROOM } from '../../src/pipeline/batch.js';
 import { Drop } from '../../src/protocol/drop-reasons.js';
 import { Engine, paddingSize } from '../../src/protocol/engine.js';
-import type { Endpoint, Peer } from '../../src/protocol/peer.js';
+import type { Endpoint } from '../../src/protocol/peer.js';
 import { parsePrefix } from '../../src/routing/prefix.js';
 import { InboundStage } from '../../src/stages/inbound.js';
 import { OutboundStage } from '../../src/stages/outbound.js';
@@ -19,20 +21,13 @@ const SLOTS = 128;
 const A: Endpoint = { address: '198.18.0.1', port: 51820 };
 const B: Endpoint = { address: '198.18.0.2', port: 51821 };
 
-function contextFor(engine: Engine) {
-  const records = new Map<Peer, Uint8Array>();
-  return {
-    engine,
-    drops: engine.drops,
-    endpointRecord(peer: Peer): Uint8Array | undefined {
-      if (peer.endpoint === undefined) return undefined;
-      const record = new Uint8Array(ADDR_STRIDE);
-      writeAddr(record, 0, peer.endpoint.address, peer.endpoint.port);
-      records.set(peer, record);
-      return record;
-    },
-    readAddress: readAddr,
-  };
+/** Runs the outbound stage over `batch` for `engine`, as the inline device does. */
+function outbound(engine: Engine, batch: PacketBatch): number {
+  return new OutboundStage(SLOTS).run(batch, outboundContextOf(engine, sealBatch), new EngineControl(engine));
+}
+
+function inbound(engine: Engine, batch: PacketBatch): number {
+  return new InboundStage(SLOTS).run(batch, inboundContextOf(engine, openBatch), new EngineControl(engine));
 }
 
 /** Engines a and b with a session, as in engine.test.ts. */
@@ -89,7 +84,7 @@ test('outbound seals a batch that @noble opens, with consecutive counters and pa
   const packets = pings(100);
   const batch = tunBatch(packets);
   const firstCounter = aPeer.keypairs.current!.sendCounter;
-  assert.equal(new OutboundStage(SLOTS).run(batch, contextFor(a)), 100);
+  assert.equal(outbound(a, batch), 100);
   const datagrams = datagramsOf(batch);
   const receiveKey = bPeer.keypairs.current!.receiveKey;
   datagrams.forEach((d, i) => {
@@ -124,7 +119,7 @@ test('outbound writes each keypair\'s datagrams together and in their order, so 
   const toC = (i: number): boolean => i % 3 === 0;
   const packets = Array.from({ length: 40 }, (_, i) => icmpEcho(8, '100.96.0.1', toC(i) ? '100.96.1.2' : '100.96.0.2', 9, i, new Uint8Array(64 + i)));
   const batch = tunBatch(packets);
-  assert.equal(new OutboundStage(SLOTS).run(batch, contextFor(a)), 40);
+  assert.equal(outbound(a, batch), 40);
   const forC = packets.filter((_, i) => toC(i)).length;
   const datagrams = datagramsOf(batch);
   const counters = datagrams.map((d) => new DataView(d.buffer).getBigUint64(8, true));
@@ -140,13 +135,13 @@ test('inbound opens what outbound sealed, in order, and drops replays, forgeries
   const { a, b, bPeer } = connected();
   const packets = pings(60);
   const out = tunBatch(packets);
-  new OutboundStage(SLOTS).run(out, contextFor(a));
+  outbound(a, out);
   const datagrams = datagramsOf(out);
   const forged = Uint8Array.from(datagrams[5]!);
   forged[30]! ^= 1;
   const input = udpBatch([...datagrams, datagrams[7]!, forged], A);
   const before = { replay: b.drops.get(Drop.Replay), forged: b.drops.get(Drop.DecryptFailed) };
-  const n = new InboundStage(SLOTS).run(input, contextFor(b));
+  const n = inbound(b, input);
   assert.equal(n, 60);
   for (let i = 0; i < n; i++) {
     assert.deepEqual(input.data.subarray(input.offsets[i]!, input.offsets[i]! + input.lengths[i]!), packets[i], `packet ${i}`);
@@ -157,17 +152,17 @@ test('inbound opens what outbound sealed, in order, and drops replays, forgeries
 
   // A packet whose inner source b does not route to a is dropped after opening.
   const spoofed = tunBatch([icmpEcho(8, '100.96.0.9', '100.96.0.2', 1, 1, new Uint8Array(8))]);
-  new OutboundStage(SLOTS).run(spoofed, contextFor(a));
-  assert.equal(new InboundStage(SLOTS).run(udpBatch(datagramsOf(spoofed), A), contextFor(b)), 0);
+  outbound(a, spoofed);
+  assert.equal(inbound(b, udpBatch(datagramsOf(spoofed), A)), 0);
   assert.equal(b.drops.get(Drop.SourceNotAllowed), 1);
 });
 
 test('inbound roams the endpoint to the source of the batch\'s latest authenticated packet', () => {
   const { a, b, bPeer } = connected();
   const out = tunBatch(pings(3));
-  new OutboundStage(SLOTS).run(out, contextFor(a));
+  outbound(a, out);
   const moved = { address: '198.18.7.7', port: 40000 };
-  new InboundStage(SLOTS).run(udpBatch(datagramsOf(out), moved), contextFor(b));
+  inbound(b, udpBatch(datagramsOf(out), moved));
   assert.deepEqual(bPeer.endpoint, moved);
 });
 
@@ -176,7 +171,7 @@ test('outbound: unroutable packets are counted, packets without a session are st
   const peer = a.addPeer(new Engine({ privateKey: generatePrivateKey() }).publicKey!, { endpoint: B });
   a.allowedIPs.insert(parsePrefix('100.96.0.2/32'), peer);
   const batch = tunBatch([...pings(3), ...pings(2, '100.96.0.77')]);
-  assert.equal(new OutboundStage(SLOTS).run(batch, contextFor(a)), 0);
+  assert.equal(outbound(a, batch), 0);
   assert.equal(a.drops.get(Drop.NoPeerForDestination), 2);
   assert.equal(peer.staged.length, 3);
   assert.equal(a.outbox.length, 1);
@@ -196,13 +191,13 @@ test('outbound groups a batch by peer: each gets its own keys and counters', () 
   one.a.outbox.length = 0;
   const mixed = [...pings(4), ...pings(4, '100.96.1.5')].sort((x, y) => x[19]! - y[19]! || x[27]! - y[27]!);
   const batch = tunBatch(mixed);
-  assert.equal(new OutboundStage(SLOTS).run(batch, contextFor(one.a)), 8);
+  assert.equal(outbound(one.a, batch), 8);
   const toB: number[] = [];
   const toC: number[] = [];
   for (let i = 0; i < 8; i++) (readAddr(batch.addrs, i).address === B.address ? toB : toC).push(i);
   assert.equal(toB.length, 4);
   assert.equal(toC.length, 4);
-  const received = new InboundStage(SLOTS).run(udpBatch(toC.map((i) => datagramsOf(batch)[i]!), A), contextFor(other));
+  const received = inbound(other, udpBatch(toC.map((i) => datagramsOf(batch)[i]!), A));
   assert.equal(received, 4, 'the second peer opens its share with its own keys');
 });
 
@@ -215,7 +210,7 @@ test('a batch with an eighth of its slots holding initiations puts the engine un
     a.initiateHandshake(a.addPeer(b.publicKey!, { endpoint: B }), false);
     initiations.push(a.outbox[0]!.packet);
   }
-  new InboundStage(SLOTS).run(udpBatch(initiations, A), contextFor(b));
+  inbound(b, udpBatch(initiations, A));
   assert.ok(b.isUnderLoad());
   assert.equal(b.drops.get(Drop.CookieSent), SLOTS / 8);
   assert.ok(b.outbox.every((o) => o.packet[0] === 3), 'every initiation got a cookie reply');
@@ -224,7 +219,7 @@ test('a batch with an eighth of its slots holding initiations puts the engine un
   const a = new Engine({ privateKey: generatePrivateKey() });
   calm.addPeer(a.publicKey!);
   a.initiateHandshake(a.addPeer(calm.publicKey!, { endpoint: B }), false);
-  new InboundStage(SLOTS).run(udpBatch([a.outbox[0]!.packet], A), contextFor(calm));
+  inbound(calm, udpBatch([a.outbox[0]!.packet], A));
   assert.equal(calm.isUnderLoad(), false);
   assert.equal(calm.outbox[0]!.packet[0], 2, 'one initiation is answered at once');
 });

@@ -1,0 +1,108 @@
+// The shared peer table: per peer number, what the outbound data path needs to
+// send without asking the control plane — the key slot of the current sending
+// keypair and the endpoint as a UDP address record. The control plane (main
+// thread) writes it whenever a peer's keypairs or endpoint change.
+//
+// Like the key table, it is reserved for MAX_PEERS at start-up and its pages are
+// committed as peers are added; adding a peer past that fails with ENOSPC.
+import { ADDR_STRIDE, writeAddr } from '../io/udp.js';
+import type { Endpoint } from '../protocol/peer.js';
+
+export const MAX_PEERS = 16_384;
+
+const META_WORDS = 4;
+const M_IN_USE = 0;
+/** Key slot of the current sending keypair, or 0 (slot 0 is never used). */
+const M_SEND_SLOT = 1;
+/** 1 when the endpoint record is valid. */
+const M_HAS_ENDPOINT = 2;
+
+export interface PeerTableShared {
+  readonly capacity: number;
+  readonly meta: SharedArrayBuffer;
+  readonly endpoints: SharedArrayBuffer;
+}
+
+export class PeerTableFullError extends Error {
+  readonly code = 'ENOSPC';
+}
+
+export class PeerTable {
+  readonly capacity: number;
+  private readonly meta: Int32Array;
+  /** ADDR_STRIDE bytes per peer: its endpoint as a UDP address record. */
+  readonly endpoints: Uint8Array;
+  private readonly free: number[] = [];
+
+  constructor(capacity = MAX_PEERS, shared?: PeerTableShared) {
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > MAX_PEERS) {
+      throw new RangeError(`peer table capacity must be an integer in [1, ${MAX_PEERS}], not ${capacity}`);
+    }
+    this.capacity = capacity;
+    const s = shared ?? {
+      capacity,
+      meta: new SharedArrayBuffer(capacity * META_WORDS * 4),
+      endpoints: new SharedArrayBuffer(capacity * ADDR_STRIDE),
+    };
+    this.meta = new Int32Array(s.meta);
+    this.endpoints = new Uint8Array(s.endpoints);
+    if (shared === undefined) for (let id = capacity - 1; id >= 0; id--) this.free.push(id);
+  }
+
+  static attach(shared: PeerTableShared): PeerTable {
+    return new PeerTable(shared.capacity, shared);
+  }
+
+  share(): PeerTableShared {
+    return { capacity: this.capacity, meta: this.meta.buffer as SharedArrayBuffer, endpoints: this.endpoints.buffer as SharedArrayBuffer };
+  }
+
+  // ---- control plane -------------------------------------------------------
+
+  /** A free peer number; throws PeerTableFullError (ENOSPC) when all are taken. */
+  allocate(): number {
+    const id = this.free.pop();
+    if (id === undefined) throw new PeerTableFullError(`no room for another peer: tundra holds at most ${this.capacity} peers`);
+    const at = id * META_WORDS;
+    Atomics.store(this.meta, at + M_SEND_SLOT, 0);
+    Atomics.store(this.meta, at + M_HAS_ENDPOINT, 0);
+    Atomics.store(this.meta, at + M_IN_USE, 1);
+    return id;
+  }
+
+  release(id: number): void {
+    const at = id * META_WORDS;
+    if (Atomics.load(this.meta, at + M_IN_USE) === 0) return;
+    Atomics.store(this.meta, at + M_IN_USE, 0);
+    Atomics.store(this.meta, at + M_SEND_SLOT, 0);
+    Atomics.store(this.meta, at + M_HAS_ENDPOINT, 0);
+    this.free.push(id);
+  }
+
+  setSendSlot(id: number, slot: number): void {
+    Atomics.store(this.meta, id * META_WORDS + M_SEND_SLOT, slot);
+  }
+
+  setEndpoint(id: number, endpoint: Endpoint | undefined): void {
+    const at = id * META_WORDS + M_HAS_ENDPOINT;
+    if (endpoint === undefined) {
+      Atomics.store(this.meta, at, 0);
+      return;
+    }
+    // A reader racing with this rewrite may send one batch to a half-written address;
+    // roaming is rare and UDP tolerates it, so no lock on the send path.
+    writeAddr(this.endpoints, id, endpoint.address, endpoint.port);
+    Atomics.store(this.meta, at, 1);
+  }
+
+  // ---- any thread ----------------------------------------------------------
+
+  /** Key slot of the peer's current sending keypair, 0 for none. */
+  sendSlot(id: number): number {
+    return Atomics.load(this.meta, id * META_WORDS + M_SEND_SLOT);
+  }
+
+  hasEndpoint(id: number): boolean {
+    return Atomics.load(this.meta, id * META_WORDS + M_HAS_ENDPOINT) === 1;
+  }
+}

@@ -1,0 +1,73 @@
+// The control plane's half of the stages when it is an Engine on the same thread
+// (the inline mode, and the main thread of the pipeline): it applies the tallies
+// the kernels hand back to the engine's peers, timers and handshakes.
+import { readAddr, sameAddr } from '../io/udp.js';
+import type { PacketBatch } from '../pipeline/batch.js';
+import type { Engine } from '../protocol/engine.js';
+import type { Keypair } from '../protocol/keypair.js';
+import type { Peer } from '../protocol/peer.js';
+import type { OpenBatch, SealBatch } from '../crypto/native-aead.js';
+import type { BatchStages } from './batch-stages.js';
+import type { InboundContext, InboundControl } from './inbound.js';
+import type { OutboundContext, OutboundControl } from './outbound.js';
+
+/** The outbound kernel's context over an engine's tables (refresh `now` and `routes` before each batch). */
+export function outboundContextOf(engine: Engine, seal: SealBatch, stages?: BatchStages): OutboundContext {
+  return {
+    keys: engine.keyTable, peers: engine.peerTable, routes: engine.routeTable(), mtu: engine.mtu, now: engine.now(),
+    drops: engine.drops, seal, stages,
+  };
+}
+
+/** The inbound kernel's context over an engine's tables (refresh `now` and `routes` before each batch). */
+export function inboundContextOf(engine: Engine, open: OpenBatch, stages?: BatchStages): InboundContext {
+  return { keys: engine.keyTable, routes: engine.routeTable(), now: engine.now(), drops: engine.drops, open, stages };
+}
+
+export class EngineControl implements OutboundControl, InboundControl {
+  constructor(private readonly engine: Engine) {}
+
+  needsSession(peerId: number, data: Uint8Array, offset: number, length: number): void {
+    const peer = this.engine.peerById(peerId);
+    if (peer !== undefined) this.engine.send(peer, data.slice(offset, offset + length));
+  }
+
+  sent(peerId: number, slot: number, generation: number, bytes: number, exhausted: boolean): void {
+    const found = this.keypair(peerId, slot, generation);
+    if (found === undefined) return;
+    if (exhausted) this.engine.initiateHandshake(found.peer, false);
+    if (bytes > 0) this.engine.noteTransportSent(found.peer, found.keypair, bytes, true);
+  }
+
+  /**
+   * Hands the batch's handshake and cookie messages to the engine, as copies. The
+   * batch stands in for wireguard-go's handshake queue: how many arrived together
+   * tells the engine whether it is under load and must demand cookies first.
+   */
+  handshakes(batch: PacketBatch, indices: Int32Array, count: number): void {
+    this.engine.noteHandshakeBacklog(count, batch.slots);
+    for (let k = 0; k < count; k++) {
+      const i = indices[k]!;
+      const offset = batch.offsets[i]!;
+      this.engine.receive(batch.data.slice(offset, offset + batch.lengths[i]!), readAddr(batch.addrs, i));
+    }
+  }
+
+  received(peerId: number, slot: number, generation: number, bytes: number, dataCame: boolean, batch: PacketBatch, lastPacket: number): void {
+    const found = this.keypair(peerId, slot, generation);
+    if (found === undefined) return;
+    const { peer, keypair } = found;
+    // Decode the source only when it differs from the endpoint (roaming).
+    const known = peer.endpoint !== undefined && sameAddr(this.engine.peerTable.endpoints, peerId, batch.addrs, lastPacket);
+    const from = known ? peer.endpoint! : readAddr(batch.addrs, lastPacket);
+    this.engine.noteTransportReceived(peer, keypair, from, bytes, !dataCame);
+  }
+
+  /** The keypair a tally names, if it still exists (the slot may have been freed and reused since). */
+  private keypair(peerId: number, slot: number, generation: number): { peer: Peer; keypair: Keypair } | undefined {
+    const peer = this.engine.peerById(peerId);
+    if (peer === undefined || this.engine.keyTable.generationOf(slot) !== generation) return undefined;
+    const keypair = this.engine.keypairInSlot(peer, slot);
+    return keypair === undefined ? undefined : { peer, keypair };
+  }
+}

@@ -1,0 +1,149 @@
+// The shared key and peer tables: slots named by receiver indices, counters reserved
+// atomically and never past the limit, replay windows per slot, and a full table
+// that refuses with a clear error instead of failing silently.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Worker } from 'node:worker_threads';
+import { KEY_SLOT_BITS, KeyTable } from '../../src/pipeline/key-table.js';
+import { PeerTable, PeerTableFullError } from '../../src/pipeline/peer-table.js';
+import { REJECT_AFTER_MESSAGES } from '../../src/protocol/constants.js';
+import { Drop } from '../../src/protocol/drop-reasons.js';
+import { Engine } from '../../src/protocol/engine.js';
+import { replayAccept } from '../../src/protocol/replay.js';
+import { generatePrivateKey } from '../../src/crypto/keys.js';
+import { readAddr } from '../../src/io/udp.js';
+
+const key = (b: number): Uint8Array => new Uint8Array(32).fill(b);
+
+test('key table: an index names its slot; stale, unknown and handshake-only indices resolve to no slot', () => {
+  const table = new KeyTable(8);
+  const index = table.allocate(3)!;
+  assert.notEqual(index, 0);
+  const slot = table.slotOfIndex(index);
+  assert.ok(slot >= 1 && slot < 8);
+  assert.equal(table.activeSlot(index), -1, 'no keys yet');
+  table.install(index, key(1), key(2), 0xdeadbeef, 5);
+  assert.equal(table.activeSlot(index), slot);
+  assert.equal(table.peerOf(slot), 3);
+  assert.equal(table.remoteIndexOf(slot), 0xdeadbeef);
+  assert.deepEqual(table.sendKeys.subarray(slot * 32, slot * 32 + 32), key(1));
+  assert.deepEqual(table.receiveKeys.subarray(slot * 32, slot * 32 + 32), key(2));
+  // Same slot, another random part: a stale or forged index.
+  assert.equal(table.activeSlot((index ^ (1 << KEY_SLOT_BITS)) >>> 0), -1);
+  assert.equal(table.activeSlot(0), -1);
+  const generation = table.generationOf(slot);
+  table.release(index);
+  assert.equal(table.activeSlot(index), -1);
+  assert.ok(table.generationOf(slot) !== generation, 'a freed slot has a new generation');
+  assert.deepEqual(table.sendKeys.subarray(slot * 32, slot * 32 + 32), new Uint8Array(32), 'keys zeroed');
+});
+
+test('key table: full at capacity (slot 0 is never used), and every slot comes back', () => {
+  const table = new KeyTable(8);
+  const indices = Array.from({ length: 7 }, () => table.allocate(0)!);
+  assert.equal(new Set(indices.map((i) => table.slotOfIndex(i))).size, 7);
+  assert.equal(table.allocate(0), undefined);
+  for (const i of indices) table.release(i);
+  table.release(indices[0]!); // twice: ignored
+  assert.equal(table.freeSlots, 7);
+});
+
+test('key table: send counters are reserved by batch, disjoint across threads, and stop at the limit', async () => {
+  const table = new KeyTable(4);
+  const index = table.allocate(0)!;
+  const slot = table.install(index, key(1), key(2), 1, 0);
+  assert.equal(table.reserveSendCounters(slot, 10), 0n);
+  assert.equal(table.reserveSendCounters(slot, 5), 10n);
+  // Two workers and this thread reserve 64 at a time; the ranges must not overlap.
+  const source = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    const counters = new BigUint64Array(workerData.buffer);
+    const firsts = [];
+    for (let i = 0; i < 2000; i++) {
+      for (;;) {
+        const first = Atomics.load(counters, workerData.slot);
+        if (Atomics.compareExchange(counters, workerData.slot, first, first + 64n) === first) { firsts.push(first); break; }
+      }
+    }
+    parentPort.postMessage(firsts);
+  `;
+  const shared = table.share();
+  const run = () => new Promise<bigint[]>((resolve, reject) => {
+    const w = new Worker(source, { eval: true, workerData: { buffer: shared.sendCounters, slot } });
+    w.once('message', resolve);
+    w.once('error', reject);
+  });
+  const mine: bigint[] = [];
+  const others = Promise.all([run(), run()]);
+  for (let i = 0; i < 2000; i++) mine.push(table.reserveSendCounters(slot, 64));
+  const all = [...mine, ...(await others).flat()].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+  assert.equal(all.length, 6000);
+  for (let i = 1; i < all.length; i++) assert.ok(all[i]! - all[i - 1]! >= 64n, `ranges at ${all[i - 1]} and ${all[i]} overlap`);
+  assert.equal(table.sendCounter(slot), 15n + 6000n * 64n);
+
+  // Near the limit: a batch that would reach it is refused and the counter does not move (no wrap-around).
+  new BigUint64Array(shared.sendCounters)[slot] = REJECT_AFTER_MESSAGES - 3n;
+  assert.equal(table.reserveSendCounters(slot, 3), REJECT_AFTER_MESSAGES - 3n);
+  for (let i = 0; i < 10_000; i++) assert.equal(table.reserveSendCounters(slot, 128), -1n);
+  assert.equal(table.sendCounter(slot), REJECT_AFTER_MESSAGES);
+});
+
+test('key table: each slot has its own replay window, fresh on install', () => {
+  const table = new KeyTable(4);
+  const a = table.install(table.allocate(0)!, key(1), key(2), 1, 0);
+  const bIndex = table.allocate(0)!;
+  const b = table.install(bIndex, key(3), key(4), 2, 0);
+  table.lockReplay(a);
+  assert.equal(replayAccept(table.replay, table.replayBase(a), 7, 0), true);
+  assert.equal(replayAccept(table.replay, table.replayBase(a), 7, 0), false);
+  table.unlockReplay(a);
+  assert.equal(replayAccept(table.replay, table.replayBase(b), 7, 0), true, 'another slot, another window');
+  table.release(bIndex);
+  const again = table.install(table.allocate(0)!, key(5), key(6), 3, 0);
+  assert.equal(again, b, 'the freed slot is reused');
+  assert.equal(replayAccept(table.replay, table.replayBase(again), 7, 0), true, 'and its window starts empty');
+});
+
+test('peer table: endpoints and send slots as the data path reads them; full means ENOSPC', () => {
+  const peers = new PeerTable(2);
+  const id = peers.allocate();
+  assert.equal(peers.sendSlot(id), 0);
+  assert.equal(peers.hasEndpoint(id), false);
+  peers.setEndpoint(id, { address: '198.18.0.9', port: 5000 });
+  peers.setSendSlot(id, 5);
+  assert.equal(peers.hasEndpoint(id), true);
+  assert.equal(peers.sendSlot(id), 5);
+  assert.deepEqual(readAddr(peers.endpoints, id), { address: '198.18.0.9', port: 5000 });
+  const attached = PeerTable.attach(peers.share());
+  assert.equal(attached.sendSlot(id), 5, 'another view sees the same table');
+  peers.allocate();
+  assert.throws(() => peers.allocate(), (err: unknown) => err instanceof PeerTableFullError && err.code === 'ENOSPC' && /at most 2 peers/.test(err.message));
+});
+
+test('engine keeps the tables in step: handshake slots, the current send slot, endpoints, and a full key table', () => {
+  const a = new Engine({ privateKey: generatePrivateKey() });
+  const b = new Engine({ privateKey: generatePrivateKey() });
+  const aPeer = a.addPeer(b.publicKey!, { endpoint: { address: '198.18.0.2', port: 2 } });
+  const bPeer = b.addPeer(a.publicKey!, { endpoint: { address: '198.18.0.1', port: 1 } });
+  assert.deepEqual(readAddr(a.peerTable.endpoints, aPeer.id), { address: '198.18.0.2', port: 2 });
+  assert.equal(a.peerTable.sendSlot(aPeer.id), 0);
+  a.initiateHandshake(aPeer, false);
+  b.receive(a.outbox.splice(0)[0]!.packet, { address: '198.18.0.1', port: 1 });
+  a.receive(b.outbox.splice(0)[0]!.packet, { address: '198.18.0.2', port: 2 });
+  const current = aPeer.keypairs.current!;
+  assert.equal(a.peerTable.sendSlot(aPeer.id), current.slot, 'the initiator sends at once');
+  assert.equal(b.peerTable.sendSlot(bPeer.id), 0, 'the responder waits for confirmation');
+  b.receive(a.outbox.splice(0)[0]!.packet, { address: '198.18.7.7', port: 7 });
+  assert.equal(b.peerTable.sendSlot(bPeer.id), bPeer.keypairs.current!.slot, 'confirmed by the keepalive');
+  assert.deepEqual(readAddr(b.peerTable.endpoints, bPeer.id), { address: '198.18.7.7', port: 7 }, 'roamed');
+  a.removePeer(aPeer);
+  assert.equal(a.keyTable.activeSlot(current.localIndex), -1, 'removing the peer frees its slots');
+
+  const tiny = new Engine({ privateKey: generatePrivateKey(), keySlots: 2 });
+  const p1 = tiny.addPeer(b.publicKey!, { endpoint: { address: '198.18.0.2', port: 2 } });
+  const p2 = tiny.addPeer(generatePrivateKey().subarray(0, 32), { endpoint: { address: '198.18.0.3', port: 3 } });
+  tiny.initiateHandshake(p1, false);
+  tiny.initiateHandshake(p2, false);
+  assert.equal(tiny.drops.get(Drop.KeyTableFull), 1, 'no slot for the second handshake: counted');
+  assert.equal(tiny.outbox.length, 1);
+});
