@@ -148,7 +148,8 @@ class BlockWriter {
     this.u32(idbBytes);
   }
 
-  packet(flags: number, tsHigh: number, tsLow: number, data: Uint8Array, at: number, length: number, captured: number): void {
+  /** `data` is a Buffer over the batch's arena (Buffer.copy copies without making a view per packet). */
+  packet(flags: number, tsHigh: number, tsLow: number, data: Buffer, at: number, length: number, captured: number): void {
     const size = EPB_OVERHEAD + pad4(captured);
     this.u32(BLOCK_EPB);
     this.u32(size);
@@ -157,7 +158,7 @@ class BlockWriter {
     this.u32(tsLow);
     this.u32(captured);
     this.u32(length);
-    this.buf.set(data.subarray(at, at + captured), this.pos);
+    data.copy(this.buf, this.pos, at, at + captured);
     this.buf.fill(0, this.pos + captured, this.pos + pad4(captured));
     this.pos += pad4(captured);
     this.u16(OPT_EPB_FLAGS);
@@ -233,9 +234,16 @@ export function createStage(init: StageInit): Stage {
   openNext(); // at create, so that a bad dir is a start-up error, not a data-path one
   flush();
 
+  // A Buffer over the arena, made again only if the arena changes (it is fixed at start).
+  let arena: Uint8Array | undefined;
+  let arenaBuffer: Buffer = Buffer.alloc(0);
   const tap = (flags: number) => (batch: StageBatch): void => {
     if (stopped) return;
     const { data, offsets, lengths, count } = batch;
+    if (data !== arena) {
+      arena = data;
+      arenaBuffer = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    }
     const us = Math.round((performance.timeOrigin + performance.now()) * 1000);
     const tsHigh = Math.floor(us / 2 ** 32);
     const tsLow = us >>> 0;
@@ -250,7 +258,7 @@ export function createStage(init: StageInit): Stage {
         } else if (out.pos + size > out.buf.length) {
           flush();
         }
-        out.packet(flags, tsHigh, tsLow, data, offsets[i]!, length, captured);
+        out.packet(flags, tsHigh, tsLow, arenaBuffer, offsets[i]!, length, captured);
         pendingPackets++;
       }
       flush();
