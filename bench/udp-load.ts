@@ -35,7 +35,7 @@ import {
   writeAddr,
   type UdpFamily,
 } from '../src/io/udp.js';
-import { closeFd } from '../src/io/tun.js';
+import { closeFd } from '../src/io/fd.js';
 import { FdWatcher } from '../src/io/watch.js';
 
 const HEADER = 12; // u64 sequence + u32 run id

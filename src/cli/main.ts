@@ -9,11 +9,11 @@ import { detach, tellParent } from '../daemon/detach.js';
 import { startInterface } from '../daemon/foreground.js';
 import { up, UpError } from '../daemon/up.js';
 import { Logger, logLevelFromEnv } from '../log.js';
-import { OffloadSettingError, parseOffloadSettings } from '../offload/settings.js';
+import { isSettingError, settingsFromEnv, takeSettingFlags } from '../daemon/settings.js';
 
 const VERSION = '0.1.0';
 
-const USAGE = `Usage: tundra [-f|--foreground] [--offload=none|-NAME,…] INTERFACE
+const USAGE = `Usage: tundra [-f|--foreground] [--offload=…] [--crypto=…] [--stage=…] INTERFACE
        tundra up CONFIG-FILE
        tundra genkey | genpsk | pubkey
        tundra --version
@@ -30,9 +30,15 @@ const USAGE = `Usage: tundra [-f|--foreground] [--offload=none|-NAME,…] INTERF
   --offload=none     use no segmentation offload; --offload=-NAME,… turns single
                      ones off: tun-tso, tun-uso, tun-gro, udp-gso, udp-gro
                      (default: every offload the kernel has)
+  --crypto=NAME      the ChaCha20-Poly1305 of the data path: native (default,
+                     batched OpenSSL in the addon), node (node:crypto per packet)
+                     or noble (@noble/ciphers per packet, the reference)
+  --stage=MODULE[=CONFIG]
+                     run a user stage on every batch (see examples/README.md);
+                     repeat the flag or separate several with commas
 
 Environment: LOG_LEVEL=verbose|error|silent (default error), WG_PROCESS_FOREGROUND=1,
-             TUNDRA_OFFLOAD (as --offload; the flag wins)
+             TUNDRA_OFFLOAD, TUNDRA_CRYPTO, TUNDRA_STAGES (as the flags; a flag wins)
 `;
 
 function fail(message: string, status = 1): never {
@@ -66,8 +72,7 @@ async function runInterface(name: string, foreground: boolean): Promise<void> {
   const logger = new Logger(name, logLevelFromEnv(process.env.LOG_LEVEL));
   let running;
   try {
-    const offload = parseOffloadSettings(process.env.TUNDRA_OFFLOAD, 'TUNDRA_OFFLOAD');
-    running = await startInterface(name, logger, { offload });
+    running = await startInterface(name, logger, settingsFromEnv(process.env));
   } catch (err) {
     const message = `${name}: ${(err as Error).message}`;
     tellParent({ ready: false, error: message });
@@ -97,28 +102,23 @@ async function main(argv: string[]): Promise<void> {
     try {
       await up(rest[0]!, logLevelFromEnv(process.env.LOG_LEVEL ?? 'verbose'));
     } catch (err) {
-      if (err instanceof ConfigError || err instanceof UpError || err instanceof OffloadSettingError) fail(err.message);
+      if (err instanceof ConfigError || err instanceof UpError || isSettingError(err)) fail(err.message);
       throw err;
     }
     return;
   }
   let foreground = process.env.WG_PROCESS_FOREGROUND === '1';
   const names: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
+  let args: string[];
+  try {
+    // The daemon reads its settings from the environment, also after detaching and under wg-quick.
+    args = takeSettingFlags(argv, process.env);
+  } catch (err) {
+    fail(`${(err as Error).message}${isSettingError(err) ? '' : `\n${USAGE}`}`);
+  }
+  for (const arg of args) {
     if (arg === '-f' || arg === '--foreground') foreground = true;
-    else if (arg === '--offload' || arg.startsWith('--offload=')) {
-      const value = arg === '--offload' ? argv[++i] : arg.slice('--offload='.length);
-      if (value === undefined) fail(`--offload needs a value\n${USAGE}`);
-      try {
-        parseOffloadSettings(value, '--offload');
-      } catch (err) {
-        if (err instanceof OffloadSettingError) fail(err.message);
-        throw err;
-      }
-      // The daemon reads its settings from the environment, also after detaching and under wg-quick.
-      process.env.TUNDRA_OFFLOAD = value;
-    } else names.push(arg);
+    else names.push(arg);
   }
   if (names.length !== 1 || names[0]!.startsWith('-')) fail(`unknown command or option "${argv.join(' ')}"\n${USAGE}`);
   await runInterface(names[0]!, foreground);

@@ -5,6 +5,8 @@ import { Device } from '../device/device.js';
 import { linkMtu } from '../io/tun.js';
 import type { Logger } from '../log.js';
 import type { OffloadSettings } from '../offload/settings.js';
+import type { CryptoBackendName } from '../crypto/backends.js';
+import { UserStages, type StageSpec } from '../stages/user-host.js';
 import { startUapiServer, type UapiServer } from '../uapi/server.js';
 
 /** How often to look at the interface: its MTU (wg-quick sets it) and whether it still exists. */
@@ -20,10 +22,21 @@ export interface RunningInterface {
 export interface InterfaceOptions {
   mtu?: number;
   offload?: OffloadSettings;
+  crypto?: CryptoBackendName;
+  stages?: readonly StageSpec[];
 }
 
 export async function startInterface(name: string, logger: Logger, options: InterfaceOptions = {}): Promise<RunningInterface> {
-  const device = new Device({ name, logger, ...options });
+  const { stages: specs = [], ...rest } = options;
+  // Stages load before the device exists, so a bad module fails the start with its own message.
+  const stages = specs.length === 0 ? undefined : await UserStages.load(specs, 'main', (line) => logger.error(line));
+  let device: Device;
+  try {
+    device = new Device({ name, logger, ...rest, ...(stages === undefined ? {} : { stages }) });
+  } catch (err) {
+    stages?.close();
+    throw err;
+  }
   let uapi: UapiServer;
   try {
     uapi = await startUapiServer(name, device, { log: (message) => logger.error(`UAPI: ${message}`) });
@@ -43,7 +56,10 @@ export async function startInterface(name: string, logger: Logger, options: Inte
   const onSignal = (signal: NodeJS.Signals): void => shutdown(`received ${signal}`);
   // SIGUSR1 prints the drop and offload counters as one JSON line, until metrics have an endpoint of their own.
   const onStats = (): void => {
-    const line = { interface: name, drops: device.dropSnapshot(), offload: device.offloadCounters.snapshot() };
+    const line = {
+      interface: name, drops: device.dropSnapshot(), offload: device.offloadCounters.snapshot(),
+      ...(stages === undefined ? {} : { stages: stages.snapshot().counters }),
+    };
     process.stdout.write(`${JSON.stringify(line)}\n`);
   };
   process.on('SIGINT', onSignal);

@@ -8,7 +8,7 @@ import { lookup } from 'node:dns/promises';
 import { basename } from 'node:path';
 import { readConfigFile, type WireGuardConfig } from '../config/wg-config.js';
 import { Logger, type LogLevel } from '../log.js';
-import { parseOffloadSettings } from '../offload/settings.js';
+import { settingsFromEnv } from './settings.js';
 import { formatPrefix } from '../routing/prefix.js';
 import type { SetRequest } from '../uapi/protocol.js';
 import { startInterface } from './foreground.js';
@@ -61,8 +61,8 @@ export async function up(configPath: string, logLevel: LogLevel): Promise<void> 
   }
   const cfg = await readConfigFile(configPath, 'wg-quick');
   const request = await toSetRequest(cfg);
-  const offload = parseOffloadSettings(process.env.TUNDRA_OFFLOAD, 'TUNDRA_OFFLOAD');
-  const running = await startInterface(name, logger, { offload, ...(cfg.interface.mtu === undefined ? {} : { mtu: cfg.interface.mtu }) });
+  const settings = settingsFromEnv(process.env);
+  const running = await startInterface(name, logger, { ...settings, ...(cfg.interface.mtu === undefined ? {} : { mtu: cfg.interface.mtu }) });
   try {
     await running.device.set(request);
     for (const address of cfg.interface.addresses) {

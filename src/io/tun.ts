@@ -14,10 +14,6 @@
 import { nativeFunction, nativeNumber } from '../native/addon.js';
 import { closeFd } from './fd.js';
 
-// closeFd lives in ./fd.js (it closes UDP sockets too); re-exported so that code
-// written against this module keeps compiling.
-export { closeFd };
-
 /** An open TUN device. */
 export interface Tun {
   /** Non-blocking, close-on-exec; close it with closeFd from ./fd.js (after closing its FdWatcher). */

@@ -500,6 +500,7 @@ describe('tunReadVnet on a TUN in a namespace', { skip, timeout: 60_000 }, () =>
 
   test('a small packet, then a USO super-packet kept pending for the next call', (t) => {
     const tunUrl = new URL('../../src/io/tun.js', import.meta.url).href;
+    const fdUrl = new URL('../../src/io/fd.js', import.meta.url).href;
     // The fixture runs inside the namespace: opens the TUN with a vnet header, sends one
     // plain UDP datagram and one UDP_SEGMENT (GSO) send of 5 x 1000 bytes through it,
     // then reads them back with tunReadVnet and prints what it got.
@@ -507,7 +508,8 @@ describe('tunReadVnet on a TUN in a namespace', { skip, timeout: 60_000 }, () =>
     writeFileSync(fixture, `
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { openTun, tunReadVnet, tunSetOffload, setLinkUp, closeFd, TUN_READ_SCRATCH_SIZE } from ${JSON.stringify(tunUrl)};
+import { openTun, tunReadVnet, tunSetOffload, setLinkUp, TUN_READ_SCRATCH_SIZE } from ${JSON.stringify(tunUrl)};
+import { closeFd } from ${JSON.stringify(fdUrl)};
 // No IPv6 here: no router solicitations or DAD probes on the TUN.
 for (const c of ['all', 'default']) writeFileSync('/proc/sys/net/ipv6/conf/' + c + '/disable_ipv6', '1');
 const tun = openTun('tdrofl0', { vnetHeader: true });

@@ -1,0 +1,67 @@
+// tundra's own settings (design.md §9): each is a flag and an environment variable.
+// The daemon reads only the environment — a flag is checked and copied into its
+// variable — so the same settings work after detaching and under wg-quick, which
+// starts the daemon itself. A flag wins over its variable.
+import { CryptoSettingError, parseCryptoBackend, type CryptoBackendName } from '../crypto/backends.js';
+import { OffloadSettingError, parseOffloadSettings, type OffloadSettings } from '../offload/settings.js';
+import { parseStageSpecs, StageSettingError, type StageSpec } from '../stages/user-host.js';
+
+export interface TundraSettings {
+  readonly offload: OffloadSettings;
+  readonly crypto: CryptoBackendName;
+  readonly stages: readonly StageSpec[];
+}
+
+interface Setting {
+  readonly flag: string;
+  readonly variable: string;
+  /** Given more than once, the values are joined with commas (the variable holds a list). */
+  readonly repeatable: boolean;
+  /** Throws a SettingError-class error naming `source` when the text is bad. */
+  readonly check: (text: string, source: string) => unknown;
+}
+
+export const SETTINGS: readonly Setting[] = [
+  { flag: '--offload', variable: 'TUNDRA_OFFLOAD', repeatable: false, check: parseOffloadSettings },
+  { flag: '--crypto', variable: 'TUNDRA_CRYPTO', repeatable: false, check: parseCryptoBackend },
+  { flag: '--stage', variable: 'TUNDRA_STAGES', repeatable: true, check: parseStageSpecs },
+];
+
+/** A bad setting: the message names the flag or variable and what it takes. */
+export function isSettingError(err: unknown): err is Error {
+  return err instanceof OffloadSettingError || err instanceof CryptoSettingError || err instanceof StageSettingError;
+}
+
+export function settingsFromEnv(env: NodeJS.ProcessEnv): TundraSettings {
+  return {
+    offload: parseOffloadSettings(env.TUNDRA_OFFLOAD, 'TUNDRA_OFFLOAD'),
+    crypto: env.TUNDRA_CRYPTO === undefined || env.TUNDRA_CRYPTO.trim() === '' ? 'native' : parseCryptoBackend(env.TUNDRA_CRYPTO.trim(), 'TUNDRA_CRYPTO'),
+    stages: parseStageSpecs(env.TUNDRA_STAGES ?? '', 'TUNDRA_STAGES'),
+  };
+}
+
+/**
+ * Takes tundra's flags out of `argv` (as `--flag=value` or `--flag value`), checks each
+ * and copies it into its variable in `env`; returns the other arguments. Throws a
+ * setting error for a bad value, or an Error for a flag without one.
+ */
+export function takeSettingFlags(argv: readonly string[], env: NodeJS.ProcessEnv): string[] {
+  const rest: string[] = [];
+  const given = new Map<Setting, string[]>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const setting = SETTINGS.find((s) => arg === s.flag || arg.startsWith(`${s.flag}=`));
+    if (setting === undefined) {
+      rest.push(arg);
+      continue;
+    }
+    const value = arg === setting.flag ? argv[++i] : arg.slice(setting.flag.length + 1);
+    if (value === undefined) throw new Error(`${setting.flag} needs a value`);
+    setting.check(value, setting.flag);
+    const values = given.get(setting) ?? [];
+    values.push(value);
+    given.set(setting, setting.repeatable ? values : [value]);
+  }
+  for (const [setting, values] of given) env[setting.variable] = values.join(',');
+  return rest;
+}

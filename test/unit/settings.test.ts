@@ -1,0 +1,36 @@
+// tundra's own settings: every flag is checked and copied into its variable (what the
+// daemon reads, also after detaching and under wg-quick); a flag wins; bad values are
+// refused with a message that names the flag or the variable.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { settingsFromEnv, takeSettingFlags } from '../../src/daemon/settings.js';
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+test('flags go into their variables, the rest stays; a flag wins over the variable', () => {
+  const env: NodeJS.ProcessEnv = { TUNDRA_CRYPTO: 'noble' };
+  const rest = takeSettingFlags(['-f', '--crypto=node', '--offload', 'none', 'wg0'], env);
+  assert.deepEqual(rest, ['-f', 'wg0']);
+  assert.equal(env.TUNDRA_CRYPTO, 'node');
+  assert.equal(env.TUNDRA_OFFLOAD, 'none');
+  const settings = settingsFromEnv(env);
+  assert.equal(settings.crypto, 'node');
+  assert.equal(settings.offload['udp-gso'], false);
+  assert.equal(settingsFromEnv({}).crypto, 'native', 'native by default');
+});
+
+test('a bad --crypto or TUNDRA_CRYPTO is refused before anything is created', () => {
+  assert.throws(() => takeSettingFlags(['--crypto=fast'], {}), /^CryptoSettingError: --crypto: unknown crypto backend "fast" \(expected native, node or noble\)$/);
+  assert.throws(() => settingsFromEnv({ TUNDRA_CRYPTO: 'fast' }), /TUNDRA_CRYPTO: unknown crypto backend "fast"/);
+  const flag = spawnSync(process.execPath, [CLI, '-f', '--crypto=fast', 'tdrbad1'], { encoding: 'utf8' });
+  assert.equal(flag.status, 1);
+  assert.equal(flag.stderr, 'tundra: --crypto: unknown crypto backend "fast" (expected native, node or noble)\n');
+  const env = spawnSync(process.execPath, [CLI, '-f', 'tdrbad1'], { encoding: 'utf8', env: { ...process.env, TUNDRA_CRYPTO: 'fast' } });
+  assert.equal(env.status, 1);
+  assert.match(env.stderr, /TUNDRA_CRYPTO: unknown crypto backend "fast"/);
+  const missing = spawnSync(process.execPath, [CLI, '--crypto'], { encoding: 'utf8' });
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /--crypto needs a value/);
+});
