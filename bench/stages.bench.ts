@@ -9,32 +9,19 @@
 import { cpus } from 'node:os';
 import { Bench } from 'tinybench';
 import { openBatch, sealBatch } from '../src/crypto/native-aead.js';
-import { generatePrivateKey } from '../src/crypto/keys.js';
 import { writeAddr } from '../src/io/udp.js';
 import { HEADROOM, PacketBatch, SLOT_SIZE } from '../src/pipeline/batch.js';
 import { REPLAY_STATE_WORDS } from '../src/protocol/replay.js';
-import { Engine } from '../src/protocol/engine.js';
-import { parsePrefix } from '../src/routing/prefix.js';
 import { EngineControl, inboundContextOf, outboundContextOf } from '../src/stages/engine-control.js';
 import { InboundStage } from '../src/stages/inbound.js';
 import { OutboundStage } from '../src/stages/outbound.js';
 import { icmpEcho } from '../test/helpers/packets.js';
+import { A, connectedEngines } from '../test/helpers/engines.js';
 
 const SIZES = [64, 128];
 const PACKET = 1420;
-const A = { address: '198.18.0.1', port: 51820 };
-const B = { address: '198.18.0.2', port: 51821 };
 
-const a = new Engine({ privateKey: generatePrivateKey() });
-const b = new Engine({ privateKey: generatePrivateKey() });
-const aPeer = a.addPeer(b.publicKey!, { endpoint: B });
-const bPeer = b.addPeer(a.publicKey!, { endpoint: A });
-a.allowedIPs.insert(parsePrefix('100.96.0.0/24'), aPeer);
-b.allowedIPs.insert(parsePrefix('100.96.0.1/32'), bPeer);
-a.initiateHandshake(aPeer, false);
-b.receive(a.outbox.splice(0)[0]!.packet, A);
-a.receive(b.outbox.splice(0)[0]!.packet, B);
-b.receive(a.outbox.splice(0)[0]!.packet, A);
+const { a, b, bPeer } = connectedEngines();
 const packet = icmpEcho(8, '100.96.0.1', '100.96.0.2', 1, 1, new Uint8Array(PACKET - 28).fill(7));
 
 const bench = new Bench({ time: 500, warmupTime: 100, warmupIterations: 8 });

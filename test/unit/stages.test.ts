@@ -16,10 +16,9 @@ import { parsePrefix } from '../../src/routing/prefix.js';
 import { InboundStage } from '../../src/stages/inbound.js';
 import { OutboundStage } from '../../src/stages/outbound.js';
 import { icmpEcho } from '../helpers/packets.js';
+import { A, B, connectedEngines } from '../helpers/engines.js';
 
 const SLOTS = 128;
-const A: Endpoint = { address: '198.18.0.1', port: 51820 };
-const B: Endpoint = { address: '198.18.0.2', port: 51821 };
 
 /** Runs the outbound stage over `batch` for `engine`, as the inline device does. */
 function outbound(engine: Engine, batch: PacketBatch): number {
@@ -30,21 +29,6 @@ function inbound(engine: Engine, batch: PacketBatch): number {
   return new InboundStage(SLOTS).run(batch, inboundContextOf(engine, openBatch), new EngineControl(engine));
 }
 
-/** Engines a and b with a session, as in engine.test.ts. */
-function connected() {
-  const a = new Engine({ privateKey: generatePrivateKey() });
-  const b = new Engine({ privateKey: generatePrivateKey() });
-  const aPeer = a.addPeer(b.publicKey!, { endpoint: B });
-  const bPeer = b.addPeer(a.publicKey!, { endpoint: A });
-  a.allowedIPs.insert(parsePrefix('100.96.0.0/24'), aPeer);
-  b.allowedIPs.insert(parsePrefix('100.96.0.1/32'), bPeer);
-  a.initiateHandshake(aPeer, false);
-  b.receive(a.outbox.splice(0)[0]!.packet, A);
-  a.receive(b.outbox.splice(0)[0]!.packet, B);
-  b.receive(a.outbox.splice(0)[0]!.packet, A); // a's keepalive confirms b's keypair
-  assert.ok(aPeer.keypairs.current && bPeer.keypairs.current);
-  return { a, b, aPeer, bPeer };
-}
 
 function pings(count: number, to = '100.96.0.2'): Uint8Array[] {
   return Array.from({ length: count }, (_, i) => icmpEcho(8, '100.96.0.1', to, 9, i, new Uint8Array((i * 97) % 1373).fill(i)));
@@ -80,7 +64,7 @@ function datagramsOf(batch: PacketBatch): Uint8Array[] {
 }
 
 test('outbound seals a batch that @noble opens, with consecutive counters and padding', () => {
-  const { a, aPeer, bPeer } = connected();
+  const { a, aPeer, bPeer } = connectedEngines();
   const packets = pings(100);
   const batch = tunBatch(packets);
   const firstCounter = aPeer.keypairs.current!.sendCounter;
@@ -105,7 +89,7 @@ test('outbound seals a batch that @noble opens, with consecutive counters and pa
 });
 
 test('outbound writes each keypair\'s datagrams together and in their order, so UDP GSO can send them as runs', () => {
-  const { a } = connected();
+  const { a } = connectedEngines();
   const c = new Engine({ privateKey: generatePrivateKey() });
   const C: Endpoint = { address: '198.18.0.3', port: 51822 };
   const aPeerC = a.addPeer(c.publicKey!, { endpoint: C });
@@ -132,7 +116,7 @@ test('outbound writes each keypair\'s datagrams together and in their order, so 
 });
 
 test('inbound opens what outbound sealed, in order, and drops replays, forgeries and spoofed sources by reason', () => {
-  const { a, b, bPeer } = connected();
+  const { a, b, bPeer } = connectedEngines();
   const packets = pings(60);
   const out = tunBatch(packets);
   outbound(a, out);
@@ -158,7 +142,7 @@ test('inbound opens what outbound sealed, in order, and drops replays, forgeries
 });
 
 test('inbound roams the endpoint to the source of the batch\'s latest authenticated packet', () => {
-  const { a, b, bPeer } = connected();
+  const { a, b, bPeer } = connectedEngines();
   const out = tunBatch(pings(3));
   outbound(a, out);
   const moved = { address: '198.18.7.7', port: 40000 };
@@ -179,7 +163,7 @@ test('outbound: unroutable packets are counted, packets without a session are st
 });
 
 test('outbound groups a batch by peer: each gets its own keys and counters', () => {
-  const one = connected();
+  const one = connectedEngines();
   const other = new Engine({ privateKey: generatePrivateKey() });
   const c = one.a.addPeer(other.publicKey!, { endpoint: { address: '198.18.0.3', port: 1 } });
   const cBack = other.addPeer(one.a.publicKey!, { endpoint: A });
