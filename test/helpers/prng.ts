@@ -9,3 +9,12 @@ export function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
   };
 }
+
+/** An integer in [0, n) from `rnd`. */
+export const randInt = (rnd: () => number, n: number): number => Math.floor(rnd() * n);
+
+/** Fills `buf` with bytes from `rnd` and returns it. */
+export function fillRandom(buf: Uint8Array, rnd: () => number): Uint8Array {
+  for (let i = 0; i < buf.length; i++) buf[i] = randInt(rnd, 256);
+  return buf;
+}

@@ -12,23 +12,14 @@ import {
   type CryptoBackendName,
 } from '../../src/crypto/backends.js';
 import { AEAD_TAG_SIZE, DESC_KEY_INDEX, DESC_LENGTH, DESC_OFFSET, DESC_STRIDE, KEY_SIZE, setDescriptor } from '../../src/crypto/native-aead.js';
-import { prng } from '../helpers/prng.js';
+import { fillRandom, prng, randInt } from '../helpers/prng.js';
+import { wgNonce } from '../helpers/wg-nonce.js';
 
 const TAG = AEAD_TAG_SIZE;
 const backends: AeadBackend[] = CRYPTO_BACKENDS.map((name) => aeadBackend(name));
 const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/[\s:]/g, ''), 'hex'));
-const randInt = (rnd: () => number, n: number): number => Math.floor(rnd() * n);
 
-function fill(buf: Uint8Array, rnd: () => number): Uint8Array {
-  for (let i = 0; i < buf.length; i++) buf[i] = randInt(rnd, 256);
-  return buf;
-}
 
-function wgNonce(counter: bigint): Uint8Array {
-  const n = new Uint8Array(12);
-  new DataView(n.buffer).setBigUint64(4, counter, true);
-  return n;
-}
 
 function equalBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
   // Buffer.equals keeps a 64 KiB mismatch from printing a giant diff.
@@ -59,7 +50,7 @@ const NEAR_COUNTERS = [0n, 2n ** 32n - 2n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 32n 
 /** Packets back to back with 0..7-byte random gaps (unaligned offsets) and 16 bytes of tag room each. */
 function makeBatch(seed: number, sizes: number[], keyCount: number): Batch {
   const rnd = prng(seed);
-  const keys = fill(new Uint8Array(keyCount * KEY_SIZE), rnd);
+  const keys = fillRandom(new Uint8Array(keyCount * KEY_SIZE), rnd);
   const packets: Packet[] = [];
   let at = randInt(rnd, 8);
   sizes.forEach((length, i) => {
@@ -70,7 +61,7 @@ function makeBatch(seed: number, sizes: number[], keyCount: number): Batch {
     packets.push({ offset: at, length, keyIndex, counter });
     at += length + TAG + randInt(rnd, 8);
   });
-  const original = fill(new Uint8Array(at + randInt(rnd, 8)), rnd);
+  const original = fillRandom(new Uint8Array(at + randInt(rnd, 8)), rnd);
   const sealDesc = new Uint32Array(packets.length * DESC_STRIDE);
   const openDesc = new Uint32Array(packets.length * DESC_STRIDE);
   packets.forEach((p, i) => {

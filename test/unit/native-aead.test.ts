@@ -14,23 +14,14 @@ import {
   sealBatch,
   setDescriptor,
 } from '../../src/crypto/native-aead.js';
-import { prng } from '../helpers/prng.js';
+import { fillRandom, prng, randInt } from '../helpers/prng.js';
+import { wgNonce } from '../helpers/wg-nonce.js';
 
 const TAG = AEAD_TAG_SIZE;
 
-const randInt = (rnd: () => number, n: number): number => Math.floor(rnd() * n);
-function fill(buf: Uint8Array, rnd: () => number): Uint8Array {
-  for (let i = 0; i < buf.length; i++) buf[i] = randInt(rnd, 256);
-  return buf;
-}
 
-function nonce(counter: bigint): Uint8Array {
-  const n = new Uint8Array(12);
-  new DataView(n.buffer).setBigUint64(4, counter, true);
-  return n;
-}
 function nobleSeal(key: Uint8Array, counter: bigint, pt: Uint8Array): Uint8Array {
-  return chacha20poly1305(key, nonce(counter)).encrypt(pt);
+  return chacha20poly1305(key, wgNonce(counter)).encrypt(pt);
 }
 
 interface Packet {
@@ -61,7 +52,7 @@ function makeBatch(
   alloc: (n: number) => Uint8Array = (n) => new Uint8Array(n),
 ): Batch {
   const rnd = prng(seed);
-  const keys = fill(new Uint8Array(keyCount * KEY_SIZE), rnd);
+  const keys = fillRandom(new Uint8Array(keyCount * KEY_SIZE), rnd);
   const packets: Packet[] = [];
   let at = randInt(rnd, 8);
   sizes.forEach((length, i) => {
@@ -75,7 +66,7 @@ function makeBatch(
     packets.push({ offset: at, length, keyIndex, counter });
     at += length + TAG + randInt(rnd, 8);
   });
-  const data = fill(alloc(at + randInt(rnd, 8)), rnd);
+  const data = fillRandom(alloc(at + randInt(rnd, 8)), rnd);
   const desc = new Uint32Array(packets.length * DESC_STRIDE);
   packets.forEach((p, i) => setDescriptor(desc, i, p.offset, p.length, p.keyIndex, p.counter));
   return { data, keys, desc, packets, original: data.slice() };
