@@ -41,8 +41,6 @@ export interface DeviceOptions {
   crypto?: CryptoBackendName;
   /** User stages to run on every batch; the device closes them. */
   stages?: UserStages;
-  /** Capacity of the peer table (default MAX_PEERS); more peers get ENOSPC. */
-  maxPeers?: number;
 }
 
 /** Inbound packets start after the transport header in their slot and may grow to its end when coalesced. */
@@ -78,7 +76,7 @@ export class Device implements UapiDevice {
     this.log = options.logger;
     this.offload = options.offload ?? ALL_OFFLOADS;
     const mtu = options.mtu ?? 1420;
-    this.engine = new Engine({ mtu, ...(options.maxPeers === undefined ? {} : { maxPeers: options.maxPeers }) });
+    this.engine = new Engine({ mtu });
     this.stages = options.stages;
     const engine = this.engine;
     this.control = new EngineControl(engine);
