@@ -1,3 +1,4 @@
+import { setPriority } from 'node:os';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
@@ -5,6 +6,11 @@ import { ADDR_STRIDE } from '../../src/io/udp.js';
 import { BatchArena } from '../../src/pipeline/arena.js';
 import { HEADER_COUNT, HEADER_SPARE, HEADER_SPARE_WORDS, HEADER_WORDS, PacketBatch, SLOT_SIZE } from '../../src/pipeline/batch.js';
 import type { ArenaJob, ArenaResult } from '../helpers/ring-worker.js';
+
+// The stress tests keep both cores busy for seconds. At the lowest priority (threads made
+// from here inherit it) they take only idle CPU, so the timing-sensitive network tests that
+// node --test runs beside them keep theirs: a UDP peer starved of CPU drops datagrams.
+setPriority(19);
 
 const WORKER = new URL('../helpers/ring-worker.js', import.meta.url);
 

@@ -1,8 +1,14 @@
+import { setPriority } from 'node:os';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { MpmcRing, RING_LAYOUT, SpscRing, type Ring } from '../../src/pipeline/ring.js';
 import { fillEntry, type ConsumeResult, type PingResult, type ProduceResult, type RingJob } from '../helpers/ring-worker.js';
+
+// The stress tests keep both cores busy for seconds. At the lowest priority (threads made
+// from here inherit it) they take only idle CPU, so the timing-sensitive network tests that
+// node --test runs beside them keep theirs: a UDP peer starved of CPU drops datagrams.
+setPriority(19);
 
 const WORKER = new URL('../helpers/ring-worker.js', import.meta.url);
 const KINDS = [
