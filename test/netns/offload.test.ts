@@ -16,17 +16,24 @@ const SMALL = 20 * 1024 * 1024;
 /** Datagrams of the UDP transfer, at a rate every configuration carries without loss. */
 const UDP_COUNT = 20_000;
 const UDP_MBITS = 100;
+/**
+ * Debian's wireguard-go keeps the kernel's default socket receive buffer (212 KB, ~90 of
+ * these datagrams: 9 ms at 100 Mbit/s), so a few milliseconds without CPU — the suite runs
+ * two files at once on two cores — drop datagrams before it reads them. At this rate the
+ * same buffer holds 30 ms. Every datagram must still arrive, in order.
+ */
+const UDP_MBITS_DEBIAN = 30;
 
 type Counters = Awaited<ReturnType<Tunnel['counters']>>;
 
 /** TCP both ways (and over IPv6 from a), UDP from a; everything byte-exact and no checksum error anywhere. */
-async function exercise(tunnel: Tunnel, bytes: number): Promise<void> {
+async function exercise(tunnel: Tunnel, bytes: number, udpMbits = UDP_MBITS): Promise<void> {
   for (const [from, family] of [['a', 4], ['b', 4], ['a', 6]] as [Side, 4 | 6][]) {
     const { sent, received } = await tunnel.transfer(from, bytes, family);
     assert.equal(received.bytes, bytes, `TCP/IPv${family} from ${from}: bytes`);
     assert.equal(received.sha256, sent.sha256, `TCP/IPv${family} from ${from}: SHA-256`);
   }
-  const udp = await tunnel.udpTransfer('a', UDP_COUNT, UDP_MBITS);
+  const udp = await tunnel.udpTransfer('a', UDP_COUNT, udpMbits);
   assert.deepEqual(
     { received: udp.received, lost: udp.lost, reordered: udp.reordered, duplicates: udp.duplicates, corrupt: udp.corrupt },
     { received: UDP_COUNT, lost: 0, reordered: 0, duplicates: 0, corrupt: 0 },
@@ -154,7 +161,7 @@ for (const [peer, label, peerSkip] of PEERS) {
     after(() => tunnel?.destroy());
 
     test('TCP each way and over IPv6, a UDP transfer: byte-exact, no checksum errors', async () => {
-      await exercise(tunnel, peer === 'wireguard-go' ? SMALL : FULL);
+      await exercise(tunnel, peer === 'wireguard-go' ? SMALL : FULL, peer === 'wireguard-go' ? UDP_MBITS_DEBIAN : UDP_MBITS);
     });
   });
 }
