@@ -13,23 +13,10 @@ import {
 } from '../../src/crypto/backends.js';
 import { AEAD_TAG_SIZE, DESC_KEY_INDEX, DESC_LENGTH, DESC_OFFSET, DESC_STRIDE, KEY_SIZE, setDescriptor } from '../../src/crypto/native-aead.js';
 import { fillRandom, prng, randInt } from '../helpers/prng.js';
-import { wgNonce } from '../helpers/wg-nonce.js';
+import { equalBytes, hex, wgNonce } from '../helpers/aead.js';
 
 const TAG = AEAD_TAG_SIZE;
 const backends: AeadBackend[] = CRYPTO_BACKENDS.map((name) => aeadBackend(name));
-const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/[\s:]/g, ''), 'hex'));
-
-
-
-function equalBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
-  // Buffer.equals keeps a 64 KiB mismatch from printing a giant diff.
-  const a = Buffer.from(actual.buffer, actual.byteOffset, actual.byteLength);
-  const e = Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength);
-  if (a.equals(e)) return;
-  let i = 0;
-  while (i < a.length && a[i] === e[i]) i++;
-  assert.fail(`${what}: bytes differ at ${i} (lengths ${a.length}/${e.length})`);
-}
 
 interface Packet {
   offset: number;

@@ -15,10 +15,9 @@ import {
   setDescriptor,
 } from '../../src/crypto/native-aead.js';
 import { fillRandom, prng, randInt } from '../helpers/prng.js';
-import { wgNonce } from '../helpers/wg-nonce.js';
+import { equalBytes, hex, wgNonce } from '../helpers/aead.js';
 
 const TAG = AEAD_TAG_SIZE;
-
 
 function nobleSeal(key: Uint8Array, counter: bigint, pt: Uint8Array): Uint8Array {
   return chacha20poly1305(key, wgNonce(counter)).encrypt(pt);
@@ -93,16 +92,6 @@ function forOpen(desc: Uint32Array, count: number): Uint32Array {
   const d = desc.slice();
   for (let i = 0; i < count; i++) d[i * DESC_STRIDE + DESC_LENGTH]! += TAG;
   return d;
-}
-
-function equalBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
-  // Buffer.compare keeps a 65 KB mismatch from printing a giant diff.
-  const a = Buffer.from(actual.buffer, actual.byteOffset, actual.byteLength);
-  const e = Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength);
-  if (a.equals(e)) return;
-  let i = 0;
-  while (i < a.length && a[i] === e[i]) i++;
-  assert.fail(`${what}: bytes differ at ${i} (lengths ${a.length}/${e.length})`);
 }
 
 test('sealBatch matches @noble/ciphers byte for byte (sizes, keys, counters)', () => {
@@ -201,7 +190,6 @@ test('known answers: Linux chacha20poly1305 selftest vectors without AAD', () =>
         '535f3b36d4255c347a8dd505ce72caef7a4bbcb0105c96423a0098cd15e8b753',
     },
   ];
-  const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
   const keys = new Uint8Array(vectors.length * KEY_SIZE);
   const desc = new Uint32Array(vectors.length * DESC_STRIDE);
   const data = new Uint8Array(vectors.reduce((n, v) => n + v.output.length / 2, 0));
