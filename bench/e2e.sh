@@ -40,6 +40,9 @@
 #
 # Metrics, per test: *_mbit_s is what the receiver got; *_ns_per_byte the CPU
 # time (utime+stime) both daemons spent during the test over the bytes received;
+# *_sender_ns_per_byte the same for the sending daemon (a) alone, and
+# *_sender_main_ns_per_byte for its main thread alone (the thread the process
+# started with: where the control plane runs; all of it in tundra's inline mode);
 # *_retransmits iperf3's TCP retransmits (end.sum_sent); *_tun_drops the growth of
 # tx_dropped of both tunnel interfaces (packets the kernel could not queue to the
 # daemon); *_loss_pct the UDP loss (quic: datagrams sent but not received);
@@ -74,10 +77,10 @@ PING_INTERVAL=0.05
 PING_COUNT=20
 SETTLE=1         # seconds between tests, for the tunnel to drain
 METRICS=(
-  tcp1_mbit_s tcp1_ns_per_byte tcp1_retransmits tcp1_tun_drops
-  tcp4_mbit_s tcp4_ns_per_byte tcp4_retransmits tcp4_tun_drops
-  udp_mbit_s udp_ns_per_byte udp_loss_pct udp_tun_drops
-  quic_mbit_s quic_ns_per_byte quic_loss_pct quic_tun_drops
+  tcp1_mbit_s tcp1_ns_per_byte tcp1_sender_ns_per_byte tcp1_sender_main_ns_per_byte tcp1_retransmits tcp1_tun_drops
+  tcp4_mbit_s tcp4_ns_per_byte tcp4_sender_ns_per_byte tcp4_sender_main_ns_per_byte tcp4_retransmits tcp4_tun_drops
+  udp_mbit_s udp_ns_per_byte udp_sender_ns_per_byte udp_sender_main_ns_per_byte udp_loss_pct udp_tun_drops
+  quic_mbit_s quic_ns_per_byte quic_sender_ns_per_byte quic_sender_main_ns_per_byte quic_loss_pct quic_tun_drops
   ping_idle_rtt_ms ping_load_rtt_ms ping_load_tcp_mbit_s
 )
 LABELS=() TEMPLATES=()
@@ -122,6 +125,17 @@ test_failed() {  # test message
 settle() { sleep "$SETTLE"; }
 
 daemon_cpu() { pair_cpu_seconds "$PAIR_PID_A" "$PAIR_PID_B" || die "a daemon exited"; }
+# The sending daemon's CPU, then its main thread's (/proc/PID/task/PID): "total main".
+sender_cpu() {
+  echo "$(pair_cpu_seconds "$PAIR_PID_A" || die "a daemon exited") $(pair_cpu_seconds "$PAIR_PID_A/task/$PAIR_PID_A" || die "a daemon exited")"
+}
+emit_sender() {  # test "total0 main0" "total1 main1" bytes
+  local t0 m0 t1 m1
+  read -r t0 m0 <<<"$2"
+  read -r t1 m1 <<<"$3"
+  emit "${1}_sender_ns_per_byte" "$(ns_per_byte "$t0" "$t1" "$4")"
+  emit "${1}_sender_main_ns_per_byte" "$(ns_per_byte "$m0" "$m1" "$4")"
+}
 
 tun_drops() {  # tx_dropped of both tunnel interfaces, summed; - if unreadable
   local a b
@@ -138,11 +152,11 @@ delta() { [[ $1 == - || $2 == - ]] && echo - || echo $(($2 - $1)); }
 fmt() { awk -v d="$1" -v x="$2" 'BEGIN { printf "%." d "f\n", x }'; }
 
 test_iperf3() {  # name dir iperf3-args...
-  local name=$1 dir=$2 json=$2/$1.json cpu0 cpu1 drop0 drop1 bytes mbps extra
+  local name=$1 dir=$2 json=$2/$1.json cpu0 cpu1 send0 send1 drop0 drop1 bytes mbps extra
   settle
-  drop0=$(tun_drops) cpu0=$(daemon_cpu)
+  drop0=$(tun_drops) cpu0=$(daemon_cpu) send0=$(sender_cpu)
   pair_iperf3 "$json" "$SECS" "${@:3}" || true  # judged by its JSON below
-  cpu1=$(daemon_cpu) drop1=$(tun_drops)
+  cpu1=$(daemon_cpu) send1=$(sender_cpu) drop1=$(tun_drops)
   if ! bytes=$(jq -e '.end.sum_received.bytes' "$json" 2>/dev/null); then
     test_failed "$name" "iperf3: $(jq -r '.error // empty' "$json" 2>/dev/null) $(head -c 300 "$json.err")"
     return 0
@@ -150,6 +164,7 @@ test_iperf3() {  # name dir iperf3-args...
   mbps=$(fmt 1 "$(jq '.end.sum_received.bits_per_second / 1e6' "$json")")
   emit "${name}_mbit_s" "$mbps"
   emit "${name}_ns_per_byte" "$(ns_per_byte "$cpu0" "$cpu1" "$bytes")"
+  emit_sender "$name" "$send0" "$send1" "$bytes"
   if [[ $name == udp ]]; then
     extra=$(fmt 2 "$(jq '.end.sum_received.lost_percent' "$json")")
     emit "${name}_loss_pct" "$extra"
@@ -166,7 +181,7 @@ test_iperf3() {  # name dir iperf3-args...
 last_json() { grep '^{' "$1" 2>/dev/null | tail -n 1; }  # udp-load prints one JSON line last
 
 test_quic() {  # dir
-  local dir=$1 recv send cpu0 cpu1 drop0 drop1 sent got bytes secs mbps loss
+  local dir=$1 recv send cpu0 cpu1 send0 send1 drop0 drop1 sent got bytes secs mbps loss
   if [[ ! -f $UDP_LOAD ]]; then
     say "quic: skipped: $UDP_LOAD not found (bench/udp-load.ts, built by npm run build)"
     emit_all quic skip
@@ -180,12 +195,12 @@ test_quic() {  # dir
     test_failed quic "the receiver did not start: $(tail -c 300 "$dir/quic-recv.log")"
     return 0
   fi
-  drop0=$(tun_drops) cpu0=$(daemon_cpu)
+  drop0=$(tun_drops) cpu0=$(daemon_cpu) send0=$(sender_cpu)
   pair_spawn a "$dir/quic-send.log" timeout -k 2 "$((SECS + 15))" \
     node "$UDP_LOAD" send --to "$PAIR_V4_B:$QUIC_PORT" --seconds "$SECS" --size "$QUIC_SIZE" --gso 1
   send=$PAIR_SPAWNED
   wait "$send" || true  # judged by its JSON below
-  cpu1=$(daemon_cpu) drop1=$(tun_drops)
+  cpu1=$(daemon_cpu) send1=$(sender_cpu) drop1=$(tun_drops)
   wait "$recv" || true
   last_json "$dir/quic-send.log" >"$dir/quic-send.json"
   last_json "$dir/quic-recv.log" >"$dir/quic-recv.json"
@@ -200,6 +215,7 @@ test_quic() {  # dir
   loss=$(awk -v s="$sent" -v g="$got" 'BEGIN { printf "%.2f\n", (s > g && s > 0 ? (s - g) * 100 / s : 0) }')
   emit quic_mbit_s "$mbps"
   emit quic_ns_per_byte "$(ns_per_byte "$cpu0" "$cpu1" "$bytes")"
+  emit_sender quic "$send0" "$send1" "$bytes"
   emit quic_loss_pct "$loss"
   emit quic_tun_drops "$(delta "$drop0" "$drop1")"
   say "quic: $mbps Mbit/s, $(ns_per_byte "$cpu0" "$cpu1" "$bytes") ns/byte, loss $loss % ($got of $sent datagrams), $(delta "$drop0" "$drop1") TUN drops"

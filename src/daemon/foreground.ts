@@ -6,7 +6,7 @@ import { linkMtu } from '../io/tun.js';
 import type { Logger } from '../log.js';
 import type { OffloadSettings } from '../offload/settings.js';
 import type { CryptoBackendName } from '../crypto/backends.js';
-import { UserStages, type StageSpec } from '../stages/user-host.js';
+import type { StageSpec } from '../stages/user-host.js';
 import { startUapiServer, type UapiServer } from '../uapi/server.js';
 
 /** How often to look at the interface: its MTU (wg-quick sets it) and whether it still exists. */
@@ -24,24 +24,17 @@ export interface InterfaceOptions {
   offload?: OffloadSettings;
   crypto?: CryptoBackendName;
   stages?: readonly StageSpec[];
+  queues?: number;
 }
 
 export async function startInterface(name: string, logger: Logger, options: InterfaceOptions = {}): Promise<RunningInterface> {
-  const { stages: specs = [], ...rest } = options;
-  // Stages load before the device exists, so a bad module fails the start with its own message.
-  const stages = specs.length === 0 ? undefined : await UserStages.load(specs, 'main', (line) => logger.error(line));
-  let device: Device;
-  try {
-    device = new Device({ name, logger, ...rest, ...(stages === undefined ? {} : { stages }) });
-  } catch (err) {
-    stages?.close();
-    throw err;
-  }
+  // A stage module that does not load fails the start with its own message.
+  const device = await Device.start({ name, logger, ...options });
   let uapi: UapiServer;
   try {
     uapi = await startUapiServer(name, device, { log: (message) => logger.error(`UAPI: ${message}`) });
   } catch (err) {
-    device.close();
+    await device.close();
     throw err;
   }
   let finish!: () => void;
@@ -51,14 +44,14 @@ export async function startInterface(name: string, logger: Logger, options: Inte
   const linkCheck = setInterval(() => {
     const mtu = linkMtu(name);
     if (mtu === 0) shutdown('interface was removed');
-    else device.engine.mtu = mtu;
+    else device.setMtu(mtu);
   }, LINK_CHECK_INTERVAL);
   const onSignal = (signal: NodeJS.Signals): void => shutdown(`received ${signal}`);
-  // SIGUSR1 prints the drop and offload counters as one JSON line, until metrics have an endpoint of their own.
+  // SIGUSR1 prints the counters as one JSON line, until metrics have an endpoint of their own.
   const onStats = (): void => {
     const line = {
-      interface: name, drops: device.dropSnapshot(), offload: device.offloadCounters.snapshot(),
-      ...(stages === undefined ? {} : { stages: stages.snapshot().counters }),
+      interface: name, drops: device.dropSnapshot(), offload: device.offloadSnapshot(),
+      stages: device.stageSnapshot().counters, queues: device.queueSnapshot(),
     };
     process.stdout.write(`${JSON.stringify(line)}\n`);
   };
@@ -75,8 +68,7 @@ export async function startInterface(name: string, logger: Logger, options: Inte
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.off('SIGUSR1', onStats);
-    device.close();
-    void uapi.close().finally(finish);
+    void Promise.allSettled([device.close(), uapi.close()]).finally(finish);
   }
 
   logger.verbose('Device started');

@@ -10,6 +10,24 @@ export interface TundraSettings {
   readonly offload: OffloadSettings;
   readonly crypto: CryptoBackendName;
   readonly stages: readonly StageSpec[];
+  readonly queues: number;
+}
+
+/** Queue workers when neither --queues nor TUNDRA_QUEUES says (README "Settings" has the measurement behind it). */
+export const DEFAULT_QUEUES = 1;
+/** More queues than this is a typo (the kernel allows 256 TUN queues; every queue is a thread). */
+export const MAX_QUEUES = 64;
+
+export class QueueSettingError extends Error {}
+
+/** Parses a queue count: 0 (the inline mode: the data path on the main thread) to MAX_QUEUES. */
+export function parseQueues(value: string, source: string): number {
+  const text = value.trim();
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 0 && n <= MAX_QUEUES)) {
+    throw new QueueSettingError(`${source}: "${value}" is not a queue count (0 for the inline mode, or 1 to ${MAX_QUEUES} queue workers)`);
+  }
+  return n;
 }
 
 interface Setting {
@@ -25,11 +43,13 @@ export const SETTINGS: readonly Setting[] = [
   { flag: '--offload', variable: 'TUNDRA_OFFLOAD', repeatable: false, check: parseOffloadSettings },
   { flag: '--crypto', variable: 'TUNDRA_CRYPTO', repeatable: false, check: parseCryptoBackend },
   { flag: '--stage', variable: 'TUNDRA_STAGES', repeatable: true, check: parseStageSpecs },
+  { flag: '--queues', variable: 'TUNDRA_QUEUES', repeatable: false, check: parseQueues },
 ];
 
 /** A bad setting: the message names the flag or variable and what it takes. */
 export function isSettingError(err: unknown): err is Error {
-  return err instanceof OffloadSettingError || err instanceof CryptoSettingError || err instanceof StageSettingError;
+  return err instanceof OffloadSettingError || err instanceof CryptoSettingError || err instanceof StageSettingError
+    || err instanceof QueueSettingError;
 }
 
 export function settingsFromEnv(env: NodeJS.ProcessEnv): TundraSettings {
@@ -37,6 +57,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv): TundraSettings {
     offload: parseOffloadSettings(env.TUNDRA_OFFLOAD, 'TUNDRA_OFFLOAD'),
     crypto: env.TUNDRA_CRYPTO === undefined || env.TUNDRA_CRYPTO.trim() === '' ? 'native' : parseCryptoBackend(env.TUNDRA_CRYPTO.trim(), 'TUNDRA_CRYPTO'),
     stages: parseStageSpecs(env.TUNDRA_STAGES ?? '', 'TUNDRA_STAGES'),
+    queues: env.TUNDRA_QUEUES === undefined || env.TUNDRA_QUEUES.trim() === '' ? DEFAULT_QUEUES : parseQueues(env.TUNDRA_QUEUES, 'TUNDRA_QUEUES'),
   };
 }
 

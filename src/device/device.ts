@@ -1,35 +1,33 @@
-// One WireGuard interface: the protocol engine, a TUN device and a UDP socket tied
-// together by the outbound and inbound stages. Everything runs on the event loop
-// of one thread: libuv tells us when the TUN or the socket is readable, and each
-// wakeup moves whole batches (design.md §2). The offloads live in the two ports
-// (TUN split/coalesce, UDP GSO/GRO), below the stages. The UAPI server drives it
-// through get()/set().
+// One WireGuard interface: the protocol engine and its data path. The data path
+// is one queue per worker thread (src/workers/: a TUN queue and a UDP socket of an
+// SO_REUSEPORT group each, src/pipeline/queue-loop.ts on the worker's event loop),
+// or in the inline mode (queues 0) one queue on this thread. This thread keeps the
+// control plane: handshakes, timers and the UAPI server's get()/set(), and it sends
+// what the engine queues (handshakes, keepalives, staged data) through the first
+// socket.
 import { Engine } from '../protocol/engine.js';
 import { DropCounters, Drop } from '../protocol/drop-reasons.js';
 import { PacketBatch, SLOT_SIZE } from '../pipeline/batch.js';
 import { PeerTableFullError } from '../pipeline/peer-table.js';
+import { BATCH_SIZE, QueueLoop, QueueStats } from '../pipeline/queue-loop.js';
 import { aeadBackend, type CryptoBackendName } from '../crypto/backends.js';
-import type { UserStages } from '../stages/user-host.js';
+import { UserStages, type StageSnapshot, type StageSpec } from '../stages/user-host.js';
 import { EngineControl, inboundContextOf, outboundContextOf } from '../stages/engine-control.js';
-import { InboundStage, type InboundContext } from '../stages/inbound.js';
-import { OutboundStage, type OutboundContext } from '../stages/outbound.js';
+import { closeFd } from '../io/fd.js';
 import { setLinkMtu } from '../io/tun.js';
-import { writeAddr } from '../io/udp.js';
-import { FdWatcher } from '../io/watch.js';
+import { udpSetFwmark, writeAddr, type UdpSocket } from '../io/udp.js';
 import type { Logger } from '../log.js';
 import { OffloadCounters } from '../offload/counters.js';
 import { ALL_OFFLOADS, type OffloadSettings } from '../offload/settings.js';
-import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../protocol/constants.js';
-import { TunPort } from './tun-port.js';
-import { UdpPort } from './udp-port.js';
+import type { RouteTable } from '../routing/route-table.js';
+import { QueueWorkers } from '../workers/queue-workers.js';
+import { openTunDevice, type TunQueue } from './tun-port.js';
+import { openUdpSockets, UdpPort } from './udp-port.js';
 import {
   EADDRINUSE, EIO, ENOSPC, UapiError, type SetRequest, type UapiDevice, type UapiInterfaceState, type UapiPeerState,
 } from '../uapi/protocol.js';
 
-/** Packets per batch: wireguard-go's IdealBatchSize. */
-export const BATCH_SIZE = 128;
-/** Batches one wakeup may move before yielding to the event loop (libuv polls level-triggered). */
-const BATCHES_PER_WAKEUP = 8;
+export { BATCH_SIZE };
 
 export interface DeviceOptions {
   name: string;
@@ -39,148 +37,210 @@ export interface DeviceOptions {
   offload?: OffloadSettings;
   /** The AEAD of the data path (default native). */
   crypto?: CryptoBackendName;
-  /** User stages to run on every batch; the device closes them. */
-  stages?: UserStages;
+  /** User stages to run on every batch (loaded on each thread that runs a queue). */
+  stages?: readonly StageSpec[];
+  /** Queue workers (a TUN queue and a UDP socket each); 0 runs the data path on this thread. Default 1. */
+  queues?: number;
 }
-
-/** Inbound packets start after the transport header in their slot and may grow to its end when coalesced. */
-const COALESCE_CAPACITY = SLOT_SIZE - MESSAGE_TRANSPORT_HEADER_SIZE;
 
 export class Device implements UapiDevice {
   readonly engine: Engine;
   readonly name: string;
   private readonly log: Logger;
   private readonly offload: OffloadSettings;
-  /** Offload counters, kept across UDP rebinds. */
-  readonly offloadCounters = new OffloadCounters();
-  private readonly tun: TunPort;
-  private readonly tunWatcher: FdWatcher;
-  private udp: UdpPort;
+  private readonly crypto: CryptoBackendName;
+  private readonly stageSpecs: readonly StageSpec[];
+  /** This thread's offload counters (the inline queue's, or the control plane's sends). */
+  private readonly offloadCounters = new OffloadCounters();
+  private readonly inlineStats = new QueueStats();
+  private readonly control: EngineControl;
+  private readonly tun: readonly TunQueue[];
+  private udp: readonly UdpSocket[] = [];
+  /** Where the control plane sends from: the inline queue's port, or a send-only port on the first socket. */
+  private sender!: UdpPort;
+  /** The inline mode's queue and the user stages it runs (kept across a listen-port change). */
+  private inline: QueueLoop | undefined;
+  private inlineStages: UserStages | undefined;
+  private readonly workers: QueueWorkers | undefined;
+  private readonly controlBatch = new PacketBatch(BATCH_SIZE, SLOT_SIZE);
+  private publishedRoutes: RouteTable | undefined;
   private fwmark = 0;
-  private readonly outBatch: PacketBatch;
-  private readonly inBatch: PacketBatch;
-  private readonly controlBatch: PacketBatch;
-  private readonly outbound = new OutboundStage(BATCH_SIZE);
-  private readonly inbound = new InboundStage(BATCH_SIZE);
   private timer: NodeJS.Timeout | undefined;
   private timerDeadline = Infinity;
   private closed = false;
 
-  private readonly outboundContext: OutboundContext;
-  private readonly inboundContext: InboundContext;
-  private readonly control: EngineControl;
-  private readonly stages: UserStages | undefined;
+  /** Opens the TUN and the listen port and starts the data path; rejects if a stage does not load. */
+  static async start(options: DeviceOptions): Promise<Device> {
+    const device = new Device(options);
+    try {
+      if (device.workers === undefined && device.stageSpecs.length > 0) {
+        device.inlineStages = await UserStages.load(device.stageSpecs, 'main', (line) => device.log.error(line));
+      }
+      await device.startQueues(openUdpSockets(0, 0, device.offload, Math.max(1, device.tun.length)));
+    } catch (err) {
+      await device.close();
+      throw err;
+    }
+    device.logOffloads();
+    return device;
+  }
 
-  constructor(options: DeviceOptions) {
+  private constructor(options: DeviceOptions) {
     this.name = options.name;
     this.log = options.logger;
     this.offload = options.offload ?? ALL_OFFLOADS;
+    this.crypto = options.crypto ?? 'native';
+    this.stageSpecs = options.stages ?? [];
+    const queues = options.queues ?? 1;
+    if (!Number.isInteger(queues) || queues < 0) throw new RangeError(`queues must be an integer >= 0, not ${queues}`);
     const mtu = options.mtu ?? 1420;
     this.engine = new Engine({ mtu });
-    this.stages = options.stages;
-    const engine = this.engine;
-    this.control = new EngineControl(engine);
-    const aead = aeadBackend(options.crypto ?? 'native');
-    this.outboundContext = outboundContextOf(engine, aead.seal, this.stages);
-    this.inboundContext = inboundContextOf(engine, aead.open, this.stages);
-    this.outBatch = new PacketBatch(BATCH_SIZE, SLOT_SIZE);
-    this.inBatch = new PacketBatch(BATCH_SIZE, SLOT_SIZE);
-    this.controlBatch = new PacketBatch(BATCH_SIZE, SLOT_SIZE);
-
-    this.tun = new TunPort(options.name, this.offload, this.offloadCounters, this.log, BATCH_SIZE);
+    this.control = new EngineControl(this.engine);
+    this.tun = openTunDevice(options.name, this.offload, Math.max(1, queues));
     try {
       setLinkMtu(options.name, mtu);
-      this.udp = this.bind(0);
     } catch (err) {
-      this.tun.close();
+      for (const q of this.tun) closeFd(q.fd);
       throw err;
     }
-    this.tunWatcher = new FdWatcher(this.tun.fd, () => this.onTunReadable());
-    this.tunWatcher.watch(true, false);
-    this.logOffloads();
+    if (queues > 0) {
+      this.workers = new QueueWorkers({
+        name: options.name, log: this.log, tun: this.tun, settings: this.offload, keys: this.engine.keyTable,
+        peers: this.engine.peerTable.share(), crypto: this.crypto, stages: this.stageSpecs, control: this.control,
+        drops: this.engine.drops, afterWork: () => this.afterWork(),
+      }, this.engine.routeTable().words.buffer as SharedArrayBuffer, mtu);
+    }
   }
 
-  /** Every drop so far, by reason: the engine and the stages share one set of counters. */
-  get drops(): DropCounters {
-    return this.engine.drops;
+  /** The data path's queues: 0 in the inline mode. */
+  get queues(): number {
+    return this.workers?.count ?? 0;
   }
 
-  /** The drops of the engine, the stages and the offload paths, by reason. */
+  /** The queue workers, for tests that kill one. */
+  get queueWorkers(): QueueWorkers | undefined {
+    return this.workers;
+  }
+
+  /** Every drop so far, by reason: the engine's, every queue's, the offload paths' and the user stages'. */
   dropSnapshot(): Record<string, number> {
-    return { ...this.engine.drops.snapshot(), ...this.offloadCounters.drops(), ...this.stages?.snapshot().drops };
+    const drops = [this.engine.drops, ...(this.workers?.drops ?? [])];
+    return { ...DropCounters.sum(drops), ...OffloadCounters.sum(this.allOffloadCounters()).drops, ...this.stageSnapshot().drops };
+  }
+
+  /** The offload counters summed over every thread. */
+  offloadSnapshot(): Record<string, number | Record<string, number>> {
+    return OffloadCounters.sum(this.allOffloadCounters()).counters;
+  }
+
+  /** The user stages' counters summed over every thread's instances. */
+  stageSnapshot(): StageSnapshot {
+    if (this.workers !== undefined) return UserStages.snapshotOf(this.workers.stageCounters);
+    return this.inlineStages?.snapshot() ?? { drops: {}, counters: {} };
+  }
+
+  /** Per queue: packets through it, and (pipeline) how often its worker was started again. */
+  queueSnapshot(): Record<string, number>[] {
+    return this.workers?.snapshot() ?? [this.inlineStats.snapshot()];
+  }
+
+  /** The link's MTU changed (wg-quick sets it after start). */
+  setMtu(mtu: number): void {
+    if (mtu === this.engine.mtu) return;
+    this.engine.mtu = mtu;
+    this.workers?.setMtu(mtu);
+  }
+
+  private allOffloadCounters(): OffloadCounters[] {
+    return [this.offloadCounters, ...(this.workers?.offload ?? [])];
   }
 
   /** One line: which offloads are on, and why any is off. */
   private logOffloads(): void {
-    const udp = this.udp.describe();
-    const notes = [...this.tun.offloads.notes, ...udp.notes];
-    const on = [...this.tun.describe(), ...udp.on];
-    this.log.verbose(`Offloads on: ${on.length > 0 ? on.join(', ') : 'none'}${notes.map((n) => `; ${n}`).join('')}`);
+    const tun = this.inline?.tun;
+    const udp = this.sender.describe();
+    const offloads = this.tun[0]!.offloads;
+    const tunOn = tun?.describe() ?? [offloads.tso4 && 'tun-tso4', offloads.tso6 && 'tun-tso6', offloads.uso && 'tun-uso',
+      offloads.groTcp && 'tun-gro-tcp (after its write probe)', offloads.groUdp && 'tun-gro-udp (after its write probe)']
+      .filter((x): x is string => typeof x === 'string');
+    const notes = [...offloads.notes, ...udp.notes];
+    const on = [...tunOn, ...udp.on];
+    const queues = this.workers === undefined ? 'inline (this thread)' : `${this.workers.count} queue worker${this.workers.count === 1 ? '' : 's'}`;
+    this.log.verbose(`Data path: ${queues}; offloads on: ${on.length > 0 ? on.join(', ') : 'none'}${notes.map((n) => `; ${n}`).join('')}`);
   }
 
-  close(): void {
+  /** Stops the data path, closes the TUN and the sockets and removes the peers. */
+  async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
-    this.tunWatcher.close();
-    this.udp.close();
-    this.tun.close();
-    this.stages?.close();
+    await this.stopQueues();
+    this.workers?.close();
+    this.inlineStages?.close();
+    for (const s of this.udp) closeFd(s.fd);
+    for (const q of this.tun) closeFd(q.fd);
     for (const peer of [...this.engine.peers]) this.engine.removePeer(peer);
   }
 
   // ---- data path -----------------------------------------------------------
 
-  private onTunReadable(): void {
-    const batch = this.outBatch;
-    let round = 0;
-    for (; round < BATCHES_PER_WAKEUP && !this.closed; round++) {
-      const n = this.guard('TUN read', () => this.tun.read(batch));
-      if (n === undefined) break;
-      if (n > 0 && this.outbound.run(batch, this.refresh(this.outboundContext), this.control) > 0) this.sendBatch(batch);
-      // Segments of a super-packet that did not fit wait in the port, not in the kernel: no wakeup for them.
-      if (n < BATCH_SIZE && !this.tun.pending) break;
+  /** Starts the queues on `udp` (one socket per queue), which the device owns from now on. */
+  private async startQueues(udp: readonly UdpSocket[]): Promise<void> {
+    this.udp = udp;
+    if (this.workers !== undefined) {
+      this.sender = this.controlSender(udp[0]!);
+      await this.workers.start(udp);
+      return;
     }
-    if (round === BATCHES_PER_WAKEUP && this.tun.pending) setImmediate(() => this.closed || this.onTunReadable());
-    this.afterWork();
+    const stages = this.inlineStages;
+    const aead = aeadBackend(this.crypto);
+    const outbound = outboundContextOf(this.engine, aead.seal, stages);
+    const inbound = inboundContextOf(this.engine, aead.open, stages);
+    const loop = new QueueLoop({
+      tun: this.tun[0]!, udp: udp[0]!, settings: this.offload, counters: this.offloadCounters, stats: this.inlineStats, log: this.log,
+      outbound, inbound, control: this.control,
+      refresh: () => {
+        const now = this.engine.now();
+        const routes = this.engine.routeTable();
+        outbound.now = now;
+        inbound.now = now;
+        outbound.routes = routes;
+        inbound.routes = routes;
+        outbound.mtu = this.engine.mtu;
+      },
+      afterWork: () => this.afterWork(),
+    });
+    this.inline = loop;
+    this.sender = loop.udp;
   }
 
-  private onUdpReadable(): void {
-    const batch = this.inBatch;
-    let round = 0;
-    for (; round < BATCHES_PER_WAKEUP && !this.closed; round++) {
-      const udp = this.udp;
-      const n = this.guard('UDP receive', () => udp.receive(batch));
-      if (n === undefined) break;
-      if (n > 0 && this.inbound.run(batch, this.refresh(this.inboundContext), this.control) > 0) this.writeTun(batch);
-      if (n < BATCH_SIZE && !udp.pending) break;
-    }
-    if (round === BATCHES_PER_WAKEUP && this.udp.pending) setImmediate(() => this.closed || this.onUdpReadable());
-    this.afterWork();
+  /** The control plane's send-only port, when the queues are workers'. */
+  private controlSender(socket: UdpSocket): UdpPort {
+    return new UdpPort({ socket, settings: this.offload, counters: this.offloadCounters, log: this.log, slots: BATCH_SIZE });
   }
 
-  /** Brings a stage context up to date before a batch: the clock, the routes after a change, the MTU. */
-  private refresh<C extends InboundContext | OutboundContext>(ctx: C): C {
-    ctx.now = this.engine.now();
-    ctx.routes = this.engine.routeTable();
-    if ('mtu' in ctx) ctx.mtu = this.engine.mtu;
-    return ctx;
+  private async stopQueues(): Promise<void> {
+    this.sender?.close();
+    await this.workers?.stop();
+    this.inline?.close();
+    this.inline = undefined;
   }
 
-  private sendBatch(batch: PacketBatch): void {
-    const failed = this.guard('UDP send', () => this.udp.send(batch)) ?? batch.count;
-    if (failed > 0) this.drops.add(Drop.SendFailed, failed);
-  }
-
-  private writeTun(batch: PacketBatch): void {
-    const failed = this.guard('TUN write', () => this.tun.write(batch, COALESCE_CAPACITY)) ?? batch.count;
-    if (failed > 0) this.drops.add(Drop.TunWriteFailed, failed);
-  }
-
-  /** Sends what the engine queued (handshakes, keepalives, staged data) and re-arms the timer. */
+  /** Sends what the engine queued (handshakes, keepalives, staged data), hands route changes on, re-arms the timer. */
   private afterWork(): void {
+    if (this.closed) return;
     this.flushOutbox();
+    this.publishRoutes();
     this.armTimer();
+  }
+
+  /** The queue workers get the compiled routes after each change of the allowed IPs. */
+  private publishRoutes(): void {
+    if (this.workers === undefined) return;
+    const routes = this.engine.routeTable();
+    if (routes === this.publishedRoutes) return;
+    this.publishedRoutes = routes;
+    this.workers.setRoutes(routes.words.buffer as SharedArrayBuffer);
   }
 
   private flushOutbox(): void {
@@ -192,7 +252,7 @@ export class Device implements UapiDevice {
       let n = 0;
       for (const out of chunk) {
         if (out.packet.length > batch.slotSize) {
-          this.drops.add(Drop.SendFailed);
+          this.engine.drops.add(Drop.SendFailed);
           continue;
         }
         batch.data.set(out.packet, batch.offsets[n]!);
@@ -201,7 +261,15 @@ export class Device implements UapiDevice {
         n++;
       }
       batch.count = n;
-      if (n > 0) this.sendBatch(batch);
+      if (n === 0) continue;
+      let failed: number;
+      try {
+        failed = this.sender.send(batch);
+      } catch (err) {
+        this.log.error(`UDP send: ${(err as Error).message}`);
+        failed = n;
+      }
+      if (failed > 0) this.engine.drops.add(Drop.SendFailed, failed);
     }
   }
 
@@ -219,23 +287,6 @@ export class Device implements UapiDevice {
     this.timerDeadline = Infinity;
     this.engine.poll();
     this.afterWork();
-  }
-
-  /** Runs an I/O call; an error there (the device went away) is logged, not thrown into libuv. */
-  private guard<T>(what: string, fn: () => T): T | undefined {
-    try {
-      return fn();
-    } catch (err) {
-      this.log.error(`${what}: ${(err as Error).message}`);
-      return undefined;
-    }
-  }
-
-  private bind(port: number): UdpPort {
-    return new UdpPort({
-      port, fwmark: this.fwmark, settings: this.offload, counters: this.offloadCounters, log: this.log,
-      slots: BATCH_SIZE, onReadable: () => this.onUdpReadable(),
-    });
   }
 
   // ---- UAPI ----------------------------------------------------------------
@@ -256,17 +307,17 @@ export class Device implements UapiDevice {
         allowedIPs: engine.allowedIPs.prefixesOf(peer),
       });
     }
-    return { privateKey: engine.privateKey, listenPort: this.udp.port, fwmark: this.fwmark, peers };
+    return { privateKey: engine.privateKey, listenPort: this.udp[0]!.port, fwmark: this.fwmark, peers };
   }
 
   async set(request: SetRequest): Promise<void> {
     const engine = this.engine;
     // Bind first: the one step that can fail (port in use) then leaves everything unchanged.
-    if (request.listenPort !== undefined && request.listenPort !== this.udp.port) this.rebind(request.listenPort);
+    if (request.listenPort !== undefined && request.listenPort !== this.udp[0]!.port) await this.rebind(request.listenPort);
     if (request.privateKey !== undefined) this.setPrivateKey(request.privateKey);
     if (request.fwmark !== undefined && request.fwmark !== this.fwmark) {
       this.fwmark = request.fwmark;
-      this.udp.setFwmark(request.fwmark);
+      for (const socket of this.udp) udpSetFwmark(socket.fd, request.fwmark);
     }
     if (request.replacePeers) for (const peer of [...engine.peers]) engine.removePeer(peer);
     const ownKey = engine.publicKey;
@@ -314,17 +365,26 @@ export class Device implements UapiDevice {
     if (self !== undefined) engine.removePeer(self);
   }
 
-  private rebind(port: number): void {
-    let next: UdpPort;
+  /** Moves the data path to new sockets on `port`; opened first, so a port in use leaves everything as it was. */
+  private async rebind(port: number): Promise<void> {
+    let next: UdpSocket[];
     try {
-      next = this.bind(port);
+      next = openUdpSockets(port, this.fwmark, this.offload, this.udp.length);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       throw new UapiError(code === 'EADDRINUSE' ? EADDRINUSE : EIO, `cannot listen on port ${port}: ${(err as Error).message}`);
     }
     const old = this.udp;
     this.udp = next;
-    old.close();
+    if (this.workers !== undefined) {
+      this.sender = this.controlSender(next[0]!);
+      await this.workers.useSockets(next);
+    } else {
+      this.offloadCounters.newSocket();
+      this.inline!.useSocket(next[0]!);
+      this.sender = this.inline!.udp;
+    }
+    for (const s of old) closeFd(s.fd);
   }
 }
 

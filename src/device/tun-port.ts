@@ -3,7 +3,7 @@
 // plain batched reads and writes when it has not. The stages never see a vnet header.
 import { constants } from 'node:os';
 import { closeFd } from '../io/fd.js';
-import { openTun, tunRead, tunReadVnet, tunWrite, TUN_READ_SCRATCH_SIZE } from '../io/tun.js';
+import { openTunQueues, tunRead, tunReadVnet, tunWrite, TUN_READ_SCRATCH_SIZE } from '../io/tun.js';
 import type { Logger } from '../log.js';
 import { HEADROOM, TAILROOM, type PacketBatch } from '../pipeline/batch.js';
 import type { OffloadCounters } from '../offload/counters.js';
@@ -21,6 +21,29 @@ const PROBE_RETRY_MS = 100;
 /** TUN GRO: not tried until a coalesced write was seen to work on this kernel. */
 type GroState = 'probing' | 'on' | 'off';
 
+/** One queue of the TUN: its fd and what was negotiated on it (structured-cloneable, for a worker). */
+export interface TunQueue {
+  readonly fd: number;
+  readonly offloads: TunOffloads;
+}
+
+/**
+ * Opens `count` queues of the TUN `name` (made if it does not exist), each with the
+ * offloads `settings` allow. Always multi-queue: a TUN made without it can never gain
+ * a second queue. Close each fd with closeFd; the interface goes with the last one.
+ */
+export function openTunDevice(name: string, settings: OffloadSettings, count: number): TunQueue[] {
+  const vnetHeader = wantsVnetHeader(settings);
+  const fds = openTunQueues(name, count, { vnetHeader }).map((q) => q.fd);
+  try {
+    return fds.map((fd) => ({ fd, offloads: vnetHeader ? negotiateTunOffloads(fd, settings) : NO_TUN_OFFLOADS }));
+  } catch (err) {
+    for (const fd of fds) closeFd(fd);
+    throw err;
+  }
+}
+
+/** Reads and writes of one TUN queue; the queue's fd stays its opener's to close. */
 export class TunPort {
   readonly fd: number;
   readonly offloads: TunOffloads;
@@ -30,16 +53,10 @@ export class TunPort {
   private gro: GroState;
   private lastProbe = -Infinity;
 
-  constructor(name: string, settings: OffloadSettings, private readonly counters: OffloadCounters, private readonly log: Logger, slots: number) {
-    const vnetHeader = wantsVnetHeader(settings);
-    // Multi-queue from the start: a TUN made without it can never gain a second queue.
-    this.fd = openTun(name, { vnetHeader, multiQueue: true }).fd;
-    try {
-      this.offloads = vnetHeader ? negotiateTunOffloads(this.fd, settings) : NO_TUN_OFFLOADS;
-    } catch (err) {
-      closeFd(this.fd);
-      throw err;
-    }
+  constructor(queue: TunQueue, private readonly counters: OffloadCounters, private readonly log: Logger, slots: number) {
+    this.fd = queue.fd;
+    this.offloads = queue.offloads;
+    const vnetHeader = this.offloads.vnetHeader;
     this.scratch = new Uint8Array(vnetHeader ? TUN_READ_SCRATCH_SIZE : 0);
     this.status = new Int32Array(slots);
     this.gro = this.offloads.groTcp || this.offloads.groUdp ? 'probing' : 'off';
@@ -80,10 +97,6 @@ export class TunPort {
     const flags = this.gro === 'on' ? (this.offloads.groTcp ? COALESCE_TCP : 0) | (this.offloads.groUdp ? COALESCE_UDP : 0) : 0;
     const items = nativeCoalesce(batch.data, batch.offsets, batch.lengths, batch.count, capacity, flags, this.counters.coalesce);
     return this.writeItems(batch, items, true);
-  }
-
-  close(): void {
-    closeFd(this.fd);
   }
 
   private writeItems(batch: PacketBatch, items: number, vnet: boolean): number {

@@ -3,10 +3,9 @@
 // datagrams cut back into the batch's slots), where the kernel has them, and the
 // fallbacks the kernel's refusals call for. The native calls report; this decides.
 import { constants } from 'node:os';
-import { closeFd } from '../io/fd.js';
 import {
-  ADDR_FAMILY, ADDR_STRIDE, UDP_GSO_IPV4, UDP_GSO_IPV6, udpGroBuffers, udpGroStashed, udpOpen, udpRecv, udpSend, udpSetFwmark,
-  type UdpGroBuffers,
+  ADDR_FAMILY, ADDR_STRIDE, openUdpGroup, UDP_GSO_IPV4, UDP_GSO_IPV6, udpGroBuffers, udpGroStashed, udpRecv, udpSend,
+  type UdpGroBuffers, type UdpSocket,
 } from '../io/udp.js';
 import { FdWatcher } from '../io/watch.js';
 import type { Logger } from '../log.js';
@@ -18,20 +17,30 @@ const { EIO, EMSGSIZE, EINVAL } = constants.errno;
 /** Super-datagrams one GRO receive reads at most (each up to 64 KiB; what does not fit the batch waits). */
 const GRO_MESSAGES = 8;
 
+/**
+ * Opens the listen port's sockets: `count` of them in an SO_REUSEPORT group, after
+ * checking that the port is free without it (so nothing else silently shares it), or
+ * one plain socket. Close each fd with closeFd.
+ */
+export function openUdpSockets(port: number, fwmark: number, settings: OffloadSettings, count: number): UdpSocket[] {
+  return openUdpGroup({ port, family: 'dual', gro: settings['udp-gro'], count, ...(fwmark === 0 ? {} : { fwmark }) });
+}
+
 export interface UdpPortOptions {
-  port: number;
-  fwmark: number;
+  /** The socket; it stays its opener's to close. */
+  socket: UdpSocket;
   settings: OffloadSettings;
   counters: OffloadCounters;
   log: Logger;
   slots: number;
-  onReadable: () => void;
+  /** Called when datagrams wait; without it the port only sends. */
+  onReadable?: () => void;
 }
 
 export class UdpPort {
   readonly fd: number;
   readonly port: number;
-  private readonly watcher: FdWatcher;
+  private readonly watcher: FdWatcher | undefined;
   private readonly counters: OffloadCounters;
   private readonly log: Logger;
   /** Families GSO may be used for (UDP_GSO_IPV4 | UDP_GSO_IPV6); cleared per family on EIO. */
@@ -43,16 +52,11 @@ export class UdpPort {
   private readonly notes: string[] = [];
 
   constructor(options: UdpPortOptions) {
-    const { settings } = options;
-    const socket = udpOpen({
-      port: options.port, family: 'dual', gro: settings['udp-gro'],
-      ...(options.fwmark === 0 ? {} : { fwmark: options.fwmark }),
-    });
+    const { settings, socket } = options;
     this.fd = socket.fd;
     this.port = socket.port;
     this.counters = options.counters;
     this.log = options.log;
-    this.counters.newSocket();
     const gsoOk = settings['udp-gso'] && socket.offloads.gso;
     this.gso = gsoOk ? UDP_GSO_IPV4 | UDP_GSO_IPV6 : 0;
     if (!settings['udp-gso']) this.notes.push('udp-gso off: switched off');
@@ -67,8 +71,10 @@ export class UdpPort {
       addrs: new Uint8Array(options.slots * ADDR_STRIDE),
       status: new Int32Array(options.slots),
     };
-    this.watcher = new FdWatcher(this.fd, options.onReadable);
-    this.watcher.watch(true, false);
+    if (options.onReadable !== undefined) {
+      this.watcher = new FdWatcher(this.fd, options.onReadable);
+      this.watcher.watch(true, false);
+    }
   }
 
   /** What is on and why anything is off, for the start-up log line. */
@@ -80,10 +86,6 @@ export class UdpPort {
   /** Datagrams of a super-datagram are still waiting in the receive buffer: receive again without waiting. */
   get pending(): boolean {
     return this.gro !== undefined && udpGroStashed(this.gro);
-  }
-
-  setFwmark(mark: number): void {
-    udpSetFwmark(this.fd, mark);
   }
 
   /** Fills the batch with received datagrams, one per slot; returns how many. */
@@ -135,9 +137,9 @@ export class UdpPort {
     return failed;
   }
 
+  /** Stops watching; the socket stays open. */
   close(): void {
-    this.watcher.close();
-    closeFd(this.fd);
+    this.watcher?.close();
   }
 
   private gsoOff(family: number): void {

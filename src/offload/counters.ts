@@ -14,61 +14,106 @@ export type FallbackReason =
 const DROP_PREFIX = 'drop_';
 const CTRUNC = UDP_RECV_STAT_NAMES.indexOf('ctrunc_drops');
 
+const FALLBACK_REASONS: readonly FallbackReason[] = ['udp_gso_eio', 'udp_gso_resent', 'tun_gro_einval'];
+
+// Where each part lives in the shared buffer (Float64 elements).
+const TUN_READ_AT = 0;
+const COALESCE_AT = TUN_READ_AT + OFFLOAD_STAT_NAMES.length;
+const UDP_SEND_AT = COALESCE_AT + COALESCE_STAT_NAMES.length;
+const UDP_RECV_AT = UDP_SEND_AT + UDP_SEND_STAT_NAMES.length;
+const FALLBACKS_AT = UDP_RECV_AT + UDP_RECV_STAT_NAMES.length;
+const RXQ_OVERFLOWS = FALLBACKS_AT + FALLBACK_REASONS.length;
+const RXQ_LAST = RXQ_OVERFLOWS + 1;
+const ELEMENTS = RXQ_LAST + 1;
+
+/**
+ * The offload counters of one thread's ports, in shared memory like DropCounters:
+ * a worker counts into a buffer the main thread made (share()), and the main thread
+ * sums them all (sum()).
+ */
 export class OffloadCounters {
+  private readonly all: Float64Array;
   /** tunReadVnet's stats, indexed as OFFLOAD_STAT_NAMES. */
-  readonly tunRead = new Float64Array(OFFLOAD_STAT_NAMES.length);
+  readonly tunRead: Float64Array;
   /** offloadCoalesce's stats, indexed as COALESCE_STAT_NAMES. */
-  readonly coalesce = new Float64Array(COALESCE_STAT_NAMES.length);
+  readonly coalesce: Float64Array;
   /** udpSend's stats, indexed as UDP_SEND_STAT_NAMES. */
-  readonly udpSend = new Float64Array(UDP_SEND_STAT_NAMES.length);
+  readonly udpSend: Float64Array;
   /** udpRecv's stats, indexed as UDP_RECV_STAT_NAMES; its raw overflow count is per socket. */
-  readonly udpRecv = udpRecvStats();
-  private readonly fallbacks = new Map<FallbackReason, number>();
-  private rxqOverflows = 0;
-  private rxqLast = -1;
+  readonly udpRecv: Float64Array;
+
+  constructor(buffer?: SharedArrayBuffer) {
+    const sab = buffer ?? new SharedArrayBuffer(8 * ELEMENTS);
+    this.all = new Float64Array(sab, 0, ELEMENTS);
+    this.tunRead = new Float64Array(sab, 8 * TUN_READ_AT, OFFLOAD_STAT_NAMES.length);
+    this.coalesce = new Float64Array(sab, 8 * COALESCE_AT, COALESCE_STAT_NAMES.length);
+    this.udpSend = new Float64Array(sab, 8 * UDP_SEND_AT, UDP_SEND_STAT_NAMES.length);
+    this.udpRecv = new Float64Array(sab, 8 * UDP_RECV_AT, UDP_RECV_STAT_NAMES.length);
+    if (buffer === undefined) {
+      this.udpRecv.set(udpRecvStats());
+      this.all[RXQ_LAST] = -1;
+    }
+  }
+
+  /** The buffer to hand a worker (new OffloadCounters(buffer) there). */
+  share(): SharedArrayBuffer {
+    return this.all.buffer as SharedArrayBuffer;
+  }
 
   fallback(reason: FallbackReason, n = 1): void {
-    this.fallbacks.set(reason, (this.fallbacks.get(reason) ?? 0) + n);
+    this.all[FALLBACKS_AT + FALLBACK_REASONS.indexOf(reason)]! += n;
   }
 
   /** A new UDP socket: the kernel's SO_RXQ_OVFL count starts again at 0. */
   newSocket(): void {
     this.udpRecv[UDP_RECV_RXQ_OVERFLOW_RAW] = -1;
-    this.rxqLast = -1;
+    this.all[RXQ_LAST] = -1;
   }
 
   /** Folds the latest SO_RXQ_OVFL value in (a wrapping u32 count since the socket was made). */
   noteReceive(): void {
     const raw = this.udpRecv[UDP_RECV_RXQ_OVERFLOW_RAW]!;
-    if (raw === this.rxqLast) return;
-    this.rxqOverflows += rxqDropsSince(this.rxqLast, raw);
-    this.rxqLast = raw;
+    const last = this.all[RXQ_LAST]!;
+    if (raw === last) return;
+    this.all[RXQ_OVERFLOWS]! += rxqDropsSince(last, raw);
+    this.all[RXQ_LAST] = raw;
   }
 
   /** Packets dropped on the offload paths, by reason (joined to the device's drop counters). */
   drops(): Record<string, number> {
-    const out: Record<string, number> = {};
-    OFFLOAD_STAT_NAMES.forEach((name, i) => {
-      if (name.startsWith(DROP_PREFIX) && this.tunRead[i]! > 0) out[name.slice(DROP_PREFIX.length)] = this.tunRead[i]!;
-    });
-    if (this.udpRecv[CTRUNC]! > 0) out.udp_control_truncated = this.udpRecv[CTRUNC]!;
-    return out;
+    return OffloadCounters.sum([this]).drops;
   }
 
   /** Every counter by name (packets per write or send is the ratio of a pair), and the fallbacks. */
   snapshot(): Record<string, number | Record<string, number>> {
-    const out: Record<string, number | Record<string, number>> = {};
-    const put = (names: readonly string[], values: Float64Array): void => {
+    return OffloadCounters.sum([this]).counters;
+  }
+
+  /** drops() and snapshot() summed over several threads' counters. */
+  static sum(sets: readonly OffloadCounters[]): { drops: Record<string, number>; counters: Record<string, number | Record<string, number>> } {
+    const total = new Float64Array(ELEMENTS);
+    for (const set of sets) for (let i = 0; i < ELEMENTS; i++) if (i !== RXQ_LAST) total[i]! += set.all[i]!;
+    const drops: Record<string, number> = {};
+    OFFLOAD_STAT_NAMES.forEach((name, i) => {
+      if (name.startsWith(DROP_PREFIX) && total[TUN_READ_AT + i]! > 0) drops[name.slice(DROP_PREFIX.length)] = total[TUN_READ_AT + i]!;
+    });
+    if (total[UDP_RECV_AT + CTRUNC]! > 0) drops.udp_control_truncated = total[UDP_RECV_AT + CTRUNC]!;
+    const counters: Record<string, number | Record<string, number>> = {};
+    const put = (names: readonly string[], at: number): void => {
       names.forEach((name, i) => {
-        if (!name.startsWith(DROP_PREFIX) && name !== 'rxq_overflow_raw' && name !== 'ctrunc_drops') out[name] = values[i]!;
+        if (!name.startsWith(DROP_PREFIX) && name !== 'rxq_overflow_raw' && name !== 'ctrunc_drops') counters[name] = total[at + i]!;
       });
     };
-    put(OFFLOAD_STAT_NAMES, this.tunRead);
-    put(COALESCE_STAT_NAMES, this.coalesce);
-    put(UDP_SEND_STAT_NAMES, this.udpSend);
-    put(UDP_RECV_STAT_NAMES, this.udpRecv);
-    out.udp_rxq_overflows = this.rxqOverflows;
-    out.fallbacks = Object.fromEntries(this.fallbacks);
-    return out;
+    put(OFFLOAD_STAT_NAMES, TUN_READ_AT);
+    put(COALESCE_STAT_NAMES, COALESCE_AT);
+    put(UDP_SEND_STAT_NAMES, UDP_SEND_AT);
+    put(UDP_RECV_STAT_NAMES, UDP_RECV_AT);
+    counters.udp_rxq_overflows = total[RXQ_OVERFLOWS]!;
+    const fallbacks: Record<string, number> = {};
+    FALLBACK_REASONS.forEach((reason, i) => {
+      if (total[FALLBACKS_AT + i]! > 0) fallbacks[reason] = total[FALLBACKS_AT + i]!;
+    });
+    counters.fallbacks = fallbacks;
+    return { drops, counters };
   }
 }

@@ -69,12 +69,15 @@ export class KeyTable {
   readonly replay: Uint32Array;
   /** Free slots (control plane only; workers attach without one). */
   private readonly free: number[] = [];
+  /** What this view writes into a replay lock it holds: 1 on the control plane, a worker's number + 2 there. */
+  private readonly lockOwner: number;
 
-  constructor(capacity = KEY_SLOTS, shared?: KeyTableShared) {
+  constructor(capacity = KEY_SLOTS, shared?: KeyTableShared, lockOwner = 1) {
     if (!Number.isInteger(capacity) || capacity < 2 || capacity > KEY_SLOTS) {
       throw new RangeError(`key table capacity must be an integer in [2, ${KEY_SLOTS}], not ${capacity}`);
     }
     this.capacity = capacity;
+    this.lockOwner = lockOwner;
     const s = shared ?? {
       capacity,
       sendKeys: new SharedArrayBuffer(capacity * KEY_SIZE),
@@ -94,9 +97,13 @@ export class KeyTable {
     if (shared === undefined) for (let slot = capacity - 1; slot >= 1; slot--) this.free.push(slot);
   }
 
-  /** A view of the same table for another thread (it must not allocate or release). */
-  static attach(shared: KeyTableShared): KeyTable {
-    return new KeyTable(shared.capacity, shared);
+  /**
+   * A view of the same table for another thread (it must not allocate or release).
+   * `lockOwner` (>= 2, one per thread) marks the replay locks it takes, so that they
+   * can be freed if the thread dies holding one (releaseReplayLocks).
+   */
+  static attach(shared: KeyTableShared, lockOwner = 2): KeyTable {
+    return new KeyTable(shared.capacity, shared, lockOwner);
   }
 
   share(): KeyTableShared {
@@ -227,7 +234,12 @@ export class KeyTable {
    */
   lockReplay(slot: number): void {
     const lock = slot * META_WORDS + M_LOCK;
-    while (Atomics.compareExchange(this.meta, lock, 0, 1) !== 0);
+    while (Atomics.compareExchange(this.meta, lock, 0, this.lockOwner) !== 0);
+  }
+
+  /** Frees every replay lock a dead thread (its attach() owner number) was holding. */
+  releaseReplayLocks(owner: number): void {
+    for (let slot = 1; slot < this.capacity; slot++) Atomics.compareExchange(this.meta, slot * META_WORDS + M_LOCK, owner, 0);
   }
 
   unlockReplay(slot: number): void {

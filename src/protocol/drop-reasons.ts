@@ -29,6 +29,8 @@ export const Drop = {
   SendFailed: 25,
   TunWriteFailed: 26,
   KeyTableFull: 27,
+  WorkerBatchLost: 28,
+  ControlRingFull: 29,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
@@ -62,11 +64,21 @@ export const DROP_REASON_NAMES: Readonly<Record<DropReason, string>> = {
   [Drop.SendFailed]: 'udp_send_failed',
   [Drop.TunWriteFailed]: 'tun_write_failed',
   [Drop.KeyTableFull]: 'key_table_full',
+  [Drop.WorkerBatchLost]: 'worker_batch_lost',
+  [Drop.ControlRingFull]: 'control_ring_full',
 };
 
-/** Counts drops by reason without allocating; one per device (or per worker). */
+/**
+ * Counts drops by reason without allocating. The counts live in shared memory: a
+ * worker counts into a buffer the main thread made (share()), and the main thread
+ * sums every worker's with its own (sum()), also after a worker has died.
+ */
 export class DropCounters {
-  readonly counts = new Float64Array(Object.keys(DROP_REASON_NAMES).length + 1);
+  readonly counts: Float64Array;
+
+  constructor(buffer?: SharedArrayBuffer) {
+    this.counts = new Float64Array(buffer ?? new SharedArrayBuffer(8 * (Object.keys(DROP_REASON_NAMES).length + 1)));
+  }
 
   add(reason: DropReason, n = 1): void {
     this.counts[reason]! += n;
@@ -76,11 +88,22 @@ export class DropCounters {
     return this.counts[reason]!;
   }
 
+  /** The buffer to hand a worker (new DropCounters(buffer) there). */
+  share(): SharedArrayBuffer {
+    return this.counts.buffer as SharedArrayBuffer;
+  }
+
   /** Non-zero counts keyed by label. */
   snapshot(): Record<string, number> {
+    return DropCounters.sum([this]);
+  }
+
+  /** Non-zero counts keyed by label, summed over several sets of counters. */
+  static sum(sets: readonly DropCounters[]): Record<string, number> {
     const out: Record<string, number> = {};
     for (const [code, name] of Object.entries(DROP_REASON_NAMES)) {
-      const n = this.counts[Number(code)]!;
+      let n = 0;
+      for (const set of sets) n += set.counts[Number(code)]!;
       if (n > 0) out[name] = n;
     }
     return out;

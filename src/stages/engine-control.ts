@@ -45,21 +45,35 @@ export class EngineControl implements OutboundControl, InboundControl {
    * tells the engine whether it is under load and must demand cookies first.
    */
   handshakes(batch: PacketBatch, indices: Int32Array, count: number): void {
-    this.engine.noteHandshakeBacklog(count, batch.slots);
+    this.handshakeBacklog(count, batch.slots);
     for (let k = 0; k < count; k++) {
       const i = indices[k]!;
-      const offset = batch.offsets[i]!;
-      this.engine.receive(batch.data.slice(offset, offset + batch.lengths[i]!), readAddr(batch.addrs, i));
+      this.handshake(batch.data, batch.offsets[i]!, batch.lengths[i]!, batch.addrs, i);
     }
   }
 
+  /** `count` handshake messages came in one batch of `slots`. */
+  handshakeBacklog(count: number, slots: number): void {
+    this.engine.noteHandshakeBacklog(count, slots);
+  }
+
+  /** A handshake or cookie message (copied), from the address in record `i` of `addrs`. */
+  handshake(data: Uint8Array, offset: number, length: number, addrs: Uint8Array, i: number): void {
+    this.engine.receive(data.slice(offset, offset + length), readAddr(addrs, i));
+  }
+
   received(peerId: number, slot: number, generation: number, bytes: number, dataCame: boolean, batch: PacketBatch, lastPacket: number): void {
+    this.receivedFrom(peerId, slot, generation, bytes, dataCame, batch.addrs, lastPacket);
+  }
+
+  /** received(), with the last packet's source in record `i` of `addrs`. */
+  receivedFrom(peerId: number, slot: number, generation: number, bytes: number, dataCame: boolean, addrs: Uint8Array, i: number): void {
     const found = this.keypair(peerId, slot, generation);
     if (found === undefined) return;
     const { peer, keypair } = found;
     // Decode the source only when it differs from the endpoint (roaming).
-    const known = peer.endpoint !== undefined && sameAddr(this.engine.peerTable.endpoints, peerId, batch.addrs, lastPacket);
-    const from = known ? peer.endpoint! : readAddr(batch.addrs, lastPacket);
+    const known = peer.endpoint !== undefined && sameAddr(this.engine.peerTable.endpoints, peerId, addrs, i);
+    const from = known ? peer.endpoint! : readAddr(addrs, i);
     this.engine.noteTransportReceived(peer, keypair, from, bytes, !dataCame);
   }
 

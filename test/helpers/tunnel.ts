@@ -138,30 +138,14 @@ export class Tunnel {
   }
 
   /** Sends `bytes` over TCP from a side to `address` in namespace `toNs` (a side's, or one behind it). */
-  async transferBetween(from: Side, toNs: string, address: string, bytes: number, during?: () => void): Promise<{ sent: TransferReport; received: TransferReport }> {
-    const port = 5201;
-    const sink = this.hosts.spawn(toNs, process.execPath, [TCP_TRANSFER, 'sink', address, String(port)]);
-    const sinkOut = captureOutput(sink);
-    await waitFor('the TCP sink to listen', () => sinkOut().includes('listening'));
-    const source = this.hosts.spawn(this.ns(from), process.execPath, [TCP_TRANSFER, 'source', address, String(port), String(bytes)]);
-    const sourceOut = captureOutput(source);
-    during?.();
-    const [sent, received] = await Promise.all([jsonOf<TransferReport>(source, sourceOut), jsonOf<TransferReport>(sink, sinkOut)]);
-    return { sent, received };
+  transferBetween(from: Side, toNs: string, address: string, bytes: number, during?: () => void): Promise<{ sent: TransferReport; received: TransferReport }> {
+    return tcpTransfer(this.hosts, this.ns(from), toNs, address, 5201, bytes, during);
   }
 
   /** Sends `count` 1200-byte datagrams at `mbits` Mbit/s (UDP GSO out, GRO in); returns what the sink saw. */
-  async udpTransfer(from: Side, count: number, mbits: number, family: 4 | 6 = 4): Promise<UdpTransferReport> {
+  udpTransfer(from: Side, count: number, mbits: number, family: 4 | 6 = 4): Promise<UdpTransferReport> {
     const to: Side = from === 'a' ? 'b' : 'a';
-    const address = OVERLAY[to][family === 4 ? 'v4' : 'v6'];
-    const port = 5202;
-    const sink = this.hosts.spawn(this.ns(to), process.execPath, [UDP_TRANSFER, 'sink', address, String(port), String(count)]);
-    const sinkOut = captureOutput(sink);
-    await waitFor('the UDP sink to listen', () => sinkOut().includes('listening'));
-    const source = this.hosts.spawn(this.ns(from), process.execPath, [UDP_TRANSFER, 'source', address, String(port), String(count), String(mbits)]);
-    const sourceOut = captureOutput(source);
-    const [, report] = await Promise.all([jsonOf<{ sent: number }>(source, sourceOut), jsonOf<UdpTransferReport>(sink, sinkOut)]);
-    return report;
+    return udpTransfer(this.hosts, this.ns(from), this.ns(to), OVERLAY[to][family === 4 ? 'v4' : 'v6'], 5202, count, mbits);
   }
 
   /** TCP and UDP checksum errors the kernel counted in the side's namespace since it was made (nstat). */
@@ -172,15 +156,8 @@ export class Tunnel {
   }
 
   /** tundra's counters on `side` (SIGUSR1 makes it print them as one JSON line). */
-  async counters(side: Side): Promise<{ drops: Record<string, number>; offload: Record<string, number> & { fallbacks: Record<string, number> } }> {
-    const before = this.output[side]().length;
-    process.kill(this.daemons[side].pid!, 'SIGUSR1');
-    let line: string | undefined;
-    await waitFor('the counters line', () => {
-      line = this.output[side]().slice(before).split('\n').find((l) => l.startsWith('{"interface"'));
-      return line !== undefined;
-    });
-    return JSON.parse(line!) as Awaited<ReturnType<Tunnel['counters']>>;
+  counters(side: Side): Promise<TundraCounters> {
+    return countersOf(this.daemons[side], this.output[side]);
   }
 
   /** Bytes the peer on `side` has received (wg show transfer). */
@@ -195,9 +172,56 @@ export class Tunnel {
   }
 }
 
+/** The line tundra prints on SIGUSR1. */
+export interface TundraCounters {
+  drops: Record<string, number>;
+  offload: Record<string, number> & { fallbacks: Record<string, number> };
+  stages: Record<string, number>;
+  queues: Record<string, number>[];
+}
+
+/** A tundra daemon's counters (SIGUSR1 makes it print them as one JSON line on `output`). */
+export async function countersOf(daemon: ChildProcess, output: () => string): Promise<TundraCounters> {
+  const before = output().length;
+  process.kill(daemon.pid!, 'SIGUSR1');
+  let line: string | undefined;
+  await waitFor('the counters line', () => {
+    line = output().slice(before).split('\n').find((l) => l.startsWith('{"interface"'));
+    return line !== undefined;
+  });
+  return JSON.parse(line!) as TundraCounters;
+}
+
 export interface TransferReport {
   bytes: number;
   sha256: string;
+}
+
+/** Sends `bytes` over TCP from namespace `fromNs` to `address`:`port` in `toNs`; returns both ends' byte counts and SHA-256. */
+export async function tcpTransfer(
+  hosts: TwoHosts, fromNs: string, toNs: string, address: string, port: number, bytes: number, during?: () => void,
+): Promise<{ sent: TransferReport; received: TransferReport }> {
+  const sink = hosts.spawn(toNs, process.execPath, [TCP_TRANSFER, 'sink', address, String(port)]);
+  const sinkOut = captureOutput(sink);
+  await waitFor('the TCP sink to listen', () => sinkOut().includes('listening'));
+  const source = hosts.spawn(fromNs, process.execPath, [TCP_TRANSFER, 'source', address, String(port), String(bytes)]);
+  const sourceOut = captureOutput(source);
+  during?.();
+  const [sent, received] = await Promise.all([jsonOf<TransferReport>(source, sourceOut), jsonOf<TransferReport>(sink, sinkOut)]);
+  return { sent, received };
+}
+
+/** Sends `count` 1200-byte datagrams at `mbits` Mbit/s from `fromNs` to `address`:`port` in `toNs`; returns what the sink saw. */
+export async function udpTransfer(
+  hosts: TwoHosts, fromNs: string, toNs: string, address: string, port: number, count: number, mbits: number,
+): Promise<UdpTransferReport> {
+  const sink = hosts.spawn(toNs, process.execPath, [UDP_TRANSFER, 'sink', address, String(port), String(count)]);
+  const sinkOut = captureOutput(sink);
+  await waitFor('the UDP sink to listen', () => sinkOut().includes('listening'));
+  const source = hosts.spawn(fromNs, process.execPath, [UDP_TRANSFER, 'source', address, String(port), String(count), String(mbits)]);
+  const sourceOut = captureOutput(source);
+  const [, report] = await Promise.all([jsonOf<{ sent: number }>(source, sourceOut), jsonOf<UdpTransferReport>(sink, sinkOut)]);
+  return report;
 }
 
 /** The JSON line a helper script prints before it exits 0. */

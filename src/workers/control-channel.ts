@@ -1,0 +1,198 @@
+// What a queue worker's stages hand the control plane, carried to the main thread
+// over two SPSC rings in shared memory (no structured-clone message per batch):
+//   tallies  — per keypair and batch: bytes sent or received, whether data came,
+//              the last packet's source (small fixed records). The main thread
+//              reads them every TALLY_INTERVAL_MS, not per batch: they feed byte
+//              counts and timers of seconds, and waking it for each batch would
+//              cost a thread wake-up per batch.
+//   messages — what cannot wait: handshake and cookie messages received, packets
+//              for a peer without a usable session, and the tallies the control
+//              plane must act on now (counters used up; data on a keypair that is
+//              not yet the peer's sending one, which confirms it; a source that is
+//              not the peer's endpoint, which roams it). The main thread waits on
+//              this ring with Atomics.waitAsync (a doorbell: a producer wakes it only
+//              when it sleeps), and reads the tallies ring first, so that records
+//              apply in the order they were made.
+// A record that finds its ring full is dropped and counted (control_ring_full): a
+// lost tally costs a byte count, a lost message a packet that the peer resends.
+import { ADDR_STRIDE, sameAddr } from '../io/udp.js';
+import type { PacketBatch } from '../pipeline/batch.js';
+import type { PeerTable } from '../pipeline/peer-table.js';
+import { MAX_WORDS, SpscRing, type RingShared } from '../pipeline/ring.js';
+import { Drop, type DropCounters } from '../protocol/drop-reasons.js';
+import type { EngineControl } from '../stages/engine-control.js';
+import type { InboundControl } from '../stages/inbound.js';
+import type { OutboundControl } from '../stages/outbound.js';
+
+const SENT = 1;
+const RECEIVED = 2;
+const HANDSHAKE = 3;
+const NEEDS_SESSION = 4;
+
+const ADDR_WORDS = ADDR_STRIDE / 4;
+// Tally: [kind, peer, slot, generation, bytes, flag, source address...].
+const TALLY_WORDS = 6 + ADDR_WORDS;
+const T_ADDR = 6;
+// Message: [kind, length, a, b, source address..., bytes...]; a, b = the batch's
+// handshake count and slots (HANDSHAKE, on its first record) or the peer (NEEDS_SESSION).
+const MESSAGE_WORDS = MAX_WORDS;
+const M_ADDR = 4;
+const M_DATA = (M_ADDR + ADDR_WORDS) * 4;
+/** Largest packet a message record holds; a longer one without a session is dropped (queue_full). */
+export const MESSAGE_MAX_BYTES = MESSAGE_WORDS * 4 - M_DATA;
+
+/** How often the main thread reads the tallies that can wait. */
+export const TALLY_INTERVAL_MS = 20;
+
+export interface ControlChannelShared {
+  readonly tallies: RingShared;
+  readonly messages: RingShared;
+}
+
+/** Makes the rings of one worker (main thread; post the result to the worker). */
+export function createControlChannel(tallies = 4096, messages = 256): ControlChannelShared {
+  return { tallies: new SpscRing(tallies, TALLY_WORDS).share(), messages: new SpscRing(messages, MESSAGE_WORDS).share() };
+}
+
+class Record {
+  readonly words: Uint32Array;
+  readonly bytes: Uint8Array;
+  constructor(size: number) {
+    this.words = new Uint32Array(size);
+    this.bytes = new Uint8Array(this.words.buffer);
+  }
+}
+
+/** The worker's end: the stages' control interface, writing records. */
+export class ChannelWriter implements OutboundControl, InboundControl {
+  private readonly tallies: SpscRing;
+  private readonly messages: SpscRing;
+  private readonly tally = new Record(TALLY_WORDS);
+  private readonly message = new Record(MESSAGE_WORDS);
+
+  constructor(shared: ControlChannelShared, private readonly peers: PeerTable, private readonly drops: DropCounters) {
+    this.tallies = SpscRing.attach(shared.tallies);
+    this.messages = SpscRing.attach(shared.messages);
+  }
+
+  needsSession(peer: number, data: Uint8Array, offset: number, length: number): void {
+    if (length > MESSAGE_MAX_BYTES) {
+      this.drops.add(Drop.QueueFull);
+      return;
+    }
+    const w = this.message.words;
+    w[0] = NEEDS_SESSION;
+    w[1] = length;
+    w[2] = peer;
+    this.message.bytes.set(data.subarray(offset, offset + length), M_DATA);
+    if (!this.messages.tryPush(w)) this.drops.add(Drop.ControlRingFull);
+  }
+
+  sent(peer: number, slot: number, generation: number, bytes: number, exhausted: boolean): void {
+    this.pushTally(exhausted, SENT, peer, slot, generation, bytes, exhausted ? 1 : 0);
+  }
+
+  handshakes(batch: PacketBatch, indices: Int32Array, count: number): void {
+    const w = this.message.words;
+    for (let k = 0; k < count; k++) {
+      const i = indices[k]!;
+      const offset = batch.offsets[i]!;
+      const length = batch.lengths[i]!;
+      if (length > MESSAGE_MAX_BYTES) continue; // handshake messages are at most 148 bytes: the classifier let no longer one through
+      w[0] = HANDSHAKE;
+      w[1] = length;
+      // The first record of a batch says how many came together (the engine's load signal).
+      w[2] = k === 0 ? count : 0;
+      w[3] = batch.slots;
+      this.message.bytes.set(batch.addrs.subarray(i * ADDR_STRIDE, (i + 1) * ADDR_STRIDE), M_ADDR * 4);
+      this.message.bytes.set(batch.data.subarray(offset, offset + length), M_DATA);
+      if (!this.messages.tryPush(w)) this.drops.add(Drop.ControlRingFull);
+    }
+  }
+
+  received(peer: number, slot: number, generation: number, bytes: number, dataCame: boolean, batch: PacketBatch, lastPacket: number): void {
+    const peers = this.peers;
+    const urgent = peers.sendSlot(peer) !== slot || !peers.hasEndpoint(peer) || !sameAddr(peers.endpoints, peer, batch.addrs, lastPacket);
+    const record = urgent ? this.message : this.tally;
+    record.bytes.set(batch.addrs.subarray(lastPacket * ADDR_STRIDE, (lastPacket + 1) * ADDR_STRIDE), T_ADDR * 4);
+    this.pushTally(urgent, RECEIVED, peer, slot, generation, bytes, dataCame ? 1 : 0);
+  }
+
+  /** A tally the control plane must act on now goes with the messages (and rings the doorbell). */
+  private pushTally(urgent: boolean, kind: number, peer: number, slot: number, generation: number, bytes: number, flag: number): void {
+    const w = urgent ? this.message.words : this.tally.words;
+    w[0] = kind;
+    w[1] = peer;
+    w[2] = slot;
+    w[3] = generation;
+    w[4] = bytes;
+    w[5] = flag;
+    if (!(urgent ? this.messages : this.tallies).tryPush(w)) this.drops.add(Drop.ControlRingFull);
+  }
+}
+
+/** The main thread's end: applies the records to the engine, woken for messages, reading tallies on an interval. */
+export class ChannelReader {
+  private readonly tallies: SpscRing;
+  private readonly messages: SpscRing;
+  private readonly tally = new Record(TALLY_WORDS);
+  private readonly message = new Record(MESSAGE_WORDS);
+  private readonly interval: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(shared: ControlChannelShared, private readonly control: EngineControl, private readonly afterWork: () => void) {
+    this.tallies = SpscRing.attach(shared.tallies);
+    this.messages = SpscRing.attach(shared.messages);
+    this.interval = setInterval(() => {
+      if (this.drainTallies()) this.afterWork();
+    }, TALLY_INTERVAL_MS);
+    void this.serveMessages();
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.interval);
+    this.messages.close();
+  }
+
+  private async serveMessages(): Promise<void> {
+    while (!this.closed) {
+      if (this.messages.size > 0) {
+        this.drainTallies();
+        this.drainMessages();
+        this.afterWork();
+      }
+      await this.messages.waitNotEmptyAsync(1000);
+    }
+  }
+
+  /** Applies the waiting tallies; whether there were any. */
+  private drainTallies(): boolean {
+    const { words, bytes } = this.tally;
+    let any = false;
+    while (this.tallies.tryPop(words)) {
+      any = true;
+      this.apply(words, bytes);
+    }
+    return any;
+  }
+
+  private apply(words: Uint32Array, bytes: Uint8Array): void {
+    if (words[0] === SENT) this.control.sent(words[1]!, words[2]!, words[3]!, words[4]!, words[5] === 1);
+    else this.control.receivedFrom(words[1]!, words[2]!, words[3]!, words[4]!, words[5] === 1, bytes.subarray(T_ADDR * 4), 0);
+  }
+
+  private drainMessages(): void {
+    const { words, bytes } = this.message;
+    while (this.messages.tryPop(words)) {
+      const kind = words[0]!;
+      const length = words[1]!;
+      if (kind === SENT || kind === RECEIVED) this.apply(words, bytes);
+      else if (kind === NEEDS_SESSION) this.control.needsSession(words[2]!, bytes, M_DATA, length);
+      else {
+        if (words[2]! > 0) this.control.handshakeBacklog(words[2]!, words[3]!);
+        this.control.handshake(bytes, M_DATA, length, bytes.subarray(M_ADDR * 4), 0);
+      }
+    }
+  }
+}
