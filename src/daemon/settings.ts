@@ -18,7 +18,9 @@ export const DEFAULT_QUEUES = 1;
 /** More queues than this is a typo (the kernel allows 256 TUN queues; every queue is a thread). */
 export const MAX_QUEUES = 64;
 
-export class QueueSettingError extends Error {}
+export class QueueSettingError extends Error {
+  override name = 'QueueSettingError';
+}
 
 /** Parses a queue count: 0 (the inline mode: the data path on the main thread) to MAX_QUEUES. */
 export function parseQueues(value: string, source: string): number {

@@ -147,3 +147,14 @@ test('engine keeps the tables in step: handshake slots, the current send slot, e
   assert.equal(tiny.drops.get(Drop.KeyTableFull), 1, 'no slot for the second handshake: counted');
   assert.equal(tiny.outbox.length, 1);
 });
+
+test('key table: the replay locks a dead thread held are freed', () => {
+  const table = new KeyTable(4);
+  const a = table.install(table.allocate(0)!, key(1), key(2), 1, 0);
+  const worker = KeyTable.attach(table.share(), 2);
+  worker.lockReplay(a);
+  table.releaseReplayLocks(3);
+  table.releaseReplayLocks(2);
+  table.lockReplay(a); // would spin for ever if the dead worker's lock were still held
+  table.unlockReplay(a);
+});

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { settingsFromEnv, takeSettingFlags } from '../../src/daemon/settings.js';
+import { DEFAULT_QUEUES, settingsFromEnv, takeSettingFlags } from '../../src/daemon/settings.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -33,4 +33,17 @@ test('a bad --crypto or TUNDRA_CRYPTO is refused before anything is created', ()
   const missing = spawnSync(process.execPath, [CLI, '--crypto'], { encoding: 'utf8' });
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /--crypto needs a value/);
+});
+
+test('--queues / TUNDRA_QUEUES: 0 (inline) to 64 queue workers, 1 by default; anything else is refused', () => {
+  const env: NodeJS.ProcessEnv = {};
+  takeSettingFlags(['--queues', '2'], env);
+  assert.equal(env.TUNDRA_QUEUES, '2');
+  assert.equal(settingsFromEnv(env).queues, 2);
+  assert.equal(settingsFromEnv({}).queues, DEFAULT_QUEUES);
+  assert.equal(settingsFromEnv({ TUNDRA_QUEUES: '0' }).queues, 0);
+  for (const bad of ['-1', '65', '1.5', 'two', '']) {
+    assert.throws(() => takeSettingFlags([`--queues=${bad}`], {}), /^QueueSettingError: --queues: ".*" is not a queue count \(0 for the inline mode, or 1 to 64 queue workers\)$/, bad);
+  }
+  assert.throws(() => settingsFromEnv({ TUNDRA_QUEUES: 'x' }), /TUNDRA_QUEUES: "x" is not a queue count/);
 });

@@ -1,0 +1,102 @@
+// The control channel between a queue worker's stages and the main thread: every
+// record arrives once and whole, tallies that can wait stay off the doorbell ring
+// and the ones the control plane must act on now go with the messages, records
+// apply in the order they were made, and a full ring drops and counts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeAddr } from '../../src/io/udp.js';
+import { PacketBatch } from '../../src/pipeline/batch.js';
+import { PeerTable } from '../../src/pipeline/peer-table.js';
+import { Drop, DropCounters } from '../../src/protocol/drop-reasons.js';
+import type { EngineControl } from '../../src/stages/engine-control.js';
+import { ChannelReader, ChannelWriter, createControlChannel, MESSAGE_MAX_BYTES, TALLY_INTERVAL_MS } from '../../src/workers/control-channel.js';
+
+/** An EngineControl that writes down what it is told. */
+function recorder(): { control: EngineControl; calls: string[] } {
+  const calls: string[] = [];
+  const control = {
+    sent: (peer: number, slot: number, gen: number, bytes: number, exhausted: boolean) => calls.push(`sent ${peer} ${slot} ${gen} ${bytes} ${exhausted}`),
+    receivedFrom: (peer: number, slot: number, gen: number, bytes: number, dataCame: boolean, addrs: Uint8Array, i: number) => {
+      const port = (addrs[i * 20 + 2]! << 8) | addrs[i * 20 + 3]!;
+      calls.push(`received ${peer} ${slot} ${gen} ${bytes} ${dataCame} :${port}`);
+    },
+    needsSession: (peer: number, data: Uint8Array, offset: number, length: number) =>
+      calls.push(`needs ${peer} ${Array.from(data.subarray(offset, offset + length)).join(',')}`),
+    handshakeBacklog: (count: number, slots: number) => calls.push(`backlog ${count}/${slots}`),
+    handshake: (data: Uint8Array, offset: number, length: number) => calls.push(`handshake ${data[offset]} ${length}`),
+  };
+  return { control: control as unknown as EngineControl, calls };
+}
+
+const tick = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function setup(capacity?: { tallies: number; messages: number }, read = true) {
+  const shared = createControlChannel(capacity?.tallies, capacity?.messages);
+  const peers = new PeerTable(8);
+  const peer = peers.allocate();
+  peers.setSendSlot(peer, 5);
+  peers.setEndpoint(peer, { address: '198.18.0.2', port: 51820 });
+  const drops = new DropCounters();
+  const writer = new ChannelWriter(shared, peers, drops);
+  const { control, calls } = recorder();
+  let work = 0;
+  const reader = read ? new ChannelReader(shared, control, () => { work++; }) : undefined;
+  const batch = new PacketBatch(4, 256);
+  batch.resetOffsets(0);
+  return { writer, reader: reader!, calls, drops, peer, batch, afterWork: () => work };
+}
+
+test('tallies that can wait arrive on the interval; urgent ones wake the main thread, after those made before them', async () => {
+  const { writer, reader, calls, peer, batch, afterWork } = setup();
+  try {
+    writeAddr(batch.addrs, 0, '198.18.0.2', 51820); // the endpoint
+    writeAddr(batch.addrs, 1, '198.18.0.3', 40000); // somewhere else: roaming
+    writer.sent(peer, 5, 1, 100, false);
+    writer.received(peer, 5, 1, 200, true, batch, 0);
+    await tick(2);
+    assert.deepEqual(calls, [], 'nothing yet: no doorbell for tallies that can wait');
+    writer.received(peer, 5, 1, 300, true, batch, 1); // a new source: urgent
+    await tick(5);
+    assert.deepEqual(calls, ['sent 0 5 1 100 false', 'received 0 5 1 200 true :51820', 'received 0 5 1 300 true :40000'],
+      'the urgent tally woke the reader, which applied the earlier ones first');
+    assert.ok(afterWork() > 0, 'then the control plane sent what the engine queued');
+    calls.length = 0;
+    writer.received(peer, 6, 2, 10, false, batch, 0); // a keypair that is not the sending one: confirms it
+    writer.sent(peer, 5, 1, 50, true); // counters used up
+    await tick(5);
+    assert.deepEqual(calls, ['received 0 6 2 10 false :51820', 'sent 0 5 1 50 true']);
+    calls.length = 0;
+    writer.sent(peer, 5, 1, 7, false);
+    await tick(TALLY_INTERVAL_MS * 3);
+    assert.deepEqual(calls, ['sent 0 5 1 7 false'], 'a tally that can wait is applied within the interval');
+  } finally {
+    reader.close();
+  }
+});
+
+test('handshakes and packets without a session arrive whole, with the batch size once', async () => {
+  const { writer, reader, calls, batch } = setup();
+  try {
+    for (let i = 0; i < 3; i++) {
+      batch.data[batch.offsets[i]!] = i + 1;
+      batch.lengths[i] = 148 - i * 56;
+    }
+    writer.handshakes(batch, Int32Array.of(0, 2), 2);
+    writer.needsSession(3, Uint8Array.of(9, 8, 7, 6), 1, 2);
+    await tick(5);
+    assert.deepEqual(calls, ['backlog 2/4', 'handshake 1 148', 'handshake 3 36', 'needs 3 8,7']);
+  } finally {
+    reader.close();
+  }
+});
+
+test('a full ring or an oversized packet is dropped and counted, never half written', () => {
+  const { writer, calls, drops, peer } = setup({ tallies: 4, messages: 2 }, false); // nobody drains: the rings fill
+  for (let i = 0; i < 6; i++) writer.sent(peer, 5, 1, i, false);
+  assert.equal(drops.get(Drop.ControlRingFull), 2, 'four fit, two were counted');
+  for (let i = 0; i < 3; i++) writer.needsSession(peer, new Uint8Array(10), 0, 10);
+  assert.equal(drops.get(Drop.ControlRingFull), 3);
+  writer.needsSession(peer, new Uint8Array(MESSAGE_MAX_BYTES + 1), 0, MESSAGE_MAX_BYTES + 1);
+  assert.equal(drops.get(Drop.QueueFull), 1, 'a packet longer than a record is counted as queue_full');
+  assert.deepEqual(calls, []);
+});
