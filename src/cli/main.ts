@@ -13,7 +13,7 @@ import { isSettingError, settingsFromEnv, takeSettingFlags } from '../daemon/set
 
 const VERSION = '0.1.0';
 
-const USAGE = `Usage: tundra [-f|--foreground] [--offload=…] [--crypto=…] [--stage=…] INTERFACE
+const USAGE = `Usage: tundra [-f|--foreground] [--offload=…] [--crypto=…] [--stage=…] [--queues=N] INTERFACE
        tundra up CONFIG-FILE
        tundra genkey | genpsk | pubkey
        tundra --version
@@ -36,9 +36,12 @@ const USAGE = `Usage: tundra [-f|--foreground] [--offload=…] [--crypto=…] [-
   --stage=MODULE[=CONFIG]
                      run a user stage on every batch (see examples/README.md);
                      repeat the flag or separate several with commas
+  --queues=N         queue workers: threads that each run the data path of a
+                     TUN queue and a UDP socket of the listen port (default 1);
+                     0 runs it on the main thread (the inline mode)
 
 Environment: LOG_LEVEL=verbose|error|silent (default error), WG_PROCESS_FOREGROUND=1,
-             TUNDRA_OFFLOAD, TUNDRA_CRYPTO, TUNDRA_STAGES (as the flags; a flag wins)
+             TUNDRA_OFFLOAD, TUNDRA_CRYPTO, TUNDRA_STAGES, TUNDRA_QUEUES (as the flags; a flag wins)
 `;
 
 function fail(message: string, status = 1): never {

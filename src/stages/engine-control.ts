@@ -2,6 +2,7 @@
 // (the inline mode, and the main thread of the pipeline): it applies the tallies
 // the kernels hand back to the engine's peers, timers and handshakes.
 import { readAddr, sameAddr } from '../io/udp.js';
+import { Drop } from '../protocol/drop-reasons.js';
 import type { PacketBatch } from '../pipeline/batch.js';
 import type { Engine } from '../protocol/engine.js';
 import type { Keypair } from '../protocol/keypair.js';
@@ -28,8 +29,14 @@ export class EngineControl implements OutboundControl, InboundControl {
   constructor(private readonly engine: Engine) {}
 
   needsSession(peerId: number, data: Uint8Array, offset: number, length: number): void {
-    const peer = this.engine.peerById(peerId);
-    if (peer !== undefined) this.engine.send(peer, data.slice(offset, offset + length));
+    // Routed again by the control plane's own table: a queue worker may have routed with
+    // a table a moment old, whose peer number a removal has freed for a new peer since.
+    const peer = this.engine.allowedIPs.lookupPacketDestination(data, offset, length);
+    if (peer === undefined || peer.id !== peerId) {
+      this.engine.drops.add(Drop.NoPeerForDestination);
+      return;
+    }
+    this.engine.send(peer, data.slice(offset, offset + length));
   }
 
   sent(peerId: number, slot: number, generation: number, bytes: number, exhausted: boolean): void {
