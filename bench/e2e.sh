@@ -43,7 +43,9 @@
 # *_sender_ns_per_byte the same for the sending daemon (a) alone, and
 # *_sender_main_ns_per_byte for its main thread alone (the thread the process
 # started with: where the control plane runs; all of it in tundra's inline mode);
-# *_retransmits iperf3's TCP retransmits (end.sum_sent); *_tun_drops the growth of
+# *_machine_ns_per_byte the CPU time of the whole machine (every core's busy time
+# in /proc/stat: both daemons, iperf3, the kernel) over the bytes received, the
+# input of bench/model.ts; *_retransmits iperf3's TCP retransmits (end.sum_sent); *_tun_drops the growth of
 # tx_dropped of both tunnel interfaces (packets the kernel could not queue to the
 # daemon); *_loss_pct the UDP loss (quic: datagrams sent but not received);
 # ping_idle_rtt_ms and ping_load_rtt_ms the average RTTs, ping_load_tcp_mbit_s
@@ -77,10 +79,10 @@ PING_INTERVAL=0.05
 PING_COUNT=20
 SETTLE=1         # seconds between tests, for the tunnel to drain
 METRICS=(
-  tcp1_mbit_s tcp1_ns_per_byte tcp1_sender_ns_per_byte tcp1_sender_main_ns_per_byte tcp1_retransmits tcp1_tun_drops
-  tcp4_mbit_s tcp4_ns_per_byte tcp4_sender_ns_per_byte tcp4_sender_main_ns_per_byte tcp4_retransmits tcp4_tun_drops
-  udp_mbit_s udp_ns_per_byte udp_sender_ns_per_byte udp_sender_main_ns_per_byte udp_loss_pct udp_tun_drops
-  quic_mbit_s quic_ns_per_byte quic_sender_ns_per_byte quic_sender_main_ns_per_byte quic_loss_pct quic_tun_drops
+  tcp1_mbit_s tcp1_ns_per_byte tcp1_sender_ns_per_byte tcp1_sender_main_ns_per_byte tcp1_machine_ns_per_byte tcp1_retransmits tcp1_tun_drops
+  tcp4_mbit_s tcp4_ns_per_byte tcp4_sender_ns_per_byte tcp4_sender_main_ns_per_byte tcp4_machine_ns_per_byte tcp4_retransmits tcp4_tun_drops
+  udp_mbit_s udp_ns_per_byte udp_sender_ns_per_byte udp_sender_main_ns_per_byte udp_machine_ns_per_byte udp_loss_pct udp_tun_drops
+  quic_mbit_s quic_ns_per_byte quic_sender_ns_per_byte quic_sender_main_ns_per_byte quic_machine_ns_per_byte quic_loss_pct quic_tun_drops
   ping_idle_rtt_ms ping_load_rtt_ms ping_load_tcp_mbit_s
 )
 LABELS=() TEMPLATES=()
@@ -125,16 +127,20 @@ test_failed() {  # test message
 settle() { sleep "$SETTLE"; }
 
 daemon_cpu() { pair_cpu_seconds "$PAIR_PID_A" "$PAIR_PID_B" || die "a daemon exited"; }
-# The sending daemon's CPU, then its main thread's (/proc/PID/task/PID): "total main".
+# The sending daemon's CPU, its main thread's (/proc/PID/task/PID) and the machine's
+# busy time (user nice system irq softirq steal of /proc/stat): "sender main machine".
 sender_cpu() {
-  echo "$(pair_cpu_seconds "$PAIR_PID_A" || die "a daemon exited") $(pair_cpu_seconds "$PAIR_PID_A/task/$PAIR_PID_A" || die "a daemon exited")"
+  local machine
+  machine=$(awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { printf "%.2f\n", ($2 + $3 + $4 + $7 + $8 + $9) / hz; exit }' /proc/stat)
+  echo "$(pair_cpu_seconds "$PAIR_PID_A" || die "a daemon exited") $(pair_cpu_seconds "$PAIR_PID_A/task/$PAIR_PID_A" || die "a daemon exited") $machine"
 }
-emit_sender() {  # test "total0 main0" "total1 main1" bytes
-  local t0 m0 t1 m1
-  read -r t0 m0 <<<"$2"
-  read -r t1 m1 <<<"$3"
+emit_sender() {  # test "sender0 main0 machine0" "sender1 main1 machine1" bytes
+  local t0 m0 c0 t1 m1 c1
+  read -r t0 m0 c0 <<<"$2"
+  read -r t1 m1 c1 <<<"$3"
   emit "${1}_sender_ns_per_byte" "$(ns_per_byte "$t0" "$t1" "$4")"
   emit "${1}_sender_main_ns_per_byte" "$(ns_per_byte "$m0" "$m1" "$4")"
+  emit "${1}_machine_ns_per_byte" "$(ns_per_byte "$c0" "$c1" "$4")"
 }
 
 tun_drops() {  # tx_dropped of both tunnel interfaces, summed; - if unreadable
