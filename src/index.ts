@@ -23,5 +23,9 @@ export { DESC_STRIDE, DESC_OFFSET, DESC_LENGTH, DESC_KEY_INDEX, DESC_COUNTER_LO,
 export { Engine, type EngineOptions } from './protocol/engine.js';
 export { Drop, DROP_REASON_NAMES, DropCounters, type DropReason } from './protocol/drop-reasons.js';
 export { Device, type DeviceOptions } from './device/device.js';
+export { QueueLoop, QueueStats, BATCH_SIZE, type QueueLoopOptions } from './pipeline/queue-loop.js';
+export { QueueWorkers, type QueueWorkersOptions } from './workers/queue-workers.js';
+export { ChannelReader, ChannelWriter, createControlChannel, type ControlChannelShared } from './workers/control-channel.js';
+export { OffloadCounters } from './offload/counters.js';
 export { UserStages, parseStageSpecs, type StageSpec } from './stages/user-host.js';
 export * from './stages/user-stage.js';

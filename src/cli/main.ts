@@ -37,8 +37,9 @@ const USAGE = `Usage: tundra [-f|--foreground] [--offload=…] [--crypto=…] [-
                      run a user stage on every batch (see examples/README.md);
                      repeat the flag or separate several with commas
   --queues=N         queue workers: threads that each run the data path of a
-                     TUN queue and a UDP socket of the listen port (default 1);
-                     0 runs it on the main thread (the inline mode)
+                     TUN queue and a UDP socket of the listen port (default 1,
+                     0 on a single core); 0 runs it on the main thread (the
+                     inline mode)
 
 Environment: LOG_LEVEL=verbose|error|silent (default error), WG_PROCESS_FOREGROUND=1,
              TUNDRA_OFFLOAD, TUNDRA_CRYPTO, TUNDRA_STAGES, TUNDRA_QUEUES (as the flags; a flag wins)

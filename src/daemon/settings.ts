@@ -2,6 +2,7 @@
 // The daemon reads only the environment — a flag is checked and copied into its
 // variable — so the same settings work after detaching and under wg-quick, which
 // starts the daemon itself. A flag wins over its variable.
+import { availableParallelism } from 'node:os';
 import { CryptoSettingError, parseCryptoBackend, type CryptoBackendName } from '../crypto/backends.js';
 import { OffloadSettingError, parseOffloadSettings, type OffloadSettings } from '../offload/settings.js';
 import { parseStageSpecs, StageSettingError, type StageSpec } from '../stages/user-host.js';
@@ -13,8 +14,12 @@ export interface TundraSettings {
   readonly queues: number;
 }
 
-/** Queue workers when neither --queues nor TUNDRA_QUEUES says (README "Settings" has the measurement behind it). */
-export const DEFAULT_QUEUES = 1;
+/**
+ * Queue workers when neither --queues nor TUNDRA_QUEUES says: one, or the inline mode
+ * on a single core, where a worker's thread wake-ups cost more than they free (README,
+ * "The data path on worker threads", has the measurements).
+ */
+export const DEFAULT_QUEUES = availableParallelism() > 1 ? 1 : 0;
 /** More queues than this is a typo (the kernel allows 256 TUN queues; every queue is a thread). */
 export const MAX_QUEUES = 64;
 

@@ -112,16 +112,6 @@ export class Device implements UapiDevice {
     }
   }
 
-  /** The data path's queues: 0 in the inline mode. */
-  get queues(): number {
-    return this.workers?.count ?? 0;
-  }
-
-  /** The queue workers, for tests that kill one. */
-  get queueWorkers(): QueueWorkers | undefined {
-    return this.workers;
-  }
-
   /** Every drop so far, by reason: the engine's, every queue's, the offload paths' and the user stages'. */
   dropSnapshot(): Record<string, number> {
     const drops = [this.engine.drops, ...(this.workers?.drops ?? [])];

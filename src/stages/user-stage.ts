@@ -39,7 +39,7 @@ export interface StageBatch {
 export interface StageInit {
   /** The text after '=' in the spec, if any ('' for `MODULE=`). */
   readonly config: string | undefined;
-  /** The thread this instance runs on, e.g. 'main', 'udp-0', 'tun-1': use it to name per-instance files. */
+  /** The thread this instance runs on, 'queue-0', 'queue-1', … ('main' in the inline mode): use it to name per-instance files. */
   readonly thread: string;
   /**
    * Shared-memory counters for this instance, one per name ([a-z0-9_]+, no repeats),

@@ -194,11 +194,6 @@ export class QueueWorkers {
     this.post({ type: 'mtu', mtu });
   }
 
-  /** The worker of queue `index`, for tests that kill one. */
-  workerOf(index: number): Worker | undefined {
-    return this.queues[index]?.worker;
-  }
-
   private post(message: ToQueueWorker): void {
     for (const q of this.queues) q.worker?.postMessage(message);
   }

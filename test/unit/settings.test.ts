@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_QUEUES, settingsFromEnv, takeSettingFlags } from '../../src/daemon/settings.js';
 
@@ -35,12 +36,13 @@ test('a bad --crypto or TUNDRA_CRYPTO is refused before anything is created', ()
   assert.match(missing.stderr, /--crypto needs a value/);
 });
 
-test('--queues / TUNDRA_QUEUES: 0 (inline) to 64 queue workers, 1 by default; anything else is refused', () => {
+test('--queues / TUNDRA_QUEUES: 0 (inline) to 64 queue workers, by default 1 (0 on one core); anything else is refused', () => {
   const env: NodeJS.ProcessEnv = {};
   takeSettingFlags(['--queues', '2'], env);
   assert.equal(env.TUNDRA_QUEUES, '2');
   assert.equal(settingsFromEnv(env).queues, 2);
   assert.equal(settingsFromEnv({}).queues, DEFAULT_QUEUES);
+  assert.equal(DEFAULT_QUEUES, availableParallelism() > 1 ? 1 : 0);
   assert.equal(settingsFromEnv({ TUNDRA_QUEUES: '0' }).queues, 0);
   for (const bad of ['-1', '65', '1.5', 'two', '']) {
     assert.throws(() => takeSettingFlags([`--queues=${bad}`], {}), /^QueueSettingError: --queues: ".*" is not a queue count \(0 for the inline mode, or 1 to 64 queue workers\)$/, bad);
