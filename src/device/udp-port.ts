@@ -5,7 +5,7 @@
 import { constants } from 'node:os';
 import {
   ADDR_FAMILY, ADDR_STRIDE, openUdpGroup, UDP_GSO_IPV4, UDP_GSO_IPV6, udpGroBuffers, udpGroStashed, udpRecv, udpSend,
-  type UdpGroBuffers, type UdpSocket,
+  type UdpGroBuffers, type UdpRecvOptions, type UdpSocket,
 } from '../io/udp.js';
 import { FdWatcher } from '../io/watch.js';
 import type { Logger } from '../log.js';
@@ -47,6 +47,8 @@ export class UdpPort {
   private gso: number;
   private readonly gro: UdpGroBuffers | undefined;
   private readonly status: Int32Array;
+  /** udpRecv's options, made once: nothing is allocated per receive. */
+  private readonly recvOptions: UdpRecvOptions;
   /** Datagrams to send again without GSO: their indices in the batch, and a batch view of them. */
   private readonly resend: { offsets: Uint32Array; lengths: Uint32Array; addrs: Uint8Array; status: Int32Array };
   private readonly notes: string[] = [];
@@ -64,6 +66,7 @@ export class UdpPort {
     if (!settings['udp-gro']) this.notes.push('udp-gro off: switched off');
     else if (!socket.offloads.gro) this.notes.push('udp-gro off: the kernel has no UDP_GRO');
     this.gro = socket.offloads.gro ? udpGroBuffers(GRO_MESSAGES) : undefined;
+    this.recvOptions = { ...(this.gro === undefined ? {} : { gro: this.gro }), stats: this.counters.udpRecv };
     this.status = new Int32Array(options.slots);
     this.resend = {
       offsets: new Uint32Array(options.slots),
@@ -91,10 +94,7 @@ export class UdpPort {
   /** Fills the batch with received datagrams, one per slot; returns how many. */
   receive(batch: PacketBatch): number {
     batch.resetOffsets(0);
-    const n = udpRecv(this.fd, batch.data, batch.offsets, batch.lengths, batch.addrs, batch.slots, batch.slotSize, {
-      ...(this.gro === undefined ? {} : { gro: this.gro }),
-      stats: this.counters.udpRecv,
-    });
+    const n = udpRecv(this.fd, batch.data, batch.offsets, batch.lengths, batch.addrs, batch.slots, batch.slotSize, this.recvOptions);
     this.counters.noteReceive();
     batch.count = n;
     return n;
