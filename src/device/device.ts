@@ -21,7 +21,7 @@ import { OffloadCounters } from '../offload/counters.js';
 import { ALL_OFFLOADS, type OffloadSettings } from '../offload/settings.js';
 import type { RouteTable } from '../routing/route-table.js';
 import { QueueWorkers } from '../workers/queue-workers.js';
-import { openTunDevice, type TunQueue } from './tun-port.js';
+import { describeTunOffloads, openTunDevice, type TunQueue } from './tun-port.js';
 import { openUdpSockets, UdpPort } from './udp-port.js';
 import {
   EADDRINUSE, EIO, ENOSPC, UapiError, type SetRequest, type UapiDevice, type UapiInterfaceState, type UapiPeerState,
@@ -76,7 +76,7 @@ export class Device implements UapiDevice {
       if (device.workers === undefined && device.stageSpecs.length > 0) {
         device.inlineStages = await UserStages.load(device.stageSpecs, 'main', (line) => device.log.error(line));
       }
-      await device.startQueues(openUdpSockets(0, 0, device.offload, Math.max(1, device.tun.length)));
+      await device.startQueues(openUdpSockets(0, 0, device.offload, device.tun.length));
     } catch (err) {
       await device.close();
       throw err;
@@ -147,14 +147,10 @@ export class Device implements UapiDevice {
 
   /** One line: which offloads are on, and why any is off. */
   private logOffloads(): void {
-    const tun = this.inline?.tun;
     const udp = this.sender.describe();
     const offloads = this.tun[0]!.offloads;
-    const tunOn = tun?.describe() ?? [offloads.tso4 && 'tun-tso4', offloads.tso6 && 'tun-tso6', offloads.uso && 'tun-uso',
-      offloads.groTcp && 'tun-gro-tcp (after its write probe)', offloads.groUdp && 'tun-gro-udp (after its write probe)']
-      .filter((x): x is string => typeof x === 'string');
     const notes = [...offloads.notes, ...udp.notes];
-    const on = [...tunOn, ...udp.on];
+    const on = [...describeTunOffloads(offloads), ...udp.on];
     const queues = this.workers === undefined ? 'inline (this thread)' : `${this.workers.count} queue worker${this.workers.count === 1 ? '' : 's'}`;
     this.log.verbose(`Data path: ${queues}; offloads on: ${on.length > 0 ? on.join(', ') : 'none'}${notes.map((n) => `; ${n}`).join('')}`);
   }
@@ -370,7 +366,6 @@ export class Device implements UapiDevice {
       this.sender = this.controlSender(next[0]!);
       await this.workers.useSockets(next);
     } else {
-      this.offloadCounters.newSocket();
       this.inline!.useSocket(next[0]!);
       this.sender = this.inline!.udp;
     }

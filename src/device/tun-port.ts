@@ -43,6 +43,13 @@ export function openTunDevice(name: string, settings: OffloadSettings, count: nu
   }
 }
 
+/** The offloads on for a queue, for the start-up log line (TUN GRO waits for its write probe). */
+export function describeTunOffloads(o: TunOffloads): string[] {
+  const probe = ' (after its write probe)';
+  return [o.tso4 && 'tun-tso4', o.tso6 && 'tun-tso6', o.uso && 'tun-uso', o.groTcp && `tun-gro-tcp${probe}`, o.groUdp && `tun-gro-udp${probe}`]
+    .filter((x): x is string => typeof x === 'string');
+}
+
 /** Reads and writes of one TUN queue; the queue's fd stays its opener's to close. */
 export class TunPort {
   readonly fd: number;
@@ -60,14 +67,6 @@ export class TunPort {
     this.scratch = new Uint8Array(vnetHeader ? TUN_READ_SCRATCH_SIZE : 0);
     this.status = new Int32Array(slots);
     this.gro = this.offloads.groTcp || this.offloads.groUdp ? 'probing' : 'off';
-  }
-
-  /** What is on, for the start-up log line. */
-  describe(): string[] {
-    const o = this.offloads;
-    const probe = this.gro === 'probing' ? ' (after its write probe)' : '';
-    return [o.tso4 && 'tun-tso4', o.tso6 && 'tun-tso6', o.uso && 'tun-uso', o.groTcp && `tun-gro-tcp${probe}`, o.groUdp && `tun-gro-udp${probe}`]
-      .filter((x): x is string => typeof x === 'string');
   }
 
   /** A packet of a super-packet is still waiting in the read buffer: read again without waiting for the fd. */

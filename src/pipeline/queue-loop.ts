@@ -101,6 +101,7 @@ export class QueueLoop {
   /** Moves to another socket (a new listen port); the old one stays open, for its opener to close. */
   useSocket(socket: UdpSocket): void {
     this.port.close();
+    this.o.counters.newSocket();
     this.port = this.udpPort(socket);
   }
 

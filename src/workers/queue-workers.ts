@@ -139,7 +139,6 @@ export class QueueWorkers {
   async useSockets(udp: readonly UdpSocket[]): Promise<void> {
     this.udp = udp;
     await Promise.all(this.queues.map((q) => {
-      q.offload.newSocket();
       const worker = q.worker;
       if (worker === undefined) return undefined;
       return new Promise<void>((resolve) => {
