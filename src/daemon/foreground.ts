@@ -25,6 +25,7 @@ export interface InterfaceOptions {
   crypto?: CryptoBackendName;
   stages?: readonly StageSpec[];
   queues?: number;
+  workers?: number;
 }
 
 export async function startInterface(name: string, logger: Logger, options: InterfaceOptions = {}): Promise<RunningInterface> {
@@ -52,6 +53,7 @@ export async function startInterface(name: string, logger: Logger, options: Inte
     const line = {
       interface: name, drops: device.dropSnapshot(), offload: device.offloadSnapshot(),
       stages: device.stageSnapshot().counters, queues: device.queueSnapshot(),
+      ...(device.poolSnapshot() === undefined ? {} : { pool: device.poolSnapshot() }),
     };
     process.stdout.write(`${JSON.stringify(line)}\n`);
   };

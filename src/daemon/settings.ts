@@ -12,6 +12,7 @@ export interface TundraSettings {
   readonly crypto: CryptoBackendName;
   readonly stages: readonly StageSpec[];
   readonly queues: number;
+  readonly workers: number;
 }
 
 /**
@@ -23,16 +24,33 @@ export const DEFAULT_QUEUES = availableParallelism() > 1 ? 1 : 0;
 /** More queues than this is a typo (the kernel allows 256 TUN queues; every queue is a thread). */
 export const MAX_QUEUES = 64;
 
+/** Crypto pool workers when neither --workers nor TUNDRA_WORKERS says (README has the measurement behind it). */
+export const DEFAULT_WORKERS = 0;
+export const MAX_WORKERS = 64;
+
 export class QueueSettingError extends Error {
   override name = 'QueueSettingError';
 }
 
+function count(value: string): number {
+  const text = value.trim();
+  return /^\d+$/.test(text) ? Number(text) : NaN;
+}
+
 /** Parses a queue count: 0 (the inline mode: the data path on the main thread) to MAX_QUEUES. */
 export function parseQueues(value: string, source: string): number {
-  const text = value.trim();
-  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  const n = count(value);
   if (!(n >= 0 && n <= MAX_QUEUES)) {
     throw new QueueSettingError(`${source}: "${value}" is not a queue count (0 for the inline mode, or 1 to ${MAX_QUEUES} queue workers)`);
+  }
+  return n;
+}
+
+/** Parses a crypto pool size: 0 (each queue worker seals and opens its own batches) to MAX_WORKERS. */
+export function parseWorkers(value: string, source: string): number {
+  const n = count(value);
+  if (!(n >= 0 && n <= MAX_WORKERS)) {
+    throw new QueueSettingError(`${source}: "${value}" is not a crypto worker count (0 for none, or 1 to ${MAX_WORKERS})`);
   }
   return n;
 }
@@ -51,6 +69,7 @@ export const SETTINGS: readonly Setting[] = [
   { flag: '--crypto', variable: 'TUNDRA_CRYPTO', repeatable: false, check: parseCryptoBackend },
   { flag: '--stage', variable: 'TUNDRA_STAGES', repeatable: true, check: parseStageSpecs },
   { flag: '--queues', variable: 'TUNDRA_QUEUES', repeatable: false, check: parseQueues },
+  { flag: '--workers', variable: 'TUNDRA_WORKERS', repeatable: false, check: parseWorkers },
 ];
 
 /** A bad setting: the message names the flag or variable and what it takes. */
@@ -65,6 +84,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv): TundraSettings {
     crypto: env.TUNDRA_CRYPTO === undefined || env.TUNDRA_CRYPTO.trim() === '' ? 'native' : parseCryptoBackend(env.TUNDRA_CRYPTO.trim(), 'TUNDRA_CRYPTO'),
     stages: parseStageSpecs(env.TUNDRA_STAGES ?? '', 'TUNDRA_STAGES'),
     queues: env.TUNDRA_QUEUES === undefined || env.TUNDRA_QUEUES.trim() === '' ? DEFAULT_QUEUES : parseQueues(env.TUNDRA_QUEUES, 'TUNDRA_QUEUES'),
+    workers: env.TUNDRA_WORKERS === undefined || env.TUNDRA_WORKERS.trim() === '' ? DEFAULT_WORKERS : parseWorkers(env.TUNDRA_WORKERS, 'TUNDRA_WORKERS'),
   };
 }
 

@@ -41,6 +41,8 @@ export interface DeviceOptions {
   stages?: readonly StageSpec[];
   /** Queue workers (a TUN queue and a UDP socket each); 0 runs the data path on this thread. Default 1. */
   queues?: number;
+  /** Crypto pool workers sealing and opening for the queue workers; 0 (the default): each queue worker does its own. */
+  workers?: number;
 }
 
 export class Device implements UapiDevice {
@@ -106,7 +108,7 @@ export class Device implements UapiDevice {
     if (queues > 0) {
       this.workers = new QueueWorkers({
         name: options.name, log: this.log, tun: this.tun, settings: this.offload, keys: this.engine.keyTable,
-        peers: this.engine.peerTable.share(), crypto: this.crypto, stages: this.stageSpecs, control: this.control,
+        peers: this.engine.peerTable.share(), crypto: this.crypto, stages: this.stageSpecs, workers: options.workers ?? 0, control: this.control,
         drops: this.engine.drops, afterWork: () => this.afterWork(),
       }, this.engine.routeTable().words.buffer as SharedArrayBuffer, mtu);
     }
@@ -134,6 +136,11 @@ export class Device implements UapiDevice {
     return this.workers?.snapshot() ?? [this.inlineStats.snapshot()];
   }
 
+  /** The crypto pool's size, restarts and lost batches, if there is one. */
+  poolSnapshot(): Record<string, number> | undefined {
+    return this.workers?.poolSnapshot();
+  }
+
   /** The link's MTU changed (wg-quick sets it after start). */
   setMtu(mtu: number): void {
     if (mtu === this.engine.mtu) return;
@@ -151,7 +158,9 @@ export class Device implements UapiDevice {
     const offloads = this.tun[0]!.offloads;
     const notes = [...offloads.notes, ...udp.notes];
     const on = [...describeTunOffloads(offloads), ...udp.on];
-    const queues = this.workers === undefined ? 'inline (this thread)' : `${this.workers.count} queue worker${this.workers.count === 1 ? '' : 's'}`;
+    const pool = this.workers?.poolSnapshot();
+    const queues = this.workers === undefined ? 'inline (this thread)'
+      : `${this.workers.count} queue worker${this.workers.count === 1 ? '' : 's'}${pool === undefined ? '' : `, ${pool.workers} crypto workers`}`;
     this.log.verbose(`Data path: ${queues}; offloads on: ${on.length > 0 ? on.join(', ') : 'none'}${notes.map((n) => `; ${n}`).join('')}`);
   }
 
@@ -161,7 +170,7 @@ export class Device implements UapiDevice {
     this.closed = true;
     clearTimeout(this.timer);
     await this.stopQueues();
-    this.workers?.close();
+    await this.workers?.close();
     this.inlineStages?.close();
     for (const s of this.udp) closeFd(s.fd);
     for (const q of this.tun) closeFd(q.fd);

@@ -137,6 +137,11 @@ export class UdpPort {
     return failed;
   }
 
+  /** Stops (true) or resumes (false) watching for datagrams, while the reader has no room for them. */
+  pause(pause: boolean): void {
+    this.watcher?.watch(!pause, false);
+  }
+
   /** Stops watching; the socket stays open. */
   close(): void {
     this.watcher?.close();

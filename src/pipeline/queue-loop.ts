@@ -6,10 +6,20 @@
 // flow read from TUN queue k is sealed and sent by queue k's thread, and what
 // socket k receives is opened, checked and written to TUN queue k — the queue the
 // kernel then reads that flow's replies from.
+//
+// A batch in the loop is a flight: a batch and the scratch of the stage that works on
+// it. Without a crypto pool there is one flight per direction and each batch is
+// sealed or opened here, between its two halves. With a pool (src/workers/crypto-
+// pool.ts) several flights per direction are out at once: prepared here, sealed or
+// opened by a pool worker, and finished here strictly in the order they were read,
+// so the pool's reordering never reaches the wire or the TUN. When every flight of a
+// direction is out, its fd is not watched until one comes back.
 import { Drop } from '../protocol/drop-reasons.js';
 import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../protocol/constants.js';
 import type { UdpSocket } from '../io/udp.js';
 import { FdWatcher } from '../io/watch.js';
+import { JOB_EPOCH, JOB_FLIGHT, JOB_QUEUE, JOB_USE, JOB_WORDS, DONE_LOST } from '../workers/crypto-pool.js';
+import { MpmcRing, type RingShared } from './ring.js';
 import type { Logger } from '../log.js';
 import type { OffloadCounters } from '../offload/counters.js';
 import type { OffloadSettings } from '../offload/settings.js';
@@ -17,12 +27,14 @@ import { InboundStage, type InboundContext, type InboundControl } from '../stage
 import { OutboundStage, type OutboundContext, type OutboundControl } from '../stages/outbound.js';
 import { TunPort, type TunQueue } from '../device/tun-port.js';
 import { UdpPort } from '../device/udp-port.js';
-import { PacketBatch, SLOT_SIZE } from './batch.js';
+import { PacketBatch, SLOT_SIZE, type PacketBatchViews } from './batch.js';
 
 /** Packets per batch: wireguard-go's IdealBatchSize. */
 export const BATCH_SIZE = 128;
 /** Batches one wakeup may move before yielding to the event loop (libuv polls level-triggered). */
 const BATCHES_PER_WAKEUP = 8;
+/** Flights per direction with a crypto pool: 4 × 128 packets of a keypair at most, far below the replay window. */
+export const POOL_FLIGHTS = 4;
 /** Inbound packets start after the transport header in their slot and may grow to its end when coalesced. */
 const COALESCE_CAPACITY = SLOT_SIZE - MESSAGE_TRANSPORT_HEADER_SIZE;
 
@@ -32,7 +44,7 @@ const TUN_READ = 0;
 const UDP_SENT = 1;
 const UDP_RECEIVED = 2;
 const TUN_WRITTEN = 3;
-/** Packets of the batch in hand (read, not yet sent or written): what is lost if the thread dies now. */
+/** Packets in hand (read, not yet sent or written): what is lost if the thread dies now. */
 const IN_HAND = QUEUE_STAT_NAMES.length;
 
 export class QueueStats {
@@ -58,6 +70,47 @@ export class QueueStats {
   }
 }
 
+/** One flight as shared memory: made by the main thread, so it outlives a worker. */
+export interface FlightViews {
+  /** Its index among the crypto pool's flights. */
+  readonly id: number;
+  readonly batch: PacketBatchViews;
+  readonly scratch: SharedArrayBuffer;
+}
+
+/** A queue's flights and what tells a restarted worker which are still out in the pool. */
+export interface QueueFlightsShared {
+  readonly outbound: readonly FlightViews[];
+  readonly inbound: readonly FlightViews[];
+  /** Per flight id: 1 while it is out in the pool. */
+  readonly out: Int32Array;
+  /** [0]: the incarnation of the queue's worker, bumped by each. */
+  readonly epoch: Int32Array;
+}
+
+/** Makes the flights of a queue, their ids from `firstId` on. */
+export function createQueueFlights(firstId: number, perDirection: number, flightIds: number): QueueFlightsShared {
+  const make = (k: number, scratch: SharedArrayBuffer): FlightViews => {
+    const b = new PacketBatch(BATCH_SIZE, SLOT_SIZE);
+    return { id: firstId + k, batch: { data: b.data, offsets: b.offsets, lengths: b.lengths, marks: b.marks, addrs: b.addrs, header: b.header }, scratch };
+  };
+  const outbound = Array.from({ length: perDirection }, (_, k) => make(k, new OutboundStage(BATCH_SIZE).scratch));
+  const inbound = Array.from({ length: perDirection }, (_, k) => make(perDirection + k, new InboundStage(BATCH_SIZE).scratch));
+  return {
+    outbound, inbound,
+    out: new Int32Array(new SharedArrayBuffer(4 * flightIds)),
+    epoch: new Int32Array(new SharedArrayBuffer(4)),
+  };
+}
+
+/** The crypto pool's side as a queue sees it. */
+export interface QueuePool {
+  readonly jobs: RingShared;
+  /** This queue's completion ring. */
+  readonly done: RingShared;
+  readonly queue: number;
+}
+
 export interface QueueLoopOptions {
   tun: TunQueue;
   udp: UdpSocket;
@@ -72,23 +125,76 @@ export interface QueueLoopOptions {
   refresh(): void;
   /** After each wakeup's batches: hand what the control plane needs on. */
   afterWork(): void;
+  /** The flights, when a crypto pool seals and opens them (absent: one per direction, sealed here). */
+  flights?: QueueFlightsShared;
+  pool?: QueuePool;
+}
+
+type FlightState = 'free' | 'busy' | 'done' | 'lost' | 'orphan';
+
+interface Flight<S> {
+  readonly id: number;
+  readonly inbound: boolean;
+  readonly batch: PacketBatch;
+  readonly stage: S;
+  state: FlightState;
+  /** Uses of this flight by this thread: a completion names the use it is for. */
+  use: number;
+  /** Packets read into it. */
+  count: number;
+}
+
+/** One direction: its free flights, and the ones in hand in read order. */
+class Lane<S> {
+  readonly free: Flight<S>[];
+  readonly inOrder: Flight<S>[] = [];
+  paused = false;
+  constructor(flights: readonly Flight<S>[]) {
+    this.free = flights.filter((f) => f.state === 'free');
+  }
 }
 
 export class QueueLoop {
   readonly tun: TunPort;
   private port: UdpPort;
-  private readonly outBatch = new PacketBatch(BATCH_SIZE, SLOT_SIZE);
-  private readonly inBatch = new PacketBatch(BATCH_SIZE, SLOT_SIZE);
-  private readonly outbound = new OutboundStage(BATCH_SIZE);
-  private readonly inbound = new InboundStage(BATCH_SIZE);
+  private readonly out: Lane<OutboundStage>;
+  private readonly in: Lane<InboundStage>;
   private readonly stats: Float64Array;
   private readonly tunWatcher: FdWatcher;
+  private readonly jobs: MpmcRing | undefined;
+  private readonly done: MpmcRing | undefined;
+  private readonly flightOut: Int32Array | undefined;
+  private readonly byId = new Map<number, Flight<OutboundStage> | Flight<InboundStage>>();
+  private readonly entry = new Uint32Array(JOB_WORDS);
+  private readonly epoch: number;
   private closed = false;
 
   constructor(private readonly o: QueueLoopOptions) {
     this.stats = o.stats.values;
     this.tun = new TunPort(o.tun, o.counters, o.log, BATCH_SIZE);
     this.port = this.udpPort(o.udp);
+    const shared = o.pool === undefined ? undefined : o.flights;
+    this.epoch = shared === undefined ? 0 : Atomics.add(shared.epoch, 0, 1) + 1;
+    this.flightOut = shared?.out;
+    // A flight a dead predecessor left out in the pool is an orphan until it comes back.
+    const state = (id: number): FlightState => (shared !== undefined && Atomics.load(shared.out, id) === 1 ? 'orphan' : 'free');
+    const flight = <S>(v: FlightViews | undefined, stage: S): Flight<S> => {
+      const f: Flight<S> = {
+        id: v?.id ?? -1, inbound: stage instanceof InboundStage, batch: v === undefined ? new PacketBatch(BATCH_SIZE, SLOT_SIZE) : PacketBatch.fromViews(BATCH_SIZE, SLOT_SIZE, v.batch),
+        stage, state: v === undefined ? 'free' : state(v.id), use: 0, count: 0,
+      };
+      if (v !== undefined) this.byId.set(v.id, f as Flight<OutboundStage> | Flight<InboundStage>);
+      return f;
+    };
+    this.out = new Lane(shared === undefined ? [flight(undefined, new OutboundStage(BATCH_SIZE))]
+      : shared.outbound.map((v) => flight(v, new OutboundStage(BATCH_SIZE, v.scratch))));
+    this.in = new Lane(shared === undefined ? [flight(undefined, new InboundStage(BATCH_SIZE))]
+      : shared.inbound.map((v) => flight(v, new InboundStage(BATCH_SIZE, v.scratch))));
+    if (o.pool !== undefined && shared !== undefined) {
+      this.jobs = MpmcRing.attach(o.pool.jobs);
+      this.done = MpmcRing.attach(o.pool.done);
+      void this.serveCompletions();
+    }
     this.tunWatcher = new FdWatcher(this.tun.fd, () => this.onTunReadable());
     this.tunWatcher.watch(true, false);
   }
@@ -103,6 +209,7 @@ export class QueueLoop {
     this.port.close();
     this.o.counters.newSocket();
     this.port = this.udpPort(socket);
+    if (this.in.paused) this.port.pause(true);
   }
 
   /** Stops watching the TUN queue and the socket; their fds stay open. */
@@ -119,45 +226,184 @@ export class QueueLoop {
   }
 
   private onTunReadable(): void {
-    const batch = this.outBatch;
+    const lane = this.out;
     const { stats } = this;
     let round = 0;
+    let more = false;
     for (; round < BATCHES_PER_WAKEUP && !this.closed; round++) {
-      const n = this.guard('TUN read', () => this.tun.read(batch));
-      if (n === undefined) break;
-      if (n > 0) {
-        stats[TUN_READ]! += n;
-        stats[IN_HAND] = n;
-        this.o.refresh();
-        if (this.outbound.run(batch, this.o.outbound, this.o.control) > 0) this.send(batch);
-        stats[IN_HAND] = 0;
+      const f = lane.free.pop();
+      if (f === undefined) {
+        this.pauseTun(true);
+        break;
+      }
+      const n = this.guard('TUN read', () => this.tun.read(f.batch));
+      if (n === undefined || n === 0) {
+        lane.free.push(f);
+        break;
+      }
+      stats[TUN_READ]! += n;
+      this.take(f, n);
+      this.o.refresh();
+      const rows = f.stage.prepare(f.batch, this.o.outbound, this.o.control);
+      lane.inOrder.push(f);
+      if (rows === 0 || !this.submit(f)) {
+        if (rows > 0) f.stage.seal(f.batch.data, this.o.outbound);
+        f.state = 'done';
+        this.releaseOutbound();
       }
       // Segments of a super-packet that did not fit wait in the port, not in the kernel: no wakeup for them.
-      if (n < BATCH_SIZE && !this.tun.pending) break;
+      more = this.tun.pending;
+      if (n < BATCH_SIZE && !more) break;
     }
-    if (round === BATCHES_PER_WAKEUP && this.tun.pending) setImmediate(() => this.closed || this.onTunReadable());
+    if (round === BATCHES_PER_WAKEUP && more) setImmediate(() => this.closed || this.onTunReadable());
     this.o.afterWork();
   }
 
   private onUdpReadable(): void {
-    const batch = this.inBatch;
+    const lane = this.in;
     const { stats } = this;
     let round = 0;
+    let more = false;
     for (; round < BATCHES_PER_WAKEUP && !this.closed; round++) {
-      const udp = this.port;
-      const n = this.guard('UDP receive', () => udp.receive(batch));
-      if (n === undefined) break;
-      if (n > 0) {
-        stats[UDP_RECEIVED]! += n;
-        stats[IN_HAND] = n;
-        this.o.refresh();
-        if (this.inbound.run(batch, this.o.inbound, this.o.control) > 0) this.write(batch);
-        stats[IN_HAND] = 0;
+      const f = lane.free.pop();
+      if (f === undefined) {
+        this.pauseUdp(true);
+        break;
       }
-      if (n < BATCH_SIZE && !udp.pending) break;
+      const udp = this.port;
+      const n = this.guard('UDP receive', () => udp.receive(f.batch));
+      if (n === undefined || n === 0) {
+        lane.free.push(f);
+        break;
+      }
+      stats[UDP_RECEIVED]! += n;
+      this.take(f, n);
+      this.o.refresh();
+      const rows = f.stage.classify(f.batch, this.o.inbound, this.o.control);
+      lane.inOrder.push(f);
+      if (rows === 0 || !this.submit(f)) {
+        if (rows > 0) f.stage.open(f.batch.data, this.o.inbound);
+        f.state = 'done';
+        this.releaseInbound();
+      }
+      more = udp.pending;
+      if (n < BATCH_SIZE && !more) break;
     }
-    if (round === BATCHES_PER_WAKEUP && this.port.pending) setImmediate(() => this.closed || this.onUdpReadable());
+    if (round === BATCHES_PER_WAKEUP && more) setImmediate(() => this.closed || this.onUdpReadable());
     this.o.afterWork();
+  }
+
+  private take(f: Flight<unknown>, n: number): void {
+    f.count = n;
+    this.stats[IN_HAND]! += n;
+  }
+
+  /** Hands a prepared flight to the pool; false when there is none (or its ring is full): seal it here. */
+  private submit(f: Flight<unknown>): boolean {
+    if (this.jobs === undefined) return false;
+    const e = this.entry;
+    f.use = (f.use + 1) >>> 0;
+    e[JOB_FLIGHT] = f.id;
+    e[JOB_EPOCH] = this.epoch;
+    e[JOB_QUEUE] = this.o.pool!.queue;
+    e[JOB_USE] = f.use;
+    Atomics.store(this.flightOut!, f.id, 1);
+    if (!this.jobs.tryPush(e)) {
+      Atomics.store(this.flightOut!, f.id, 0);
+      return false;
+    }
+    f.state = 'busy';
+    return true;
+  }
+
+  /** Finishes and sends the outbound flights at the head of the read order that are back. */
+  private releaseOutbound(): void {
+    const lane = this.out;
+    while (lane.inOrder.length > 0 && !this.closed) {
+      const f = lane.inOrder[0]!;
+      if (f.state !== 'done' && f.state !== 'lost') break;
+      lane.inOrder.shift();
+      if (f.state === 'lost') this.o.outbound.drops.add(Drop.WorkerBatchLost, f.count);
+      else if (f.stage.finish(f.batch, this.o.outbound, this.o.control) > 0) this.send(f.batch);
+      this.give(lane, f);
+    }
+    if (lane.paused && lane.free.length > 0) this.pauseTun(false);
+  }
+
+  /** Accepts and writes the inbound flights at the head of the read order that are back. */
+  private releaseInbound(): void {
+    const lane = this.in;
+    while (lane.inOrder.length > 0 && !this.closed) {
+      const f = lane.inOrder[0]!;
+      if (f.state !== 'done' && f.state !== 'lost') break;
+      lane.inOrder.shift();
+      if (f.state === 'lost') this.o.inbound.drops.add(Drop.WorkerBatchLost, f.count);
+      else if (f.stage.accept(f.batch, this.o.inbound, this.o.control) > 0) this.write(f.batch);
+      this.give(lane, f);
+    }
+    if (lane.paused && lane.free.length > 0) this.pauseUdp(false);
+  }
+
+  private give<S>(lane: Lane<S>, f: Flight<S>): void {
+    this.stats[IN_HAND]! -= f.count;
+    f.count = 0;
+    f.state = 'free';
+    lane.free.push(f);
+  }
+
+  // Out of flights, a direction stops watching its fd. Resumed, it reads at once if
+  // packets wait in the port (cut from a super-packet) rather than in the kernel.
+  private pauseTun(pause: boolean): void {
+    this.out.paused = pause;
+    this.tunWatcher.watch(!pause, false);
+    if (!pause && this.tun.pending) setImmediate(() => this.closed || this.onTunReadable());
+  }
+
+  private pauseUdp(pause: boolean): void {
+    this.in.paused = pause;
+    this.port.pause(pause);
+    if (!pause && this.port.pending) setImmediate(() => this.closed || this.onUdpReadable());
+  }
+
+  /** Takes the pool's completions as they come (a doorbell on this thread's event loop). */
+  private async serveCompletions(): Promise<void> {
+    const done = this.done!;
+    const e = this.entry;
+    while (!this.closed) {
+      let any = false;
+      while (done.tryPop(e)) {
+        any = true;
+        this.complete(e[JOB_FLIGHT]!, e[JOB_EPOCH]!, e[DONE_LOST] === 1, e[JOB_USE]!);
+      }
+      if (any) {
+        this.releaseOutbound();
+        this.releaseInbound();
+        this.o.afterWork();
+      }
+      await done.waitNotEmptyAsync(1000);
+    }
+  }
+
+  private complete(id: number, epoch: number, lost: boolean, use: number): void {
+    const f = this.byId.get(id);
+    if (f === undefined) return;
+    if (epoch !== this.epoch) {
+      // Back from a dead predecessor: now it may be used again.
+      if (f.state !== 'orphan') return;
+      Atomics.store(this.flightOut!, id, 0);
+      f.state = 'free';
+      if (f.inbound) {
+        this.in.free.push(f as Flight<InboundStage>);
+        if (this.in.paused) this.pauseUdp(false);
+      } else {
+        this.out.free.push(f as Flight<OutboundStage>);
+        if (this.out.paused) this.pauseTun(false);
+      }
+      return;
+    }
+    if (f.state !== 'busy' || f.use !== use) return; // a duplicate of a completion already taken
+    Atomics.store(this.flightOut!, id, 0);
+    f.state = lost ? 'lost' : 'done';
   }
 
   /** Sends the batch's datagrams through this queue's socket; failures are counted. */

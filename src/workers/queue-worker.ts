@@ -50,6 +50,8 @@ const loop = new QueueLoop({
     outbound.mtu = mtu;
   },
   afterWork() {},
+  ...(data.flights === undefined ? {} : { flights: data.flights }),
+  ...(data.pool === undefined ? {} : { pool: data.pool }),
 });
 
 port.on('message', (message: ToQueueWorker) => {

@@ -12,12 +12,14 @@ import { OffloadCounters } from '../offload/counters.js';
 import type { OffloadSettings } from '../offload/settings.js';
 import type { KeyTable, KeyTableShared } from '../pipeline/key-table.js';
 import type { PeerTableShared } from '../pipeline/peer-table.js';
-import { QueueStats } from '../pipeline/queue-loop.js';
+import { createQueueFlights, POOL_FLIGHTS, QueueStats, type QueueFlightsShared, type QueuePool } from '../pipeline/queue-loop.js';
 import { Drop, DropCounters } from '../protocol/drop-reasons.js';
 import type { EngineControl } from '../stages/engine-control.js';
 import type { SharedStageCounters, StageSpec } from '../stages/user-host.js';
 import type { TunQueue } from '../device/tun-port.js';
 import { ChannelReader, createControlChannel, type ControlChannelShared } from './control-channel.js';
+import { CryptoPool, type FlightShared } from './crypto-pool.js';
+import { BATCH_SIZE } from '../pipeline/queue-loop.js';
 
 /** What a queue worker starts from (structured-cloneable; buffers are shared, not copied). */
 export interface QueueWorkerData {
@@ -37,6 +39,9 @@ export interface QueueWorkerData {
   offload: SharedArrayBuffer;
   stats: SharedArrayBuffer;
   channel: ControlChannelShared;
+  /** With a crypto pool: this queue's flights and the pool's rings. */
+  flights?: QueueFlightsShared;
+  pool?: QueuePool;
   /** The main thread's performance.timeOrigin: the engine's clock is the main thread's performance.now(). */
   timeOrigin: number;
 }
@@ -67,6 +72,8 @@ export interface QueueWorkersOptions {
   peers: PeerTableShared;
   crypto: CryptoBackendName;
   stages: readonly StageSpec[];
+  /** Crypto pool workers that seal and open for the queues; 0: each queue worker does its own. */
+  workers: number;
   control: EngineControl;
   /** Counts what the supervisor sees (worker_batch_lost). */
   drops: DropCounters;
@@ -81,6 +88,8 @@ interface Queue {
   readonly stats: QueueStats;
   readonly channel: ControlChannelShared;
   readonly reader: ChannelReader;
+  readonly flights: QueueFlightsShared | undefined;
+  readonly pool: QueuePool | undefined;
   worker: Worker | undefined;
   startedAt: number;
   backoff: number;
@@ -92,6 +101,7 @@ interface Queue {
 
 export class QueueWorkers {
   private readonly queues: Queue[];
+  private readonly pool: CryptoPool | undefined;
   /** The stage counters of every worker instance ever started (a dead worker's stay counted). */
   readonly stageCounters: SharedStageCounters[] = [];
   private udp: readonly UdpSocket[] = [];
@@ -102,11 +112,20 @@ export class QueueWorkers {
   constructor(private readonly o: QueueWorkersOptions, routes: SharedArrayBuffer, mtu: number) {
     this.routes = routes;
     this.mtu = mtu;
+    const perQueue = 2 * POOL_FLIGHTS;
+    const flights = o.workers === 0 ? [] : o.tun.map((_, q) => createQueueFlights(q * perQueue, POOL_FLIGHTS, o.tun.length * perQueue));
+    const poolShared = o.workers === 0 ? undefined : CryptoPool.share(o.keys.share(), o.crypto, BATCH_SIZE, flights.flatMap((f): FlightShared[] => [
+      ...f.outbound.map((v) => ({ direction: 'outbound' as const, batch: v.batch, scratch: v.scratch })),
+      ...f.inbound.map((v) => ({ direction: 'inbound' as const, batch: v.batch, scratch: v.scratch })),
+    ]), o.tun.length, o.workers);
+    this.pool = poolShared === undefined ? undefined : new CryptoPool({ workers: o.workers, shared: poolShared, log: o.log });
     this.queues = o.tun.map((_, index) => {
       const channel = createControlChannel();
       return {
         index, drops: new DropCounters(), offload: new OffloadCounters(), stats: new QueueStats(), channel,
         reader: new ChannelReader(channel, o.control, () => o.afterWork()),
+        flights: flights[index],
+        pool: poolShared === undefined ? undefined : { jobs: poolShared.jobs, done: poolShared.done[index]!, queue: index },
         worker: undefined, startedAt: 0, backoff: RESTART_MIN_MS, restartTimer: undefined, restarts: 0,
         moved: undefined,
       };
@@ -129,6 +148,12 @@ export class QueueWorkers {
   /** Per queue: its counters and how often its worker was started again. */
   snapshot(): Record<string, number>[] {
     return this.queues.map((q) => ({ ...q.stats.snapshot(), restarts: q.restarts }));
+  }
+
+  /** The crypto pool's restarts and the batches it lost with them (undefined without a pool). */
+  poolSnapshot(): { workers: number; restarts: number; lost_batches: number } | undefined {
+    const p = this.pool;
+    return p === undefined ? undefined : { workers: this.o.workers, restarts: p.restarts, lost_batches: p.lostJobs };
   }
 
   /**
@@ -178,9 +203,10 @@ export class QueueWorkers {
     }));
   }
 
-  /** Closes the control channels (after stop()). */
-  close(): void {
+  /** Closes the control channels and the crypto pool (after stop()). */
+  async close(): Promise<void> {
     for (const q of this.queues) q.reader.close();
+    await this.pool?.close();
   }
 
   setRoutes(routes: SharedArrayBuffer): void {
@@ -203,6 +229,7 @@ export class QueueWorkers {
       index: q.index, name: o.name, logLevel: o.log.level, tun: o.tun[q.index]!, udp: this.udp[q.index]!, settings: o.settings,
       keys: o.keys.share(), peers: o.peers, routes: this.routes, mtu: this.mtu, crypto: o.crypto, stages: o.stages,
       drops: q.drops.share(), offload: q.offload.share(), stats: q.stats.share(), channel: q.channel, timeOrigin: performance.timeOrigin,
+      ...(q.flights === undefined ? {} : { flights: q.flights }), ...(q.pool === undefined ? {} : { pool: q.pool }),
     };
     const worker = new Worker(new URL('./queue-worker.js', import.meta.url), { workerData: data, name: `tundra queue-${q.index}` });
     q.worker = worker;
