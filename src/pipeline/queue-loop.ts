@@ -65,8 +65,9 @@ export class QueueStats {
     return n;
   }
 
+  /** The counters, and `in_hand`: packets in the thread's hands now (0 when idle). */
   snapshot(): Record<string, number> {
-    return Object.fromEntries(QUEUE_STAT_NAMES.map((name, i) => [name, this.values[i]!]));
+    return { ...Object.fromEntries(QUEUE_STAT_NAMES.map((name, i) => [name, this.values[i]!])), in_hand: this.values[IN_HAND]! };
   }
 }
 

@@ -145,9 +145,15 @@ export class QueueWorkers {
     return this.queues.map((q) => q.offload);
   }
 
-  /** Per queue: its counters and how often its worker was started again. */
+  /**
+   * Per queue: its counters, how often its worker was started again, and with a pool
+   * `flights_out`, its flights out in the pool now (0 when idle: none is ever stranded).
+   */
   snapshot(): Record<string, number>[] {
-    return this.queues.map((q) => ({ ...q.stats.snapshot(), restarts: q.restarts }));
+    return this.queues.map((q) => ({
+      ...q.stats.snapshot(), restarts: q.restarts,
+      ...(q.flights === undefined ? {} : { flights_out: [...q.flights.outbound, ...q.flights.inbound].filter((f) => Atomics.load(q.flights!.out, f.id) === 1).length }),
+    }));
   }
 
   /** The crypto pool's restarts and the batches it lost with them (undefined without a pool). */

@@ -178,6 +178,7 @@ export interface TundraCounters {
   offload: Record<string, number> & { fallbacks: Record<string, number> };
   stages: Record<string, number>;
   queues: Record<string, number>[];
+  pool?: Record<string, number>;
 }
 
 /** A tundra daemon's counters (SIGUSR1 makes it print them as one JSON line on `output`). */

@@ -1,7 +1,8 @@
-// The data path on several queue workers (--queues 2): a tundra hub with its own
-// endpoint per peer, and Debian wireguard-go peers, each on its own port, so the
-// kernel spreads them over the hub's two UDP sockets (SO_REUSEPORT hashes the
-// 4-tuple) and TUN queues. Each peer's UDP stream arrives in order (sequence numbers
+// The data path on two queue workers with a crypto pool of two (--queues 2
+// --workers 2: batches are sealed and opened out of order and released in order): a
+// tundra hub with its own endpoint per peer, and Debian wireguard-go peers, each on
+// its own port, so the kernel spreads them over the hub's two UDP sockets
+// (SO_REUSEPORT hashes the 4-tuple) and TUN queues. Each peer's UDP stream arrives in order (sequence numbers
 // at the receiver), TCP arrives byte for byte both ways, and both queues carried
 // traffic (their counters). Then the inline mode (--queues 0) with a small transfer.
 //
@@ -30,7 +31,7 @@ const TCP_BYTES = 8 * 1024 * 1024;
 const peerAddress = (i: number): string => `100.96.0.${10 + i}`;
 const hubAddress = (i: number): string => `100.96.0.${100 + i}`;
 
-describe('--queues 2: a hub with peers on both queues', { skip, timeout: 240_000 }, () => {
+describe('--queues 2 --workers 2: a hub with peers on both queues', { skip, timeout: 240_000 }, () => {
   const id = `q${process.pid % 100000}`;
   const dir = mkdtempSync(join(tmpdir(), 'tundra-queues-'));
   const hubKey = generatePrivateKey();
@@ -78,7 +79,7 @@ describe('--queues 2: a hub with peers on both queues', { skip, timeout: 240_000
 
   before(async () => {
     hosts = new TwoHosts(id);
-    hub = hosts.spawn(hosts.a, process.execPath, [TUNDRA_MAIN, '-f', hubName], { LOG_LEVEL: 'verbose', TUNDRA_QUEUES: '2' });
+    hub = hosts.spawn(hosts.a, process.execPath, [TUNDRA_MAIN, '-f', hubName], { LOG_LEVEL: 'verbose', TUNDRA_QUEUES: '2', TUNDRA_WORKERS: '2' });
     hubOutput = captureOutput(hub);
     await waitFor('tundra to serve the hub', () => {
       if (hub.exitCode !== null) throw new Error(`tundra exited: ${hubOutput()}`);
@@ -132,6 +133,8 @@ describe('--queues 2: a hub with peers on both queues', { skip, timeout: 240_000
     assert.equal(drops.decrypt_failed ?? 0, 0, 'nothing failed to open');
     assert.equal(drops.replay ?? 0, 0, 'nothing was taken for a replay');
     for (const queue of queues) assert.equal(queue.restarts, 0, 'no worker died');
+    const { pool } = await countersOf(hub, hubOutput);
+    assert.deepEqual(pool, { workers: 2, restarts: 0, lost_batches: 0 }, 'the pool sealed and opened without a fault');
   });
 });
 

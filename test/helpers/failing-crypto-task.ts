@@ -1,0 +1,24 @@
+// A crypto pool task for the pool's fault test: on its thread's first run it takes
+// one job, records it as in hand (as the real task does) and throws, as a task that
+// dies mid-batch would; from then on it is the real task.
+import { workerData } from 'piscina';
+import { MpmcRing } from '../../src/pipeline/ring.js';
+import serve from '../../src/workers/crypto-worker.js';
+import { JOB_EPOCH, JOB_FLIGHT, JOB_QUEUE, JOB_USE, JOB_WORDS, statusAt, type CryptoPoolShared, type CryptoTask } from '../../src/workers/crypto-pool.js';
+
+const shared = workerData as CryptoPoolShared;
+let failed = false;
+
+export default function failOnce(task: CryptoTask): number {
+  if (failed) return serve(task);
+  failed = true;
+  const entry = new Uint32Array(JOB_WORDS);
+  if (!MpmcRing.attach(shared.jobs).popWait(entry, 0, 10_000)) throw new Error('no job came');
+  const status = new Int32Array(shared.status);
+  const at = statusAt(task.task);
+  Atomics.store(status, at + 1, entry[JOB_EPOCH]!);
+  Atomics.store(status, at + 2, entry[JOB_QUEUE]!);
+  Atomics.store(status, at + 3, entry[JOB_USE]!);
+  Atomics.store(status, at, entry[JOB_FLIGHT]! + 1);
+  throw new Error('injected failure with a batch in hand');
+}
