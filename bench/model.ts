@@ -1,40 +1,37 @@
-// bench/model.ts — `node dist/bench/model.js SUMMARY.tsv LABEL QUEUES [SUMMARY-1CORE.tsv]`:
-// what tundra's queue-worker design carries on machines with more cores than this
-// one, from costs measured here.
+// bench/model.ts — what tundra's queue-worker design carries on machines with more
+// cores than this one, from costs measured here:
+//   node dist/bench/model.js --summary S.tsv --label L --queues Q [--pool-label LP] [--one-core S1.tsv]
 //
-// Inputs, per byte received, from a bench/e2e.sh summary (both tunnel ends and
-// iperf3 on one machine; LABEL is the tundra column, run with QUEUES queue workers):
+// Inputs, per byte received, from a bench/e2e.sh summary S (both tunnel ends and
+// iperf3 on one machine; L is a tundra column, run with Q queue workers):
 //   S  the sending daemon's CPU, S_main its main thread's (the control plane);
 //   D  both daemons' CPU; M the whole machine's busy time.
 // So W_send = S − S_main is the sending queue worker's CPU per byte, W_recv ≈ D − S
-// the receiving daemon's (its main thread is as idle), R = M − D the rest (iperf3,
-// the kernel's TCP and veth work). And, measured here in-process: A, native AEAD
-// per byte at 64 × 1420 B (what a crypto pool would take off a queue worker).
+// the receiving daemon's (its main thread is as idle), and M − D the rest (iperf3,
+// the kernel's TCP and veth work). Measured here in-process: A, the native AEAD per
+// byte at 64 × 1420 B, what a crypto pool takes off a queue worker. With LP, a column
+// of the same run with a crypto pool: O = S(LP) − S(L), what the pool's hand-offs
+// add per byte (the pool's threads are in the sending daemon's CPU too).
 //
 // The model: a flow is pinned to one queue on each side (one TUN queue, one socket,
 // one thread), so one thread's CPU bounds it; flows on different queues run side by
-// side; and all the work shares the cores:
+// side; and all the work shares the N cores:
 //   one flow:       T = min(1 / W_send, 1 / W_recv, N / M)
-//   F ≥ Q flows:    T = min(Q / W_send, Q / W_recv, N / M),   Q queues per side
-//   with a crypto pool (not built yet; what it would buy): a queue worker sheds A
-//   and pays a hand-off H per batch each way:  W' = W − A + 2H/B, B bytes a batch.
-// The check: the model for the measured test (tcp1: one flow; tcp4: four flows on
-// min(4, QUEUES) queues) at N = 2 against the summary's own throughput, and at N = 1
-// against a run of the same on one core (`taskset -c 0 bench/e2e.sh …`), if given.
+//   F ≥ Q flows:    T = min(Q / W_send, Q / W_recv, N / M)
+//   with the pool:  the queue workers shed A and, at worst, carry all of O:
+//                   W' = W − A + O, and the machine M' = M + 2·O (both ends)
+// The check: the model of the measured test (tcp1: one flow; tcp4: four flows on
+// min(4, Q) queues) at N = 2 against S's own throughput, and at N = 1 against a run
+// of the same on one core (`taskset -c 0 bench/e2e.sh …`, S1), if given.
 import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import { Bench } from 'tinybench';
 import { aeadBackend } from '../src/crypto/backends.js';
 import { DESC_COUNTER_LO, DESC_KEY_INDEX, DESC_LENGTH, DESC_OFFSET, DESC_STRIDE } from '../src/crypto/native-aead.js';
 
-/** Packets and bytes of the batch the model assumes (BATCH_SIZE packets of a 1420 MTU would be 128; GSO runs are 64). */
+/** The batch the AEAD is measured on: 64 MTU-sized packets (a UDP GSO run). */
 const BATCH_PACKETS = 64;
 const PACKET_BYTES = 1420;
-/**
- * Hand-off cost per batch between two threads, µs: a ring push and a futex wake-up
- * (bench/ring.bench.ts: worker-to-worker ping-pong round trip 2.7–17 µs at spin 100,
- * so 1.5–8.5 µs one way; the upper end, as this machine is loaded when it matters).
- */
-const HANDOFF_US = 8.5;
 const CORES = [1, 2, 4, 8, 16];
 
 function table(path: string): Map<string, Map<string, number>> {
@@ -69,44 +66,49 @@ function aeadNsPerByte(): number {
 const mbit = (bytesPerNs: number): number => bytesPerNs * 8000;
 const fmt = (x: number): string => x.toFixed(0).padStart(7);
 
-const [summaryPath, label, queuesText, oneCorePath] = process.argv.slice(2);
-const queues = Number(queuesText);
-if (summaryPath === undefined || label === undefined || !(queues >= 1)) {
-  process.stderr.write('usage: node dist/bench/model.js SUMMARY.tsv LABEL QUEUES [SUMMARY-1CORE.tsv]\n');
+const { values: args } = parseArgs({
+  options: { summary: { type: 'string' }, label: { type: 'string' }, queues: { type: 'string' }, 'pool-label': { type: 'string' }, 'one-core': { type: 'string' } },
+});
+const queues = Number(args.queues);
+if (args.summary === undefined || args.label === undefined || !(queues >= 1)) {
+  process.stderr.write('usage: node dist/bench/model.js --summary S.tsv --label L --queues Q [--pool-label LP] [--one-core S1.tsv]\n');
   process.exit(2);
 }
-const column = table(summaryPath).get(label);
-if (column === undefined) throw new Error(`${summaryPath} has no column ${label}`);
-const oneCore = oneCorePath === undefined ? undefined : table(oneCorePath).get(label);
+const summary = table(args.summary);
+const metric = (label: string, test: string, m: string): number => {
+  const v = summary.get(label)?.get(`${test}_${m}`);
+  if (v === undefined || Number.isNaN(v)) throw new Error(`${args.summary}: no ${test}_${m} for ${label}`);
+  return v;
+};
+const oneCore = args['one-core'] === undefined ? undefined : table(args['one-core']).get(args.label);
 const A = aeadNsPerByte();
-const H = (HANDOFF_US * 1000) / (BATCH_PACKETS * PACKET_BYTES);
 
 for (const test of ['tcp1', 'tcp4'] as const) {
-  const get = (m: string): number => {
-    const v = column.get(`${test}_${m}`);
-    if (v === undefined || Number.isNaN(v)) throw new Error(`${summaryPath}: no ${test}_${m} for ${label} (an e2e.sh from before the CPU split?)`);
-    return v;
-  };
+  const get = (m: string): number => metric(args.label!, test, m);
   const S = get('sender_ns_per_byte');
   const Smain = get('sender_main_ns_per_byte');
   const D = get('ns_per_byte');
   const M = get('machine_ns_per_byte');
   const Wsend = S - Smain;
   const Wrecv = D - S;
-  const R = M - D;
-  console.log(`\n${label} ${test}: W_send ${Wsend.toFixed(2)}, W_recv ${Wrecv.toFixed(2)}, main ${Smain.toFixed(2)}, rest ${R.toFixed(2)}, ` +
-    `machine ${M.toFixed(2)} ns/byte; AEAD ${A.toFixed(2)} ns/byte, hand-off ${H.toFixed(3)} ns/byte (Mbit/s below)`);
-  console.log('cores  one flow  flows≥queues(Q=cores)  +pool: one flow  flows  measured');
+  const pool = args['pool-label'];
+  const O = pool === undefined ? undefined : metric(pool, test, 'sender_ns_per_byte') - S;
+  console.log(`\n${args.label} ${test}: W_send ${Wsend.toFixed(2)}, W_recv ${Wrecv.toFixed(2)}, main ${Smain.toFixed(2)}, rest ${(M - D).toFixed(2)}, ` +
+    `machine ${M.toFixed(2)} ns/byte; AEAD ${A.toFixed(2)} ns/byte${O === undefined ? '' : `; pool overhead (${pool}) ${O.toFixed(2)} ns/byte`} (Mbit/s below)`);
+  console.log(`cores  one flow  flows≥queues(Q=cores)${O === undefined ? '' : '  +pool: one flow  flows'}  measured`);
   for (const n of CORES) {
     const one = Math.min(1 / Wsend, 1 / Wrecv, n / M);
     const many = Math.min(n / Wsend, n / Wrecv, n / M);
-    // With a pool: each queue worker sheds its AEAD; the pool and the hand-offs take cores from the same N.
-    const poolOne = Math.min(1 / (Wsend - A + 2 * H), 1 / (Wrecv - A + 2 * H), n / (M + 4 * H));
-    const poolMany = Math.min(n / (M + 4 * H), many);
-    const measured = n === 2 ? column.get(`${test}_mbit_s`) : n === 1 ? oneCore?.get(`${test}_mbit_s`) : undefined;
+    const poolCells = O === undefined ? '' : (() => {
+      const m2 = M + 2 * O;
+      const poolOne = Math.min(1 / (Wsend - A + O), 1 / (Wrecv - A + O), n / m2);
+      const poolMany = Math.min(n / (Wsend - A + O), n / (Wrecv - A + O), n / m2);
+      return `  ${fmt(mbit(poolOne)).padStart(15)}  ${fmt(mbit(poolMany))}`;
+    })();
     const q = test === 'tcp1' ? 1 : Math.min(4, queues);
     const check = Math.min(q / Wsend, q / Wrecv, n / M);
-    console.log(`${String(n).padStart(5)}  ${fmt(mbit(one))}  ${fmt(mbit(many)).padStart(21)}  ${fmt(mbit(poolOne)).padStart(15)}  ${fmt(mbit(poolMany))}` +
+    const measured = n === 2 ? summary.get(args.label)!.get(`${test}_mbit_s`) : n === 1 ? oneCore?.get(`${test}_mbit_s`) : undefined;
+    console.log(`${String(n).padStart(5)}  ${fmt(mbit(one))}  ${fmt(mbit(many)).padStart(21)}${poolCells}` +
       `  ${measured === undefined ? '' : `${measured.toFixed(0)} (model of this test: ${mbit(check).toFixed(0)})`}`);
   }
 }

@@ -1,8 +1,10 @@
-// Worker module for bench/pool.bench.ts (piscina variant): seals one region of
+// Worker module for bench/pool.bench.ts (both variants): seals one region of
 // the shared arena in place. Everything lives in SharedArrayBuffers handed over
 // once in workerData; a task carries only small numbers.
 import { workerData } from 'piscina';
 import { aeadBackend, type CryptoBackendName } from '../src/crypto/backends.js';
+import { MpmcRing } from '../src/pipeline/ring.js';
+import { RING_SEAL, type RingTask } from './pool-ring.js';
 
 /** What pool.bench.ts puts in workerData (SharedArrayBuffers are shared, not copied). */
 export interface ArenaShared {
@@ -48,3 +50,23 @@ export function sealRegion(task: SealTask): number {
 }
 
 export default sealRegion;
+
+// ---- the ring-fed variant: one long-lived task per thread --------------------------
+// As src/workers/crypto-worker.ts does for the data path: piscina starts the thread and
+// runs ringServe once; it takes [region, count, kind] from the jobs ring until told to
+// stop and answers [region, result] on the done ring. No message per batch.
+
+export function ringServe(task: RingTask): number {
+  const jobs = MpmcRing.attach(task.jobs);
+  const done = MpmcRing.attach(task.done);
+  const entry = new Uint32Array(3);
+  let served = 0;
+  while (Atomics.load(task.stop, 0) === 0) {
+    if (!jobs.popWait(entry, 0, 100)) continue;
+    const [region, count, kind] = entry as unknown as [number, number, number];
+    entry[1] = kind === RING_SEAL ? sealRegion({ region, count }) : count;
+    done.pushWait(entry, 0, Infinity);
+    served++;
+  }
+  return served;
+}

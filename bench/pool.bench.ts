@@ -5,8 +5,8 @@
 // keys and descriptors are shared too, so a task is two small numbers
 // (region, count). Each variant is a function that starts a pool of N workers
 // over the arena and returns a PoolHandle; the measurements only see the
-// handle, so another variant (long-lived workers fed by rings) goes into
-// VARIANTS beside piscina and gets the same tables.
+// handle: piscina's task model (one run() per batch) and long-lived workers fed
+// by rings (what the data path's crypto pool uses) get the same tables.
 //
 // Tables:
 //  1. inline: the same seal on the main thread (the work with no dispatch).
@@ -22,6 +22,8 @@ import { Piscina } from 'piscina';
 import { aeadBackend, parseCryptoBackend, type CryptoBackendName } from '../src/crypto/backends.js';
 import { AEAD_TAG_SIZE, DESC_STRIDE, KEY_SIZE, setDescriptor } from '../src/crypto/native-aead.js';
 import type { ArenaShared, SealTask } from './pool-task.js';
+import { RING_EMPTY, RING_SEAL, type RingTask } from './pool-ring.js';
+import { MpmcRing } from '../src/pipeline/ring.js';
 
 // ---- settings ------------------------------------------------------------------
 
@@ -133,10 +135,59 @@ function piscinaVariant(tasksPerWorker: number): PoolVariant {
   };
 }
 
-// Add the ring-fed long-lived workers here, beside these.
+/**
+ * Long-lived workers fed by rings, as the data path's crypto pool is built
+ * (src/workers/crypto-pool.ts): piscina starts one never-ending task per thread;
+ * a batch is a ring entry each way, and the main thread takes completions on a
+ * waitNotEmptyAsync doorbell.
+ */
+const ringVariant: PoolVariant = async (workers, arena) => {
+  const pool = new Piscina({
+    filename: new URL('./pool-task.js', import.meta.url).href,
+    minThreads: workers, maxThreads: workers, idleTimeout: Infinity, concurrentTasksPerWorker: 1, recordTiming: false, workerData: arena,
+  });
+  const jobs = new MpmcRing(16, 3);
+  const done = new MpmcRing(16, 3);
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const task: RingTask = { jobs: jobs.share(), done: done.share(), stop };
+  const running = Array.from({ length: workers }, () => pool.run(task, { name: 'ringServe' }));
+  const waiting = new Map<number, (n: number) => void>();
+  let open = true;
+  const pump = (async () => {
+    const e = new Uint32Array(3);
+    while (open) {
+      while (done.tryPop(e)) waiting.get(e[0]!)?.(e[1]!);
+      await done.waitNotEmptyAsync(100);
+    }
+  })();
+  const entry = new Uint32Array(3);
+  const handle: PoolHandle = {
+    run(kind, region, count) {
+      return new Promise<number>((resolve) => {
+        waiting.set(region, resolve);
+        entry[0] = region;
+        entry[1] = count;
+        entry[2] = kind === 'seal' ? RING_SEAL : RING_EMPTY;
+        if (!jobs.tryPush(entry)) throw new Error('ring variant: jobs ring full');
+      });
+    },
+    async close() {
+      Atomics.store(stop, 0, 1);
+      await Promise.all(running);
+      open = false;
+      done.close(); // wakes the pump now: a pending waitAsync alone does not keep the process alive
+      await pump;
+      await pool.destroy();
+    },
+  };
+  await Promise.all(Array.from({ length: workers * 2 }, (_, r) => handle.run('empty', r, 0)));
+  return handle;
+};
+
 const VARIANTS: Record<string, PoolVariant> = {
   piscina: piscinaVariant(1),
   'piscina 4/worker': piscinaVariant(4),
+  'ring-fed': ringVariant,
 };
 
 // ---- measuring ---------------------------------------------------------------------

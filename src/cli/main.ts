@@ -13,7 +13,8 @@ import { isSettingError, settingsFromEnv, takeSettingFlags } from '../daemon/set
 
 const VERSION = '0.1.0';
 
-const USAGE = `Usage: tundra [-f|--foreground] [--offload=…] [--crypto=…] [--stage=…] [--queues=N] INTERFACE
+const USAGE = `Usage: tundra [-f|--foreground] [--offload=…] [--crypto=…] [--stage=…]
+              [--queues=N] [--workers=N] INTERFACE
        tundra up CONFIG-FILE
        tundra genkey | genpsk | pubkey
        tundra --version
@@ -40,9 +41,12 @@ const USAGE = `Usage: tundra [-f|--foreground] [--offload=…] [--crypto=…] [-
                      TUN queue and a UDP socket of the listen port (default 1,
                      0 on a single core); 0 runs it on the main thread (the
                      inline mode)
+  --workers=N        crypto pool threads that seal and open for the queue
+                     workers (default 0: each queue worker does its own)
 
 Environment: LOG_LEVEL=verbose|error|silent (default error), WG_PROCESS_FOREGROUND=1,
-             TUNDRA_OFFLOAD, TUNDRA_CRYPTO, TUNDRA_STAGES, TUNDRA_QUEUES (as the flags; a flag wins)
+             TUNDRA_OFFLOAD, TUNDRA_CRYPTO, TUNDRA_STAGES, TUNDRA_QUEUES,
+             TUNDRA_WORKERS (as the flags; a flag wins)
 `;
 
 function fail(message: string, status = 1): never {

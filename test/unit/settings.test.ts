@@ -49,3 +49,14 @@ test('--queues / TUNDRA_QUEUES: 0 (inline) to 64 queue workers, by default 1 (0 
   }
   assert.throws(() => settingsFromEnv({ TUNDRA_QUEUES: 'x' }), /TUNDRA_QUEUES: "x" is not a queue count/);
 });
+
+test('--workers / TUNDRA_WORKERS: a crypto pool of 0 (none, the default) to 64; anything else is refused', () => {
+  const env: NodeJS.ProcessEnv = {};
+  takeSettingFlags(['--workers=2'], env);
+  assert.equal(settingsFromEnv(env).workers, 2);
+  assert.equal(settingsFromEnv({}).workers, 0);
+  for (const bad of ['-1', '65', 'x']) {
+    assert.throws(() => takeSettingFlags(['--workers', bad], {}), /^QueueSettingError: --workers: ".*" is not a crypto worker count \(0 for none, or 1 to 64\)$/, bad);
+  }
+  assert.throws(() => settingsFromEnv({ TUNDRA_WORKERS: '1.5' }), /TUNDRA_WORKERS: "1.5" is not a crypto worker count/);
+});
