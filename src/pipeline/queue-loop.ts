@@ -166,7 +166,8 @@ export class QueueLoop {
   private readonly done: MpmcRing | undefined;
   private readonly flightOut: Int32Array | undefined;
   private readonly byId = new Map<number, Flight<OutboundStage> | Flight<InboundStage>>();
-  private readonly entry = new Uint32Array(JOB_WORDS);
+  private readonly job = new Uint32Array(JOB_WORDS);
+  private readonly completion = new Uint32Array(JOB_WORDS);
   private readonly epoch: number;
   private closed = false;
 
@@ -302,7 +303,7 @@ export class QueueLoop {
   /** Hands a prepared flight to the pool; false when there is none (or its ring is full): seal it here. */
   private submit(f: Flight<unknown>): boolean {
     if (this.jobs === undefined) return false;
-    const e = this.entry;
+    const e = this.job;
     f.use = (f.use + 1) >>> 0;
     e[JOB_FLIGHT] = f.id;
     e[JOB_EPOCH] = this.epoch;
@@ -369,7 +370,7 @@ export class QueueLoop {
   /** Takes the pool's completions as they come (a doorbell on this thread's event loop). */
   private async serveCompletions(): Promise<void> {
     const done = this.done!;
-    const e = this.entry;
+    const e = this.completion;
     while (!this.closed) {
       let any = false;
       while (done.tryPop(e)) {
