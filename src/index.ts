@@ -4,7 +4,7 @@
 // protocol engine and the device that wires them to a TUN and a UDP socket — and
 // the contract of a user stage (also on its own as "tundra/stage").
 // README.md § "The toolkit" shows how they fit.
-export { PacketBatch, HEADROOM, TAILROOM, SLOT_SIZE } from './pipeline/batch.js';
+export { PacketBatch, HEADROOM, TAILROOM, SLOT_SIZE, BATCH_SIZE } from './pipeline/batch.js';
 export { ADDR_STRIDE, readAddr, writeAddr } from './io/udp.js';
 export { BatchArena, type ArenaShared } from './pipeline/arena.js';
 export { SpscRing, MpmcRing, type RingShared } from './pipeline/ring.js';
@@ -23,7 +23,8 @@ export { DESC_STRIDE, DESC_OFFSET, DESC_LENGTH, DESC_KEY_INDEX, DESC_COUNTER_LO,
 export { Engine, type EngineOptions } from './protocol/engine.js';
 export { Drop, DROP_REASON_NAMES, DropCounters, type DropReason } from './protocol/drop-reasons.js';
 export { Device, type DeviceOptions } from './device/device.js';
-export { QueueLoop, QueueStats, BATCH_SIZE, type QueueLoopOptions } from './pipeline/queue-loop.js';
+export { QueueLoop, QueueStats, type QueueLoopOptions } from './pipeline/queue-loop.js';
+export { CryptoPool, type CryptoPoolShared } from './workers/crypto-pool.js';
 export { QueueWorkers, type QueueWorkersOptions } from './workers/queue-workers.js';
 export { ChannelReader, ChannelWriter, createControlChannel, type ControlChannelShared } from './workers/control-channel.js';
 export { OffloadCounters } from './offload/counters.js';

@@ -7,9 +7,9 @@
 // socket.
 import { Engine } from '../protocol/engine.js';
 import { DropCounters, Drop } from '../protocol/drop-reasons.js';
-import { PacketBatch, SLOT_SIZE } from '../pipeline/batch.js';
+import { BATCH_SIZE, PacketBatch, SLOT_SIZE } from '../pipeline/batch.js';
 import { PeerTableFullError } from '../pipeline/peer-table.js';
-import { BATCH_SIZE, QueueLoop, QueueStats } from '../pipeline/queue-loop.js';
+import { QueueLoop, QueueStats } from '../pipeline/queue-loop.js';
 import { aeadBackend, type CryptoBackendName } from '../crypto/backends.js';
 import { UserStages, type StageSnapshot, type StageSpec } from '../stages/user-host.js';
 import { EngineControl, inboundContextOf, outboundContextOf } from '../stages/engine-control.js';
@@ -26,8 +26,6 @@ import { openUdpSockets, UdpPort } from './udp-port.js';
 import {
   EADDRINUSE, EIO, ENOSPC, UapiError, type SetRequest, type UapiDevice, type UapiInterfaceState, type UapiPeerState,
 } from '../uapi/protocol.js';
-
-export { BATCH_SIZE };
 
 export interface DeviceOptions {
   name: string;

@@ -104,4 +104,7 @@ export class PacketBatch {
  * and a peer's with a larger MTU than ours. Pages of a slot that no packet reaches
  * are never touched, so the memory actually used follows the traffic.
  */
+/** Packets per batch: wireguard-go's IdealBatchSize. */
+export const BATCH_SIZE = 128;
+
 export const SLOT_SIZE = Math.ceil((65535 + HEADROOM + TAILROOM) / 64) * 64;

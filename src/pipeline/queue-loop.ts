@@ -18,8 +18,8 @@ import { Drop } from '../protocol/drop-reasons.js';
 import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../protocol/constants.js';
 import type { UdpSocket } from '../io/udp.js';
 import { FdWatcher } from '../io/watch.js';
-import { JOB_EPOCH, JOB_FLIGHT, JOB_QUEUE, JOB_USE, JOB_WORDS, DONE_LOST } from '../workers/crypto-pool.js';
-import { MpmcRing, type RingShared } from './ring.js';
+import { DONE_LOST, JOB_EPOCH, JOB_FLIGHT, JOB_QUEUE, JOB_USE, JOB_WORDS, type FlightViews, type QueueFlightsShared, type QueuePool } from './flights.js';
+import { MpmcRing } from './ring.js';
 import type { Logger } from '../log.js';
 import type { OffloadCounters } from '../offload/counters.js';
 import type { OffloadSettings } from '../offload/settings.js';
@@ -27,14 +27,9 @@ import { InboundStage, type InboundContext, type InboundControl } from '../stage
 import { OutboundStage, type OutboundContext, type OutboundControl } from '../stages/outbound.js';
 import { TunPort, type TunQueue } from '../device/tun-port.js';
 import { UdpPort } from '../device/udp-port.js';
-import { PacketBatch, SLOT_SIZE, type PacketBatchViews } from './batch.js';
-
-/** Packets per batch: wireguard-go's IdealBatchSize. */
-export const BATCH_SIZE = 128;
+import { BATCH_SIZE, PacketBatch, SLOT_SIZE } from './batch.js';
 /** Batches one wakeup may move before yielding to the event loop (libuv polls level-triggered). */
 const BATCHES_PER_WAKEUP = 8;
-/** Flights per direction with a crypto pool: 4 × 128 packets of a keypair at most, far below the replay window. */
-export const POOL_FLIGHTS = 4;
 /** Inbound packets start after the transport header in their slot and may grow to its end when coalesced. */
 const COALESCE_CAPACITY = SLOT_SIZE - MESSAGE_TRANSPORT_HEADER_SIZE;
 
@@ -69,47 +64,6 @@ export class QueueStats {
   snapshot(): Record<string, number> {
     return { ...Object.fromEntries(QUEUE_STAT_NAMES.map((name, i) => [name, this.values[i]!])), in_hand: this.values[IN_HAND]! };
   }
-}
-
-/** One flight as shared memory: made by the main thread, so it outlives a worker. */
-export interface FlightViews {
-  /** Its index among the crypto pool's flights. */
-  readonly id: number;
-  readonly batch: PacketBatchViews;
-  readonly scratch: SharedArrayBuffer;
-}
-
-/** A queue's flights and what tells a restarted worker which are still out in the pool. */
-export interface QueueFlightsShared {
-  readonly outbound: readonly FlightViews[];
-  readonly inbound: readonly FlightViews[];
-  /** Per flight id: 1 while it is out in the pool. */
-  readonly out: Int32Array;
-  /** [0]: the incarnation of the queue's worker, bumped by each. */
-  readonly epoch: Int32Array;
-}
-
-/** Makes the flights of a queue, their ids from `firstId` on. */
-export function createQueueFlights(firstId: number, perDirection: number, flightIds: number): QueueFlightsShared {
-  const make = (k: number, scratch: SharedArrayBuffer): FlightViews => {
-    const b = new PacketBatch(BATCH_SIZE, SLOT_SIZE);
-    return { id: firstId + k, batch: { data: b.data, offsets: b.offsets, lengths: b.lengths, marks: b.marks, addrs: b.addrs, header: b.header }, scratch };
-  };
-  const outbound = Array.from({ length: perDirection }, (_, k) => make(k, new OutboundStage(BATCH_SIZE).scratch));
-  const inbound = Array.from({ length: perDirection }, (_, k) => make(perDirection + k, new InboundStage(BATCH_SIZE).scratch));
-  return {
-    outbound, inbound,
-    out: new Int32Array(new SharedArrayBuffer(4 * flightIds)),
-    epoch: new Int32Array(new SharedArrayBuffer(4)),
-  };
-}
-
-/** The crypto pool's side as a queue sees it. */
-export interface QueuePool {
-  readonly jobs: RingShared;
-  /** This queue's completion ring. */
-  readonly done: RingShared;
-  readonly queue: number;
 }
 
 export interface QueueLoopOptions {

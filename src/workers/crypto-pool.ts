@@ -16,18 +16,7 @@ import type { Logger } from '../log.js';
 import type { KeyTableShared } from '../pipeline/key-table.js';
 import type { PacketBatchViews } from '../pipeline/batch.js';
 import { MpmcRing, type RingShared } from '../pipeline/ring.js';
-
-/**
- * Ring entries: a job [flight, epoch, queue, use]; a completion [flight, epoch, lost, use].
- * `epoch` names the queue worker's incarnation, `use` the flight's use by it: a
- * completion that matches neither is stale (its worker died) and is only freed.
- */
-export const JOB_WORDS = 4;
-export const JOB_FLIGHT = 0;
-export const JOB_EPOCH = 1;
-export const JOB_QUEUE = 2;
-export const DONE_LOST = 2;
-export const JOB_USE = 3;
+import { JOB_WORDS } from '../pipeline/flights.js';
 
 /** One flight: a batch and the scratch of the stage that prepared it. */
 export interface FlightShared {

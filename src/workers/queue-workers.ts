@@ -4,6 +4,7 @@
 // and supervises them: a worker that dies is counted, the packets it had in hand are
 // counted as lost, the replay locks it held are freed, and it is started again on
 // the same fds, with a back-off when it keeps dying. The process never exits for it.
+// With --workers N it also runs the crypto pool, and gives each queue its flights.
 import { Worker } from 'node:worker_threads';
 import type { CryptoBackendName } from '../crypto/backends.js';
 import type { UdpSocket } from '../io/udp.js';
@@ -12,14 +13,15 @@ import { OffloadCounters } from '../offload/counters.js';
 import type { OffloadSettings } from '../offload/settings.js';
 import type { KeyTable, KeyTableShared } from '../pipeline/key-table.js';
 import type { PeerTableShared } from '../pipeline/peer-table.js';
-import { createQueueFlights, POOL_FLIGHTS, QueueStats, type QueueFlightsShared, type QueuePool } from '../pipeline/queue-loop.js';
+import { BATCH_SIZE } from '../pipeline/batch.js';
+import { createQueueFlights, POOL_FLIGHTS, type QueueFlightsShared, type QueuePool } from '../pipeline/flights.js';
+import { QueueStats } from '../pipeline/queue-loop.js';
 import { Drop, DropCounters } from '../protocol/drop-reasons.js';
 import type { EngineControl } from '../stages/engine-control.js';
 import type { SharedStageCounters, StageSpec } from '../stages/user-host.js';
 import type { TunQueue } from '../device/tun-port.js';
 import { ChannelReader, createControlChannel, type ControlChannelShared } from './control-channel.js';
 import { CryptoPool, type FlightShared } from './crypto-pool.js';
-import { BATCH_SIZE } from '../pipeline/queue-loop.js';
 
 /** What a queue worker starts from (structured-cloneable; buffers are shared, not copied). */
 export interface QueueWorkerData {
@@ -136,11 +138,12 @@ export class QueueWorkers {
     return this.queues.length;
   }
 
-  /** Every queue's drop counters, offload counters and stats, for the device's totals. */
+  /** Every queue's drop counters, for the device's totals. */
   get drops(): DropCounters[] {
     return this.queues.map((q) => q.drops);
   }
 
+  /** Every queue's offload counters, likewise. */
   get offload(): OffloadCounters[] {
     return this.queues.map((q) => q.offload);
   }

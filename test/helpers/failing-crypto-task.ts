@@ -4,7 +4,8 @@
 import { workerData } from 'piscina';
 import { MpmcRing } from '../../src/pipeline/ring.js';
 import serve from '../../src/workers/crypto-worker.js';
-import { JOB_EPOCH, JOB_FLIGHT, JOB_QUEUE, JOB_USE, JOB_WORDS, statusAt, type CryptoPoolShared, type CryptoTask } from '../../src/workers/crypto-pool.js';
+import { JOB_EPOCH, JOB_FLIGHT, JOB_QUEUE, JOB_USE, JOB_WORDS } from '../../src/pipeline/flights.js';
+import { statusAt, type CryptoPoolShared, type CryptoTask } from '../../src/workers/crypto-pool.js';
 
 const shared = workerData as CryptoPoolShared;
 let failed = false;
