@@ -26,6 +26,7 @@ export const JOB_USE = 3;
 export interface FlightViews {
   /** Its index among the crypto pool's flights. */
   readonly id: number;
+  readonly direction: 'outbound' | 'inbound';
   readonly batch: PacketBatchViews;
   readonly scratch: SharedArrayBuffer;
 }
@@ -42,12 +43,12 @@ export interface QueueFlightsShared {
 
 /** Makes the flights of a queue, their ids from `firstId` on. */
 export function createQueueFlights(firstId: number, perDirection: number, flightIds: number): QueueFlightsShared {
-  const make = (k: number, scratch: SharedArrayBuffer): FlightViews => {
+  const make = (k: number, direction: FlightViews['direction'], scratch: SharedArrayBuffer): FlightViews => {
     const b = new PacketBatch(BATCH_SIZE, SLOT_SIZE);
-    return { id: firstId + k, batch: { data: b.data, offsets: b.offsets, lengths: b.lengths, marks: b.marks, addrs: b.addrs, header: b.header }, scratch };
+    return { id: firstId + k, direction, batch: { data: b.data, offsets: b.offsets, lengths: b.lengths, marks: b.marks, addrs: b.addrs, header: b.header }, scratch };
   };
-  const outbound = Array.from({ length: perDirection }, (_, k) => make(k, new OutboundStage(BATCH_SIZE).scratch));
-  const inbound = Array.from({ length: perDirection }, (_, k) => make(perDirection + k, new InboundStage(BATCH_SIZE).scratch));
+  const outbound = Array.from({ length: perDirection }, (_, k) => make(k, 'outbound', new OutboundStage(BATCH_SIZE).scratch));
+  const inbound = Array.from({ length: perDirection }, (_, k) => make(perDirection + k, 'inbound', new InboundStage(BATCH_SIZE).scratch));
   return {
     outbound, inbound,
     out: new Int32Array(new SharedArrayBuffer(4 * flightIds)),

@@ -14,23 +14,16 @@ import { Piscina } from 'piscina';
 import type { CryptoBackendName } from '../crypto/backends.js';
 import type { Logger } from '../log.js';
 import type { KeyTableShared } from '../pipeline/key-table.js';
-import type { PacketBatchViews } from '../pipeline/batch.js';
 import { MpmcRing, type RingShared } from '../pipeline/ring.js';
-import { JOB_WORDS } from '../pipeline/flights.js';
-
-/** One flight: a batch and the scratch of the stage that prepared it. */
-export interface FlightShared {
-  readonly direction: 'outbound' | 'inbound';
-  readonly batch: PacketBatchViews;
-  readonly scratch: SharedArrayBuffer;
-}
+import { JOB_WORDS, type FlightViews } from '../pipeline/flights.js';
 
 /** What a pool worker starts from (workerData; all in shared memory). */
 export interface CryptoPoolShared {
   readonly keys: KeyTableShared;
   readonly crypto: CryptoBackendName;
   readonly slots: number;
-  readonly flights: readonly FlightShared[];
+  /** Every queue's flights, flights[id].id === id. */
+  readonly flights: readonly FlightViews[];
   readonly jobs: RingShared;
   /** One completion ring per queue. */
   readonly done: readonly RingShared[];
@@ -40,7 +33,8 @@ export interface CryptoPoolShared {
 
 export const STATUS_STOP = 0;
 export const STATUS_WORDS = 4;
-const statusAt = (task: number): number => 1 + task * STATUS_WORDS;
+/** Where task `task`'s status words start. */
+export const statusAt = (task: number): number => 1 + task * STATUS_WORDS;
 /** How long a pool worker sleeps on an empty ring before it looks at STATUS_STOP again. */
 export const POOL_POLL_MS = 200;
 
@@ -86,7 +80,7 @@ export class CryptoPool {
   }
 
   /** Makes the shared part for `workers` tasks over `flights`, with `queues` completion rings. */
-  static share(keys: KeyTableShared, crypto: CryptoBackendName, slots: number, flights: readonly FlightShared[], queues: number, workers: number): CryptoPoolShared {
+  static share(keys: KeyTableShared, crypto: CryptoBackendName, slots: number, flights: readonly FlightViews[], queues: number, workers: number): CryptoPoolShared {
     const capacity = 1 << Math.ceil(Math.log2(Math.max(2, flights.length)));
     return {
       keys, crypto, slots, flights,
@@ -134,6 +128,3 @@ export class CryptoPool {
     return true;
   }
 }
-
-/** The status words of `task` (for the worker side). */
-export { statusAt };

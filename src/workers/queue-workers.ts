@@ -21,7 +21,7 @@ import type { EngineControl } from '../stages/engine-control.js';
 import type { SharedStageCounters, StageSpec } from '../stages/user-host.js';
 import type { TunQueue } from '../device/tun-port.js';
 import { ChannelReader, createControlChannel, type ControlChannelShared } from './control-channel.js';
-import { CryptoPool, type FlightShared } from './crypto-pool.js';
+import { CryptoPool } from './crypto-pool.js';
 
 /** What a queue worker starts from (structured-cloneable; buffers are shared, not copied). */
 export interface QueueWorkerData {
@@ -116,10 +116,8 @@ export class QueueWorkers {
     this.mtu = mtu;
     const perQueue = 2 * POOL_FLIGHTS;
     const flights = o.workers === 0 ? [] : o.tun.map((_, q) => createQueueFlights(q * perQueue, POOL_FLIGHTS, o.tun.length * perQueue));
-    const poolShared = o.workers === 0 ? undefined : CryptoPool.share(o.keys.share(), o.crypto, BATCH_SIZE, flights.flatMap((f): FlightShared[] => [
-      ...f.outbound.map((v) => ({ direction: 'outbound' as const, batch: v.batch, scratch: v.scratch })),
-      ...f.inbound.map((v) => ({ direction: 'inbound' as const, batch: v.batch, scratch: v.scratch })),
-    ]), o.tun.length, o.workers);
+    const poolShared = o.workers === 0 ? undefined
+      : CryptoPool.share(o.keys.share(), o.crypto, BATCH_SIZE, flights.flatMap((f) => [...f.outbound, ...f.inbound]), o.tun.length, o.workers);
     this.pool = poolShared === undefined ? undefined : new CryptoPool({ workers: o.workers, shared: poolShared, log: o.log });
     this.queues = o.tun.map((_, index) => {
       const channel = createControlChannel();

@@ -27,8 +27,7 @@ const FLIGHTS = 4;
 function setup(filename?: string) {
   const engines = connectedEngines();
   const queue = createQueueFlights(0, FLIGHTS, 2 * FLIGHTS);
-  const flights = queue.outbound.map((v) => ({ direction: 'outbound' as const, batch: v.batch, scratch: v.scratch }));
-  const shared = CryptoPool.share(engines.a.keyTable.share(), 'native', BATCH_SIZE, flights, 1, 2);
+  const shared = CryptoPool.share(engines.a.keyTable.share(), 'native', BATCH_SIZE, queue.outbound, 1, 2);
   const pool = new CryptoPool({ workers: 2, shared, log: new Logger('test', 'silent'), ...(filename === undefined ? {} : { filename }) });
   const jobs = MpmcRing.attach(shared.jobs);
   const done = MpmcRing.attach(shared.done[0]!);
