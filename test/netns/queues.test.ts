@@ -133,8 +133,9 @@ describe('--queues 2 --workers 2: a hub with peers on both queues', { skip, time
     assert.equal(drops.decrypt_failed ?? 0, 0, 'nothing failed to open');
     assert.equal(drops.replay ?? 0, 0, 'nothing was taken for a replay');
     for (const queue of queues) assert.equal(queue.restarts, 0, 'no worker died');
-    const { pool } = await countersOf(hub, hubOutput);
-    assert.deepEqual(pool, { workers: 2, restarts: 0, lost_batches: 0 }, 'the pool sealed and opened without a fault');
+    const after = await countersOf(hub, hubOutput);
+    assert.deepEqual(after.pool, { workers: 2, restarts: 0, lost_batches: 0 }, 'the pool sealed and opened without a fault');
+    assert.ok(after.queues.every((q) => q.pool_batches! > 0), `both queues handed batches to the pool: ${JSON.stringify(after.queues)}`);
   });
 });
 
