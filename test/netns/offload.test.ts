@@ -20,9 +20,10 @@ const UDP_MBITS = 100;
  * Debian's wireguard-go keeps the kernel's default socket receive buffer (212 KB, ~90 of
  * these datagrams: 9 ms at 100 Mbit/s), so a few milliseconds without CPU — the suite runs
  * two files at once on two cores — drop datagrams before it reads them. At this rate the
- * same buffer holds 30 ms. Every datagram must still arrive, in order.
+ * same buffer holds 60 ms (at 30 Mbit/s, 30 ms were seen to fall short once in seven
+ * runs: 59 of 20,000 lost). Every datagram must still arrive, in order.
  */
-const UDP_MBITS_DEBIAN = 30;
+const UDP_MBITS_DEBIAN = 15;
 
 type Counters = Awaited<ReturnType<Tunnel['counters']>>;
 
