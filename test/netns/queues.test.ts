@@ -2,9 +2,9 @@
 // --workers 2: batches are sealed and opened out of order and released in order): a
 // tundra hub with its own endpoint per peer, and Debian wireguard-go peers, each on
 // its own port, so the kernel spreads them over the hub's two UDP sockets
-// (SO_REUSEPORT hashes the 4-tuple) and TUN queues. Each peer's UDP stream arrives in order (sequence numbers
-// at the receiver), TCP arrives byte for byte both ways, and both queues carried
-// traffic (their counters). Then the inline mode (--queues 0) with a small transfer.
+// (SO_REUSEPORT hashes the 4-tuple) and TUN queues. Each peer's UDP stream arrives in
+// order (sequence numbers at the receiver), TCP arrives byte for byte both ways, and
+// both queues carried traffic (their counters) and handed batches to the pool.
 //
 // Hub (namespace a): tun 100.96.0.1/24, plus 100.96.0.(100+i)/32 for peer i.
 // Peer i (namespace b): interface with 100.96.0.(10+i)/32 and a route to 100.96.0.(100+i).
@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../src/crypto/keys.js';
 import { captureOutput, networkTestsUnavailable, TwoHosts, waitFor } from '../helpers/netns.js';
-import { countersOf, tcpTransfer, Tunnel, TUNDRA_MAIN, udpTransfer } from '../helpers/tunnel.js';
+import { countersOf, tcpTransfer, TUNDRA_MAIN, udpTransfer } from '../helpers/tunnel.js';
 
 const skip = networkTestsUnavailable(['ip', 'wg', 'wireguard-go', 'ping']);
 const HUB_PORT = 51820;
@@ -136,25 +136,5 @@ describe('--queues 2 --workers 2: a hub with peers on both queues', { skip, time
     const after = await countersOf(hub, hubOutput);
     assert.deepEqual(after.pool, { workers: 2, restarts: 0, lost_batches: 0 }, 'the pool sealed and opened without a fault');
     assert.ok(after.queues.every((q) => q.pool_batches! > 0), `both queues handed batches to the pool: ${JSON.stringify(after.queues)}`);
-  });
-});
-
-describe('--queues 0 (the inline mode): tundra ↔ wireguard-go', { skip, timeout: 120_000 }, () => {
-  let tunnel: Tunnel;
-  before(async () => {
-    tunnel = new Tunnel('inl', { a: 'tundra', b: 'wireguard-go', env: { a: { TUNDRA_QUEUES: '0' } } });
-    await tunnel.start();
-  });
-  after(() => tunnel?.destroy());
-
-  test('pings and TCP both ways arrive byte for byte, on the main thread', async () => {
-    assert.equal(tunnel.ping('a', 4), 3);
-    for (const from of ['a', 'b'] as const) {
-      const { sent, received } = await tunnel.transfer(from, TCP_BYTES);
-      assert.equal(received.bytes, TCP_BYTES, `from ${from}: bytes`);
-      assert.equal(received.sha256, sent.sha256, `from ${from}: SHA-256`);
-    }
-    assert.match(tunnel.output.a(), /Data path: inline/);
-    assert.deepEqual((await tunnel.counters('a')).queues.map((q) => q.restarts), [undefined], 'one queue, no worker');
   });
 });
