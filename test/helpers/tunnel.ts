@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../src/crypto/keys.js';
 import { captureOutput, TwoHosts, waitFor } from './netns.js';
+import { startWireguardGo } from './wireguard-go.js';
 import type { UdpTransferReport } from './udp-transfer.js';
 
 export type Implementation = 'tundra' | 'wireguard-go' | 'wireguard-go-upstream';
@@ -67,28 +68,21 @@ export class Tunnel {
   }
 
   private async startDaemon(side: Side): Promise<void> {
-    try {
-      await this.spawnDaemon(side);
-    } catch (err) {
-      // Debian's wireguard-go sometimes fails to bind its UAPI socket at start ("Failed to
-      // listen on uapi socket: no such file or directory"; cause not found yet, seen in about
-      // one full run in three on this machine). It exited, taking its TUN with it: start it once more.
-      if (!/Failed to listen on uapi socket/.test((err as Error).message)) throw err;
-      await this.spawnDaemon(side);
-    }
-  }
-
-  private async spawnDaemon(side: Side): Promise<void> {
     const impl = this.options[side];
     const name = this.ifName[side];
-    const [cmd, args] = impl === 'tundra' ? [process.execPath, [TUNDRA_MAIN, '-f', name]]
-      : impl === 'wireguard-go' ? ['wireguard-go', ['-f', name]]
-      : [UPSTREAM_WIREGUARD_GO ?? 'wireguard-go-upstream-not-given', ['-f', name]];
-    const child = this.hosts.spawn(this.ns(side), cmd, args, { LOG_LEVEL: 'verbose', ...this.options.env?.[side] });
+    const env = { LOG_LEVEL: 'verbose', ...this.options.env?.[side] };
+    if (impl !== 'tundra') {
+      const cmd = impl === 'wireguard-go' ? 'wireguard-go' : UPSTREAM_WIREGUARD_GO ?? 'wireguard-go-upstream-not-given';
+      const { child, output } = await startWireguardGo(this.hosts, this.ns(side), cmd, name, env);
+      this.daemons[side] = child;
+      this.output[side] = output;
+      return;
+    }
+    const child = this.hosts.spawn(this.ns(side), process.execPath, [TUNDRA_MAIN, '-f', name], env);
     this.daemons[side] = child;
     this.output[side] = captureOutput(child);
-    await waitFor(`${impl} to serve ${name}`, () => {
-      if (child.exitCode !== null) throw new Error(`${impl} exited: ${this.output[side]()}`);
+    await waitFor(`tundra to serve ${name}`, () => {
+      if (child.exitCode !== null) throw new Error(`tundra exited: ${this.output[side]()}`);
       try {
         this.wg(side, ['show', name]);
         return true;

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf } from '../../src/crypto/keys.js';
-import { captureOutput, networkTestsUnavailable, TwoHosts, waitFor } from '../helpers/netns.js';
+import { networkTestsUnavailable, TwoHosts } from '../helpers/netns.js';
+import { startWireguardGo } from '../helpers/wireguard-go.js';
 
 const DRIVER = fileURLToPath(new URL('../helpers/interop-driver.js', import.meta.url));
 const WG_PORT = 51820;
@@ -39,17 +40,7 @@ describe('interop with wireguard-go', { timeout: 120_000, skip }, () => {
   before(async () => {
     hosts = new TwoHosts('io');
     dir = mkdtempSync(join(tmpdir(), 'tundra-interop-'));
-    const wg = hosts.spawn(hosts.a, 'wireguard-go', ['-f', wgIf], { LOG_LEVEL: 'verbose' });
-    const output = captureOutput(wg);
-    await waitFor(`wireguard-go to create ${wgIf}`, () => {
-      try {
-        hosts.exec(hosts.a, 'wg', ['show', wgIf]);
-        return true;
-      } catch {
-        if (wg.exitCode !== null) throw new Error(`wireguard-go exited: ${output()}`);
-        return false;
-      }
-    });
+    await startWireguardGo(hosts, hosts.a, 'wireguard-go', wgIf, { LOG_LEVEL: 'verbose' });
     writeFileSync(join(dir, 'wg.key'), encodeKey(wgKey), { mode: 0o600 });
     writeFileSync(join(dir, 'psk'), encodeKey(psk), { mode: 0o600 });
     hosts.exec(hosts.a, 'ip', ['addr', 'add', `${WG_TUNNEL}/24`, 'dev', wgIf]);

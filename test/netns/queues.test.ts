@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../src/crypto/keys.js';
 import { captureOutput, networkTestsUnavailable, TwoHosts, waitFor } from '../helpers/netns.js';
 import { countersOf, tcpTransfer, TUNDRA_MAIN, udpTransfer } from '../helpers/tunnel.js';
+import { startWireguardGo } from '../helpers/wireguard-go.js';
 
 const skip = networkTestsUnavailable(['ip', 'wg', 'wireguard-go', 'ping']);
 const HUB_PORT = 51820;
@@ -51,17 +52,7 @@ describe('--queues 2 --workers 2: a hub with peers on both queues', { skip, time
   async function addPeer(i: number): Promise<void> {
     const name = `tdr${id}p${i}`.slice(0, 15);
     const key = generatePrivateKey();
-    const child = hosts.spawn(hosts.b, 'wireguard-go', ['-f', name]);
-    const out = captureOutput(child);
-    await waitFor(`wireguard-go for peer ${i}`, () => {
-      if (child.exitCode !== null) throw new Error(`wireguard-go exited: ${out()}`);
-      try {
-        wg(hosts.b, ['show', name]);
-        return true;
-      } catch {
-        return false;
-      }
-    });
+    await startWireguardGo(hosts, hosts.b, 'wireguard-go', name);
     wg(hosts.b, ['set', name, 'private-key', keyFile(name, key), 'listen-port', String(HUB_PORT + 10 + i),
       'peer', encodeKey(publicKeyOf(hubKey)), 'allowed-ips', `${hubAddress(i)}/32`, 'endpoint', `${hosts.underlayA}:${HUB_PORT}`]);
     hosts.exec(hosts.b, 'ip', ['address', 'add', `${peerAddress(i)}/32`, 'dev', name]);
