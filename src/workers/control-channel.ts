@@ -113,8 +113,9 @@ export class ChannelWriter implements OutboundControl, InboundControl {
   received(peer: number, slot: number, generation: number, bytes: number, dataCame: boolean, batch: PacketBatch, lastPacket: number): void {
     const peers = this.peers;
     const urgent = peers.sendSlot(peer) !== slot || !peers.hasEndpoint(peer) || !sameAddr(peers.endpoints, peer, batch.addrs, lastPacket);
-    const record = urgent ? this.message : this.tally;
-    record.bytes.set(batch.addrs.subarray(lastPacket * ADDR_STRIDE, (lastPacket + 1) * ADDR_STRIDE), T_ADDR * 4);
+    const to = (urgent ? this.message : this.tally).bytes;
+    // Copied byte by byte: a subarray here would allocate on every batch.
+    for (let k = 0, from = lastPacket * ADDR_STRIDE; k < ADDR_STRIDE; k++) to[T_ADDR * 4 + k] = batch.addrs[from + k]!;
     this.pushTally(urgent, RECEIVED, peer, slot, generation, bytes, dataCame ? 1 : 0);
   }
 
@@ -137,6 +138,9 @@ export class ChannelReader {
   private readonly messages: SpscRing;
   private readonly tally = new Record(TALLY_WORDS);
   private readonly message = new Record(MESSAGE_WORDS);
+  // The source address of a tally in each record, as views made once (not per tally).
+  private readonly tallyAddr = this.tally.bytes.subarray(T_ADDR * 4);
+  private readonly urgentAddr = this.message.bytes.subarray(T_ADDR * 4);
   private readonly interval: NodeJS.Timeout;
   private closed = false;
 
@@ -168,18 +172,19 @@ export class ChannelReader {
 
   /** Applies the waiting tallies; whether there were any. */
   private drainTallies(): boolean {
-    const { words, bytes } = this.tally;
+    const { words } = this.tally;
     let any = false;
     while (this.tallies.tryPop(words)) {
       any = true;
-      this.apply(words, bytes);
+      this.apply(words, this.tallyAddr);
     }
     return any;
   }
 
-  private apply(words: Uint32Array, bytes: Uint8Array): void {
+  /** A tally, its source address in `addr`. */
+  private apply(words: Uint32Array, addr: Uint8Array): void {
     if (words[0] === SENT) this.control.sent(words[1]!, words[2]!, words[3]!, words[4]!, words[5] === 1);
-    else this.control.receivedFrom(words[1]!, words[2]!, words[3]!, words[4]!, words[5] === 1, bytes.subarray(T_ADDR * 4), 0);
+    else this.control.receivedFrom(words[1]!, words[2]!, words[3]!, words[4]!, words[5] === 1, addr, 0);
   }
 
   private drainMessages(): void {
@@ -187,7 +192,7 @@ export class ChannelReader {
     while (this.messages.tryPop(words)) {
       const kind = words[0]!;
       const length = words[1]!;
-      if (kind === SENT || kind === RECEIVED) this.apply(words, bytes);
+      if (kind === SENT || kind === RECEIVED) this.apply(words, this.urgentAddr);
       else if (kind === NEEDS_SESSION) this.control.needsSession(words[2]!, bytes, M_DATA, length);
       else {
         if (words[2]! > 0) this.control.handshakeBacklog(words[2]!, words[3]!);
