@@ -14,7 +14,7 @@
 // opened by a pool worker, and finished here strictly in the order they were read,
 // so the pool's reordering never reaches the wire or the TUN. When every flight of a
 // direction is out, its fd is not watched until one comes back.
-import { Drop } from '../protocol/drop-reasons.js';
+import { Drop, type DropCounters } from '../protocol/drop-reasons.js';
 import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../protocol/constants.js';
 import type { UdpSocket } from '../io/udp.js';
 import { FdWatcher } from '../io/watch.js';
@@ -107,12 +107,33 @@ interface Flight<S> {
   count: number;
 }
 
+/** What differs between a queue's two directions: where batches come from, the stage's halves, where they go. */
+interface Direction<S> {
+  /** For the error line when reading fails. */
+  readonly what: string;
+  /** The QueueStats slot that counts what was read. */
+  readonly stat: number;
+  read(batch: PacketBatch): number;
+  /** More packets wait in the port (cut from a super-packet), not in the kernel. */
+  pending(): boolean;
+  /** Watches (true) or stops watching (false) the fd. */
+  watch(on: boolean): void;
+  /** The half before sealing or opening; returns the packets to seal or open. */
+  prepare(f: Flight<S>): number;
+  /** Seals or opens here. */
+  crypt(f: Flight<S>): void;
+  /** The in-order half, and the send or TUN write after it. */
+  finish(f: Flight<S>): void;
+  /** The drop counters of this direction. */
+  readonly drops: DropCounters;
+}
+
 /** One direction: its free flights, and the ones in hand in read order. */
 class Lane<S> {
   readonly free: Flight<S>[];
   readonly inOrder: Flight<S>[] = [];
   paused = false;
-  constructor(flights: readonly Flight<S>[]) {
+  constructor(flights: readonly Flight<S>[], readonly d: Direction<S>) {
     this.free = flights.filter((f) => f.state === 'free');
   }
 }
@@ -151,15 +172,39 @@ export class QueueLoop {
       return f;
     };
     this.out = new Lane(shared === undefined ? [flight(undefined, new OutboundStage(BATCH_SIZE))]
-      : shared.outbound.map((v) => flight(v, new OutboundStage(BATCH_SIZE, v.scratch))));
+      : shared.outbound.map((v) => flight(v, new OutboundStage(BATCH_SIZE, v.scratch))), {
+      what: 'TUN read',
+      stat: TUN_READ,
+      read: (batch) => this.tun.read(batch),
+      pending: () => this.tun.pending,
+      watch: (on) => this.tunWatcher.watch(on, false),
+      prepare: (f) => f.stage.prepare(f.batch, o.outbound, o.control),
+      crypt: (f) => f.stage.seal(f.batch.data, o.outbound),
+      finish: (f) => {
+        if (f.stage.finish(f.batch, o.outbound, o.control) > 0) this.send(f.batch);
+      },
+      drops: o.outbound.drops,
+    });
     this.in = new Lane(shared === undefined ? [flight(undefined, new InboundStage(BATCH_SIZE))]
-      : shared.inbound.map((v) => flight(v, new InboundStage(BATCH_SIZE, v.scratch))));
+      : shared.inbound.map((v) => flight(v, new InboundStage(BATCH_SIZE, v.scratch))), {
+      what: 'UDP receive',
+      stat: UDP_RECEIVED,
+      read: (batch) => this.port.receive(batch),
+      pending: () => this.port.pending,
+      watch: (on) => this.port.pause(!on),
+      prepare: (f) => f.stage.classify(f.batch, o.inbound, o.control),
+      crypt: (f) => f.stage.open(f.batch.data, o.inbound),
+      finish: (f) => {
+        if (f.stage.accept(f.batch, o.inbound, o.control) > 0) this.write(f.batch);
+      },
+      drops: o.inbound.drops,
+    });
     if (o.pool !== undefined && shared !== undefined) {
       this.jobs = MpmcRing.attach(o.pool.jobs);
       this.done = MpmcRing.attach(o.pool.done);
       void this.serveCompletions();
     }
-    this.tunWatcher = new FdWatcher(this.tun.fd, () => this.onTunReadable());
+    this.tunWatcher = new FdWatcher(this.tun.fd, () => this.onReadable(this.out));
     this.tunWatcher.watch(true, false);
   }
 
@@ -186,74 +231,39 @@ export class QueueLoop {
 
   private udpPort(socket: UdpSocket): UdpPort {
     const o = this.o;
-    return new UdpPort({ socket, settings: o.settings, counters: o.counters, log: o.log, slots: BATCH_SIZE, onReadable: () => this.onUdpReadable() });
+    return new UdpPort({ socket, settings: o.settings, counters: o.counters, log: o.log, slots: BATCH_SIZE, onReadable: () => this.onReadable(this.in) });
   }
 
-  private onTunReadable(): void {
-    const lane = this.out;
-    const { stats } = this;
+  /** Reads batches while the fd has them, up to BATCHES_PER_WAKEUP, each handed on as soon as it is read. */
+  private onReadable<S>(lane: Lane<S>): void {
+    const { d } = lane;
     let round = 0;
     let more = false;
     for (; round < BATCHES_PER_WAKEUP && !this.closed; round++) {
       const f = lane.free.pop();
       if (f === undefined) {
-        this.pauseTun(true);
+        this.pause(lane, true);
         break;
       }
-      const n = this.guard('TUN read', () => this.tun.read(f.batch));
+      const n = this.guard(d.what, () => d.read(f.batch));
       if (n === undefined || n === 0) {
         lane.free.push(f);
         break;
       }
-      stats[TUN_READ]! += n;
+      this.stats[d.stat]! += n;
       this.take(f, n);
       this.o.refresh();
-      const rows = f.stage.prepare(f.batch, this.o.outbound, this.o.control);
+      const rows = d.prepare(f);
       lane.inOrder.push(f);
       if (rows < POOL_MIN_PACKETS || !this.submit(f)) {
-        if (rows > 0) f.stage.seal(f.batch.data, this.o.outbound);
+        if (rows > 0) d.crypt(f);
         f.state = 'done';
-        this.releaseOutbound();
+        this.release(lane);
       }
-      // Segments of a super-packet that did not fit wait in the port, not in the kernel: no wakeup for them.
-      more = this.tun.pending;
+      more = d.pending();
       if (n < BATCH_SIZE && !more) break;
     }
-    if (round === BATCHES_PER_WAKEUP && more) setImmediate(() => this.closed || this.onTunReadable());
-    this.o.afterWork();
-  }
-
-  private onUdpReadable(): void {
-    const lane = this.in;
-    const { stats } = this;
-    let round = 0;
-    let more = false;
-    for (; round < BATCHES_PER_WAKEUP && !this.closed; round++) {
-      const f = lane.free.pop();
-      if (f === undefined) {
-        this.pauseUdp(true);
-        break;
-      }
-      const udp = this.port;
-      const n = this.guard('UDP receive', () => udp.receive(f.batch));
-      if (n === undefined || n === 0) {
-        lane.free.push(f);
-        break;
-      }
-      stats[UDP_RECEIVED]! += n;
-      this.take(f, n);
-      this.o.refresh();
-      const rows = f.stage.classify(f.batch, this.o.inbound, this.o.control);
-      lane.inOrder.push(f);
-      if (rows < POOL_MIN_PACKETS || !this.submit(f)) {
-        if (rows > 0) f.stage.open(f.batch.data, this.o.inbound);
-        f.state = 'done';
-        this.releaseInbound();
-      }
-      more = udp.pending;
-      if (n < BATCH_SIZE && !more) break;
-    }
-    if (round === BATCHES_PER_WAKEUP && more) setImmediate(() => this.closed || this.onUdpReadable());
+    if (round === BATCHES_PER_WAKEUP && more) setImmediate(() => this.closed || this.onReadable(lane));
     this.o.afterWork();
   }
 
@@ -281,32 +291,23 @@ export class QueueLoop {
     return true;
   }
 
-  /** Finishes and sends the outbound flights at the head of the read order that are back. */
-  private releaseOutbound(): void {
-    const lane = this.out;
+  /** Finishes the flights at the head of the read order that are back (sent, or written to the TUN). */
+  private release<S>(lane: Lane<S>): void {
     while (lane.inOrder.length > 0 && !this.closed) {
       const f = lane.inOrder[0]!;
       if (f.state !== 'done' && f.state !== 'lost') break;
       lane.inOrder.shift();
-      if (f.state === 'lost') this.o.outbound.drops.add(Drop.WorkerBatchLost, f.count);
-      else if (f.stage.finish(f.batch, this.o.outbound, this.o.control) > 0) this.send(f.batch);
+      if (f.state === 'lost') lane.d.drops.add(Drop.WorkerBatchLost, f.count);
+      else lane.d.finish(f);
       this.give(lane, f);
     }
-    if (lane.paused && lane.free.length > 0) this.pauseTun(false);
+    if (lane.paused && lane.free.length > 0) this.pause(lane, false);
   }
 
-  /** Accepts and writes the inbound flights at the head of the read order that are back. */
-  private releaseInbound(): void {
-    const lane = this.in;
-    while (lane.inOrder.length > 0 && !this.closed) {
-      const f = lane.inOrder[0]!;
-      if (f.state !== 'done' && f.state !== 'lost') break;
-      lane.inOrder.shift();
-      if (f.state === 'lost') this.o.inbound.drops.add(Drop.WorkerBatchLost, f.count);
-      else if (f.stage.accept(f.batch, this.o.inbound, this.o.control) > 0) this.write(f.batch);
-      this.give(lane, f);
-    }
-    if (lane.paused && lane.free.length > 0) this.pauseUdp(false);
+  /** A predecessor's flight that came back from the pool joins the free ones. */
+  private adopt<S>(lane: Lane<S>, f: Flight<S>): void {
+    lane.free.push(f);
+    if (lane.paused) this.pause(lane, false);
   }
 
   private give<S>(lane: Lane<S>, f: Flight<S>): void {
@@ -318,16 +319,10 @@ export class QueueLoop {
 
   // Out of flights, a direction stops watching its fd. Resumed, it reads at once if
   // packets wait in the port (cut from a super-packet) rather than in the kernel.
-  private pauseTun(pause: boolean): void {
-    this.out.paused = pause;
-    this.tunWatcher.watch(!pause, false);
-    if (!pause && this.tun.pending) setImmediate(() => this.closed || this.onTunReadable());
-  }
-
-  private pauseUdp(pause: boolean): void {
-    this.in.paused = pause;
-    this.port.pause(pause);
-    if (!pause && this.port.pending) setImmediate(() => this.closed || this.onUdpReadable());
+  private pause<S>(lane: Lane<S>, pause: boolean): void {
+    lane.paused = pause;
+    lane.d.watch(!pause);
+    if (!pause && lane.d.pending()) setImmediate(() => this.closed || this.onReadable(lane));
   }
 
   /** Takes the pool's completions as they come (a doorbell on this thread's event loop). */
@@ -341,8 +336,8 @@ export class QueueLoop {
         this.complete(e[JOB_FLIGHT]!, e[JOB_EPOCH]!, e[DONE_LOST] === 1, e[JOB_USE]!);
       }
       if (any) {
-        this.releaseOutbound();
-        this.releaseInbound();
+        this.release(this.out);
+        this.release(this.in);
         this.o.afterWork();
       }
       await done.waitNotEmptyAsync(1000);
@@ -357,13 +352,8 @@ export class QueueLoop {
       if (f.state !== 'orphan') return;
       Atomics.store(this.flightOut!, id, 0);
       f.state = 'free';
-      if (f.inbound) {
-        this.in.free.push(f as Flight<InboundStage>);
-        if (this.in.paused) this.pauseUdp(false);
-      } else {
-        this.out.free.push(f as Flight<OutboundStage>);
-        if (this.out.paused) this.pauseTun(false);
-      }
+      if (f.inbound) this.adopt(this.in, f as Flight<InboundStage>);
+      else this.adopt(this.out, f as Flight<OutboundStage>);
       return;
     }
     if (f.state !== 'busy' || f.use !== use) return; // a duplicate of a completion already taken
