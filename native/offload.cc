@@ -555,6 +555,7 @@ bool Coalesce(uint8_t* data, size_t data_len, uint32_t* offsets, uint32_t* lengt
     uint8_t* head = data + hk.off;
     uint8_t* vh = head - kVnetHdrLen;
     uint32_t total = hk.len;
+    if (stats != nullptr) Observe(stats + kStatWriteSegmentsHistogram, it.segments);
     if (it.segments > 1) {
       coalesced_items++;
       coalesced_packets += it.segments;
@@ -618,13 +619,19 @@ const char* const kOffloadStatNames[kOffloadStatCount] = {
     "tun_checksums_completed", "drop_vnet_header_truncated", "drop_bad_gso_type",
     "drop_gso_ip_mismatch",   "drop_truncated_header",    "drop_bad_csum_start",
     "drop_bad_gso_size",      "drop_too_many_segments",   "drop_packet_too_large",
+    "tun_read_segments_bucket_1", "tun_read_segments_bucket_2", "tun_read_segments_bucket_4",
+    "tun_read_segments_bucket_8", "tun_read_segments_bucket_16", "tun_read_segments_bucket_32",
+    "tun_read_segments_bucket_64", "tun_read_segments_bucket_inf", "tun_read_segments_sum",
 };
 const char* const kSplitDropNames[kSplitDropCount] = {
     "vnet_header_truncated", "bad_gso_type",      "gso_ip_mismatch",   "truncated_header",
     "bad_csum_start",        "bad_gso_size",      "too_many_segments", "packet_too_large",
 };
 const char* const kCoalesceStatNames[kCoalesceStatCount] = {
-    "coalesced_items", "coalesced_packets", "bad_checksum"};
+    "coalesced_items", "coalesced_packets", "bad_checksum",
+    "tun_write_segments_bucket_1", "tun_write_segments_bucket_2", "tun_write_segments_bucket_4",
+    "tun_write_segments_bucket_8", "tun_write_segments_bucket_16", "tun_write_segments_bucket_32",
+    "tun_write_segments_bucket_64", "tun_write_segments_bucket_inf", "tun_write_segments_sum"};
 
 // offloadSplit(input, data, offsets, lengths, maxSegments, capacity) -> count | -code
 Napi::Value SplitJs(const Napi::CallbackInfo& info) {

@@ -45,7 +45,21 @@ constexpr size_t kCoalesceMaxPackets = 1024;
 constexpr size_t kStatCoalescedItems = 0;
 constexpr size_t kStatCoalescedPackets = 1;
 constexpr size_t kStatBadChecksum = 2;
-constexpr size_t kCoalesceStatCount = 3;
+// Then a histogram of packets per written item (kHistogramEntries).
+constexpr size_t kStatWriteSegmentsHistogram = 3;
+
+// A histogram in a stats array: counts (not cumulative) of observations <= 1, 2, 4,
+// 8, 16, 32, 64 and above, then the sum of the observations.
+constexpr size_t kHistogramBuckets = 8;
+constexpr size_t kHistogramEntries = kHistogramBuckets + 1;
+inline void Observe(double* histogram, uint32_t value) {
+  const size_t bucket =
+      value <= 1 ? 0 : static_cast<size_t>(32 - __builtin_clz(value - 1));
+  histogram[bucket < kHistogramBuckets - 1 ? bucket : kHistogramBuckets - 1]++;
+  histogram[kHistogramBuckets] += value;
+}
+
+constexpr size_t kCoalesceStatCount = kStatWriteSegmentsHistogram + kHistogramEntries;
 
 // tunReadVnet stats indices (OFFLOAD_STAT_NAMES order); drop code -c counts
 // at kStatDropBase + c.
@@ -54,7 +68,9 @@ constexpr size_t kStatTunSuperPackets = 1;
 constexpr size_t kStatTunSegments = 2;
 constexpr size_t kStatTunChecksumsCompleted = 3;
 constexpr size_t kStatDropBase = 3;
-constexpr size_t kOffloadStatCount = 12;
+// Then a histogram of segments per TUN read (kHistogramEntries).
+constexpr size_t kStatReadSegmentsHistogram = 12;
+constexpr size_t kOffloadStatCount = kStatReadSegmentsHistogram + kHistogramEntries;
 
 // ---- RFC 1071 checksum ------------------------------------------------------
 // Sums are kept in the host's byte order ("native domain"): the one's-

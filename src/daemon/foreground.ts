@@ -8,6 +8,8 @@ import type { OffloadSettings } from '../offload/settings.js';
 import type { CryptoBackendName } from '../crypto/backends.js';
 import type { StageSpec } from '../stages/user-host.js';
 import { startUapiServer, type UapiServer } from '../uapi/server.js';
+import { MetricsRegistry } from '../metrics/metrics.js';
+import { startMetricsServer, type MetricsEndpoint, type MetricsServer } from '../metrics/server.js';
 
 /** How often to look at the interface: its MTU (wg-quick sets it) and whether it still exists. */
 const LINK_CHECK_INTERVAL = 1000;
@@ -26,14 +28,29 @@ export interface InterfaceOptions {
   stages?: readonly StageSpec[];
   queues?: number;
   workers?: number;
+  /** Serve /metrics here (default: no metrics endpoint). */
+  metricsListen?: MetricsEndpoint | undefined;
+  /** Per-peer metric series (default true). */
+  metricsPeers?: boolean;
 }
 
 export async function startInterface(name: string, logger: Logger, options: InterfaceOptions = {}): Promise<RunningInterface> {
   // A stage module that does not load fails the start with its own message.
   const device = await Device.start({ name, logger, ...options });
   let uapi: UapiServer;
+  let metrics: MetricsServer | undefined;
   try {
     uapi = await startUapiServer(name, device, { log: (message) => logger.error(`UAPI: ${message}`) });
+    if (options.metricsListen !== undefined) {
+      const registry = new MetricsRegistry(() => device.metrics(), { perPeer: options.metricsPeers ?? true });
+      try {
+        metrics = await startMetricsServer(options.metricsListen, registry, (message) => logger.error(message));
+      } catch (err) {
+        await uapi.close();
+        throw err;
+      }
+      logger.verbose(`Metrics at http://${options.metricsListen.host.includes(':') ? `[${metrics.address.host}]` : metrics.address.host}:${metrics.address.port}/metrics`);
+    }
   } catch (err) {
     await device.close();
     throw err;
@@ -70,7 +87,7 @@ export async function startInterface(name: string, logger: Logger, options: Inte
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.off('SIGUSR1', onStats);
-    void Promise.allSettled([device.close(), uapi.close()]).finally(finish);
+    void Promise.allSettled([device.close(), uapi.close(), metrics?.close()]).finally(finish);
   }
 
   logger.verbose('Device started');

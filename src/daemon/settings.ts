@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { CryptoSettingError, parseCryptoBackend, type CryptoBackendName } from '../crypto/backends.js';
 import { OffloadSettingError, parseOffloadSettings, type OffloadSettings } from '../offload/settings.js';
 import { parseStageSpecs, StageSettingError, type StageSpec } from '../stages/user-host.js';
+import { MetricsListenError, parseMetricsListen, type MetricsEndpoint } from '../metrics/server.js';
 
 export interface TundraSettings {
   readonly offload: OffloadSettings;
@@ -13,6 +14,10 @@ export interface TundraSettings {
   readonly stages: readonly StageSpec[];
   readonly queues: number;
   readonly workers: number;
+  /** Where /metrics is served; undefined (the default): no metrics endpoint. */
+  readonly metricsListen: MetricsEndpoint | undefined;
+  /** Series per peer in the metrics (default true). */
+  readonly metricsPeers: boolean;
 }
 
 /**
@@ -55,6 +60,14 @@ export function parseWorkers(value: string, source: string): number {
   return n;
 }
 
+/** Parses on/off (also yes/no, true/false, 1/0). */
+export function parseSwitch(value: string, source: string): boolean {
+  const text = value.trim().toLowerCase();
+  if (['on', 'yes', 'true', '1'].includes(text)) return true;
+  if (['off', 'no', 'false', '0'].includes(text)) return false;
+  throw new MetricsListenError(`${source}: "${value}" is not on or off`);
+}
+
 interface Setting {
   readonly flag: string;
   readonly variable: string;
@@ -70,12 +83,14 @@ export const SETTINGS: readonly Setting[] = [
   { flag: '--stage', variable: 'TUNDRA_STAGES', repeatable: true, check: parseStageSpecs },
   { flag: '--queues', variable: 'TUNDRA_QUEUES', repeatable: false, check: parseQueues },
   { flag: '--workers', variable: 'TUNDRA_WORKERS', repeatable: false, check: parseWorkers },
+  { flag: '--metrics-listen', variable: 'TUNDRA_METRICS_LISTEN', repeatable: false, check: parseMetricsListen },
+  { flag: '--metrics-peers', variable: 'TUNDRA_METRICS_PEERS', repeatable: false, check: parseSwitch },
 ];
 
 /** A bad setting: the message names the flag or variable and what it takes. */
 export function isSettingError(err: unknown): err is Error {
   return err instanceof OffloadSettingError || err instanceof CryptoSettingError || err instanceof StageSettingError
-    || err instanceof QueueSettingError;
+    || err instanceof QueueSettingError || err instanceof MetricsListenError;
 }
 
 export function settingsFromEnv(env: NodeJS.ProcessEnv): TundraSettings {
@@ -85,6 +100,9 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv): TundraSettings {
     stages: parseStageSpecs(env.TUNDRA_STAGES ?? '', 'TUNDRA_STAGES'),
     queues: env.TUNDRA_QUEUES === undefined || env.TUNDRA_QUEUES.trim() === '' ? DEFAULT_QUEUES : parseQueues(env.TUNDRA_QUEUES, 'TUNDRA_QUEUES'),
     workers: env.TUNDRA_WORKERS === undefined || env.TUNDRA_WORKERS.trim() === '' ? DEFAULT_WORKERS : parseWorkers(env.TUNDRA_WORKERS, 'TUNDRA_WORKERS'),
+    metricsListen: env.TUNDRA_METRICS_LISTEN === undefined || env.TUNDRA_METRICS_LISTEN.trim() === ''
+      ? undefined : parseMetricsListen(env.TUNDRA_METRICS_LISTEN, 'TUNDRA_METRICS_LISTEN'),
+    metricsPeers: env.TUNDRA_METRICS_PEERS === undefined || env.TUNDRA_METRICS_PEERS.trim() === '' ? true : parseSwitch(env.TUNDRA_METRICS_PEERS, 'TUNDRA_METRICS_PEERS'),
   };
 }
 

@@ -13,7 +13,9 @@ import { QueueLoop, QueueStats } from '../pipeline/queue-loop.js';
 import { aeadBackend, type CryptoBackendName } from '../crypto/backends.js';
 import { UserStages, type StageSnapshot, type StageSpec } from '../stages/user-host.js';
 import { EngineControl, inboundContextOf, outboundContextOf } from '../stages/engine-control.js';
-import { closeFd } from '../io/fd.js';
+import { readFileSync } from 'node:fs';
+import { closeFd, socketBufferSizes } from '../io/fd.js';
+import type { DeviceMetrics } from '../metrics/metrics.js';
 import { setLinkMtu } from '../io/tun.js';
 import { udpSetFwmark, writeAddr, type UdpSocket } from '../io/udp.js';
 import type { Logger } from '../log.js';
@@ -137,6 +139,34 @@ export class Device implements UapiDevice {
   /** The crypto pool's size, restarts and lost batches, if there is one. */
   poolSnapshot(): Record<string, number> | undefined {
     return this.workers?.poolSnapshot();
+  }
+
+  /** Everything the metrics report, read now (one scrape). */
+  metrics(): DeviceMetrics {
+    const engine = this.engine;
+    const offload = OffloadCounters.sum(this.allOffloadCounters());
+    const [receive, send] = socketBufferSizes(this.udp[0]!.fd);
+    const on = new Set([...describeTunOffloads(this.tun[0]!.offloads).map((name) => name.split(' ')[0]!), ...this.sender.describe().on]);
+    return {
+      peers: [...engine.peers].map((peer) => {
+        const { current, previous, next } = peer.keypairs;
+        return {
+          publicKey: peer.publicKey, rxBytes: peer.rxBytes, txBytes: peer.txBytes, lastHandshakeWallMs: peer.lastHandshakeWallMs,
+          keypairs: [current, previous, next].filter((k) => k !== undefined).length,
+        };
+      }),
+      removedRxBytes: engine.removedRxBytes,
+      removedTxBytes: engine.removedTxBytes,
+      drops: this.dropSnapshot(),
+      offload: offload.counters,
+      histograms: offload.histograms,
+      queues: this.queueSnapshot(),
+      pool: this.poolSnapshot(),
+      handshakes: engine.handshakes,
+      offloads: Object.fromEntries(['tun-tso4', 'tun-tso6', 'tun-uso', 'tun-gro-tcp', 'tun-gro-udp', 'udp-gso', 'udp-gro'].map((name) => [name, on.has(name)])),
+      socketBuffers: { receive, send },
+      tunTxDropped: readInterfaceStatistic(this.name, 'tx_dropped'),
+    };
   }
 
   /** The link's MTU changed (wg-quick sets it after start). */
@@ -377,6 +407,15 @@ export class Device implements UapiDevice {
       this.sender = this.inline!.udp;
     }
     for (const s of old) closeFd(s.fd);
+  }
+}
+
+/** A counter of /sys/class/net/NAME/statistics, or undefined when it cannot be read. */
+function readInterfaceStatistic(name: string, counter: string): number | undefined {
+  try {
+    return Number(readFileSync(`/sys/class/net/${name}/statistics/${counter}`, 'utf8').trim());
+  } catch {
+    return undefined;
   }
 }
 

@@ -8,3 +8,6 @@ import { nativeFunction } from '../native/addon.js';
  * is not open.
  */
 export const closeFd: (fd: number) => void = nativeFunction('closeFd');
+
+/** A socket's SO_RCVBUF and SO_SNDBUF as the kernel granted them (control path; throws with the errno). */
+export const socketBufferSizes: (fd: number) => [receive: number, send: number] = nativeFunction('socketBufferSizes');

@@ -25,6 +25,7 @@ import {
   writeVnetHeader,
 } from './vnet-header.js';
 import { setU16be, u16be, u32be } from './bytes.js';
+import { histogramNames, observe } from './histogram.js';
 
 /** flags bit: merge TCP segments (TCP GRO). */
 export const COALESCE_TCP = 1;
@@ -37,7 +38,12 @@ export const COALESCE_STAT_ITEMS = 0;
 export const COALESCE_STAT_PACKETS = 1;
 /** stats index: packets found with a bad checksum while verifying before a first merge. */
 export const COALESCE_STAT_BAD_CHECKSUM = 2;
-export const COALESCE_STAT_NAMES = ['coalesced_items', 'coalesced_packets', 'bad_checksum'] as const;
+/** Then a histogram of packets per written item (see observe()). */
+const COALESCE_STAT_HISTOGRAM = 3;
+export const COALESCE_STAT_NAMES = [
+  'coalesced_items', 'coalesced_packets', 'bad_checksum',
+  ...histogramNames('tun_write_segments'),
+] as const;
 
 /** Largest IPv4 total length (and the cap on a merged packet of either family). */
 const MAX_IP_LENGTH = 65535;
@@ -91,7 +97,7 @@ interface Item {
  * is incremented at COALESCE_STAT_*.
  *
  * Throws a RangeError before touching anything if count exceeds offsets/lengths, some
- * offsets[i] < 10, a packet or its capacity reaches past `data`, or stats has fewer than 3 entries.
+ * offsets[i] < 10, a packet or its capacity reaches past `data`, or stats has fewer than COALESCE_STAT_NAMES.length entries.
  */
 export function coalescePackets(
   data: Uint8Array,
@@ -103,7 +109,7 @@ export function coalescePackets(
   stats?: Float64Array,
 ): number {
   if (count > offsets.length || count > lengths.length) throw new RangeError(`count ${count} exceeds offsets/lengths`);
-  if (stats !== undefined && stats.length < 3) throw new RangeError('stats needs 3 entries');
+  if (stats !== undefined && stats.length < COALESCE_STAT_NAMES.length) throw new RangeError(`stats needs ${COALESCE_STAT_NAMES.length} entries`);
   for (let i = 0; i < count; i++) {
     const o = offsets[i]!;
     if (o < VNET_HDR_LEN) throw new RangeError(`packet ${i}: no room for the vnet header`);
@@ -241,6 +247,7 @@ export function coalescePackets(
 
   if (stats !== undefined) {
     for (const item of items) {
+      observe(stats, COALESCE_STAT_HISTOGRAM, item.members.length);
       if (item.members.length > 1) {
         stats[COALESCE_STAT_ITEMS]! += 1;
         stats[COALESCE_STAT_PACKETS]! += item.members.length;

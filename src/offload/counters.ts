@@ -1,8 +1,10 @@
 // The offload counters of one device: what the native calls tally into their stats
 // arrays (cumulative, never reset), the fallbacks the TypeScript side takes, and the
-// socket receive-queue overflows the kernel reports. Ready for the metrics issue.
+// socket receive-queue overflows the kernel reports, and the segments-per-read and
+// per-write histograms.
 import { rxqDropsSince, UDP_RECV_RXQ_OVERFLOW_RAW, UDP_RECV_STAT_NAMES, UDP_SEND_STAT_NAMES, udpRecvStats } from '../io/udp.js';
 import { COALESCE_STAT_NAMES } from './coalesce.js';
+import { isHistogramEntry, readHistograms, type HistogramValue } from './histogram.js';
 import { OFFLOAD_STAT_NAMES } from './native.js';
 
 /** Why an offload was turned off or a batch was sent another way. */
@@ -90,7 +92,11 @@ export class OffloadCounters {
   }
 
   /** drops() and snapshot() summed over several threads' counters. */
-  static sum(sets: readonly OffloadCounters[]): { drops: Record<string, number>; counters: Record<string, number | Record<string, number>> } {
+  static sum(sets: readonly OffloadCounters[]): {
+    drops: Record<string, number>;
+    counters: Record<string, number | Record<string, number>>;
+    histograms: Record<string, HistogramValue>;
+  } {
     const total = new Float64Array(ELEMENTS);
     for (const set of sets) for (let i = 0; i < ELEMENTS; i++) if (i !== RXQ_LAST) total[i]! += set.all[i]!;
     const drops: Record<string, number> = {};
@@ -101,7 +107,9 @@ export class OffloadCounters {
     const counters: Record<string, number | Record<string, number>> = {};
     const put = (names: readonly string[], at: number): void => {
       names.forEach((name, i) => {
-        if (!name.startsWith(DROP_PREFIX) && name !== 'rxq_overflow_raw' && name !== 'ctrunc_drops') counters[name] = total[at + i]!;
+        if (!name.startsWith(DROP_PREFIX) && !isHistogramEntry(name) && name !== 'rxq_overflow_raw' && name !== 'ctrunc_drops') {
+          counters[name] = total[at + i]!;
+        }
       });
     };
     put(OFFLOAD_STAT_NAMES, TUN_READ_AT);
@@ -114,6 +122,7 @@ export class OffloadCounters {
       if (total[FALLBACKS_AT + i]! > 0) fallbacks[reason] = total[FALLBACKS_AT + i]!;
     });
     counters.fallbacks = fallbacks;
-    return { drops, counters };
+    const histograms = { ...readHistograms(OFFLOAD_STAT_NAMES, total, TUN_READ_AT), ...readHistograms(COALESCE_STAT_NAMES, total, COALESCE_AT) };
+    return { drops, counters, histograms };
   }
 }

@@ -70,7 +70,7 @@ export type NativeSplit = (
  * tunWrite. Merged items (TCP with `flags & COALESCE_TCP`, UDP with `flags &
  * COALESCE_UDP`) carry a NEEDS_CSUM + GSO header and the pseudo-header sum in the L4
  * checksum field; every other packet is untouched behind an all-zero header.
- * `stats`, if given (>= 3 entries), is incremented at the COALESCE_STAT_NAMES indices.
+ * `stats`, if given (>= COALESCE_STAT_NAMES.length entries), is incremented at the COALESCE_STAT_NAMES indices.
  * count is at most COALESCE_MAX_PACKETS.
  */
 export type NativeCoalesce = (

@@ -69,6 +69,26 @@ export const DROP_REASON_NAMES: Readonly<Record<DropReason, string>> = {
 };
 
 /**
+ * Which path counts each reason: inbound (UDP → TUN: what peers sent), outbound
+ * (TUN → UDP, and the control plane's sends), or unknown (counted on both without
+ * telling them apart). For the `direction` label of the drop metric.
+ */
+export type DropDirection = 'inbound' | 'outbound' | 'unknown';
+const OUTBOUND_REASONS: ReadonlySet<DropReason> = new Set<DropReason>([
+  Drop.NoPeerForDestination, Drop.QueueFull, Drop.NoEndpoint, Drop.CounterExhausted, Drop.SendFailed, Drop.KeyTableFull,
+]);
+const UNKNOWN_REASONS: ReadonlySet<DropReason> = new Set<DropReason>([Drop.WorkerBatchLost, Drop.ControlRingFull]);
+
+export function dropDirection(reason: DropReason): DropDirection {
+  return OUTBOUND_REASONS.has(reason) ? 'outbound' : UNKNOWN_REASONS.has(reason) ? 'unknown' : 'inbound';
+}
+
+/** The direction of every reason by its label, engine's reasons only (see dropDirection). */
+export const DROP_DIRECTIONS: Readonly<Record<string, DropDirection>> = Object.fromEntries(
+  Object.entries(DROP_REASON_NAMES).map(([code, name]) => [name, dropDirection(Number(code) as DropReason)]),
+);
+
+/**
  * Counts drops by reason without allocating. The counts live in shared memory: a
  * worker counts into a buffer the main thread made (share()), and the main thread
  * sums every worker's with its own (sum()), also after a worker has died.

@@ -22,6 +22,7 @@ import {
   encodeInitiation, encodeResponse, writeTransportHeader,
 } from './messages.js';
 import { consumeInitiation, consumeResponse, createInitiation, createResponse, deriveSessionKeys } from './noise.js';
+import { HandshakeStats } from './handshake-stats.js';
 import { Peer, MAX_STAGED_PACKETS, sameEndpoint, type Endpoint, type PeerOptions } from './peer.js';
 import { RateLimiter } from './ratelimiter.js';
 import { shouldRekeyOnReceive, shouldRekeyOnSend, TimerAction } from './timers.js';
@@ -90,6 +91,10 @@ export class Engine {
   private readonly rateLimiter: RateLimiter;
   private underLoadUntil = -Infinity;
   readonly drops = new DropCounters();
+  readonly handshakes = new HandshakeStats();
+  /** Bytes of peers that were removed, so device-wide byte totals never go back. */
+  removedRxBytes = 0;
+  removedTxBytes = 0;
   /** Datagrams produced by the last calls, for the caller to send and clear. */
   readonly outbox: Outgoing[] = [];
 
@@ -151,6 +156,8 @@ export class Engine {
   }
 
   removePeer(peer: Peer): void {
+    this.removedRxBytes += peer.rxBytes;
+    this.removedTxBytes += peer.txBytes;
     this.expireSession(peer);
     this.allowedIPs.removePeer(peer);
     this.peersByKey.delete(hexOf(peer.publicKey));
@@ -218,25 +225,27 @@ export class Engine {
   }
 
   private receiveHandshake(datagram: Uint8Array, type: number, from: Endpoint): Received {
-    if (this.local === undefined) return this.drop(Drop.UnknownPeer);
-    if (!this.cookieChecker.checkMac1(datagram)) return this.drop(Drop.BadMac1);
+    if (this.local === undefined) return this.handshakeDrop(Drop.UnknownPeer);
+    if (!this.cookieChecker.checkMac1(datagram)) return this.handshakeDrop(Drop.BadMac1);
     if (this.isUnderLoad()) {
       const source = endpointBytes(from);
       if (!this.cookieChecker.checkMac2(datagram, source)) {
         const sender = new DataView(datagram.buffer, datagram.byteOffset).getUint32(4, true);
         this.outbox.push({ peer: undefined, endpoint: from, packet: this.cookieChecker.createReply(datagram, sender, source) });
+        this.handshakes.cookieRepliesSent++;
         return this.drop(Drop.CookieSent);
       }
-      if (!this.rateLimiter.allow(from.address)) return this.drop(Drop.RateLimited);
+      if (!this.rateLimiter.allow(from.address)) return this.handshakeDrop(Drop.RateLimited);
     }
     return type === MESSAGE_INITIATION ? this.receiveInitiation(datagram, from) : this.receiveResponse(datagram, from);
   }
 
   private receiveInitiation(datagram: Uint8Array, from: Endpoint): Received {
     const msg = decodeInitiation(datagram);
-    if ('drop' in msg) return this.drop(msg.drop);
+    if ('drop' in msg) return this.handshakeDrop(msg.drop);
     const found = consumeInitiation(this.local!, msg, (pk) => this.peer(pk)?.handshake, this.now());
-    if ('drop' in found) return this.drop(found.drop);
+    if ('drop' in found) return this.handshakeDrop(found.drop);
+    this.handshakes.initiationsReceived++;
     const peer = this.peer(found.remoteStatic)!;
     peer.endpoint = from;
     peer.rxBytes += datagram.length;
@@ -263,17 +272,22 @@ export class Engine {
     peer.timers.anyAuthenticatedPacketTraversal();
     peer.timers.anyAuthenticatedPacketSent();
     peer.timers.handshakeResponseSent();
-    this.emit(peer, packet);
+    if (this.emit(peer, packet)) this.handshakes.responsesSent++;
   }
 
   private receiveResponse(datagram: Uint8Array, from: Endpoint): Received {
     const msg = decodeResponse(datagram);
-    if ('drop' in msg) return this.drop(msg.drop);
+    if ('drop' in msg) return this.handshakeDrop(msg.drop);
     const entry = this.indices.get(msg.receiver);
-    if (entry === undefined || entry.keypair !== undefined) return this.drop(Drop.UnknownIndex);
+    if (entry === undefined || entry.keypair !== undefined) return this.handshakeDrop(Drop.UnknownIndex);
     const { peer } = entry;
     const consumed = consumeResponse(this.local!, msg, peer.handshake);
-    if (consumed !== true) return this.drop(consumed.drop);
+    if (consumed !== true) return this.handshakeDrop(consumed.drop);
+    this.handshakes.responsesReceived++;
+    if (peer.handshakeStartedAt !== undefined) {
+      this.handshakes.observeDuration((this.now() - peer.handshakeStartedAt) / 1000);
+      peer.handshakeStartedAt = undefined;
+    }
     peer.endpoint = from;
     peer.rxBytes += datagram.length;
     peer.timers.anyAuthenticatedPacketTraversal();
@@ -290,6 +304,7 @@ export class Engine {
     const entry = this.indices.get(msg.receiver);
     if (entry === undefined) return this.drop(Drop.UnknownIndex);
     if (!entry.peer.cookies.consumeReply(msg)) return this.drop(Drop.CookieDecryptFailed);
+    this.handshakes.cookieRepliesReceived++;
     return { kind: 'cookie', peer: entry.peer };
   }
 
@@ -418,7 +433,11 @@ export class Engine {
     peer.cookies.addMacs(packet);
     peer.timers.anyAuthenticatedPacketTraversal();
     peer.timers.anyAuthenticatedPacketSent();
-    this.emit(peer, packet);
+    if (this.emit(peer, packet)) {
+      this.handshakes.initiationsSent++;
+      // An attempt's duration runs from its first initiation; retries belong to it.
+      if (!isRetry || peer.handshakeStartedAt === undefined) peer.handshakeStartedAt = this.now();
+    }
     peer.timers.handshakeInitiated();
   }
 
@@ -431,7 +450,11 @@ export class Engine {
           case TimerAction.NewHandshake: this.initiateHandshake(peer, false); break;
           case TimerAction.SendKeepalive:
           case TimerAction.SendPersistentKeepalive: this.sendKeepalive(peer); break;
-          case TimerAction.GiveUpHandshake: peer.staged.length = 0; break;
+          case TimerAction.GiveUpHandshake:
+            peer.staged.length = 0;
+            peer.handshakeStartedAt = undefined;
+            this.handshakes.fail('timeout');
+            break;
           case TimerAction.ZeroKeyMaterial: this.expireSession(peer); break;
         }
       }
@@ -505,6 +528,12 @@ export class Engine {
     }
     this.outbox.push({ peer, endpoint: peer.endpoint, packet });
     return true;
+  }
+
+  /** A refused handshake message: a drop, and a failed handshake of that reason. */
+  private handshakeDrop(reason: DropReason): Received {
+    this.handshakes.fail(reason);
+    return this.drop(reason);
   }
 
   private drop(reason: DropReason): Received {

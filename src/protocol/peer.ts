@@ -37,6 +37,8 @@ export class Peer {
   lastHandshakeWallMs = 0;
   rxBytes = 0;
   txBytes = 0;
+  /** When the handshake attempt in progress sent its first initiation (monotonic ms), for its duration. */
+  handshakeStartedAt: number | undefined;
   /** Plaintext packets waiting for a keypair, oldest first. */
   readonly staged: Uint8Array[] = [];
 

@@ -153,6 +153,11 @@ export class ChannelReader {
     void this.serveMessages();
   }
 
+  /** Records waiting in each ring now (for the metrics). */
+  get queued(): { tallies: number; messages: number } {
+    return { tallies: this.tallies.size, messages: this.messages.size };
+  }
+
   close(): void {
     this.closed = true;
     clearInterval(this.interval);

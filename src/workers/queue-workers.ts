@@ -147,12 +147,13 @@ export class QueueWorkers {
   }
 
   /**
-   * Per queue: its counters, how often its worker was started again, and with a pool
+   * Per queue: its counters, how often its worker was started again, the records
+   * waiting in its control channel's rings, and with a pool
    * `flights_out`, its flights out in the pool now (0 when idle: none is ever stranded).
    */
   snapshot(): Record<string, number>[] {
     return this.queues.map((q) => ({
-      ...q.stats.snapshot(), restarts: q.restarts,
+      ...q.stats.snapshot(), restarts: q.restarts, ring_tallies: q.reader.queued.tallies, ring_messages: q.reader.queued.messages,
       ...(q.flights === undefined ? {} : { flights_out: [...q.flights.outbound, ...q.flights.inbound].filter((f) => Atomics.load(q.flights!.out, f.id) === 1).length }),
     }));
   }

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nativeCoalesce, nativeSplit } from '../../src/offload/native.js';
 import { splitPacket, splitDropName } from '../../src/offload/split.js';
-import { COALESCE_TCP, COALESCE_UDP, coalescePackets } from '../../src/offload/coalesce.js';
+import { COALESCE_STAT_NAMES, COALESCE_TCP, COALESCE_UDP, coalescePackets } from '../../src/offload/coalesce.js';
 import {
   VNET_F_NEEDS_CSUM,
   VNET_GSO_ECN,
@@ -266,7 +266,7 @@ function compareCoalesce(rand: Rand, packets: Uint8Array[], capacity: number, fl
     twin.data.set(randomBytes(rand, Math.min(64, twin.slotEnd[i]! - free)), free);
   });
   const nat = { ...twin, data: twin.data.slice(), offsets: twin.offsets.slice(), lengths: twin.lengths.slice() };
-  const seedStats = Float64Array.from([randInt(rand, 100), randInt(rand, 100), randInt(rand, 100)]);
+  const seedStats = Float64Array.from(COALESCE_STAT_NAMES, () => randInt(rand, 100));
   const twinStats = seedStats.slice();
   const natStats = seedStats.slice();
   const rt = coalescePackets(twin.data, twin.offsets, twin.lengths, twin.count, capacity, flags, twinStats);

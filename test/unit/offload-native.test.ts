@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COALESCE_STAT_NAMES, COALESCE_TCP, COALESCE_UDP } from '../../src/offload/coalesce.js';
+import { histogramNames } from '../../src/offload/histogram.js';
 import { COALESCE_MAX_PACKETS, OFFLOAD_STAT_NAMES, nativeChecksum, nativeCoalesce, nativeSplit } from '../../src/offload/native.js';
 import { SPLIT_DROP_NAMES } from '../../src/offload/split.js';
 import {
@@ -181,8 +182,9 @@ test('constants and stat names', () => {
   assert.deepEqual(OFFLOAD_STAT_NAMES, [
     'tun_packets_read', 'tun_super_packets', 'tun_segments', 'tun_checksums_completed',
     ...SPLIT_DROP_NAMES.map((n) => `drop_${n}`),
+    ...histogramNames('tun_read_segments'),
   ]);
-  assert.deepEqual(COALESCE_STAT_NAMES, ['coalesced_items', 'coalesced_packets', 'bad_checksum']);
+  assert.deepEqual(COALESCE_STAT_NAMES, ['coalesced_items', 'coalesced_packets', 'bad_checksum', ...histogramNames('tun_write_segments')]);
   assert.equal(COALESCE_MAX_PACKETS, 1024);
 });
 
@@ -261,7 +263,7 @@ describe('argument checks throw before anything is touched', () => {
     assert.throws(() => call(0, scratch, Uint32Array.of(TUN_READ_SCRATCH_SIZE), s.data, s.offsets, s.lengths, 4, 2000), RangeError);
     assert.throws(() => call(0, scratch, state, s.data, s.offsets, s.lengths, 5, 2000), RangeError);
     assert.throws(() => call(0, scratch, state, s.data, s.offsets, s.lengths, 4, 2004), RangeError);
-    assert.throws(() => call(0, scratch, state, s.data, s.offsets, s.lengths, 4, 2000, new Float64Array(11)), RangeError);
+    assert.throws(() => call(0, scratch, state, s.data, s.offsets, s.lengths, 4, 2000, new Float64Array(OFFLOAD_STAT_NAMES.length - 1)), RangeError);
     assert.throws(() => call(0, scratch, new Int32Array(1), s.data, s.offsets, s.lengths, 4, 2000), TypeError);
     assert.throws(() => call(-1, scratch, state, s.data, s.offsets, s.lengths, 4, 2000), RangeError);
   });
@@ -404,10 +406,11 @@ describe('coalesce', () => {
 
   test('two TCP segments merge into one GSO item', () => {
     const b = batch([p1, p2], 4000);
-    const stats = new Float64Array(3);
+    const stats = new Float64Array(COALESCE_STAT_NAMES.length);
     const items = nativeCoalesce(b.data, b.offsets, b.lengths, 2, 4000, COALESCE_TCP, stats);
     assert.equal(items, 1);
-    assert.deepEqual([...stats], [1, 2, 0]);
+    assert.deepEqual([...stats.subarray(0, 3)], [1, 2, 0]);
+    assert.deepEqual([...stats.subarray(3)], [0, 1, 0, 0, 0, 0, 0, 0, 2], 'one item of two packets');
     const item = b.data.subarray(b.offsets[0]!, b.offsets[0]! + b.lengths[0]!);
     assert.equal(b.offsets[0], 1, 'the item starts at the head packet\'s header room');
     assert.equal(item.length, 10 + 40 + 2400);
@@ -458,9 +461,9 @@ describe('coalesce', () => {
       const b = batch([...packets], 4000);
       const original = b.data.slice();
       const offsets = b.offsets.slice();
-      const stats = new Float64Array(3);
+      const stats = new Float64Array(COALESCE_STAT_NAMES.length);
       assert.equal(nativeCoalesce(b.data, b.offsets, b.lengths, packets.length, 4000, flags, stats), wantItems);
-      assert.deepEqual([...stats], wantStats);
+      assert.deepEqual([...stats.subarray(0, 3)], wantStats);
       for (let i = 0; i < packets.length; i++) {
         assert.equal(b.offsets[i], offsets[i]! - 10);
         assert.equal(b.lengths[i], packets[i]!.length + 10);
@@ -531,7 +534,7 @@ const offsets = Uint32Array.from({ length: n }, (_, i) => i * capacity);
 const lengths = new Uint32Array(n);
 const scratch = new Uint8Array(TUN_READ_SCRATCH_SIZE);
 const state = new Uint32Array(1);
-const stats = new Float64Array(12);
+const stats = new Float64Array(${OFFLOAD_STAT_NAMES.length});
 const calls = [];
 for (const count of [4, 8, 8]) {
   const got = tunReadVnet(tun.fd, scratch, state, data, offsets, lengths, count, capacity, stats);
@@ -577,6 +580,10 @@ console.log(JSON.stringify({ uso, calls, stats: [...stats] }));
       assert.equal(stat('tun_packets_read'), 6);
     }
     assert.ok(stat('tun_checksums_completed') >= 1, 'TUN_F_CSUM: partial checksums completed');
-    assert.equal(r.stats.slice(4).reduce((a, b) => a + b, 0), 0, 'no drops');
+    const drops = OFFLOAD_STAT_NAMES.filter((n) => n.startsWith('drop_')).map(stat);
+    assert.equal(drops.reduce((a, b) => a + b, 0), 0, 'no drops');
+    // Segments per read: with USO one single packet and one super-packet of 5 ("<= 8").
+    const histogram = histogramNames('tun_read_segments').map(stat);
+    assert.deepEqual(histogram, r.uso === 0 ? [1, 0, 0, 1, 0, 0, 0, 0, 6] : [6, 0, 0, 0, 0, 0, 0, 0, 6]);
   });
 });

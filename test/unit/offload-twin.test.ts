@@ -16,7 +16,7 @@ import {
   splitDropName,
   splitPacket,
 } from '../../src/offload/split.js';
-import { COALESCE_TCP, COALESCE_UDP, coalescePackets } from '../../src/offload/coalesce.js';
+import { COALESCE_STAT_NAMES, COALESCE_TCP, COALESCE_UDP, coalescePackets } from '../../src/offload/coalesce.js';
 import {
   VNET_F_NEEDS_CSUM,
   VNET_GSO_NONE,
@@ -366,13 +366,15 @@ test('coalesce: a TCPv4 flow in order becomes one super-packet, short tail last'
   const base = tcp({ seq: 0xffffff00 });
   const { packets, payloads } = tcpRun(ip4(), base, 3, 1000, 10);
   packets.push(buildPacket(ip4({ id: 0x1234 + 3 }), { ...base, seq: (base.seq + 3000) >>> 0 }, payloads[3] = bytes(10, 11)));
-  const stats = new Float64Array(3);
+  const stats = new Float64Array(COALESCE_STAT_NAMES.length);
   const items = coalesce(packets, COALESCE_TCP, 65535, stats);
   assert.equal(items.length, 1);
   const want = superPacket(ip4(), base, concat(...payloads), 1000);
   assert.equal(hex(concat(vnetBytes(items[0]!.header), items[0]!.packet)), hex(want));
   assert.deepEqual(items[0]!.header, { flags: VNET_F_NEEDS_CSUM, gsoType: VNET_GSO_TCPV4, hdrLen: 40, gsoSize: 1000, csumStart: 20, csumOffset: 16 });
-  assert.deepEqual(Array.from(stats), [1, 4, 0]);
+  assert.deepEqual(Array.from(stats.subarray(0, 3)), [1, 4, 0]);
+  // Packets per written item: one item of 4 (the "<= 4" bucket), sum 4.
+  assert.deepEqual(Array.from(stats.subarray(3)), [0, 0, 1, 0, 0, 0, 0, 0, 4]);
   // The L4 field: pseudo-header sum with the merged L4 length, not complemented.
   assert.equal(u16(items[0]!.packet, 36), pseudoSum(items[0]!.packet));
 });
@@ -388,14 +390,15 @@ test('coalesce: a TCPv6 flow with timestamps; flags 0 and UDP-only leave it alon
   assert.equal(items[0]!.header.hdrLen, 72);
 
   for (const flags of [0, COALESCE_UDP]) {
-    const stats = new Float64Array(3);
+    const stats = new Float64Array(COALESCE_STAT_NAMES.length);
     const alone = coalesce(packets, flags, 65535, stats);
     assert.equal(alone.length, 5);
     alone.forEach((it, i) => {
       assert.deepEqual(it.header, zeroHeader);
       assert.equal(hex(it.packet), hex(packets[i]!));
     });
-    assert.deepEqual(Array.from(stats), [0, 0, 0]);
+    assert.deepEqual(Array.from(stats.subarray(0, 3)), [0, 0, 0]);
+    assert.deepEqual(Array.from(stats.subarray(3)), [5, 0, 0, 0, 0, 0, 0, 0, 5], 'five items of one packet');
   }
 });
 
@@ -518,36 +521,36 @@ test('coalesce: bad checksums', () => {
   };
   // A bad first packet is dropped from the flow list on verification; 1 and 2 merge.
   for (const at of [11 /* IPv4 header checksum */, 37 /* TCP checksum */, 100 /* payload */]) {
-    const stats = new Float64Array(3);
+    const stats = new Float64Array(COALESCE_STAT_NAMES.length);
     const bad = corrupt(packets[0]!, at);
     const items = coalesce([bad, packets[1]!, packets[2]!], COALESCE_TCP, 65535, stats);
     assert.deepEqual(items.map((i) => i.header.gsoSize), [0, 1000], `at ${at}`);
     assert.equal(hex(items[0]!.packet), hex(bad));
-    assert.deepEqual(Array.from(stats), [1, 2, 1], `at ${at}`);
+    assert.deepEqual(Array.from(stats.subarray(0, 3)), [1, 2, 1], `at ${at}`);
   }
   // A bad packet is not merged and not in the flow list: the next good one appends to the item.
-  const stats = new Float64Array(3);
+  const stats = new Float64Array(COALESCE_STAT_NAMES.length);
   const items = coalesce([packets[0]!, corrupt(packets[1]!, 37), packets[1]!, packets[2]!], COALESCE_TCP, 65535, stats);
   assert.deepEqual(items.map((i) => i.packet.length), [3040, 1040]);
-  assert.deepEqual(Array.from(stats), [1, 3, 1]);
+  assert.deepEqual(Array.from(stats.subarray(0, 3)), [1, 3, 1]);
   // Only a verification finds a bad packet: one that never gets as far is not counted.
-  const lone = new Float64Array(3);
+  const lone = new Float64Array(COALESCE_STAT_NAMES.length);
   coalesce([corrupt(packets[0]!, 37)], COALESCE_TCP, 65535, lone);
-  assert.deepEqual(Array.from(lone), [0, 0, 0]);
+  assert.deepEqual(Array.from(lone.subarray(0, 3)), [0, 0, 0]);
 
   // UDP: a bad packet becomes the last item, known bad, and is never verified again.
   const u = [0, 1, 2, 3].map((i) => buildPacket(ip4({ id: i }), udp(), bytes(500, 30 + i)));
-  const us = new Float64Array(3);
+  const us = new Float64Array(COALESCE_STAT_NAMES.length);
   const badU = corrupt(u[1]!, 27);
   const ui = coalesce([u[0]!, badU, u[2]!, u[3]!], COALESCE_UDP, 65535, us);
   // 0 alone (1 is bad), 1 alone (known bad, 2 makes a new item), 2 + 3.
   assert.deepEqual(ui.map((i) => i.packet.length), [528, 528, 1028]);
-  assert.deepEqual(Array.from(us), [1, 2, 1]);
+  assert.deepEqual(Array.from(us.subarray(0, 3)), [1, 2, 1]);
   // UDP: a bad item is left alone and the packet starts a new item.
-  const us2 = new Float64Array(3);
+  const us2 = new Float64Array(COALESCE_STAT_NAMES.length);
   const ui2 = coalesce([corrupt(u[0]!, 11), u[1]!, u[2]!], COALESCE_UDP, 65535, us2);
   assert.deepEqual(ui2.map((i) => i.packet.length), [528, 1028]);
-  assert.deepEqual(Array.from(us2), [1, 2, 1]);
+  assert.deepEqual(Array.from(us2.subarray(0, 3)), [1, 2, 1]);
 });
 
 test('coalesce: TCP items are tried newest first; UDP only the last', () => {
@@ -573,14 +576,14 @@ test('coalesce: UDP super-packet fields, v4 and v6', () => {
     const rand = prng(50);
     const payloads = [1200, 1200, 1200, 7].map((n) => randomBytes(rand, n));
     const packets = payloads.map((p) => buildPacket(ip, udp(), p));
-    const stats = new Float64Array(3);
+    const stats = new Float64Array(COALESCE_STAT_NAMES.length);
     const items = coalesce(packets, COALESCE_UDP, 65535, stats);
     assert.equal(items.length, 1);
     const want = superPacket(ip, udp(), concat(...payloads), 1200);
     assert.equal(hex(concat(vnetBytes(items[0]!.header), items[0]!.packet)), hex(want));
     const iphlen = ip.family === 4 ? 20 : 40;
     assert.deepEqual(items[0]!.header, { flags: 1, gsoType: VNET_GSO_UDP_L4, hdrLen: iphlen + 8, gsoSize: 1200, csumStart: iphlen, csumOffset: 6 });
-    assert.deepEqual(Array.from(stats), [1, 4, 0]);
+    assert.deepEqual(Array.from(stats.subarray(0, 3)), [1, 4, 0]);
   }
 });
 
@@ -709,7 +712,7 @@ test('property: coalesce then split gives the original packets back', (t) => {
     const longest = Math.max(...packets.map((p) => p.length));
     const capacity = randInt(rand, 6) === 0 ? 65535 : longest + randInt(rand, 20000);
     const b = layoutBatch(packets, capacity, rand);
-    const stats = new Float64Array(3).fill(1);
+    const stats = new Float64Array(COALESCE_STAT_NAMES.length).fill(1);
     const items = coalescePackets(b.data, b.offsets, b.lengths, b.count, capacity, flags, stats);
     assert.equal(firstGuardViolation(b.data, b.slotStart, b.slotEnd), -1);
     const slotOf = new Map<number, number>();
@@ -754,7 +757,7 @@ test('property: coalesce then split gives the original packets back', (t) => {
       assert.equal(normalized(segments[0]!), normalized(packets[slot]!));
     }
     mergedItems += batchMerged;
-    assert.deepEqual(Array.from(stats).slice(0, 2), [1 + batchMerged, 1 + batchMergedPackets]);
+    assert.deepEqual(Array.from(stats.subarray(0, 3)).slice(0, 2), [1 + batchMerged, 1 + batchMergedPackets]);
     assert.deepEqual(seen.sort(), packets.map(normalized).sort(), 'not the same packets');
   }
   t.diagnostic(`${batches} batches, ${mergedItems} merged items`);
@@ -776,11 +779,11 @@ test('property: split then coalesce gives the super-packet back', (t) => {
     const hdrLen = input.length - 10 - s.payload.length;
     const { n, segments } = split(input, 64, hdrLen + s.gsoSize);
     assert.ok(n >= 2);
-    const stats = new Float64Array(3);
+    const stats = new Float64Array(COALESCE_STAT_NAMES.length);
     const items = coalesce(segments, COALESCE_TCP | COALESCE_UDP, input.length - 10, stats);
     assert.equal(items.length, 1, `case ${cases}`);
     assert.equal(hex(concat(vnetBytes(items[0]!.header), items[0]!.packet)), hex(input), `case ${cases}`);
-    assert.deepEqual(Array.from(stats), [1, n, 0]);
+    assert.deepEqual(Array.from(stats.subarray(0, 3)), [1, n, 0]);
   }
   t.diagnostic(`${cases} cases`);
   assert.ok(cases >= 500, `only ${cases} cases`);

@@ -60,3 +60,18 @@ test('--workers / TUNDRA_WORKERS: a crypto pool of 0 (none, the default) to 64; 
   }
   assert.throws(() => settingsFromEnv({ TUNDRA_WORKERS: '1.5' }), /TUNDRA_WORKERS: "1.5" is not a crypto worker count/);
 });
+
+test('--metrics-listen / TUNDRA_METRICS_LISTEN: ADDR:PORT, [V6]:PORT or :PORT; off by default; --metrics-peers on/off', () => {
+  assert.equal(settingsFromEnv({}).metricsListen, undefined, 'no endpoint by default');
+  assert.equal(settingsFromEnv({}).metricsPeers, true, 'per-peer series by default');
+  const env: NodeJS.ProcessEnv = {};
+  takeSettingFlags(['--metrics-listen', '127.0.0.1:9587', '--metrics-peers=off'], env);
+  assert.deepEqual(settingsFromEnv(env).metricsListen, { host: '127.0.0.1', port: 9587 });
+  assert.equal(settingsFromEnv(env).metricsPeers, false);
+  assert.deepEqual(settingsFromEnv({ TUNDRA_METRICS_LISTEN: '[::1]:9100' }).metricsListen, { host: '::1', port: 9100 });
+  assert.deepEqual(settingsFromEnv({ TUNDRA_METRICS_LISTEN: ':9100' }).metricsListen, { host: '::', port: 9100 }, 'every address');
+  for (const bad of ['9587', '127.0.0.1', '127.0.0.1:0', '127.0.0.1:65536', '::1:9100', 'host:port']) {
+    assert.throws(() => settingsFromEnv({ TUNDRA_METRICS_LISTEN: bad }), new RegExp(`TUNDRA_METRICS_LISTEN: "${bad.replace(/[.[\]]/g, '\\$&')}" is not ADDR:PORT`), bad);
+  }
+  assert.throws(() => takeSettingFlags(['--metrics-peers=maybe'], {}), /--metrics-peers: "maybe" is not on or off/);
+});
