@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // tundra's command line: a wireguard-go compatible daemon (`tundra [-f] IFNAME`),
-// `tundra up CONFIG`, and key tools compatible with `wg genkey|pubkey|genpsk`.
+// `tundra up CONFIG`, `tundra stats`, and key tools compatible with `wg genkey|pubkey|genpsk`.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../config/wg-config.js';
@@ -10,12 +10,15 @@ import { startInterface } from '../daemon/foreground.js';
 import { up, UpError } from '../daemon/up.js';
 import { Logger, logLevelFromEnv } from '../log.js';
 import { isSettingError, settingsFromEnv, takeSettingFlags } from '../daemon/settings.js';
+import { runStats } from './stats.js';
 
 const VERSION = '0.1.0';
 
 const USAGE = `Usage: tundra [-f|--foreground] [--offload=…] [--crypto=…] [--stage=…]
-              [--queues=N] [--workers=N] INTERFACE
-       tundra up CONFIG-FILE
+              [--queues=N] [--workers=N] [--metrics-listen=ADDR:PORT]
+              [--metrics-peers=on|off] [--] INTERFACE
+       tundra up [SETTINGS…] CONFIG-FILE
+       tundra stats INTERFACE [--json]
        tundra genkey | genpsk | pubkey
        tundra --version
 
@@ -24,6 +27,8 @@ const USAGE = `Usage: tundra [-f|--foreground] [--offload=…] [--crypto=…] [-
                      daemon goes to the background once the interface is ready
   up CONFIG-FILE     bring up the interface named by a wg-quick file (wg0.conf
                      makes wg0) with its addresses and routes, in the foreground
+  stats INTERFACE    print a running daemon's drop, offload and queue counters
+                     (--json: as JSON)
   genkey             print a new private key (base64)
   genpsk             print a new preshared key (base64)
   pubkey             read a private key on standard input, print its public key
@@ -43,15 +48,76 @@ const USAGE = `Usage: tundra [-f|--foreground] [--offload=…] [--crypto=…] [-
                      inline mode)
   --workers=N        crypto pool threads that seal and open for the queue
                      workers (default 0: each queue worker does its own)
+  --metrics-listen=ADDR:PORT
+                     serve Prometheus metrics at http://ADDR:PORT/metrics
+                     (default: off; e.g. 127.0.0.1:9587, [::1]:9587, :9587)
+  --metrics-peers=off
+                     leave out the per-peer series (routers with many peers)
+  --                 the next argument is an interface name, even one that
+                     looks like a command
 
 Environment: LOG_LEVEL=verbose|error|silent (default error), WG_PROCESS_FOREGROUND=1,
              TUNDRA_OFFLOAD, TUNDRA_CRYPTO, TUNDRA_STAGES, TUNDRA_QUEUES,
-             TUNDRA_WORKERS (as the flags; a flag wins)
+             TUNDRA_WORKERS, TUNDRA_METRICS_LISTEN, TUNDRA_METRICS_PEERS
+             (as the flags; a flag wins)
 `;
+
+/** The subcommands, for suggestions when an interface name looks like a misspelt one. */
+const COMMANDS = ['up', 'stats', 'genkey', 'genpsk', 'pubkey', 'help', 'version'];
+/** Linux's interface names (dev_valid_name): 1-15 bytes, no "/", ":" or white space, not "." or "..". */
+const MAX_INTERFACE_NAME = 15;
 
 function fail(message: string, status = 1): never {
   process.stderr.write(`tundra: ${message}\n`);
   process.exit(status);
+}
+
+/** Optimal string alignment distance (a swap of two neighbours counts one), for "did you mean". */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The command `word` is probably a misspelling of, if any (one edit for short commands, two for longer). */
+export function suggestCommand(word: string): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const command of COMMANDS) {
+    const distance = editDistance(word.toLowerCase(), command);
+    if (distance <= (command.length <= 3 ? 1 : 2) && distance < bestDistance) {
+      best = command;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+/** Why an interface name cannot work, or undefined when it can. */
+function badInterfaceName(name: string): string | undefined {
+  if (Buffer.byteLength(name) > MAX_INTERFACE_NAME) {
+    return `"${name}" is too long for an interface name: Linux allows at most ${MAX_INTERFACE_NAME} characters (it has ${Buffer.byteLength(name)})`;
+  }
+  if (name === '' || name === '.' || name === '..' || /[/:\s]/.test(name)) {
+    return `"${name}" is not a valid interface name (1-${MAX_INTERFACE_NAME} characters, no "/", ":" or spaces)`;
+  }
+  return undefined;
+}
+
+/** A start-up error with what to do about it, when the cause is a usual one. */
+function explain(message: string, err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code ?? /\((E[A-Z]+)\)/.exec(message)?.[1];
+  if (code === 'EPERM' || code === 'EACCES') {
+    return `${message}\n  creating a TUN interface needs root or CAP_NET_ADMIN: run it with sudo, or give node the capability (setcap cap_net_admin+ep "$(command -v node)")`;
+  }
+  if (code === 'ENAMETOOLONG') return `${message}\n  interface names have at most ${MAX_INTERFACE_NAME} characters`;
+  return message;
 }
 
 function keyCommand(command: string): void {
@@ -76,13 +142,21 @@ function keyCommand(command: string): void {
 }
 
 async function runInterface(name: string, foreground: boolean): Promise<void> {
-  if (!foreground) process.exit(await detach(fileURLToPath(import.meta.url), name));
+  const bad = badInterfaceName(name);
+  if (bad !== undefined) fail(bad);
+  if (!foreground) {
+    const status = await detach(fileURLToPath(import.meta.url), name);
+    if (status === 0 && process.env.WG_QUICK_USERSPACE_IMPLEMENTATION === undefined && process.stderr.isTTY) {
+      process.stderr.write(`tundra: ${name} is up; its daemon runs in the background (stop it with: ip link del ${name})\n`);
+    }
+    process.exit(status);
+  }
   const logger = new Logger(name, logLevelFromEnv(process.env.LOG_LEVEL));
   let running;
   try {
     running = await startInterface(name, logger, settingsFromEnv(process.env));
   } catch (err) {
-    const message = `${name}: ${(err as Error).message}`;
+    const message = explain(`${name}: ${(err as Error).message}`, err);
     tellParent({ ready: false, error: message });
     fail(message);
   }
@@ -106,14 +180,23 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (first === 'up') {
-    if (rest.length !== 1) fail(`up takes one configuration file\n${USAGE}`);
+    let files: string[];
     try {
-      await up(rest[0]!, logLevelFromEnv(process.env.LOG_LEVEL ?? 'verbose'));
+      files = takeSettingFlags(rest, process.env);
+    } catch (err) {
+      fail((err as Error).message);
+    }
+    if (files.length !== 1 || files[0]!.startsWith('-')) fail(`up takes one configuration file (and tundra's settings)\n${USAGE}`);
+    try {
+      await up(files[0]!, logLevelFromEnv(process.env.LOG_LEVEL));
     } catch (err) {
       if (err instanceof ConfigError || err instanceof UpError || isSettingError(err)) fail(err.message);
-      throw err;
+      fail(explain((err as Error).message, err));
     }
     return;
+  }
+  if (first === 'stats') {
+    process.exit(await runStats(rest));
   }
   let foreground = process.env.WG_PROCESS_FOREGROUND === '1';
   const names: string[] = [];
@@ -124,11 +207,20 @@ async function main(argv: string[]): Promise<void> {
   } catch (err) {
     fail(`${(err as Error).message}${isSettingError(err) ? '' : `\n${USAGE}`}`);
   }
+  let forced = false;
   for (const arg of args) {
-    if (arg === '-f' || arg === '--foreground') foreground = true;
+    if (forced) names.push(arg);
+    else if (arg === '--') forced = true;
+    else if (arg === '-f' || arg === '--foreground') foreground = true;
     else names.push(arg);
   }
-  if (names.length !== 1 || names[0]!.startsWith('-')) fail(`unknown command or option "${argv.join(' ')}"\n${USAGE}`);
+  // A misspelt command must not quietly become an interface of that name in the background.
+  const meant = forced || names[0] === undefined ? undefined : suggestCommand(names[0]);
+  if (meant !== undefined) {
+    const forceHint = names.length === 1 ? ` (to create an interface named "${names[0]}", run: tundra -- ${names[0]})` : '';
+    fail(`"${names[0]}" is not a command; did you mean "tundra ${meant}"?${forceHint}`);
+  }
+  if (names.length !== 1 || (!forced && names[0]!.startsWith('-'))) fail(`unknown command or option "${argv.join(' ')}"\n${USAGE}`);
   await runInterface(names[0]!, foreground);
 }
 

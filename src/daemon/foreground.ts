@@ -65,14 +65,9 @@ export async function startInterface(name: string, logger: Logger, options: Inte
     else device.setMtu(mtu);
   }, LINK_CHECK_INTERVAL);
   const onSignal = (signal: NodeJS.Signals): void => shutdown(`received ${signal}`);
-  // SIGUSR1 prints the counters as one JSON line, until metrics have an endpoint of their own.
+  // SIGUSR1 prints the counters as one JSON line (`tundra stats` asks over the UAPI socket).
   const onStats = (): void => {
-    const line = {
-      interface: name, drops: device.dropSnapshot(), offload: device.offloadSnapshot(),
-      stages: device.stageSnapshot().counters, queues: device.queueSnapshot(),
-      ...(device.poolSnapshot() === undefined ? {} : { pool: device.poolSnapshot() }),
-    };
-    process.stdout.write(`${JSON.stringify(line)}\n`);
+    process.stdout.write(`${JSON.stringify(device.stats())}\n`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

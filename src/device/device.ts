@@ -45,6 +45,16 @@ export interface DeviceOptions {
   workers?: number;
 }
 
+/** What `tundra stats` shows. */
+export interface DeviceStats {
+  interface: string;
+  drops: Record<string, number>;
+  offload: Record<string, number | Record<string, number>>;
+  stages: Record<string, number>;
+  queues: Record<string, number>[];
+  pool?: Record<string, number>;
+}
+
 export class Device implements UapiDevice {
   readonly engine: Engine;
   readonly name: string;
@@ -139,6 +149,15 @@ export class Device implements UapiDevice {
   /** The crypto pool's size, restarts and lost batches, if there is one. */
   poolSnapshot(): Record<string, number> | undefined {
     return this.workers?.poolSnapshot();
+  }
+
+  /** The counters of `tundra stats` and `kill -USR1`: drops, offloads, user stages, queues, the pool. */
+  stats(): DeviceStats {
+    const pool = this.poolSnapshot();
+    return {
+      interface: this.name, drops: this.dropSnapshot(), offload: this.offloadSnapshot(),
+      stages: this.stageSnapshot().counters, queues: this.queueSnapshot(), ...(pool === undefined ? {} : { pool }),
+    };
   }
 
   /** Everything the metrics report, read now (one scrape). */

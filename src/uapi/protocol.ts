@@ -83,6 +83,8 @@ export interface SetRequest {
 
 export interface UapiDevice {
   get(): UapiInterfaceState;
+  /** tundra's own counters (drops, offloads, queues), for `tundra stats`: any JSON value. */
+  stats?(): unknown;
   /** Applies a validated request in order; throws UapiError (e.g. EADDRINUSE when the port is taken). */
   set(request: SetRequest): Promise<void>;
 }
@@ -350,8 +352,18 @@ export function formatSetRequest(request: SetRequest): string {
 // framing
 
 /** One thing for the server to do, in the order the client asked. */
+/** tundra's own UAPI operation (wireguard-go closes the connection on it: not a tundra interface). */
+export const STATS_OPERATION = 'tundra-stats';
+
+/** The answer to `tundra-stats=1`. */
+export function formatStatsResponse(stats: unknown): string {
+  return `stats=${JSON.stringify(stats)}\nerrno=0\n\n`;
+}
+
 export type UapiCommand =
   | { kind: 'get' }
+  /** tundra's extension, `tundra-stats=1` + blank line: answered `stats=<one JSON line>`, then `errno=0`. */
+  | { kind: 'stats' }
   | { kind: 'set'; request: SetRequest }
   /** Answer `errno=-error.errno`; then close when `close` (the stream cannot be followed any more). */
   | { kind: 'error'; error: UapiError; close: boolean }
@@ -381,7 +393,7 @@ export class UapiStream {
   /** Pieces of a line whose end has not arrived; kept apart so slow senders cost no copying. */
   private partial: Buffer[] = [];
   private partialBytes = 0;
-  private state: 'operation' | 'get' | 'set' | 'closed' = 'operation';
+  private state: 'operation' | 'get' | 'stats' | 'set' | 'closed' = 'operation';
   private set = new SetRequestParser();
   private setBytes = 0;
 
@@ -405,8 +417,8 @@ export class UapiStream {
         case 'operation': {
           const line = this.readLine();
           if (line === undefined) return undefined;
-          if (line === 'get=1') {
-            this.state = 'get';
+          if (line === 'get=1' || line === `${STATS_OPERATION}=1`) {
+            this.state = line === 'get=1' ? 'get' : 'stats';
           } else if (line === 'set=1') {
             this.state = 'set';
             this.set = new SetRequestParser();
@@ -417,13 +429,15 @@ export class UapiStream {
           }
           break;
         }
-        case 'get': {
+        case 'get':
+        case 'stats': {
           // `get=1` ends with a blank line; wireguard-go reads exactly one more byte.
           if (this.offset >= this.head.length) return undefined;
           const byte = this.head[this.offset++];
+          const kind = this.state;
           this.state = 'operation';
-          if (byte === 0x0a) return { kind: 'get' };
-          return { kind: 'error', error: new UapiError(EINVAL, 'trailing character after get=1'), close: false };
+          if (byte === 0x0a) return { kind };
+          return { kind: 'error', error: new UapiError(EINVAL, `trailing character after ${kind === 'get' ? 'get' : STATS_OPERATION}=1`), close: false };
         }
         case 'set': {
           const line = this.readLine();

@@ -8,6 +8,9 @@ import { basename, dirname, join } from 'node:path';
 import {
   formatErrno,
   formatGetResponse,
+  formatStatsResponse,
+  EINVAL,
+  UapiError,
   responseErrno,
   UapiStream,
   type UapiCommand,
@@ -224,6 +227,18 @@ function serveConnection(socket: Socket, device: UapiDevice, limits: UapiLimits,
           response = formatGetResponse(device.get());
         } catch (err) {
           log(`get failed: ${messageOf(err)}`);
+          response = formatErrno(responseErrno(err));
+        }
+        await send(socket, response);
+        return true;
+      }
+      case 'stats': {
+        let response: string;
+        try {
+          if (device.stats === undefined) throw new UapiError(EINVAL, 'this device has no stats');
+          response = formatStatsResponse(device.stats());
+        } catch (err) {
+          log(`stats failed: ${messageOf(err)}`);
           response = formatErrno(responseErrno(err));
         }
         await send(socket, response);
