@@ -16,6 +16,7 @@ const VERSION = '0.1.0';
 const USAGE = `Usage: tundra [-f|--foreground] [--offload=…] [--crypto=…] [--stage=…]
               [--queues=N] [--workers=N] INTERFACE
        tundra up CONFIG-FILE
+       tundra doctor [--json] [INTERFACE]   check a router's set-up (see tundra doctor --help)
        tundra genkey | genpsk | pubkey
        tundra --version
 
@@ -105,6 +106,7 @@ async function main(argv: string[]): Promise<void> {
     keyCommand(first);
     return;
   }
+  if (first === 'doctor') process.exit(await (await import('../doctor/doctor.js')).runDoctor(rest));
   if (first === 'up') {
     if (rest.length !== 1) fail(`up takes one configuration file\n${USAGE}`);
     try {
