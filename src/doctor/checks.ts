@@ -213,7 +213,7 @@ export function checkTunOffloads(tun: Link, features: Features | undefined, daem
   const restart = 'Its keys and peers go with it: configure it again (wg setconf, or wg-quick down/up); if wg-quick or a '
     + `service manager starts it, ${daemon?.kind === 'tundra' ? 'remove the switch there' : 'make it start tundra there (WG_QUICK_USERSPACE_IMPLEMENTATION=tundra)'} instead.`;
   if (daemon === undefined) {
-    return { check, status: 'problem', message: `${offText}; no process here holds /var/run/wireguard/${tun.name}.sock, so why cannot be told`, why: 'without TSO/USO on the TUN every packet is read on its own, which costs most of the throughput.' };
+    return { check, status: 'problem', message: `${offText}; no process seen holding /var/run/wireguard/${tun.name}.sock (looking needs root, and the daemon in this namespace), so why cannot be told`, why: 'without TSO/USO on the TUN every packet is read on its own, which costs most of the throughput.' };
   }
   if (daemon.kind !== 'tundra') {
     return {
