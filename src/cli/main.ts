@@ -10,6 +10,7 @@ import { startInterface } from '../daemon/foreground.js';
 import { up, UpError } from '../daemon/up.js';
 import { Logger, logLevelFromEnv } from '../log.js';
 import { isSettingError, settingsFromEnv, takeSettingFlags } from '../daemon/settings.js';
+import { runDoctor } from '../doctor/doctor.js';
 import { runStats } from './stats.js';
 
 const VERSION = '0.1.0';
@@ -19,6 +20,7 @@ const USAGE = `Usage: tundra [-f|--foreground] [--offload=…] [--crypto=…] [-
               [--metrics-peers=on|off] [--] INTERFACE
        tundra up [SETTINGS…] CONFIG-FILE
        tundra stats INTERFACE [--json]
+       tundra doctor [--json] [--skip=CHECK,…] [INTERFACE]
        tundra genkey | genpsk | pubkey
        tundra --version
 
@@ -29,6 +31,8 @@ const USAGE = `Usage: tundra [-f|--foreground] [--offload=…] [--crypto=…] [-
                      makes wg0) with its addresses and routes, in the foreground
   stats INTERFACE    print a running daemon's drop, offload and queue counters
                      (--json: as JSON)
+  doctor [INTERFACE] check this host's router set-up and say what to fix
+                     (exit 0 only when nothing is wrong; see README)
   genkey             print a new private key (base64)
   genpsk             print a new preshared key (base64)
   pubkey             read a private key on standard input, print its public key
@@ -63,7 +67,7 @@ Environment: LOG_LEVEL=verbose|error|silent (default error), WG_PROCESS_FOREGROU
 `;
 
 /** The subcommands, for suggestions when an interface name looks like a misspelt one. */
-const COMMANDS = ['up', 'stats', 'genkey', 'genpsk', 'pubkey', 'help', 'version'];
+const COMMANDS = ['up', 'stats', 'doctor', 'genkey', 'genpsk', 'pubkey', 'help', 'version'];
 /** Linux's interface names (dev_valid_name): 1-15 bytes, no "/", ":" or white space, not "." or "..". */
 const MAX_INTERFACE_NAME = 15;
 
@@ -195,9 +199,8 @@ async function main(argv: string[]): Promise<void> {
     }
     return;
   }
-  if (first === 'stats') {
-    process.exit(await runStats(rest));
-  }
+  if (first === 'stats') process.exit(await runStats(rest));
+  if (first === 'doctor') process.exit(await runDoctor(rest));
   let foreground = process.env.WG_PROCESS_FOREGROUND === '1';
   const names: string[] = [];
   let args: string[];
