@@ -3,12 +3,13 @@
 // where c is a LAN host behind a subnet router, or the upstream "internet" of an exit
 // node. TwoHosts makes a and b; this adds c, and removes it with the other two.
 // Also: wg-quick style config files, `tundra up` and the checks the router tests share.
+import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { captureOutput, run, TwoHosts, waitFor } from './netns.js';
-import { TUNDRA_MAIN } from './tunnel.js';
+import { countersOf, TUNDRA_MAIN } from './tunnel.js';
 import { startWireguardGo } from './wireguard-go.js';
 
 const DOWNLOAD = fileURLToPath(new URL('./download.js', import.meta.url));
@@ -206,4 +207,18 @@ export async function synAckMss(ns: string, dev: string, action: () => Promise<u
   const mss = /options \[mss (\d+)/.exec(output());
   if (mss === null) throw new Error(`no SYN-ACK with an MSS seen on ${dev}: ${output()}`);
   return Number(mss[1]);
+}
+
+/**
+ * The router's own view after the transfers: the kernel handed it forwarded TCP as
+ * super-packets (TUN TSO) and it split them (only checked with the default offloads,
+ * so that a run under TUNDRA_OFFLOAD still tests the rest), and no opened packet had
+ * a bad checksum.
+ */
+export async function assertForwardedSuperPackets(router: { child: ChildProcess; output: () => string }): Promise<void> {
+  const counters = await countersOf(router.child, router.output);
+  if (process.env.TUNDRA_OFFLOAD === undefined) {
+    assert.ok((counters.offload.tun_super_packets ?? 0) > 0, `forwarded super-packets split: ${JSON.stringify(counters.offload)}`);
+  }
+  assert.equal(counters.offload.bad_checksum ?? 0, 0, 'no bad checksums');
 }
