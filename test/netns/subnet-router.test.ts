@@ -1,6 +1,6 @@
 // tundra as a subnet router: a client reaches a LAN host behind it, with the set-up the
 // README's "Subnet router" section shows (`tundra up` with a wg-quick style file,
-// forwarding on, the client's AllowedIPs covering the LAN). The client is Debian's
+// forwarding on, the client's AllowedIPs covering the LAN, the MSS clamp). The client is Debian's
 // wireguard-go in one test and tundra in the other.
 //   client (a) —198.18.0.0/24— router (b) —198.18.1.0/24, fd7a:7d0:1::/64— LAN host (c)
 import { describe, test } from 'node:test';
@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../src/crypto/keys.js';
 import { networkTestsUnavailable } from '../helpers/netns.js';
 import { tcpTransfer } from '../helpers/tunnel.js';
-import { assertForwardedSuperPackets, ping, setForwarding, ThreeHosts, tundraUp, wireguardGoByHand, writeWgConfig } from '../helpers/three-hosts.js';
+import { assertForwardedSuperPackets, ping, setForwarding, synAckMss, ThreeHosts, tundraUp, wireguardGoByHand, writeWgConfig } from '../helpers/three-hosts.js';
 
-const skip = networkTestsUnavailable(['ip', 'wg', 'wg-quick', 'wireguard-go', 'ping', 'sysctl']);
+const skip = networkTestsUnavailable(['ip', 'wg', 'wg-quick', 'wireguard-go', 'ping', 'sysctl', 'nft', 'tcpdump']);
 const BYTES = 2 << 20;
 const ROUTER = { v4: '100.96.0.1', v6: 'fd7a:7d0::1' };
 const CLIENT = { v4: '100.96.0.2', v6: 'fd7a:7d0::2' };
@@ -65,8 +65,18 @@ describe('subnet router: a client reaches a LAN host behind tundra', { skip, tim
         assert.equal(ping(hosts, hosts.c, CLIENT.v4), 3, 'LAN host pings the client (IPv4)');
         assert.equal(ping(hosts, hosts.c, CLIENT.v6), 3, 'LAN host pings the client (IPv6)');
 
+        // The README's MSS clamp: the LAN host (MTU 1500) offers 1460, the client is told 1380.
+        hosts.exec(hosts.b, 'nft', ['add', 'table', 'inet', 'tdr_clamp']);
+        hosts.exec(hosts.b, 'nft', ['add', 'chain', 'inet', 'tdr_clamp', 'forward', '{ type filter hook forward priority mangle; }']);
+        hosts.exec(hosts.b, 'nft', ['add', 'rule', 'inet', 'tdr_clamp', 'forward', ...'tcp flags syn / syn,rst tcp option maxseg size set rt mtu'.split(' ')]);
+
         for (const family of ['v4', 'v6'] as const) {
-          const up = await tcpTransfer(hosts, hosts.a, hosts.c, hosts.farC[family], 5201, BYTES);
+          let up!: Awaited<ReturnType<typeof tcpTransfer>>;
+          const send = async (): Promise<void> => {
+            up = await tcpTransfer(hosts, hosts.a, hosts.c, hosts.farC[family], 5201, BYTES);
+          };
+          if (family === 'v4') assert.equal(await synAckMss(hosts.a, clientIf, send), 1380, 'the clamp: the tunnel\'s MSS');
+          else await send();
           assert.equal(up.received.bytes, BYTES, `client -> LAN (${family}): all bytes`);
           assert.equal(up.received.sha256, up.sent.sha256, `client -> LAN (${family}): the same bytes`);
           const down = await tcpTransfer(hosts, hosts.c, hosts.a, CLIENT[family], 5201, BYTES);
