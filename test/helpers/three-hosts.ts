@@ -1,0 +1,224 @@
+// Three namespaces in a line for router tests (design.md §7):
+//   a (the client) —198.18.0.0/24— b (the router) —198.18.N.0/24, fd7a:7d0:N::/64— c
+// where c is a LAN host behind a subnet router, or the upstream "internet" of an exit
+// node. TwoHosts makes a and b; this adds c, and removes it with the other two.
+// Also: wg-quick style config files, `tundra up` and the checks the router tests share.
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { captureOutput, run, TwoHosts, waitFor } from './netns.js';
+import { countersOf, TUNDRA_MAIN } from './tunnel.js';
+import { startWireguardGo } from './wireguard-go.js';
+
+const DOWNLOAD = fileURLToPath(new URL('./download.js', import.meta.url));
+
+export interface Address { v4: string; v6: string }
+
+export class ThreeHosts extends TwoHosts {
+  readonly c: string;
+  /** b's and c's addresses on the b–c link (198.18.N.1/.2, fd7a:7d0:N::1/::2). */
+  readonly farB: Address;
+  readonly farC: Address;
+  /** The b–c link as prefixes. */
+  readonly farNet: Address;
+  /** a's end of the a–b link (TwoHosts names it so), and the b–c link's two ends. */
+  readonly linkA: string;
+  readonly linkB: string;
+  readonly linkC: string;
+
+  constructor(tag: string, subnet: number) {
+    super(tag);
+    const id = `${tag}${process.pid % 100000}`;
+    this.c = `tdr-${id}-c`;
+    this.farB = { v4: `198.18.${subnet}.1`, v6: `fd7a:7d0:${subnet}::1` };
+    this.farC = { v4: `198.18.${subnet}.2`, v6: `fd7a:7d0:${subnet}::2` };
+    this.farNet = { v4: `198.18.${subnet}.0/24`, v6: `fd7a:7d0:${subnet}::/64` };
+    this.linkA = `tdr${id}va`.slice(0, 15);
+    this.linkB = `tdr${id}vc`.slice(0, 15);
+    this.linkC = `tdr${id}vd`.slice(0, 15);
+    try {
+      run('ip', ['netns', 'add', this.c]);
+      run('ip', ['-n', this.b, 'link', 'add', this.linkB, 'type', 'veth', 'peer', 'name', this.linkC, 'netns', this.c]);
+      for (const [ns, dev, addr] of [[this.b, this.linkB, this.farB], [this.c, this.linkC, this.farC]] as const) {
+        run('ip', ['-n', ns, 'addr', 'add', `${addr.v4}/24`, 'dev', dev]);
+        // nodad: the address is usable at once, not after duplicate detection.
+        run('ip', ['-n', ns, '-6', 'addr', 'add', `${addr.v6}/64`, 'dev', dev, 'nodad']);
+        run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+        run('ip', ['-n', ns, 'link', 'set', dev, 'up']);
+      }
+    } catch (err) {
+      this.destroy();
+      throw err;
+    }
+  }
+
+  override destroy(): void {
+    super.destroy();
+    // c is undefined when TwoHosts' own set-up failed (its destroy() lands here).
+    if (this.c !== undefined) spawnSync('ip', ['netns', 'del', this.c]);
+  }
+}
+
+/** Writes a wg-quick style file; sections are [name, lines] pairs. */
+export function writeWgConfig(path: string, sections: [string, string[]][]): void {
+  const text = sections.map(([name, lines]) => [`[${name}]`, ...lines, ''].join('\n')).join('\n');
+  writeFileSync(path, text, { mode: 0o600 });
+}
+
+/** Routes `ip` shows on `dev` in `ns`, as their destinations (a /32 or /128 without its length). */
+function routesOn(hosts: TwoHosts, ns: string, dev: string): string[] {
+  let out: string;
+  try {
+    out = hosts.exec(ns, 'ip', ['-o', '-4', 'route', 'show', 'dev', dev]) + hosts.exec(ns, 'ip', ['-o', '-6', 'route', 'show', 'dev', dev]);
+  } catch {
+    return []; // no such device yet
+  }
+  return out.split('\n').map((l) => l.split(' ')[0]!).filter((d) => d !== '');
+}
+
+function routeKey(prefix: string): string {
+  return prefix.replace(/\/(32|128)$/, '');
+}
+
+/** Waits until `ns` routes each prefix through `dev`. */
+export async function waitForRoutes(hosts: TwoHosts, ns: string, dev: string, prefixes: string[], what: () => string): Promise<void> {
+  await waitFor(`routes ${prefixes.join(', ')} on ${dev}`, () => {
+    const have = routesOn(hosts, ns, dev);
+    const missing = prefixes.filter((p) => !have.includes(routeKey(p)));
+    if (missing.length > 0 && what().includes('ERROR')) throw new Error(`set-up failed: ${what()}`);
+    return missing.length === 0;
+  }, 15_000);
+}
+
+/**
+ * `tundra up CONFIG` in `ns`, as the README shows; resolves once the routes of
+ * `routes` are in place (the last thing it sets up). destroy() ends it.
+ */
+export async function tundraUp(hosts: TwoHosts, ns: string, config: string, dev: string, routes: string[]): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = hosts.spawn(ns, process.execPath, [TUNDRA_MAIN, 'up', config]);
+  const output = captureOutput(child);
+  await waitForRoutes(hosts, ns, dev, routes, () => {
+    if (child.exitCode !== null) throw new Error(`tundra up exited ${child.exitCode}: ${output()}`);
+    return output();
+  });
+  return { child, output };
+}
+
+/**
+ * Debian's wireguard-go with the same file, set up by hand as the README shows for a
+ * daemon without `tundra up`: `wg setconf` with what `wg-quick strip` leaves, then the
+ * addresses, MTU and routes with ip.
+ */
+export async function wireguardGoByHand(
+  hosts: TwoHosts, ns: string, name: string, config: string, addresses: string[], routes: string[],
+): Promise<{ child: ChildProcess; output: () => string }> {
+  const started = await startWireguardGo(hosts, ns, 'wireguard-go', name, { LOG_LEVEL: 'verbose' });
+  const stripped = `${config}.stripped`;
+  writeFileSync(stripped, hosts.exec(ns, 'wg-quick', ['strip', config]), { mode: 0o600 });
+  hosts.exec(ns, 'wg', ['setconf', name, stripped]);
+  for (const address of addresses) hosts.exec(ns, 'ip', ['address', 'add', address, 'dev', name]);
+  hosts.exec(ns, 'ip', ['link', 'set', 'mtu', '1420', 'up', 'dev', name]);
+  for (const route of routes) hosts.exec(ns, 'ip', ['route', 'add', route, 'dev', name]);
+  return started;
+}
+
+/** Sets forwarding in `ns` (0 or 1), both families. */
+export function setForwarding(hosts: TwoHosts, ns: string, on: boolean): void {
+  const v = on ? '1' : '0';
+  hosts.exec(ns, 'sysctl', ['-q', '-w', `net.ipv4.ip_forward=${v}`, `net.ipv6.conf.all.forwarding=${v}`]);
+}
+
+/** Pings `address` from `ns`; returns how many replies came back. */
+export function ping(hosts: TwoHosts, ns: string, address: string, count = 3): number {
+  const family = address.includes(':') ? '-6' : '-4';
+  let out: string;
+  try {
+    out = hosts.exec(ns, 'ping', [family, '-c', String(count), '-i', '0.2', '-W', '1', address]);
+  } catch (err) {
+    out = (err as Error).message;
+  }
+  const match = /(\d+) received/.exec(out);
+  return match === null ? 0 : Number(match[1]);
+}
+
+export interface Download {
+  /** The source address the server saw. */
+  remote: string;
+  sent: { bytes: number; sha256: string };
+  received: { bytes: number; sha256: string };
+}
+
+/**
+ * The client in `clientNs` connects to `address`:`port` in `serverNs`, which sends it
+ * `bytes`; returns both ends' byte counts and SHA-256, and the source the server saw.
+ */
+export async function download(hosts: TwoHosts, clientNs: string, serverNs: string, address: string, port: number, bytes: number): Promise<Download> {
+  const server = hosts.spawn(serverNs, process.execPath, [DOWNLOAD, 'serve', address, String(port), String(bytes)]);
+  const serverOut = captureOutput(server);
+  await waitFor('the download server to listen', () => {
+    if (server.exitCode !== null) throw new Error(`download serve exited: ${serverOut()}`);
+    return serverOut().includes('listening');
+  });
+  const client = hosts.spawn(clientNs, process.execPath, [DOWNLOAD, 'fetch', address, String(port)]);
+  const clientOut = captureOutput(client);
+  const [sent, received] = await Promise.all([
+    jsonLineOf<{ remote: string; bytes: number; sha256: string }>(server, serverOut),
+    jsonLineOf<{ bytes: number; sha256: string }>(client, clientOut),
+  ]);
+  return { remote: sent.remote, sent: { bytes: sent.bytes, sha256: sent.sha256 }, received };
+}
+
+function jsonLineOf<T>(child: ChildProcess, output: () => string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const done = (code: number | null): void => {
+      const line = output().split('\n').find((l) => l.startsWith('{'));
+      if (code !== 0 || line === undefined) reject(new Error(`${child.spawnargs.slice(3).join(' ')} exited ${code}: ${output()}`));
+      else resolve(JSON.parse(line) as T);
+    };
+    if (child.exitCode !== null) done(child.exitCode);
+    else child.once('exit', done);
+  });
+}
+
+/**
+ * Captures on `dev` in `ns` while `action` runs and returns the MSS option of the first
+ * IPv4 SYN-ACK seen there (what the client's TCP is told it may send).
+ */
+export async function synAckMss(ns: string, dev: string, action: () => Promise<unknown>): Promise<number> {
+  const filter = 'tcp[tcpflags] & (tcp-syn|tcp-ack) == (tcp-syn|tcp-ack)';
+  // Not through hosts.spawn: it ends by itself after one packet, or on the timeout below.
+  const dump = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-l', '-nn', '-c', '1', '-i', dev, filter], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = captureOutput(dump);
+  const exited = new Promise<number | null>((resolve) => dump.once('exit', resolve));
+  const stop = setTimeout(() => { if (dump.exitCode === null) dump.kill('SIGTERM'); }, 15_000);
+  try {
+    await waitFor('tcpdump to listen', () => {
+      if (dump.exitCode !== null) throw new Error(`tcpdump exited: ${output()}`);
+      return output().includes('listening on');
+    });
+    await action();
+    await exited;
+  } finally {
+    clearTimeout(stop);
+    if (dump.exitCode === null && dump.signalCode === null) dump.kill('SIGTERM');
+  }
+  const mss = /options \[mss (\d+)/.exec(output());
+  if (mss === null) throw new Error(`no SYN-ACK with an MSS seen on ${dev}: ${output()}`);
+  return Number(mss[1]);
+}
+
+/**
+ * The router's own view after the transfers: the kernel handed it forwarded TCP as
+ * super-packets (TUN TSO) and it split them (only checked with the default offloads,
+ * so that a run under TUNDRA_OFFLOAD still tests the rest), and no opened packet had
+ * a bad checksum.
+ */
+export async function assertForwardedSuperPackets(router: { child: ChildProcess; output: () => string }): Promise<void> {
+  const counters = await countersOf(router.child, router.output);
+  if (process.env.TUNDRA_OFFLOAD === undefined) {
+    assert.ok((counters.offload.tun_super_packets ?? 0) > 0, `forwarded super-packets split: ${JSON.stringify(counters.offload)}`);
+  }
+  assert.equal(counters.offload.bad_checksum ?? 0, 0, 'no bad checksums');
+}
