@@ -17,6 +17,11 @@ export interface RunningInterface {
   /** Resolves when the interface has shut down. */
   readonly done: Promise<void>;
   shutdown(reason: string): void;
+  /**
+   * Calls `reload` on each SIGHUP until the interface shuts down (`tundra up` re-reads its
+   * file then). Without it SIGHUP keeps its default action, as for wireguard-go.
+   */
+  onReload(reload: () => void): void;
 }
 
 export interface InterfaceOptions {
@@ -61,6 +66,11 @@ export async function startInterface(name: string, logger: Logger, options: Inte
   process.on('SIGTERM', onSignal);
   process.on('SIGUSR1', onStats);
   uapi.watchRemoval(() => shutdown('UAPI socket was removed'));
+  // Stays installed after shutdown (a no-op then): a SIGHUP while closing must not kill the process half-way.
+  let reload: (() => void) | undefined;
+  const onHangup = (): void => {
+    if (!stopped) reload?.();
+  };
 
   function shutdown(reason: string): void {
     if (stopped) return;
@@ -74,5 +84,9 @@ export async function startInterface(name: string, logger: Logger, options: Inte
   }
 
   logger.verbose('Device started');
-  return { device, done, shutdown };
+  const onReload = (callback: () => void): void => {
+    if (reload === undefined) process.on('SIGHUP', onHangup);
+    reload = callback;
+  };
+  return { device, done, shutdown, onReload };
 }
