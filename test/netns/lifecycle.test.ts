@@ -9,12 +9,14 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../src/crypto/keys.js';
 import { captureOutput, networkTestsUnavailable, TwoHosts, waitFor } from '../helpers/netns.js';
 import { tcpTransfer, TUNDRA_MAIN } from '../helpers/tunnel.js';
 import { startWireguardGo } from '../helpers/wireguard-go.js';
 
-const skip = networkTestsUnavailable(['ip', 'wg', 'wireguard-go', 'ping']);
+const skip = networkTestsUnavailable(['ip', 'wg', 'wireguard-go', 'ping', 'setpriv']);
+const UNIT = fileURLToPath(new URL('../../../contrib/systemd/tundra@.service', import.meta.url));
 /** How long a stop may take: closing the workers is well under a second; this leaves room for a loaded machine. */
 const EXIT_BOUND_MS = 5000;
 
@@ -150,6 +152,34 @@ describe('stopping tundra cleanly', { skip, timeout: 120_000 }, () => {
     assert.equal(code, 0, `exit ${code ?? signal}: ${output()}`);
     assertGone(output());
     assert.doesNotMatch(hosts.exec(hosts.a, 'ip', ['-4', 'route', 'show']), /100\.96\.7\.0/);
+  });
+
+  test('tundra up with only the capabilities contrib/systemd/tundra@.service leaves it: up, reload, fwmark, stop', async () => {
+    const caps = /^CapabilityBoundingSet=(.*)$/m.exec(readFileSync(UNIT, 'utf8'))![1]!.trim().split(/\s+/);
+    const bounding = ['-all', ...caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)].join(',');
+    const config = join(dir, `${name}.conf`);
+    writeFileSync(config, [
+      '[Interface]', `PrivateKey = ${encodeKey(key)}`, 'Address = 100.96.0.1/24', 'FwMark = 0x5', '',
+      '[Peer]', `PublicKey = ${encodeKey(publicKeyOf(peerKey))}`, 'AllowedIPs = 100.96.0.2/32', `Endpoint = ${hosts.underlayB}:51821`, '',
+    ].join('\n'), { mode: 0o600 });
+    const up = hosts.spawn(hosts.a, 'setpriv', ['--bounding-set', bounding, '--inh-caps', '-all', process.execPath, TUNDRA_MAIN, 'up', config], {
+      LOG_LEVEL: 'verbose',
+    });
+    const output = captureOutput(up);
+    await waitFor('tundra up to route the peer', () => {
+      if (up.exitCode !== null) throw new Error(`tundra up exited: ${output()}`);
+      try { return hosts.exec(hosts.a, 'ip', ['route', 'show', 'dev', name]).includes('100.96.0.2'); } catch { return false; }
+    });
+    assert.match(readFileSync(`/proc/${up.pid}/status`, 'utf8'), /^CapBnd:\s+0000000000001000$/m, 'CAP_NET_ADMIN alone');
+    assert.match(hosts.exec(hosts.a, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', '100.96.0.2']), /2 received/);
+    assert.match(hosts.exec(hosts.a, 'wg', ['show', name, 'fwmark']), /0x5/);
+    up.kill('SIGHUP');
+    await waitFor('the reload', () => /Reloaded .*1 unchanged/.test(output()));
+    const exit = exited(up);
+    up.kill('SIGTERM');
+    const { code, signal } = await exit;
+    assert.equal(code, 0, `exit ${code ?? signal}: ${output()}`);
+    assertGone(output());
   });
 });
 
