@@ -19,7 +19,7 @@ export interface RunningInterface {
   shutdown(reason: string): void;
   /**
    * Calls `reload` on each SIGHUP until the interface shuts down (`tundra up` re-reads its
-   * file then). Without it SIGHUP keeps its default action, as for wireguard-go.
+   * file then). Without it, SIGHUP shuts the interface down as SIGTERM does.
    */
   onReload(reload: () => void): void;
 }
@@ -66,11 +66,16 @@ export async function startInterface(name: string, logger: Logger, options: Inte
   process.on('SIGTERM', onSignal);
   process.on('SIGUSR1', onStats);
   uapi.watchRemoval(() => shutdown('UAPI socket was removed'));
-  // Stays installed after shutdown (a no-op then): a SIGHUP while closing must not kill the process half-way.
+  // SIGHUP reloads where a reload is registered (`tundra up`), else stops cleanly (its default
+  // action would leave the UAPI socket file behind). Stays installed after shutdown, as a
+  // no-op: a SIGHUP while closing must not kill the process half-way.
   let reload: (() => void) | undefined;
   const onHangup = (): void => {
-    if (!stopped) reload?.();
+    if (stopped) return;
+    if (reload !== undefined) reload();
+    else shutdown('received SIGHUP');
   };
+  process.on('SIGHUP', onHangup);
 
   function shutdown(reason: string): void {
     if (stopped) return;
@@ -85,7 +90,6 @@ export async function startInterface(name: string, logger: Logger, options: Inte
 
   logger.verbose('Device started');
   const onReload = (callback: () => void): void => {
-    if (reload === undefined) process.on('SIGHUP', onHangup);
     reload = callback;
   };
   return { device, done, shutdown, onReload };

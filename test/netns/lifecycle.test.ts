@@ -1,8 +1,8 @@
-// Stopping: SIGTERM, SIGINT and deleting the interface end `tundra -f IF`, the
-// background daemon and `tundra up` cleanly — exit 0 within a bound (so every queue
-// and crypto worker thread ended), no ERROR line, the link and the UAPI socket gone —
-// with the data path busy just before, in the inline mode, with queue workers and
-// with a crypto pool.
+// Stopping: SIGTERM, SIGINT, SIGHUP (with no file to reload), deleting the interface
+// or the UAPI socket end `tundra -f IF`, the background daemon and `tundra up`
+// cleanly — exit 0 within a bound (so every queue and crypto worker thread ended), no
+// ERROR line, the link and the UAPI socket gone — with the data path busy just before,
+// in the inline mode, with queue workers and with a crypto pool.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -99,6 +99,8 @@ describe('stopping tundra cleanly', { skip, timeout: 120_000 }, () => {
     { flags: ['--queues', '0'], stop: 'ip link del' },
     { flags: ['--queues', '1'], stop: 'ip link del' },
     { flags: ['--queues', '2', '--workers', '2'], stop: 'ip link del' },
+    { flags: ['--queues', '1'], stop: 'SIGHUP' },
+    { flags: ['--queues', '1'], stop: 'rm socket' },
   ] as const;
   for (const { flags, stop } of cases) {
     test(`tundra -f ${flags.join(' ')}: ${stop} → exit 0, no ERROR, link and socket gone`, async () => {
@@ -107,10 +109,12 @@ describe('stopping tundra cleanly', { skip, timeout: 120_000 }, () => {
       await configureAndUse(output);
       const exit = exited(daemon);
       if (stop === 'ip link del') hosts.exec(hosts.a, 'ip', ['link', 'del', name]);
+      else if (stop === 'rm socket') rmSync(socket);
       else daemon.kill(stop);
       const { code, signal } = await exit;
       assert.equal(code, 0, `exit ${code ?? signal}: ${output()}`);
-      assert.match(output(), stop === 'ip link del' ? /Shutting down: interface was removed/ : new RegExp(`Shutting down: received ${stop}`));
+      const why = { 'ip link del': 'interface was removed', 'rm socket': 'UAPI socket was removed' } as Record<string, string>;
+      assert.match(output(), new RegExp(`Shutting down: ${why[stop] ?? `received ${stop}`}`));
       assertGone(output());
     });
   }
