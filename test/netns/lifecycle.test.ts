@@ -20,7 +20,7 @@ const UNIT = fileURLToPath(new URL('../../../contrib/systemd/tundra@.service', i
 /** How long a stop may take: closing the workers is well under a second; this leaves room for a loaded machine. */
 const EXIT_BOUND_MS = 5000;
 
-describe('stopping tundra cleanly', { skip, timeout: 120_000 }, () => {
+describe('stopping tundra cleanly', { skip, timeout: 180_000 }, () => {
   let hosts: TwoHosts;
   let dir: string;
   const name = `tdrl${process.pid % 100000}`;
