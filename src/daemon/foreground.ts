@@ -19,6 +19,11 @@ export interface RunningInterface {
   /** Resolves when the interface has shut down. */
   readonly done: Promise<void>;
   shutdown(reason: string): void;
+  /**
+   * Calls `reload` on each SIGHUP until the interface shuts down (`tundra up` re-reads its
+   * file then). Without it, SIGHUP shuts the interface down as SIGTERM does.
+   */
+  onReload(reload: () => void): void;
 }
 
 export interface InterfaceOptions {
@@ -73,6 +78,16 @@ export async function startInterface(name: string, logger: Logger, options: Inte
   process.on('SIGTERM', onSignal);
   process.on('SIGUSR1', onStats);
   uapi.watchRemoval(() => shutdown('UAPI socket was removed'));
+  // SIGHUP reloads where a reload is registered (`tundra up`), else stops cleanly (its default
+  // action would leave the UAPI socket file behind). Stays installed after shutdown, as a
+  // no-op: a SIGHUP while closing must not kill the process half-way.
+  let reload: (() => void) | undefined;
+  const onHangup = (): void => {
+    if (stopped) return;
+    if (reload !== undefined) reload();
+    else shutdown('received SIGHUP');
+  };
+  process.on('SIGHUP', onHangup);
 
   function shutdown(reason: string): void {
     if (stopped) return;
@@ -86,5 +101,8 @@ export async function startInterface(name: string, logger: Logger, options: Inte
   }
 
   logger.verbose('Device started');
-  return { device, done, shutdown };
+  const onReload = (callback: () => void): void => {
+    reload = callback;
+  };
+  return { device, done, shutdown, onReload };
 }

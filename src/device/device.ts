@@ -16,7 +16,7 @@ import { EngineControl, inboundContextOf, outboundContextOf } from '../stages/en
 import { readFileSync } from 'node:fs';
 import { closeFd, socketBufferSizes } from '../io/fd.js';
 import type { DeviceMetrics } from '../metrics/metrics.js';
-import { setLinkMtu } from '../io/tun.js';
+import { linkMtu, setLinkMtu } from '../io/tun.js';
 import { udpSetFwmark, writeAddr, type UdpSocket } from '../io/udp.js';
 import type { Logger } from '../log.js';
 import { OffloadCounters } from '../offload/counters.js';
@@ -110,7 +110,8 @@ export class Device implements UapiDevice {
     this.control = new EngineControl(this.engine);
     this.tun = openTunDevice(options.name, this.offload, Math.max(1, queues));
     try {
-      setLinkMtu(options.name, mtu);
+      // Not when it is already so: a persistent TUN made beforehand can then be run without CAP_NET_ADMIN.
+      if (linkMtu(options.name) !== mtu) setLinkMtu(options.name, mtu);
     } catch (err) {
       for (const q of this.tun) closeFd(q.fd);
       throw err;
@@ -354,13 +355,13 @@ export class Device implements UapiDevice {
 
   async set(request: SetRequest): Promise<void> {
     const engine = this.engine;
-    // Bind first: the one step that can fail (port in use) then leaves everything unchanged.
-    if (request.listenPort !== undefined && request.listenPort !== this.udp[0]!.port) await this.rebind(request.listenPort);
+    // The steps that can fail (port in use, SO_MARK without CAP_NET_ADMIN) come first and
+    // undo themselves, so a failed request changes nothing and is answered with its errno.
+    const fwmark = request.fwmark ?? this.fwmark;
+    if (request.listenPort !== undefined && request.listenPort !== this.udp[0]!.port) await this.rebind(request.listenPort, fwmark);
+    else if (fwmark !== this.fwmark) this.setFwmark(fwmark);
+    this.fwmark = fwmark;
     if (request.privateKey !== undefined) this.setPrivateKey(request.privateKey);
-    if (request.fwmark !== undefined && request.fwmark !== this.fwmark) {
-      this.fwmark = request.fwmark;
-      for (const socket of this.udp) udpSetFwmark(socket.fd, request.fwmark);
-    }
     if (request.replacePeers) for (const peer of [...engine.peers]) engine.removePeer(peer);
     const ownKey = engine.publicKey;
     for (const change of request.peers) {
@@ -407,14 +408,37 @@ export class Device implements UapiDevice {
     if (self !== undefined) engine.removePeer(self);
   }
 
-  /** Moves the data path to new sockets on `port`; opened first, so a port in use leaves everything as it was. */
-  private async rebind(port: number): Promise<void> {
+  /** Marks every socket with `mark`, or (when one refuses) puts the old mark back on those done and throws. */
+  private setFwmark(mark: number): void {
+    const done: UdpSocket[] = [];
+    try {
+      for (const socket of this.udp) {
+        udpSetFwmark(socket.fd, mark);
+        done.push(socket);
+      }
+    } catch (err) {
+      for (const socket of done) {
+        try {
+          udpSetFwmark(socket.fd, this.fwmark);
+        } catch {
+          // it was allowed a moment ago; nothing more to undo with
+        }
+      }
+      throw new UapiError(errnoOf(err), (err as Error).message);
+    }
+  }
+
+  /**
+   * Moves the data path to new sockets on `port`, marked `fwmark`; they are opened (and
+   * marked) first, so a port in use or a refused mark leaves everything as it was.
+   */
+  private async rebind(port: number, fwmark: number): Promise<void> {
     let next: UdpSocket[];
     try {
-      next = openUdpSockets(port, this.fwmark, this.offload, this.udp.length);
+      next = openUdpSockets(port, fwmark, this.offload, this.udp.length);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      throw new UapiError(code === 'EADDRINUSE' ? EADDRINUSE : EIO, `cannot listen on port ${port}: ${(err as Error).message}`);
+      throw new UapiError(code === 'EADDRINUSE' ? EADDRINUSE : errnoOf(err), `cannot listen on port ${port}: ${(err as Error).message}`);
     }
     const old = this.udp;
     this.udp = next;
@@ -436,6 +460,12 @@ function readInterfaceStatistic(name: string, counter: string): number | undefin
   } catch {
     return undefined;
   }
+}
+
+/** The errno of a failed system call (positive), or EIO when the error carries none. */
+function errnoOf(err: unknown): number {
+  const errno = (err as { errno?: unknown } | null)?.errno;
+  return typeof errno === 'number' && Number.isInteger(errno) && errno !== 0 ? Math.abs(errno) : EIO;
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

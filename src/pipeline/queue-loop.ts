@@ -153,6 +153,8 @@ export class QueueLoop {
   private readonly completion = new Uint32Array(JOB_WORDS);
   private readonly epoch: number;
   private closed = false;
+  /** The TUN queue answered EBADFD: the interface is gone. */
+  private tunGone = false;
 
   constructor(private readonly o: QueueLoopOptions) {
     this.stats = o.stats.values;
@@ -380,7 +382,15 @@ export class QueueLoop {
     try {
       return fn();
     } catch (err) {
-      this.o.log.error(`${what}: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code === 'EBADFD') {
+        // The interface was deleted (`ip link del`, wg-quick down): a normal way to stop,
+        // which the main thread's link check turns into a shutdown. Stop reading the dead queue.
+        if (!this.tunGone) this.o.log.verbose(`${what}: the interface is gone (EBADFD)`);
+        this.tunGone = true;
+        this.tunWatcher.close();
+      } else {
+        this.o.log.error(`${what}: ${(err as Error).message}`);
+      }
       return undefined;
     }
   }

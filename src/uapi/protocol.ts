@@ -278,7 +278,11 @@ function peerLine(peer: PeerChange, key: string, value: string): void {
 
 /** 64 hex digits; like Go's hex decoder, either case. */
 function parseKey(key: string, value: string): Uint8Array {
-  if (!/^[0-9a-fA-F]{64}$/.test(value)) throw new UapiError(EINVAL, `${key} must be 64 hex digits, not ${show(value)}`);
+  if (!/^[0-9a-fA-F]{64}$/.test(value)) {
+    // The daemon logs this: a mistyped private or preshared key is nearly the secret itself.
+    const what = key === 'public_key' ? show(value) : `a value of ${value.length} characters`;
+    throw new UapiError(EINVAL, `${key} must be 64 hex digits, not ${what}`);
+  }
   return decodeKeyHex(value.toLowerCase());
 }
 
