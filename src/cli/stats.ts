@@ -47,7 +47,7 @@ export async function fetchStats(name: string, directory = DEFAULT_SOCKET_DIRECT
   return JSON.parse(line[1]!) as DeviceStats;
 }
 
-function socketError(name: string, path: string, err: NodeJS.ErrnoException): string {
+export function socketError(name: string, path: string, err: NodeJS.ErrnoException): string {
   switch (err.code) {
     case 'ENOENT': return `${name}: no UAPI socket at ${path}: is the interface running? (start it with: tundra ${name})`;
     case 'EACCES': return `${name}: permission denied on ${path}: run as root (the socket is 0600, as wireguard-go's)`;
