@@ -4,7 +4,7 @@
 // apply in the order they were made, and a full ring drops and counts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeAddr } from '../../src/io/udp.js';
+import { ADDR_STRIDE, writeAddr } from '../../src/io/udp.js';
 import { PacketBatch } from '../../src/pipeline/batch.js';
 import { PeerTable } from '../../src/pipeline/peer-table.js';
 import { Drop, DropCounters } from '../../src/protocol/drop-reasons.js';
@@ -17,7 +17,7 @@ function recorder(): { control: EngineControl; calls: string[] } {
   const control = {
     sent: (peer: number, slot: number, gen: number, bytes: number, exhausted: boolean) => calls.push(`sent ${peer} ${slot} ${gen} ${bytes} ${exhausted}`),
     receivedFrom: (peer: number, slot: number, gen: number, bytes: number, dataCame: boolean, addrs: Uint8Array, i: number) => {
-      const port = (addrs[i * 20 + 2]! << 8) | addrs[i * 20 + 3]!;
+      const port = (addrs[i * ADDR_STRIDE + 2]! << 8) | addrs[i * ADDR_STRIDE + 3]!;
       calls.push(`received ${peer} ${slot} ${gen} ${bytes} ${dataCame} :${port}`);
     },
     needsSession: (peer: number, data: Uint8Array, offset: number, length: number) =>
