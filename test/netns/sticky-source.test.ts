@@ -132,7 +132,17 @@ for (const client of ['wireguard-go', 'tundra'] as Implementation[]) {
       assert.ok((counters.offload.fallbacks.sticky_source_cleared ?? 0) >= 1, `sticky_source_cleared: ${JSON.stringify(counters.offload.fallbacks)}`);
     });
     test('IPv6: the client moves to the router\'s second IPv6 address, and replies follow it there', async () => {
-      clientEndpoint(`[${V6.second}]:${ROUTER_PORT}`);
+      // A datagram the router sealed for IPv4 before it heard the client on IPv6 roams
+      // the client back (as WireGuard roams): move it until both ends stay on IPv6.
+      const onV6 = (side: 'a' | 'b', address: string): boolean =>
+        tunnel.wg(side, ['show', tunnel.ifName[side], 'endpoints']).includes(`\t[${address}]:`);
+      for (let attempt = 0; attempt < 5; attempt++) {
+        clientEndpoint(`[${V6.second}]:${ROUTER_PORT}`);
+        tunnel.ping('b', 6, 1);
+        await new Promise((r) => setTimeout(r, 500));
+        if (onV6('a', V6.client) && onV6('b', V6.second)) break;
+      }
+      assert.ok(onV6('a', V6.client) && onV6('b', V6.second), 'both ends moved to IPv6');
       const sources = await transfersCaptured(6);
       // IPv4 datagrams the router sent before it heard the client on IPv6 may be there too.
       const v6 = [...sources.keys()].filter((a) => a.includes(':'));
