@@ -38,14 +38,18 @@ constexpr uint32_t kDefaultBuffer = 7 << 20;  // wireguard-go's socketBufferSize
 // recv consumes one), so a strange persistent error cannot spin us here.
 constexpr int kMaxSkippedErrors = 16;
 
-// Receive control room per message: SO_RXQ_OVFL (u32), UDP_GRO (int), and for
-// a later issue IP_PKTINFO and IPV6_PKTINFO (a dual socket may get both for an
-// IPv4 datagram). Too little would cost datagrams (MSG_CTRUNC).
+// Receive control room per message: SO_RXQ_OVFL (u32), UDP_GRO (int),
+// IP_PKTINFO and IPV6_PKTINFO (a dual socket asks only for the second, but
+// room for both costs nothing). Too little would cost datagrams (MSG_CTRUNC).
 constexpr size_t kRecvControl = CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int)) +
                                 CMSG_SPACE(sizeof(in_pktinfo)) + CMSG_SPACE(sizeof(in6_pktinfo));
-// Send control: one UDP_SEGMENT cmsg, whose payload is a u16 (the kernel
-// insists on cmsg_len == CMSG_LEN(2)).
-constexpr size_t kSendControl = CMSG_SPACE(sizeof(uint16_t));
+// Send control: a UDP_SEGMENT cmsg, whose payload is a u16 (the kernel
+// insists on cmsg_len == CMSG_LEN(2)), and an IP_PKTINFO or IPV6_PKTINFO one.
+constexpr size_t kSendControl = CMSG_SPACE(sizeof(uint16_t)) + CMSG_SPACE(sizeof(in6_pktinfo));
+
+static_assert(kAddrLocalFamily >= kAddrBytes + 16 && kAddrLocalBytes + 16 == kAddrStride &&
+                  kAddrLocalIfindex + 4 <= kAddrLocalBytes && kAddrStride % 4 == 0,
+              "address record layout");
 
 static_assert(kGroStateMsgWords * 4 == 12 + kAddrStride, "GRO state message layout");
 
@@ -62,8 +66,30 @@ inline bool IsV4Mapped(const in6_addr& a) {
   return std::memcmp(a.s6_addr, kPrefix, sizeof kPrefix) == 0;
 }
 
-void ToRecord(const SockAddr& from, socklen_t len, uint8_t* rec) {
+// The local side of a received datagram, from its IP_PKTINFO / IPV6_PKTINFO.
+struct Local {
+  uint8_t family = 0;  // 0: no pktinfo came
+  uint32_t ifindex = 0;
+  uint8_t address[16] = {};
+};
+
+inline void PutIfindex(uint8_t* rec, uint32_t ifindex) {
+  for (size_t k = 0; k < 4; k++) rec[kAddrLocalIfindex + k] = static_cast<uint8_t>(ifindex >> (8 * k));
+}
+
+inline uint32_t GetIfindex(const uint8_t* rec) {
+  uint32_t v = 0;
+  for (size_t k = 0; k < 4; k++) v |= uint32_t{rec[kAddrLocalIfindex + k]} << (8 * k);
+  return v;
+}
+
+void ToRecord(const SockAddr& from, socklen_t len, const Local& local, uint8_t* rec) {
   std::memset(rec, 0, kAddrStride);
+  if (local.family != 0) {
+    rec[kAddrLocalFamily] = local.family;
+    PutIfindex(rec, local.ifindex);
+    std::memcpy(rec + kAddrLocalBytes, local.address, local.family == 4 ? 4 : 16);
+  }
   uint16_t port_be = 0;
   if (from.sa.sa_family == AF_INET && len >= sizeof(sockaddr_in)) {
     rec[kAddrFamily] = 4;
@@ -84,13 +110,12 @@ void ToRecord(const SockAddr& from, socklen_t len, uint8_t* rec) {
   std::memcpy(rec + kAddrPort, &port_be, 2);  // already network order
 }
 
-// A destination for a socket of family `domain`. IPv4 records become
-// v4-mapped IPv6 on an AF_INET6 socket; an IPv6 record on an AF_INET socket is
-// passed as it is, for the kernel to refuse (EAFNOSUPPORT). A record of
-// another family gets no address at all (EDESTADDRREQ from the kernel).
-socklen_t FromRecord(const uint8_t* rec_shared, int domain, SockAddr* out) {
-  uint8_t rec[kAddrStride];
-  std::memcpy(rec, rec_shared, kAddrStride);  // one read of shared memory
+// A destination for a socket of family `domain`, from a record already copied
+// out of shared memory. IPv4 records become v4-mapped IPv6 on an AF_INET6
+// socket; an IPv6 record on an AF_INET socket is passed as it is, for the
+// kernel to refuse (EAFNOSUPPORT). A record of another family gets no address
+// at all (EDESTADDRREQ from the kernel).
+socklen_t FromRecord(const uint8_t* rec, int domain, SockAddr* out) {
   std::memset(out, 0, sizeof *out);
   uint16_t port_be;
   std::memcpy(&port_be, rec + kAddrPort, 2);
@@ -195,6 +220,13 @@ OpenResult Open(const OpenRequest& req) {
   // Receive-queue drop counts come with every datagram queued after a drop.
   const int on = 1;
   (void)setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof on);
+  // Each datagram's local address, so replies leave from it (sticky source). A
+  // dual socket gets IPV6_PKTINFO for IPv4 datagrams too (v4-mapped).
+  if (domain == AF_INET) {
+    if (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on) < 0) return fail("setsockopt", "IP_PKTINFO");
+  } else if (setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on) < 0) {
+    return fail("setsockopt", "IPV6_RECVPKTINFO");
+  }
   // The GSO probe, as wireguard-go's: the option is readable iff the kernel
   // knows it (Linux >= 4.18).
   int value = 0;
@@ -294,6 +326,7 @@ struct RecvCmsgs {
   int gso_size = 0;  // UDP_GRO: the size of each coalesced datagram (an int)
   bool has_overflow = false;
   uint32_t overflow = 0;  // SO_RXQ_OVFL: the socket's drop count (a u32)
+  Local local;
 };
 
 RecvCmsgs ParseCmsgs(msghdr* h, double* stats) {
@@ -306,6 +339,27 @@ RecvCmsgs ParseCmsgs(msghdr* h, double* stats) {
                c->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
       std::memcpy(&out.overflow, CMSG_DATA(c), sizeof(uint32_t));
       out.has_overflow = true;
+    } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+               c->cmsg_len >= CMSG_LEN(sizeof(in_pktinfo))) {
+      in_pktinfo info;
+      std::memcpy(&info, CMSG_DATA(c), sizeof info);
+      // ipi_spec_dst: the local address a reply should come from (the
+      // destination itself, for unicast).
+      out.local.family = 4;
+      out.local.ifindex = static_cast<uint32_t>(info.ipi_ifindex);
+      std::memcpy(out.local.address, &info.ipi_spec_dst, 4);
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+               c->cmsg_len >= CMSG_LEN(sizeof(in6_pktinfo)) && out.local.family == 0) {
+      in6_pktinfo info;
+      std::memcpy(&info, CMSG_DATA(c), sizeof info);
+      out.local.ifindex = info.ipi6_ifindex;
+      if (IsV4Mapped(info.ipi6_addr)) {
+        out.local.family = 4;
+        std::memcpy(out.local.address, info.ipi6_addr.s6_addr + 12, 4);
+      } else {
+        out.local.family = 6;
+        std::memcpy(out.local.address, info.ipi6_addr.s6_addr, 16);
+      }
     }
   }
   if (out.has_overflow && stats != nullptr) stats[kRxqOverflowRaw] = out.overflow;
@@ -339,7 +393,7 @@ void StoreMessage(uint32_t* state, size_t j, mmsghdr* m, const SockAddr& from, d
   meta[1] = seg;
   meta[2] = drop;
   uint8_t rec[kAddrStride];
-  ToRecord(from, m->msg_hdr.msg_namelen, rec);
+  ToRecord(from, m->msg_hdr.msg_namelen, c.local, rec);
   std::memcpy(meta + 3, rec, kAddrStride);
   if (drop == 0 && seg > 0 && len > seg) {
     Bump(stats, kGroReceives);
@@ -382,7 +436,7 @@ size_t RecvBatch(int fd, uint8_t* data, size_t data_len, const uint32_t* offsets
         len = 0;
       }
       lengths[done + k] = len;
-      ToRecord(from[k], m.msg_hdr.msg_namelen, addrs + (done + k) * kAddrStride);
+      ToRecord(from[k], m.msg_hdr.msg_namelen, c.local, addrs + (done + k) * kAddrStride);
     }
     done += static_cast<size_t>(r);
     if (static_cast<size_t>(r) < n) break;  // the queue is empty now
@@ -481,6 +535,41 @@ inline void SetStatus(int32_t* status, size_t first, size_t n, int32_t value) {
   for (size_t i = 0; i < n; i++) status[first + i] = value;
 }
 
+// Appends one cmsg of `len` payload bytes at `*at` (a zeroed buffer with room).
+void PutCmsg(uint8_t** at, int level, int type, const void* payload, size_t len) {
+  cmsghdr* c = reinterpret_cast<cmsghdr*>(*at);
+  c->cmsg_level = level;
+  c->cmsg_type = type;
+  c->cmsg_len = CMSG_LEN(len);
+  std::memcpy(CMSG_DATA(c), payload, len);
+  *at += CMSG_SPACE(len);
+}
+
+// The record's local address as a pktinfo cmsg, when it has one of the remote's
+// family (a record the receive path made always has), advancing *at.
+void PutSource(uint8_t** at, const uint8_t* rec) {
+  const uint8_t family = rec[kAddrLocalFamily];
+  if (family == 0 || family != rec[kAddrFamily]) return;
+  if (family == 4) {
+    // IP_PKTINFO also on a dual socket: a v4-mapped destination is sent by the
+    // IPv4 code, which reads it. ipi_ifindex 0: the routing table picks the
+    // interface, ipi_spec_dst only fixes the source.
+    in_pktinfo info;
+    std::memset(&info, 0, sizeof info);
+    std::memcpy(&info.ipi_spec_dst, rec + kAddrLocalBytes, 4);
+    PutCmsg(at, IPPROTO_IP, IP_PKTINFO, &info, sizeof info);
+    return;
+  }
+  in6_pktinfo info;
+  std::memset(&info, 0, sizeof info);
+  std::memcpy(info.ipi6_addr.s6_addr, rec + kAddrLocalBytes, 16);
+  // Only a link-local source needs its interface (the kernel refuses one
+  // without); any other leaves the choice to the routing table.
+  const bool link_local = info.ipi6_addr.s6_addr[0] == 0xfe && (info.ipi6_addr.s6_addr[1] & 0xc0) == 0x80;
+  if (link_local) info.ipi6_ifindex = GetIfindex(rec);
+  PutCmsg(at, IPPROTO_IPV6, IPV6_PKTINFO, &info, sizeof info);
+}
+
 }  // namespace
 
 size_t SendBatch(int fd, const uint8_t* data, size_t data_len, const uint32_t* offsets,
@@ -548,17 +637,20 @@ size_t SendBatch(int fd, const uint8_t* data, size_t data_len, const uint32_t* o
       m.msg_hdr.msg_name = m.msg_hdr.msg_namelen != 0 ? &to[nm] : nullptr;
       m.msg_hdr.msg_iov = &iov[used];
       m.msg_hdr.msg_iovlen = run;
-      if (run > 1) {
+      if (run > 1 || (ok && rec[kAddrLocalFamily] != 0)) {
         // Zeroed whole: stray bytes in the control buffer make EINVAL.
         std::memset(control[nm], 0, kSendControl);
-        cmsghdr* c = reinterpret_cast<cmsghdr*>(control[nm]);
-        c->cmsg_level = SOL_UDP;
-        c->cmsg_type = UDP_SEGMENT;
-        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-        const uint16_t seg = static_cast<uint16_t>(len);  // <= 65527 / 2
-        std::memcpy(CMSG_DATA(c), &seg, sizeof seg);
-        m.msg_hdr.msg_control = control[nm];
-        m.msg_hdr.msg_controllen = kSendControl;
+        uint8_t* at = control[nm];
+        if (run > 1) {
+          const uint16_t seg = static_cast<uint16_t>(len);  // <= 65527 / 2
+          PutCmsg(&at, SOL_UDP, UDP_SEGMENT, &seg, sizeof seg);
+        }
+        PutSource(&at, rec);
+        const size_t used_control = static_cast<size_t>(at - control[nm]);
+        if (used_control > 0) {
+          m.msg_hdr.msg_control = control[nm];
+          m.msg_hdr.msg_controllen = used_control;
+        }
       }
       first[nm] = static_cast<uint16_t>(used);
       size[nm] = static_cast<uint16_t>(run);

@@ -13,14 +13,26 @@
 
 namespace tundra::udp {
 
-// Address record, one per packet, kAddrStride bytes:
+// Address record, one per packet, kAddrStride bytes. The remote side:
 //   [0] family 4 or 6 (0 = none), [1] 0, [2..3] port big-endian,
 //   [4..19] address (IPv4 in [4..7], the rest zero).
 // IPv4-mapped IPv6 sources (dual-stack socket) are recorded as family 4.
-constexpr size_t kAddrStride = 20;
+// The local side (sticky source address, as wireguard-go's and the kernel's):
+//   [20] family 4 or 6 (0 = none: the routing table picks the source), [21..23] 0,
+//   [24..27] interface index, little-endian, [28..43] address (IPv4 in [28..31]).
+// Receive fills it from IP_PKTINFO (ipi_spec_dst) or IPV6_PKTINFO (a v4-mapped
+// one, on a dual socket, as family 4). Send passes it back as IP_PKTINFO /
+// IPV6_PKTINFO when its family is the remote's; the interface index only for
+// an IPv6 link-local address, whose scope needs it (pinning the interface
+// would, for IPv4, make the kernel assume the peer on-link there after a route
+// change: the routing table still picks the interface, as the kernel's does).
+constexpr size_t kAddrStride = 44;
 constexpr size_t kAddrFamily = 0;
 constexpr size_t kAddrPort = 2;
 constexpr size_t kAddrBytes = 4;
+constexpr size_t kAddrLocalFamily = 20;
+constexpr size_t kAddrLocalIfindex = 24;
+constexpr size_t kAddrLocalBytes = 28;
 
 // Messages per recvmmsg/sendmmsg call (wireguard-go's IdealBatchSize); larger
 // batches are done in several calls. The headers live on the stack.
@@ -52,7 +64,7 @@ constexpr size_t kGroMaxMessages = 64;
 // The stash, in a Uint32Array the caller zeroes once and then leaves alone:
 //   [0] messages in scratch (0: stash empty), [1] index of the message being
 //   cut, [2] bytes of it already cut into slots, [3] reserved (0);
-//   then per message j, kGroStateMsgWords words at kGroStateHeader + j * 8:
+//   then per message j, kGroStateMsgWords words at kGroStateHeader + j * kGroStateMsgWords:
 //   length, gso_size (0: none), flags (kGroTrunc | kGroCtrunc), source record
 //   (kAddrStride bytes).
 constexpr size_t kGroStateHeader = 4;
@@ -112,14 +124,17 @@ size_t GroRecvBatch(int fd, uint8_t* data, size_t data_len, const uint32_t* offs
 bool GroStateValid(const uint32_t* state, size_t messages);
 
 // SendBatch: sends data[offsets[i], offsets[i] + lengths[i]) to record i of
-// addrs, in order; returns how many were consumed. Stops early only on EAGAIN
+// addrs, in order (from the record's local address, if it has one); returns
+// how many were consumed. Stops early only on EAGAIN
 // or ENOBUFS (the rest are for a retry). A datagram the kernel refuses
 // (EMSGSIZE, ENETUNREACH, EACCES, EAFNOSUPPORT for a v6 record on a v4
-// socket, EDESTADDRREQ for a record of family 0, ...) is consumed with
-// status[i] = -errno; a sent one gets 0 (status may be null). *fatal is set
+// socket, EDESTADDRREQ for a record of family 0, EINVAL (IPv4, IPv6) or
+// ENODEV (IPv6 link-local) for a local address this host no longer has, ...)
+// is consumed with status[i] = -errno; a sent one gets 0 (status may be null). *fatal is set
 // when the fd is unusable (EBADF, ENOTSOCK).
 //
-// With gso (kGsoV4 | kGsoV6) a run of consecutive datagrams to the same record,
+// With gso (kGsoV4 | kGsoV6) a run of consecutive datagrams with equal records
+// (remote and local parts),
 // of equal length L (the last may be shorter), at most kGsoMaxSegments and
 // kGsoMaxBytesV4/V6 bytes, is one message with a UDP_SEGMENT cmsg of L; all
 // its datagrams share that message's status (EIO: the route's device has no TX

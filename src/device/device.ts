@@ -259,7 +259,10 @@ export class Device implements UapiDevice {
 
   /** The control plane's send-only port, when the queues are workers'. */
   private controlSender(socket: UdpSocket): UdpPort {
-    return new UdpPort({ socket, settings: this.offload, counters: this.offloadCounters, log: this.log, slots: BATCH_SIZE });
+    return new UdpPort({
+      socket, settings: this.offload, counters: this.offloadCounters, log: this.log, slots: BATCH_SIZE,
+      onSourceGone: (addrs, i) => this.control.sourceGone(addrs, i),
+    });
   }
 
   private async stopQueues(): Promise<void> {
@@ -300,7 +303,7 @@ export class Device implements UapiDevice {
         }
         batch.data.set(out.packet, batch.offsets[n]!);
         batch.lengths[n] = out.packet.length;
-        writeAddr(batch.addrs, n, out.endpoint.address, out.endpoint.port);
+        writeAddr(batch.addrs, n, out.endpoint.address, out.endpoint.port, out.endpoint.local);
         n++;
       }
       batch.count = n;

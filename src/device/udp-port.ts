@@ -1,11 +1,13 @@
 // The device's UDP side: one socket with UDP GSO on send (a run of same-size
 // datagrams to one endpoint in one sendmmsg entry) and UDP GRO on receive (super-
 // datagrams cut back into the batch's slots), where the kernel has them, and the
-// fallbacks the kernel's refusals call for. The native calls report; this decides.
+// fallbacks the kernel's refusals call for: without GSO, and without the sticky
+// source address when this host no longer has it. The native calls report; this
+// decides.
 import { constants } from 'node:os';
 import {
-  ADDR_FAMILY, ADDR_STRIDE, openUdpGroup, UDP_GSO_IPV4, UDP_GSO_IPV6, udpGroBuffers, udpGroStashed, udpRecv, udpSend,
-  type UdpGroBuffers, type UdpRecvOptions, type UdpSocket,
+  ADDR_FAMILY, ADDR_STRIDE, clearLocal, hasLocal, openUdpGroup, sameLocalAddress, UDP_GSO_IPV4, UDP_GSO_IPV6, udpGroBuffers,
+  udpGroStashed, udpRecv, udpSend, type UdpGroBuffers, type UdpRecvOptions, type UdpSocket,
 } from '../io/udp.js';
 import { FdWatcher } from '../io/watch.js';
 import type { Logger } from '../log.js';
@@ -13,7 +15,23 @@ import type { PacketBatch } from '../pipeline/batch.js';
 import type { OffloadCounters } from '../offload/counters.js';
 import type { OffloadSettings } from '../offload/settings.js';
 
-const { EIO, EMSGSIZE, EINVAL } = constants.errno;
+const { EIO, EMSGSIZE, EINVAL, ENETUNREACH, ENODEV, EADDRNOTAVAIL } = constants.errno;
+
+/**
+ * What a send from a local address this host no longer has fails with: EINVAL (IPv6,
+ * and IPv4 on older kernels), ENETUNREACH (IPv4 on newer ones), ENODEV (an IPv6
+ * link-local address whose interface is gone).
+ */
+function sourceGoneError(err: number): boolean {
+  return err === EINVAL || err === ENETUNREACH || err === ENODEV || err === EADDRNOTAVAIL;
+}
+
+/**
+ * Told that sending from the local side of record `i` of `addrs` failed and sending
+ * without it worked: the control plane forgets that address for the endpoints using
+ * it. Called at most once per local address and send call, never on the normal path.
+ */
+export type SourceGone = (addrs: Uint8Array, i: number) => void;
 /** Super-datagrams one GRO receive reads at most (each up to 64 KiB; what does not fit the batch waits). */
 const GRO_MESSAGES = 8;
 
@@ -35,6 +53,26 @@ export interface UdpPortOptions {
   slots: number;
   /** Called when datagrams wait; without it the port only sends. */
   onReadable?: () => void;
+  /** Called when a sticky source address turned out gone (the datagrams are resent without it either way). */
+  onSourceGone?: SourceGone;
+}
+
+interface Resend {
+  offsets: Uint32Array;
+  lengths: Uint32Array;
+  addrs: Uint8Array;
+  status: Int32Array;
+}
+
+function resendArrays(slots: number): Resend {
+  return { offsets: new Uint32Array(slots), lengths: new Uint32Array(slots), addrs: new Uint8Array(slots * ADDR_STRIDE), status: new Int32Array(slots) };
+}
+
+/** Copies entry i (offset, length, record) to entry k of `to`. */
+function copyEntry(offsets: Uint32Array, lengths: Uint32Array, addrs: Uint8Array, i: number, to: Resend, k: number): void {
+  to.offsets[k] = offsets[i]!;
+  to.lengths[k] = lengths[i]!;
+  for (let b = 0; b < ADDR_STRIDE; b++) to.addrs[k * ADDR_STRIDE + b] = addrs[i * ADDR_STRIDE + b]!;
 }
 
 export class UdpPort {
@@ -50,8 +88,12 @@ export class UdpPort {
   /** udpRecv's options, made once: nothing is allocated per receive. */
   private readonly recvOptions: UdpRecvOptions;
   /** Datagrams to send again without GSO: their indices in the batch, and a batch view of them. */
-  private readonly resend: { offsets: Uint32Array; lengths: Uint32Array; addrs: Uint8Array; status: Int32Array };
+  private readonly resend: Resend;
   private readonly notes: string[] = [];
+  private readonly onSourceGone: SourceGone | undefined;
+  /** Datagrams to send again without their local address (`original`: their records before), and how many. */
+  private readonly withoutSource: Resend & { original: Uint8Array };
+  private unsourced = 0;
 
   constructor(options: UdpPortOptions) {
     const { settings, socket } = options;
@@ -59,6 +101,7 @@ export class UdpPort {
     this.port = socket.port;
     this.counters = options.counters;
     this.log = options.log;
+    this.onSourceGone = options.onSourceGone;
     const gsoOk = settings['udp-gso'] && socket.offloads.gso;
     this.gso = gsoOk ? UDP_GSO_IPV4 | UDP_GSO_IPV6 : 0;
     if (!settings['udp-gso']) this.notes.push('udp-gso off: switched off');
@@ -68,12 +111,8 @@ export class UdpPort {
     this.gro = socket.offloads.gro ? udpGroBuffers(GRO_MESSAGES) : undefined;
     this.recvOptions = { ...(this.gro === undefined ? {} : { gro: this.gro }), stats: this.counters.udpRecv };
     this.status = new Int32Array(options.slots);
-    this.resend = {
-      offsets: new Uint32Array(options.slots),
-      lengths: new Uint32Array(options.slots),
-      addrs: new Uint8Array(options.slots * ADDR_STRIDE),
-      status: new Int32Array(options.slots),
-    };
+    this.resend = resendArrays(options.slots);
+    this.withoutSource = { ...resendArrays(options.slots), original: new Uint8Array(options.slots * ADDR_STRIDE) };
     if (options.onReadable !== undefined) {
       this.watcher = new FdWatcher(this.fd, options.onReadable);
       this.watcher.watch(true, false);
@@ -114,29 +153,74 @@ export class UdpPort {
     let failed = count - consumed;
     const again = this.resend;
     let retry = 0;
+    this.unsourced = 0;
     for (let i = 0; i < consumed; i++) {
       const err = -status[i]!;
       if (err === 0) continue;
       if (gso !== 0 && (err === EIO || err === EMSGSIZE || err === EINVAL)) {
+        // A refused GSO message (its EINVAL may also be a gone source: the plain resend tells).
         if (err === EIO) this.gsoOff(batch.addrs[i * ADDR_STRIDE + ADDR_FAMILY] === 6 ? UDP_GSO_IPV6 : UDP_GSO_IPV4);
-        again.offsets[retry] = batch.offsets[i]!;
-        again.lengths[retry] = batch.lengths[i]!;
-        for (let b = 0; b < ADDR_STRIDE; b++) again.addrs[retry * ADDR_STRIDE + b] = batch.addrs[i * ADDR_STRIDE + b]!;
-        retry++;
-      } else {
+        copyEntry(batch.offsets, batch.lengths, batch.addrs, i, again, retry++);
+      } else if (!this.unsource(batch.offsets, batch.lengths, batch.addrs, i, err)) {
         failed++;
       }
     }
-    if (retry === 0) return failed;
-    // The GSO message was refused: send its datagrams one by one, so none is lost.
-    again.status.fill(0, 0, retry);
-    const resent = udpSend(this.fd, batch.data, again.offsets, again.lengths, again.addrs, retry, again.status);
-    this.counters.fallback('udp_gso_resent', retry);
-    failed += retry - resent;
-    for (let k = 0; k < resent; k++) if (again.status[k]! < 0) failed++;
+    if (retry > 0) {
+      // The GSO message was refused: send its datagrams one by one, so none is lost.
+      this.counters.fallback('udp_gso_resent', retry);
+      again.status.fill(0, 0, retry);
+      const resent = udpSend(this.fd, batch.data, again.offsets, again.lengths, again.addrs, retry, again.status);
+      failed += retry - resent;
+      for (let k = 0; k < resent; k++) {
+        const err = -again.status[k]!;
+        if (err !== 0 && !this.unsource(again.offsets, again.lengths, again.addrs, k, err)) failed++;
+      }
+    }
+    if (this.unsourced > 0) failed += this.sendUnsourced(batch);
     return failed;
   }
 
+  /**
+   * Entry i failed with `err`: if its local address may be the cause, it is queued to
+   * go again without it (true). Its original record is kept, to report the address.
+   */
+  private unsource(offsets: Uint32Array, lengths: Uint32Array, addrs: Uint8Array, i: number, err: number): boolean {
+    if (!sourceGoneError(err) || !hasLocal(addrs, i)) return false;
+    const u = this.withoutSource;
+    const k = this.unsourced++;
+    copyEntry(offsets, lengths, addrs, i, u, k);
+    for (let b = 0; b < ADDR_STRIDE; b++) u.original[k * ADDR_STRIDE + b] = u.addrs[k * ADDR_STRIDE + b]!;
+    clearLocal(u.addrs, k);
+    return true;
+  }
+
+  /**
+   * Sends the datagrams whose source address failed from the routing table's choice;
+   * returns how many failed again. A source is reported gone (once per address and
+   * call) only when sending without it worked: a datagram with no route at all
+   * (ENETUNREACH either way) says nothing about the address.
+   */
+  private sendUnsourced(batch: PacketBatch): number {
+    const u = this.withoutSource;
+    const n = this.unsourced;
+    u.status.fill(0, 0, n);
+    const sent = udpSend(this.fd, batch.data, u.offsets, u.lengths, u.addrs, n, u.status);
+    let failed = n - sent;
+    let cleared = 0;
+    let reported = -1;
+    for (let k = 0; k < sent; k++) {
+      if (u.status[k]! < 0) {
+        failed++;
+        continue;
+      }
+      cleared++;
+      if (reported >= 0 && sameLocalAddress(u.original, reported, u.original, k)) continue;
+      reported = k;
+      this.onSourceGone?.(u.original, k);
+    }
+    if (cleared > 0) this.counters.fallback('sticky_source_cleared', cleared);
+    return failed;
+  }
   /** Stops (true) or resumes (false) watching for datagrams, while the reader has no room for them. */
   pause(pause: boolean): void {
     this.watcher?.watch(!pause, false);

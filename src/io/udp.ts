@@ -20,15 +20,32 @@ import { closeFd } from './fd.js';
 import { formatAddress, parseAddress, PrefixError } from '../routing/prefix.js';
 
 /**
- * Bytes per address record. Record i is `addrs[i*20, i*20+20)`:
+ * Bytes per address record. Record i is `addrs[i*44, i*44+44)`. The remote side:
  * byte 0 = family (4 or 6; 0 = none), byte 1 = 0, bytes 2–3 = port big-endian,
  * bytes 4–19 = address (IPv4 in bytes 4–7, the rest zero). IPv4-mapped IPv6 addresses
  * (what a dual-stack socket sees from IPv4 peers) are always recorded as family 4.
+ *
+ * The local side (the sticky source address): byte 20 = family (4 or 6; 0 = none, the
+ * routing table picks the source), bytes 21–23 = 0, bytes 24–27 = interface index
+ * little-endian, bytes 28–43 = address (IPv4 in bytes 28–31). udpRecv fills it with the
+ * address each datagram was sent to (IP_PKTINFO's ipi_spec_dst, IPV6_PKTINFO's address;
+ * v4-mapped as family 4) and the interface it came in on; udpSend sends from it.
  */
-export const ADDR_STRIDE = 20;
+export const ADDR_STRIDE = 44;
 export const ADDR_FAMILY = 0;
 export const ADDR_PORT = 2;
 export const ADDR_BYTES = 4;
+export const ADDR_LOCAL_FAMILY = 20;
+export const ADDR_LOCAL_IFINDEX = 24;
+export const ADDR_LOCAL_BYTES = 28;
+
+/** The local side of an address record: where a datagram came in, and replies leave from. */
+export interface LocalAddress {
+  /** An IP literal (v4 or v6, no brackets). */
+  readonly address: string;
+  /** The interface it came in on (0: unknown); sent back only for an IPv6 link-local address. */
+  readonly ifindex: number;
+}
 
 export type UdpFamily = 'dual' | 4 | 6;
 
@@ -160,7 +177,7 @@ export const UDP_GRO_MESSAGE_STRIDE = 65536;
 /** GRO scratch holds k messages, 1 <= k <= 64. */
 export const UDP_GRO_MAX_MESSAGES = 64;
 /** Length of the GRO state array (Uint32Array; opaque: only udpRecv and udpGroStashed read it). */
-export const UDP_GRO_STATE_WORDS = 516;
+export const UDP_GRO_STATE_WORDS = 4 + 64 * (3 + ADDR_STRIDE / 4);
 
 /** udpSend's `stats`, by index: [0] messages sent with UDP_SEGMENT, [1] datagrams in them. */
 export const UDP_SEND_STAT_NAMES = ['gso_sends', 'gso_datagrams'] as const;
@@ -236,7 +253,8 @@ export interface UdpRecvOptions {
 /**
  * Receives up to `count` datagrams with recvmmsg(MSG_DONTWAIT): datagram i into
  * `data[offsets[i], offsets[i] + capacity)`, its length into `lengths[i]`, its source
- * into record i of `addrs`. Returns the number of slots filled; 0 when nothing is
+ * into record i of `addrs`, and the local address it was sent to into the record's local
+ * side. Returns the number of slots filled; 0 when nothing is
  * waiting (EAGAIN) — wait for the fd to be readable.
  *
  * - A datagram longer than `capacity` is truncated by the kernel (MSG_TRUNC) and so
@@ -283,21 +301,26 @@ export type UdpRecv = (
 /**
  * Sends datagram i = `data[offsets[i], offsets[i] + lengths[i])` to record i of
  * `addrs`, for i in 0..count-1, in order, with sendmmsg (looped until all are done).
- * IPv4 records go v4-mapped on a dual-stack socket. Returns how many were consumed:
+ * IPv4 records go v4-mapped on a dual-stack socket. A record with a local side of the
+ * remote's family is sent from that address (an IP_PKTINFO / IPV6_PKTINFO cmsg; the
+ * interface index only for an IPv6 link-local one, otherwise the routing table picks the
+ * interface); one whose local address this host no longer has fails with -EINVAL
+ * (-ENODEV for a link-local one whose interface is gone): resending it without the local
+ * side (sent from the routing table's choice) is the caller's decision. Returns how many were consumed:
  * fewer than `count` only when the kernel says EAGAIN or ENOBUFS (socket buffer or
  * device queue full; the rest are for a retry when the fd is writable).
  *
  * A datagram the kernel refuses is consumed with `status[i] = -errno` and the next one
  * is tried: EMSGSIZE (too large), ENETUNREACH/EHOSTUNREACH (no route, or IPv4 on an
  * IPv6-only socket), EACCES/EPERM (firewall, broadcast), EAFNOSUPPORT (IPv6 record on
- * an IPv4 socket), EINVAL (port 0), EDESTADDRREQ (record family not 4 or 6). Sent
+ * an IPv4 socket), EINVAL (port 0, local address gone), EDESTADDRREQ (record family not 4 or 6). Sent
  * datagrams get `status[i] = 0`; entries past the return value are untouched. Throws
  * only when the fd itself is unusable (EBADF, ENOTSOCK).
  *
  * `gso` (default 0: every datagram is its own message): UDP_GSO_IPV4 | UDP_GSO_IPV6,
  * the destination families whose datagrams may be coalesced (check the socket's
  * `offloads.gso` first). A run of consecutive datagrams with identical address
- * records and equal length L — the last may be shorter, which ends the run — of at
+ * records (remote and local sides) and equal length L — the last may be shorter, which ends the run — of at
  * most 64 datagrams and 65507 (IPv4) / 65527 (IPv6) bytes goes as one message with
  * UDP_SEGMENT = L, scattered straight from the slots; a run of one goes plainly.
  * Every datagram of a message gets that message's status, so a refused GSO message
@@ -328,47 +351,80 @@ export const udpSend: UdpSend = nativeFunction('udpSend');
 // ---- address records (control path: these allocate; the batch calls do not) ----
 
 /**
- * Writes `address`:`port` as record `i` of `addrs`. `address` is an IPv4 dotted quad or
- * an IPv6 address without brackets or zone; an IPv4-mapped IPv6 address
- * (`::ffff:1.2.3.4`) is written as family 4. Throws a TypeError for anything else and
- * a RangeError for a bad port or a record outside `addrs`.
+ * Writes `address`:`port` as record `i` of `addrs`, with `local` as its local side (none
+ * when absent). `address` (and `local.address`) is an IPv4 dotted quad or an IPv6
+ * address without brackets or zone; an IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) is
+ * written as family 4. Throws a TypeError for anything else and a RangeError for a bad
+ * port, a bad ifindex or a record outside `addrs`.
  */
-export function writeAddr(addrs: Uint8Array, i: number, address: string, port: number): void {
+export function writeAddr(addrs: Uint8Array, i: number, address: string, port: number, local?: LocalAddress): void {
   const base = recordBase(addrs, i, 'writeAddr');
   if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new RangeError(`writeAddr: port ${port} is not in [0, 65535]`);
-  let parsed: ReturnType<typeof parseAddress>;
-  try {
-    parsed = parseAddress(address);
-  } catch (err) {
-    if (err instanceof PrefixError) throw new TypeError(`writeAddr: "${address}" is not an IP address`);
-    throw err;
+  const bytes = addressBytes(address);
+  let localBytes: Uint8Array | undefined;
+  if (local !== undefined) {
+    if (!Number.isInteger(local.ifindex) || local.ifindex < 0 || local.ifindex > 0xffff_ffff) {
+      throw new RangeError(`writeAddr: ifindex ${local.ifindex} is not a u32`);
+    }
+    localBytes = addressBytes(local.address);
   }
-  const bytes = parsed.family === 6 && isV4Mapped(parsed.address) ? parsed.address.subarray(12) : parsed.address;
   addrs.fill(0, base, base + ADDR_STRIDE);
   addrs[base + ADDR_FAMILY] = bytes.length === 4 ? 4 : 6;
   addrs[base + ADDR_PORT] = port >>> 8;
   addrs[base + ADDR_PORT + 1] = port & 0xff;
   addrs.set(bytes, base + ADDR_BYTES);
+  if (localBytes !== undefined) {
+    addrs[base + ADDR_LOCAL_FAMILY] = localBytes.length === 4 ? 4 : 6;
+    for (let k = 0; k < 4; k++) addrs[base + ADDR_LOCAL_IFINDEX + k] = (local!.ifindex >>> (8 * k)) & 0xff;
+    addrs.set(localBytes, base + ADDR_LOCAL_BYTES);
+  }
 }
 
 /**
  * Reads record `i`: `{ address, port }` with IPv4 as a dotted quad and IPv6 in its
- * canonical text form (RFC 5952), no brackets. Throws a RangeError for a record
- * outside `addrs` or of a family other than 4 or 6.
+ * canonical text form (RFC 5952), no brackets, and `local` when the record has a local
+ * side (of family 4 or 6). Throws a RangeError for a record outside `addrs` or of a
+ * family other than 4 or 6.
  */
-export function readAddr(addrs: Uint8Array, i: number): { address: string; port: number } {
+export function readAddr(addrs: Uint8Array, i: number): { address: string; port: number; local?: LocalAddress } {
   const base = recordBase(addrs, i, 'readAddr');
   const family = addrs[base + ADDR_FAMILY];
   const port = (addrs[base + ADDR_PORT]! << 8) | addrs[base + ADDR_PORT + 1]!;
   if (family !== 4 && family !== 6) throw new RangeError(`readAddr: record ${i} has no address (family ${family})`);
   const bytes = addrs.subarray(base + ADDR_BYTES, base + ADDR_BYTES + (family === 4 ? 4 : 16));
-  return { address: formatAddress(family, bytes), port };
+  const remote = { address: formatAddress(family, bytes), port };
+  const local = readLocal(addrs, i);
+  return local === undefined ? remote : { ...remote, local };
+}
+
+/** The local side of record `i`, if it has one (family 4 or 6). A RangeError for a record outside `addrs`. */
+export function readLocal(addrs: Uint8Array, i: number): LocalAddress | undefined {
+  const base = recordBase(addrs, i, 'readLocal');
+  const family = addrs[base + ADDR_LOCAL_FAMILY];
+  if (family !== 4 && family !== 6) return undefined;
+  const at = base + ADDR_LOCAL_BYTES;
+  let ifindex = 0;
+  for (let k = 3; k >= 0; k--) ifindex = ifindex * 256 + addrs[base + ADDR_LOCAL_IFINDEX + k]!;
+  return { address: formatAddress(family, addrs.subarray(at, at + (family === 4 ? 4 : 16))), ifindex };
+}
+
+/** Removes the local side of record `i` (it will be sent from the routing table's choice). Allocation-free. */
+export function clearLocal(addrs: Uint8Array, i: number): void {
+  const base = recordBase(addrs, i, 'clearLocal');
+  addrs.fill(0, base + ADDR_LOCAL_FAMILY, base + ADDR_STRIDE);
+}
+
+/** Whether record `i` has a local side. Allocation-free. */
+export function hasLocal(addrs: Uint8Array, i: number): boolean {
+  return addrs[recordBase(addrs, i, 'hasLocal') + ADDR_LOCAL_FAMILY] !== 0;
 }
 
 /**
- * Whether record `i` of `addrs` and record `j` of `other` hold the same family, port
- * and address. Allocation-free, for per-packet endpoint checks. Throws a RangeError
- * for a record outside its array.
+ * Whether record `i` of `addrs` and record `j` of `other` hold the same remote family,
+ * port and address and the same local side (none in both, or the same family, address
+ * and interface): a datagram from a peer's endpoint to the address it used before.
+ * Allocation-free, for per-packet endpoint checks. Throws a RangeError for a record
+ * outside its array.
  */
 export function sameAddr(addrs: Uint8Array, i: number, other: Uint8Array, j: number): boolean {
   const a = recordBase(addrs, i, 'sameAddr');
@@ -377,7 +433,34 @@ export function sameAddr(addrs: Uint8Array, i: number, other: Uint8Array, j: num
   if (family !== other[b] || addrs[a + 2] !== other[b + 2] || addrs[a + 3] !== other[b + 3]) return false;
   const n = family === 4 ? 4 : 16;
   for (let k = ADDR_BYTES; k < ADDR_BYTES + n; k++) if (addrs[a + k] !== other[b + k]) return false;
+  const local = addrs[a + ADDR_LOCAL_FAMILY];
+  if (local !== other[b + ADDR_LOCAL_FAMILY]) return false;
+  if (local === 0) return true;
+  const end = ADDR_LOCAL_BYTES + (local === 4 ? 4 : 16);
+  for (let k = ADDR_LOCAL_IFINDEX; k < end; k++) if (addrs[a + k] !== other[b + k]) return false;
   return true;
+}
+
+/** Whether the local sides of the two records hold the same family and address (interfaces aside). Allocation-free. */
+export function sameLocalAddress(addrs: Uint8Array, i: number, other: Uint8Array, j: number): boolean {
+  const a = recordBase(addrs, i, 'sameLocalAddress');
+  const b = recordBase(other, j, 'sameLocalAddress');
+  const family = addrs[a + ADDR_LOCAL_FAMILY];
+  if (family !== other[b + ADDR_LOCAL_FAMILY]) return false;
+  const end = ADDR_LOCAL_BYTES + (family === 4 ? 4 : family === 6 ? 16 : 0);
+  for (let k = ADDR_LOCAL_BYTES; k < end; k++) if (addrs[a + k] !== other[b + k]) return false;
+  return true;
+}
+
+function addressBytes(address: string): Uint8Array {
+  let parsed: ReturnType<typeof parseAddress>;
+  try {
+    parsed = parseAddress(address);
+  } catch (err) {
+    if (err instanceof PrefixError) throw new TypeError(`writeAddr: "${address}" is not an IP address`);
+    throw err;
+  }
+  return parsed.family === 6 && isV4Mapped(parsed.address) ? parsed.address.subarray(12) : parsed.address;
 }
 
 function recordBase(addrs: Uint8Array, i: number, fn: string): number {

@@ -11,12 +11,13 @@ import { OFFLOAD_STAT_NAMES } from './native.js';
 export type FallbackReason =
   | 'udp_gso_eio' // the egress device has no TX checksum offload: GSO off for that family
   | 'udp_gso_resent' // a GSO send refused (EMSGSIZE/EINVAL: path MTU below the segment size): resent one by one
-  | 'tun_gro_einval'; // the kernel refused a coalesced TUN write (6.1.103/6.6.44 regression): TUN GRO off
+  | 'tun_gro_einval' // the kernel refused a coalesced TUN write (6.1.103/6.6.44 regression): TUN GRO off
+  | 'sticky_source_cleared'; // a datagram's source address (the one its peer sent to) is gone: resent from the routing table's choice
 
 const DROP_PREFIX = 'drop_';
 const CTRUNC = UDP_RECV_STAT_NAMES.indexOf('ctrunc_drops');
 
-const FALLBACK_REASONS: readonly FallbackReason[] = ['udp_gso_eio', 'udp_gso_resent', 'tun_gro_einval'];
+const FALLBACK_REASONS: readonly FallbackReason[] = ['udp_gso_eio', 'udp_gso_resent', 'tun_gro_einval', 'sticky_source_cleared'];
 
 // Where each part lives in the shared buffer (Float64 elements).
 const TUN_READ_AT = 0;

@@ -30,7 +30,7 @@ export class PeerTableFullError extends Error {
 export class PeerTable {
   readonly capacity: number;
   private readonly meta: Int32Array;
-  /** ADDR_STRIDE bytes per peer: its endpoint as a UDP address record. */
+  /** ADDR_STRIDE bytes per peer: its endpoint as a UDP address record (with the local address replies leave from). */
   readonly endpoints: Uint8Array;
   private readonly free: number[] = [];
 
@@ -91,7 +91,7 @@ export class PeerTable {
     }
     // A reader racing with this rewrite may send one batch to a half-written address;
     // roaming is rare and UDP tolerates it, so no lock on the send path.
-    writeAddr(this.endpoints, id, endpoint.address, endpoint.port);
+    writeAddr(this.endpoints, id, endpoint.address, endpoint.port, endpoint.local);
     Atomics.store(this.meta, at, 1);
   }
 

@@ -26,7 +26,7 @@ import type { OffloadSettings } from '../offload/settings.js';
 import { InboundStage, type InboundContext, type InboundControl } from '../stages/inbound.js';
 import { OutboundStage, type OutboundContext, type OutboundControl } from '../stages/outbound.js';
 import { TunPort, type TunQueue } from '../device/tun-port.js';
-import { UdpPort } from '../device/udp-port.js';
+import { UdpPort, type SourceGone } from '../device/udp-port.js';
 import { BATCH_SIZE, PacketBatch, SLOT_SIZE } from './batch.js';
 /** Batches one wakeup may move before yielding to the event loop (libuv polls level-triggered). */
 const BATCHES_PER_WAKEUP = 8;
@@ -83,7 +83,8 @@ export interface QueueLoopOptions {
   log: Logger;
   outbound: OutboundContext;
   inbound: InboundContext;
-  control: OutboundControl & InboundControl;
+  /** The stages' control plane, which also hears of sticky source addresses found gone on send. */
+  control: OutboundControl & InboundControl & { sourceGone: SourceGone };
   /** Brings the contexts up to date before a batch (clock, routes, MTU). */
   refresh(): void;
   /** After each wakeup's batches: hand what the control plane needs on. */
@@ -233,7 +234,10 @@ export class QueueLoop {
 
   private udpPort(socket: UdpSocket): UdpPort {
     const o = this.o;
-    return new UdpPort({ socket, settings: o.settings, counters: o.counters, log: o.log, slots: BATCH_SIZE, onReadable: () => this.onReadable(this.in) });
+    return new UdpPort({
+      socket, settings: o.settings, counters: o.counters, log: o.log, slots: BATCH_SIZE,
+      onReadable: () => this.onReadable(this.in), onSourceGone: (addrs, i) => o.control.sourceGone(addrs, i),
+    });
   }
 
   /** Reads batches while the fd has them, up to BATCHES_PER_WAKEUP, each handed on as soon as it is read. */

@@ -6,14 +6,21 @@ import { Keypairs, type KeypairRetired } from './keypair.js';
 import { Handshake } from './noise.js';
 import { PeerTimers } from './timers.js';
 
-/** A UDP endpoint: an IP literal (v4 or v6, no brackets) and a port. */
+/**
+ * A UDP endpoint: an IP literal (v4 or v6, no brackets) and a port, and the local
+ * address the peer last sent to (learnt from its last authenticated packet): what
+ * replies leave from. One set by the user (UAPI, config) has none.
+ */
 export interface Endpoint {
   readonly address: string;
   readonly port: number;
+  readonly local?: { readonly address: string; readonly ifindex: number };
 }
 
 export function sameEndpoint(a: Endpoint | undefined, b: Endpoint): boolean {
-  return a !== undefined && a.address === b.address && a.port === b.port;
+  if (a === undefined || a.address !== b.address || a.port !== b.port) return false;
+  if (a.local === undefined || b.local === undefined) return a.local === b.local;
+  return a.local.address === b.local.address && a.local.ifindex === b.local.ifindex;
 }
 
 export interface PeerOptions {

@@ -1,7 +1,7 @@
 // The control plane's half of the stages when it is an Engine on the same thread
 // (the inline mode, and the main thread of the pipeline): it applies the tallies
 // the kernels hand back to the engine's peers, timers and handshakes.
-import { readAddr, sameAddr } from '../io/udp.js';
+import { readAddr, readLocal, sameAddr } from '../io/udp.js';
 import { Drop } from '../protocol/drop-reasons.js';
 import type { PacketBatch } from '../pipeline/batch.js';
 import type { Engine } from '../protocol/engine.js';
@@ -82,6 +82,21 @@ export class EngineControl implements OutboundControl, InboundControl {
     const known = peer.endpoint !== undefined && sameAddr(this.engine.peerTable.endpoints, peerId, addrs, i);
     const from = known ? peer.endpoint! : readAddr(addrs, i);
     this.engine.noteTransportReceived(peer, keypair, from, bytes, !dataCame);
+  }
+
+  /**
+   * Sending from the local side of record `i` of `addrs` failed (the address is gone
+   * from this host): every endpoint that uses it forgets it, and sends from the routing
+   * table's choice until its peer's next packet says where it sends to now. A control
+   * event (a failed send), not per packet.
+   */
+  sourceGone(addrs: Uint8Array, i: number): void {
+    const gone = readLocal(addrs, i);
+    if (gone === undefined) return;
+    for (const peer of this.engine.peers) {
+      const endpoint = peer.endpoint;
+      if (endpoint?.local?.address === gone.address) peer.endpoint = { address: endpoint.address, port: endpoint.port };
+    }
   }
 
   /** The keypair a tally names, if it still exists (the slot may have been freed and reused since). */

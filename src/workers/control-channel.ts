@@ -9,7 +9,8 @@
 //              for a peer without a usable session, and the tallies the control
 //              plane must act on now (counters used up; data on a keypair that is
 //              not yet the peer's sending one, which confirms it; a source that is
-//              not the peer's endpoint, which roams it). The main thread waits on
+//              not the peer's endpoint, which roams it), and local addresses a send
+//              found gone (sticky sources to forget). The main thread waits on
 //              this ring with Atomics.waitAsync (a doorbell: a producer wakes it only
 //              when it sleeps), and reads the tallies ring first, so that records
 //              apply in the order they were made.
@@ -28,6 +29,7 @@ const SENT = 1;
 const RECEIVED = 2;
 const HANDSHAKE = 3;
 const NEEDS_SESSION = 4;
+const SOURCE_GONE = 5;
 
 const ADDR_WORDS = ADDR_STRIDE / 4;
 // Tally: [kind, peer, slot, generation, bytes, flag, source address...].
@@ -35,6 +37,7 @@ const TALLY_WORDS = 6 + ADDR_WORDS;
 const T_ADDR = 6;
 // Message: [kind, length, a, b, source address..., bytes...]; a, b = the batch's
 // handshake count and slots (HANDSHAKE, on its first record) or the peer (NEEDS_SESSION).
+// SOURCE_GONE carries the address record whose local side failed, no bytes.
 const MESSAGE_WORDS = MAX_WORDS;
 const M_ADDR = 4;
 const M_DATA = (M_ADDR + ADDR_WORDS) * 4;
@@ -92,6 +95,18 @@ export class ChannelWriter implements OutboundControl, InboundControl {
     this.pushTally(exhausted, SENT, peer, slot, generation, bytes, exhausted ? 1 : 0);
   }
 
+  /** A send from the local side of record `i` failed: the control plane forgets that address (see EngineControl.sourceGone). */
+  sourceGone(addrs: Uint8Array, i: number): void {
+    const w = this.message.words;
+    w[0] = SOURCE_GONE;
+    w[1] = 0;
+    w[2] = 0;
+    w[3] = 0;
+    const to = this.message.bytes;
+    for (let k = 0, from = i * ADDR_STRIDE; k < ADDR_STRIDE; k++) to[M_ADDR * 4 + k] = addrs[from + k]!;
+    if (!this.messages.tryPush(w)) this.drops.add(Drop.ControlRingFull);
+  }
+
   handshakes(batch: PacketBatch, indices: Int32Array, count: number): void {
     const w = this.message.words;
     for (let k = 0; k < count; k++) {
@@ -141,6 +156,8 @@ export class ChannelReader {
   // The source address of a tally in each record, as views made once (not per tally).
   private readonly tallyAddr = this.tally.bytes.subarray(T_ADDR * 4);
   private readonly urgentAddr = this.message.bytes.subarray(T_ADDR * 4);
+  // A message's address record (SOURCE_GONE).
+  private readonly messageAddr = this.message.bytes.subarray(M_ADDR * 4);
   private readonly interval: NodeJS.Timeout;
   private closed = false;
 
@@ -199,6 +216,7 @@ export class ChannelReader {
       const length = words[1]!;
       if (kind === SENT || kind === RECEIVED) this.apply(words, this.urgentAddr);
       else if (kind === NEEDS_SESSION) this.control.needsSession(words[2]!, bytes, M_DATA, length);
+      else if (kind === SOURCE_GONE) this.control.sourceGone(this.messageAddr, 0);
       else {
         if (words[2]! > 0) this.control.handshakeBacklog(words[2]!, words[3]!);
         this.control.handshake(bytes, M_DATA, length, bytes.subarray(M_ADDR * 4), 0);

@@ -4,7 +4,7 @@
 // apply in the order they were made, and a full ring drops and counts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeAddr } from '../../src/io/udp.js';
+import { ADDR_STRIDE, readLocal, writeAddr } from '../../src/io/udp.js';
 import { PacketBatch } from '../../src/pipeline/batch.js';
 import { PeerTable } from '../../src/pipeline/peer-table.js';
 import { Drop, DropCounters } from '../../src/protocol/drop-reasons.js';
@@ -17,13 +17,14 @@ function recorder(): { control: EngineControl; calls: string[] } {
   const control = {
     sent: (peer: number, slot: number, gen: number, bytes: number, exhausted: boolean) => calls.push(`sent ${peer} ${slot} ${gen} ${bytes} ${exhausted}`),
     receivedFrom: (peer: number, slot: number, gen: number, bytes: number, dataCame: boolean, addrs: Uint8Array, i: number) => {
-      const port = (addrs[i * 20 + 2]! << 8) | addrs[i * 20 + 3]!;
+      const port = (addrs[i * ADDR_STRIDE + 2]! << 8) | addrs[i * ADDR_STRIDE + 3]!;
       calls.push(`received ${peer} ${slot} ${gen} ${bytes} ${dataCame} :${port}`);
     },
     needsSession: (peer: number, data: Uint8Array, offset: number, length: number) =>
       calls.push(`needs ${peer} ${Array.from(data.subarray(offset, offset + length)).join(',')}`),
     handshakeBacklog: (count: number, slots: number) => calls.push(`backlog ${count}/${slots}`),
     handshake: (data: Uint8Array, offset: number, length: number) => calls.push(`handshake ${data[offset]} ${length}`),
+    sourceGone: (addrs: Uint8Array, i: number) => calls.push(`gone ${readLocal(addrs, i)?.address}`),
   };
   return { control: control as unknown as EngineControl, calls };
 }
@@ -43,7 +44,7 @@ function setup(capacity?: { tallies: number; messages: number }, read = true) {
   const reader = read ? new ChannelReader(shared, control, () => { work++; }) : undefined;
   const batch = new PacketBatch(4, 256);
   batch.resetOffsets(0);
-  return { writer, reader: reader!, calls, drops, peer, batch, afterWork: () => work };
+  return { writer, reader: reader!, calls, drops, peer, peers, batch, afterWork: () => work };
 }
 
 test('tallies that can wait arrive on the interval; urgent ones wake the main thread, after those made before them', async () => {
@@ -69,6 +70,32 @@ test('tallies that can wait arrive on the interval; urgent ones wake the main th
     writer.sent(peer, 5, 1, 7, false);
     await tick(TALLY_INTERVAL_MS * 3);
     assert.deepEqual(calls, ['sent 0 5 1 7 false'], 'a tally that can wait is applied within the interval');
+  } finally {
+    reader.close();
+  }
+});
+
+test('a datagram to another local address is urgent (it moves the sticky source); a gone source reaches the control plane', async () => {
+  const { writer, reader, calls, peer, peers, batch } = setup();
+  try {
+    peers.setEndpoint(peer, { address: '198.18.0.2', port: 51820, local: { address: '198.18.0.3', ifindex: 2 } });
+    writeAddr(batch.addrs, 0, '198.18.0.2', 51820, { address: '198.18.0.3', ifindex: 2 }); // as the endpoint
+    writeAddr(batch.addrs, 1, '198.18.0.2', 51820, { address: '198.18.0.1', ifindex: 2 }); // to another local address
+    writeAddr(batch.addrs, 2, '198.18.0.2', 51820); // no local address at all
+    writer.received(peer, 5, 1, 10, true, batch, 0);
+    await tick(5);
+    assert.deepEqual(calls, [], 'same remote, same local: waits for the interval');
+    writer.received(peer, 5, 1, 20, true, batch, 1);
+    await tick(5);
+    assert.deepEqual(calls, ['received 0 5 1 10 true :51820', 'received 0 5 1 20 true :51820'], 'another local address: urgent');
+    calls.length = 0;
+    writer.received(peer, 5, 1, 30, true, batch, 2);
+    await tick(5);
+    assert.deepEqual(calls, ['received 0 5 1 30 true :51820'], 'no local side against an endpoint with one: urgent');
+    calls.length = 0;
+    writer.sourceGone(batch.addrs, 1);
+    await tick(5);
+    assert.deepEqual(calls, ['gone 198.18.0.1']);
   } finally {
     reader.close();
   }
