@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "histogram.h"
+
 namespace tundra::offload {
 
 // ---- virtio_net_hdr (legacy, 10 bytes, little-endian fields) --------------
@@ -47,17 +49,6 @@ constexpr size_t kStatCoalescedPackets = 1;
 constexpr size_t kStatBadChecksum = 2;
 // Then a histogram of packets per written item (kHistogramEntries).
 constexpr size_t kStatWriteSegmentsHistogram = 3;
-
-// A histogram in a stats array: counts (not cumulative) of observations <= 1, 2, 4,
-// 8, 16, 32, 64 and above, then the sum of the observations.
-constexpr size_t kHistogramBuckets = 8;
-constexpr size_t kHistogramEntries = kHistogramBuckets + 1;
-inline void Observe(double* histogram, uint32_t value) {
-  const size_t bucket =
-      value <= 1 ? 0 : static_cast<size_t>(32 - __builtin_clz(value - 1));
-  histogram[bucket < kHistogramBuckets - 1 ? bucket : kHistogramBuckets - 1]++;
-  histogram[kHistogramBuckets] += value;
-}
 
 constexpr size_t kCoalesceStatCount = kStatWriteSegmentsHistogram + kHistogramEntries;
 

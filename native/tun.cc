@@ -415,7 +415,7 @@ size_t ReadVnet(int fd, uint8_t* scratch, uint32_t* pending, uint8_t* data, size
       st[offload::kStatDropBase + static_cast<size_t>(-got)]++;
       continue;
     }
-    offload::Observe(st + offload::kStatReadSegmentsHistogram, static_cast<uint32_t>(got));
+    Observe(st + offload::kStatReadSegmentsHistogram, static_cast<uint32_t>(got));
     if (scratch[1] != offload::kGsoNone) {
       st[offload::kStatTunSuperPackets]++;
       st[offload::kStatTunSegments] += got;

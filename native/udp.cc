@@ -395,10 +395,12 @@ void StoreMessage(uint32_t* state, size_t j, mmsghdr* m, const SockAddr& from, d
   uint8_t rec[kAddrStride];
   ToRecord(from, m->msg_hdr.msg_namelen, c.local, rec);
   std::memcpy(meta + 3, rec, kAddrStride);
-  if (drop == 0 && seg > 0 && len > seg) {
+  const uint32_t datagrams = seg > 0 && len > seg ? (len + seg - 1) / seg : 1;
+  if (drop == 0 && datagrams > 1) {
     Bump(stats, kGroReceives);
-    Bump(stats, kGroDatagrams, (len + seg - 1) / seg);
+    Bump(stats, kGroDatagrams, datagrams);
   }
+  if (drop == 0 && stats != nullptr) Observe(stats + kRecvSegmentsHistogram, datagrams);
 }
 
 }  // namespace
@@ -436,6 +438,7 @@ size_t RecvBatch(int fd, uint8_t* data, size_t data_len, const uint32_t* offsets
         len = 0;
       }
       lengths[done + k] = len;
+      if (len > 0 && stats != nullptr) Observe(stats + kRecvSegmentsHistogram, 1);
       ToRecord(from[k], m.msg_hdr.msg_namelen, c.local, addrs + (done + k) * kAddrStride);
     }
     done += static_cast<size_t>(r);
@@ -666,6 +669,7 @@ size_t SendBatch(int fd, const uint8_t* data, size_t data_len, const uint32_t* o
       if (r > 0) {
         for (size_t j = k; j < k + static_cast<size_t>(r); j++) {
           SetStatus(status, done + first[j], size[j], 0);
+          if (stats != nullptr) Observe(stats + kSendSegmentsHistogram, size[j]);
           if (size[j] > 1) {
             Bump(stats, kGsoSends);
             Bump(stats, kGsoDatagrams, size[j]);
@@ -903,10 +907,21 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("UDP_GRO_MAX_MESSAGES", Napi::Number::New(env, kGroMaxMessages));
   exports.Set("UDP_GRO_STATE_WORDS", Napi::Number::New(env, kGroStateWords));
   // In the order of SendStat and RecvStat.
-  exports.Set("UDP_SEND_STAT_NAMES", args::Names(env, {"gso_sends", "gso_datagrams"}));
+  exports.Set("UDP_SEND_STAT_NAMES",
+              args::Names(env, {"gso_sends", "gso_datagrams", "udp_send_segments_bucket_1",
+                                "udp_send_segments_bucket_2", "udp_send_segments_bucket_4",
+                                "udp_send_segments_bucket_8", "udp_send_segments_bucket_16",
+                                "udp_send_segments_bucket_32", "udp_send_segments_bucket_64",
+                                "udp_send_segments_bucket_inf", "udp_send_segments_sum"}));
   exports.Set("UDP_RECV_STAT_NAMES",
-              args::Names(env, {"gro_receives", "gro_datagrams", "ctrunc_drops", "rxq_overflow_raw"}));
-  static_assert(kSendStatCount == 2 && kRecvStatCount == 4, "stat names");
+              args::Names(env, {"gro_receives", "gro_datagrams", "ctrunc_drops", "rxq_overflow_raw",
+                                "udp_recv_segments_bucket_1", "udp_recv_segments_bucket_2",
+                                "udp_recv_segments_bucket_4", "udp_recv_segments_bucket_8",
+                                "udp_recv_segments_bucket_16", "udp_recv_segments_bucket_32",
+                                "udp_recv_segments_bucket_64", "udp_recv_segments_bucket_inf",
+                                "udp_recv_segments_sum"}));
+  static_assert(kSendStatCount == 2 + kHistogramEntries && kRecvStatCount == 4 + kHistogramEntries,
+                "stat names");
 }
 
 }  // namespace tundra::udp

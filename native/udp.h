@@ -11,6 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "histogram.h"
+
 namespace tundra::udp {
 
 // Address record, one per packet, kAddrStride bytes. The remote side:
@@ -51,8 +53,13 @@ constexpr size_t kGsoMaxBytesV4 = 65535 - 20 - 8;
 constexpr size_t kGsoMaxBytesV6 = 65535 - 8;
 
 // Send stats (Float64Array, incremented): messages sent with a UDP_SEGMENT
-// cmsg, and the datagrams in them.
-enum SendStat : size_t { kGsoSends = 0, kGsoDatagrams, kSendStatCount };
+// cmsg, the datagrams in them, then a histogram of datagrams per message sent.
+enum SendStat : size_t {
+  kGsoSends = 0,
+  kGsoDatagrams,
+  kSendSegmentsHistogram,
+  kSendStatCount = kSendSegmentsHistogram + kHistogramEntries
+};
 
 // ---- GRO (receive) ----
 // Scratch for GRO receive: k messages of up to kGroMessageMax bytes, message
@@ -75,14 +82,16 @@ constexpr uint32_t kGroCtrunc = 2;
 
 // Receive stats (Float64Array): messages carrying > 1 datagram and the
 // datagrams in them (GRO only), messages dropped for MSG_CTRUNC (incremented),
-// and the last SO_RXQ_OVFL value seen (assigned: the kernel's running count of
-// drops on this socket; the caller sets -1 initially and takes deltas).
+// the last SO_RXQ_OVFL value seen (assigned: the kernel's running count of
+// drops on this socket; the caller sets -1 initially and takes deltas), then a
+// histogram of datagrams per message received.
 enum RecvStat : size_t {
   kGroReceives = 0,
   kGroDatagrams,
   kCtruncDrops,
   kRxqOverflowRaw,
-  kRecvStatCount
+  kRecvSegmentsHistogram,
+  kRecvStatCount = kRecvSegmentsHistogram + kHistogramEntries
 };
 
 struct GroBuffers {

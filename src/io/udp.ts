@@ -18,6 +18,7 @@
 import { expectNativeConstants, nativeFunction } from '../native/addon.js';
 import { closeFd } from './fd.js';
 import { formatAddress, parseAddress, PrefixError } from '../routing/prefix.js';
+import { histogramNames } from '../offload/histogram.js';
 
 /**
  * Bytes per address record. Record i is `addrs[i*44, i*44+44)`. The remote side:
@@ -179,16 +180,19 @@ export const UDP_GRO_MAX_MESSAGES = 64;
 /** Length of the GRO state array (Uint32Array; opaque: only udpRecv and udpGroStashed read it). */
 export const UDP_GRO_STATE_WORDS = 4 + 64 * (3 + ADDR_STRIDE / 4);
 
-/** udpSend's `stats`, by index: [0] messages sent with UDP_SEGMENT, [1] datagrams in them. */
-export const UDP_SEND_STAT_NAMES = ['gso_sends', 'gso_datagrams'] as const;
+/**
+ * udpSend's `stats`, by index: [0] messages sent with UDP_SEGMENT, [1] datagrams in
+ * them, then a histogram of datagrams per message sent (src/offload/histogram.ts).
+ */
+export const UDP_SEND_STAT_NAMES = ['gso_sends', 'gso_datagrams', ...histogramNames('udp_send_segments')] as const;
 /**
  * udpRecv's `stats`, by index: [0] messages carrying > 1 datagram (GRO), [1] the
  * datagrams in them, [2] messages dropped for MSG_CTRUNC, [3] the last SO_RXQ_OVFL
  * value seen: the kernel's running u32 count of datagrams this socket dropped for a
  * full receive queue, -1 until one was seen (see {@link rxqDropsSince}). [0]–[2] are
- * incremented, [3] is assigned.
+ * incremented, [3] is assigned. Then a histogram of datagrams per message received.
  */
-export const UDP_RECV_STAT_NAMES = ['gro_receives', 'gro_datagrams', 'ctrunc_drops', 'rxq_overflow_raw'] as const;
+export const UDP_RECV_STAT_NAMES = ['gro_receives', 'gro_datagrams', 'ctrunc_drops', 'rxq_overflow_raw', ...histogramNames('udp_recv_segments')] as const;
 export const UDP_RECV_RXQ_OVERFLOW_RAW = 3;
 
 /** A zeroed stats array for udpSend. */

@@ -129,6 +129,10 @@ export class MetricsRegistry {
       () => m().histograms.tun_read_segments);
     this.histogram('tundra_tun_write_segments', 'Packets per TUN write: 1 for a plain packet, the packets merged into a GRO super-packet.',
       () => m().histograms.tun_write_segments);
+    this.histogram('tundra_udp_send_segments', 'Datagrams per UDP message sent: 1 for a plain datagram, the segments of a GSO message.',
+      () => m().histograms.udp_send_segments);
+    this.histogram('tundra_udp_receive_segments', 'Datagrams per UDP message received: 1 for a plain datagram, the segments of a GRO message.',
+      () => m().histograms.udp_recv_segments);
 
     // Handshakes.
     const hs = (): HandshakeStats => m().handshakes;

@@ -123,7 +123,10 @@ export class OffloadCounters {
       if (total[FALLBACKS_AT + i]! > 0) fallbacks[reason] = total[FALLBACKS_AT + i]!;
     });
     counters.fallbacks = fallbacks;
-    const histograms = { ...readHistograms(OFFLOAD_STAT_NAMES, total, TUN_READ_AT), ...readHistograms(COALESCE_STAT_NAMES, total, COALESCE_AT) };
+    const histograms = {
+      ...readHistograms(OFFLOAD_STAT_NAMES, total, TUN_READ_AT), ...readHistograms(COALESCE_STAT_NAMES, total, COALESCE_AT),
+      ...readHistograms(UDP_SEND_STAT_NAMES, total, UDP_SEND_AT), ...readHistograms(UDP_RECV_STAT_NAMES, total, UDP_RECV_AT),
+    };
     return { drops, counters, histograms };
   }
 }

@@ -98,6 +98,9 @@ for (const queues of ['1', '0']) {
         assert.ok(value(samples, 'tundra_handshake_responses_sent_total') + value(samples, 'tundra_handshake_responses_received_total') >= 1, 'a handshake counted');
         assert.ok(value(samples, 'tundra_tun_write_segments_count') > 0, 'TUN write histogram');
         assert.equal(value(samples, 'tundra_tun_write_segments_bucket{le="+Inf"}'), value(samples, 'tundra_tun_write_segments_count'));
+        // Every datagram the socket delivered is in the per-message histogram once.
+        assert.equal(value(samples, 'tundra_udp_receive_segments_sum'), packetsRead, 'datagrams per received message: the sum is every datagram');
+        assert.ok(value(samples, 'tundra_udp_send_segments_count') > 0, 'UDP send histogram');
         assert.ok(value(samples, 'tundra_udp_socket_buffer_bytes{buffer="receive"}') > 0, 'granted receive buffer');
         assert.equal(value(samples, 'tundra_offload_enabled{offload="udp-gso"}') <= 1, true);
         assert.ok(samples.has('process_cpu_seconds_total'), 'prom-client default metrics');

@@ -202,7 +202,7 @@ test('GSO: a run of equal datagrams to one peer is split where the local address
     const status = new Int32Array(items.length).fill(1);
     assert.equal(udpSend(tx!.fd, p.data, p.offsets, p.lengths, p.addrs, items.length, status, UDP_GSO_IPV4 | UDP_GSO_IPV6, stats), items.length);
     assert.deepEqual([...status], new Array<number>(12).fill(0));
-    assert.deepEqual([...stats], [3, 12], 'three GSO messages: 5 + 4 + 3 datagrams');
+    assert.deepEqual([...stats.subarray(0, 2)], [3, 12], 'three GSO messages: 5 + 4 + 3 datagrams');
     const got = await receive(rx!.fd, 12);
     assert.deepEqual(got.map((g) => [g.payload[0], g.address, g.payload.length]), items.map((it) => [it.tag, it.local!.address, 100]));
   }));
