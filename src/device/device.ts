@@ -171,12 +171,15 @@ export class Device implements UapiDevice {
       peers: [...engine.peers].map((peer) => {
         const { current, previous, next } = peer.keypairs;
         return {
-          publicKey: peer.publicKey, rxBytes: peer.rxBytes, txBytes: peer.txBytes, lastHandshakeWallMs: peer.lastHandshakeWallMs,
+          publicKey: peer.publicKey, rxBytes: peer.rxBytes, txBytes: peer.txBytes, rxPackets: peer.rxPackets, txPackets: peer.txPackets,
+          lastHandshakeWallMs: peer.lastHandshakeWallMs,
           keypairs: [current, previous, next].filter((k) => k !== undefined).length,
         };
       }),
       removedRxBytes: engine.removedRxBytes,
       removedTxBytes: engine.removedTxBytes,
+      removedRxPackets: engine.removedRxPackets,
+      removedTxPackets: engine.removedTxPackets,
       drops: this.dropSnapshot(),
       offload: offload.counters,
       histograms: offload.histograms,

@@ -15,13 +15,18 @@ export interface DeviceMetrics {
     readonly publicKey: Uint8Array;
     readonly rxBytes: number;
     readonly txBytes: number;
+    /** Transport messages received (authenticated, keepalives included) and sent. */
+    readonly rxPackets: number;
+    readonly txPackets: number;
     /** Wall-clock ms of the last completed handshake; 0 for none. */
     readonly lastHandshakeWallMs: number;
     readonly keypairs: number;
   }[];
-  /** Bytes of peers removed since start, so the device totals never go back. */
+  /** Bytes and packets of peers removed since start, so the device totals never go back. */
   readonly removedRxBytes: number;
   readonly removedTxBytes: number;
+  readonly removedRxPackets: number;
+  readonly removedTxPackets: number;
   /** Every drop by reason (Device.dropSnapshot()). */
   readonly drops: Readonly<Record<string, number>>;
   /** The offload counters (Device.offloadSnapshot()). */
@@ -86,12 +91,20 @@ export class MetricsRegistry {
       () => [{ value: m().removedRxBytes + sum(m().peers.map((p) => p.rxBytes)) }]);
     counter('tundra_sent_bytes_total', 'Bytes sent to all peers (as wg show transfer counts them).',
       () => [{ value: m().removedTxBytes + sum(m().peers.map((p) => p.txBytes)) }]);
+    counter('tundra_received_packets_total', 'Transport messages received from all peers (authenticated; keepalives included).',
+      () => [{ value: m().removedRxPackets + sum(m().peers.map((p) => p.rxPackets)) }]);
+    counter('tundra_sent_packets_total', 'Transport messages sent to all peers (keepalives included).',
+      () => [{ value: m().removedTxPackets + sum(m().peers.map((p) => p.txPackets)) }]);
     if (perPeer) {
       const peerLabel = (p: DeviceMetrics['peers'][number]): Labels => ({ peer: encodeKey(p.publicKey) });
       counter('tundra_peer_received_bytes_total', 'Bytes received from the peer (wg show transfer, received).',
         () => m().peers.map((p) => ({ value: p.rxBytes, labels: peerLabel(p) })));
       counter('tundra_peer_sent_bytes_total', 'Bytes sent to the peer (wg show transfer, sent).',
         () => m().peers.map((p) => ({ value: p.txBytes, labels: peerLabel(p) })));
+      counter('tundra_peer_received_packets_total', 'Transport messages received from the peer (authenticated; keepalives included).',
+        () => m().peers.map((p) => ({ value: p.rxPackets, labels: peerLabel(p) })));
+      counter('tundra_peer_sent_packets_total', 'Transport messages sent to the peer (keepalives included).',
+        () => m().peers.map((p) => ({ value: p.txPackets, labels: peerLabel(p) })));
       gauge('tundra_peer_last_handshake_seconds', 'Seconds since the peer\'s last completed handshake (absent before the first).',
         () => m().peers.filter((p) => p.lastHandshakeWallMs > 0).map((p) => ({ value: (Date.now() - p.lastHandshakeWallMs) / 1000, labels: peerLabel(p) })));
       gauge('tundra_peer_keypairs', 'Keypairs the peer has now (current, previous, next).',

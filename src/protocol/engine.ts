@@ -92,9 +92,11 @@ export class Engine {
   private underLoadUntil = -Infinity;
   readonly drops = new DropCounters();
   readonly handshakes = new HandshakeStats();
-  /** Bytes of peers that were removed, so device-wide byte totals never go back. */
+  /** Bytes and transport packets of peers that were removed, so device-wide totals never go back. */
   removedRxBytes = 0;
   removedTxBytes = 0;
+  removedRxPackets = 0;
+  removedTxPackets = 0;
   /** Datagrams produced by the last calls, for the caller to send and clear. */
   readonly outbox: Outgoing[] = [];
 
@@ -158,6 +160,8 @@ export class Engine {
   removePeer(peer: Peer): void {
     this.removedRxBytes += peer.rxBytes;
     this.removedTxBytes += peer.txBytes;
+    this.removedRxPackets += peer.rxPackets;
+    this.removedTxPackets += peer.txPackets;
     this.expireSession(peer);
     this.allowedIPs.removePeer(peer);
     this.peersByKey.delete(hexOf(peer.publicKey));
@@ -319,7 +323,7 @@ export class Engine {
     const plaintext = openTransport(keypair.receiveKey, counter, datagram.subarray(MESSAGE_TRANSPORT_HEADER_SIZE));
     if (plaintext === undefined) return this.drop(Drop.DecryptFailed);
     if (!keypair.replay.accept(header.counterLo, header.counterHi)) return this.drop(Drop.Replay);
-    this.noteTransportReceived(peer, keypair, from, datagram.length, plaintext.length === 0);
+    this.noteTransportReceived(peer, keypair, from, datagram.length, 1, plaintext.length === 0);
     if (plaintext.length === 0) return { kind: 'keepalive', peer };
     const length = ipPacketLength(plaintext, 0, plaintext.length);
     if (length < 0) return this.drop(Drop.NotIp);
@@ -332,7 +336,7 @@ export class Engine {
    * Bookkeeping after a transport message opened and passed the replay check:
    * confirms a responder's keypair, roams the endpoint, runs the timers.
    */
-  noteTransportReceived(peer: Peer, keypair: Keypair, from: Endpoint, bytes: number, isKeepalive: boolean): void {
+  noteTransportReceived(peer: Peer, keypair: Keypair, from: Endpoint, bytes: number, packets: number, isKeepalive: boolean): void {
     if (!sameEndpoint(peer.endpoint, from)) peer.endpoint = from;
     if (peer.keypairs.confirm(keypair)) {
       this.publishSendSlot(peer);
@@ -343,6 +347,7 @@ export class Engine {
     peer.timers.anyAuthenticatedPacketTraversal();
     peer.timers.anyAuthenticatedPacketReceived();
     peer.rxBytes += bytes;
+    peer.rxPackets += packets;
     if (!isKeepalive) peer.timers.dataReceived();
   }
 
@@ -366,8 +371,9 @@ export class Engine {
   }
 
   /** Bookkeeping after the data path sent `count` transport messages with `keypair`. */
-  noteTransportSent(peer: Peer, keypair: Keypair, bytes: number, carriedData: boolean): void {
+  noteTransportSent(peer: Peer, keypair: Keypair, bytes: number, packets: number, carriedData: boolean): void {
     peer.txBytes += bytes;
+    peer.txPackets += packets;
     peer.timers.anyAuthenticatedPacketTraversal();
     peer.timers.anyAuthenticatedPacketSent();
     if (carriedData) peer.timers.dataSent();
@@ -407,7 +413,7 @@ export class Engine {
     const packet = new Uint8Array(MESSAGE_TRANSPORT_HEADER_SIZE + sealed.length);
     writeTransportHeader(packet, 0, keypair.remoteIndex, Number(counter & 0xffffffffn), Number(counter >> 32n));
     packet.set(sealed, MESSAGE_TRANSPORT_HEADER_SIZE);
-    if (this.emit(peer, packet)) this.noteTransportSent(peer, keypair, packet.length, payload.length > 0);
+    if (this.emit(peer, packet)) this.noteTransportSent(peer, keypair, packet.length, 1, payload.length > 0);
     return true;
   }
 

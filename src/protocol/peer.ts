@@ -44,6 +44,9 @@ export class Peer {
   lastHandshakeWallMs = 0;
   rxBytes = 0;
   txBytes = 0;
+  /** Transport messages received (authenticated, keepalives included) and sent. */
+  rxPackets = 0;
+  txPackets = 0;
   /** When the handshake attempt in progress sent its first initiation (monotonic ms), for its duration. */
   handshakeStartedAt: number | undefined;
   /** Plaintext packets waiting for a keypair, oldest first. */

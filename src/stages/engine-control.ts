@@ -39,11 +39,11 @@ export class EngineControl implements OutboundControl, InboundControl {
     this.engine.send(peer, data.slice(offset, offset + length));
   }
 
-  sent(peerId: number, slot: number, generation: number, bytes: number, exhausted: boolean): void {
+  sent(peerId: number, slot: number, generation: number, bytes: number, packets: number, exhausted: boolean): void {
     const found = this.keypair(peerId, slot, generation);
     if (found === undefined) return;
     if (exhausted) this.engine.initiateHandshake(found.peer, false);
-    if (bytes > 0) this.engine.noteTransportSent(found.peer, found.keypair, bytes, true);
+    if (bytes > 0) this.engine.noteTransportSent(found.peer, found.keypair, bytes, packets, true);
   }
 
   /**
@@ -69,19 +69,19 @@ export class EngineControl implements OutboundControl, InboundControl {
     this.engine.receive(data.slice(offset, offset + length), readAddr(addrs, i));
   }
 
-  received(peerId: number, slot: number, generation: number, bytes: number, dataCame: boolean, batch: PacketBatch, lastPacket: number): void {
-    this.receivedFrom(peerId, slot, generation, bytes, dataCame, batch.addrs, lastPacket);
+  received(peerId: number, slot: number, generation: number, bytes: number, packets: number, dataCame: boolean, batch: PacketBatch, lastPacket: number): void {
+    this.receivedFrom(peerId, slot, generation, bytes, packets, dataCame, batch.addrs, lastPacket);
   }
 
   /** received(), with the last packet's source in record `i` of `addrs`. */
-  receivedFrom(peerId: number, slot: number, generation: number, bytes: number, dataCame: boolean, addrs: Uint8Array, i: number): void {
+  receivedFrom(peerId: number, slot: number, generation: number, bytes: number, packets: number, dataCame: boolean, addrs: Uint8Array, i: number): void {
     const found = this.keypair(peerId, slot, generation);
     if (found === undefined) return;
     const { peer, keypair } = found;
     // Decode the source only when it differs from the endpoint (roaming).
     const known = peer.endpoint !== undefined && sameAddr(this.engine.peerTable.endpoints, peerId, addrs, i);
     const from = known ? peer.endpoint! : readAddr(addrs, i);
-    this.engine.noteTransportReceived(peer, keypair, from, bytes, !dataCame);
+    this.engine.noteTransportReceived(peer, keypair, from, bytes, packets, !dataCame);
   }
 
   /**

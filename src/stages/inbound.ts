@@ -35,10 +35,10 @@ export interface InboundControl {
   /** Handshake and cookie messages `indices[0, count)` of the batch (copy what you keep). */
   handshakes(batch: PacketBatch, indices: Int32Array, count: number): void;
   /**
-   * A keypair's packets of this batch passed: `bytes` of datagrams, `dataCame` unless all were
-   * keepalives, the last one's source in record `lastPacket` of batch.addrs.
+   * A keypair's packets of this batch passed: `packets` datagrams of `bytes`, `dataCame` unless
+   * all were keepalives, the last one's source in record `lastPacket` of batch.addrs.
    */
-  received(peer: number, slot: number, generation: number, bytes: number, dataCame: boolean, batch: PacketBatch, lastPacket: number): void;
+  received(peer: number, slot: number, generation: number, bytes: number, packets: number, dataCame: boolean, batch: PacketBatch, lastPacket: number): void;
 }
 
 const NOT_OPENED = -1;
@@ -62,6 +62,7 @@ const scratchSpec = (slots: number) => ({
   generation: [Int32Array, slots],
   rowGroup: [Int32Array, slots],
   bytes: [Float64Array, slots],
+  packets: [Int32Array, slots],
   lastPacket: [Int32Array, slots],
   dataCame: [Uint8Array, slots],
 } as const);
@@ -85,6 +86,7 @@ export class InboundStage {
   private readonly generation: Int32Array;
   private readonly rowGroup: Int32Array;
   private readonly bytes: Float64Array;
+  private readonly packets: Int32Array;
   private readonly lastPacket: Int32Array;
   private readonly dataCame: Uint8Array;
   private groups = 0;
@@ -94,7 +96,7 @@ export class InboundStage {
     this.scratch = buffer;
     ({
       header: this.header, desc: this.desc, ok: this.ok, rowOf: this.rowOf, peerOf: this.peerOf, handshakes: this.handshakes,
-      slot: this.slot, generation: this.generation, rowGroup: this.rowGroup, bytes: this.bytes, lastPacket: this.lastPacket,
+      slot: this.slot, generation: this.generation, rowGroup: this.rowGroup, bytes: this.bytes, packets: this.packets, lastPacket: this.lastPacket,
       dataCame: this.dataCame,
     } = arrays);
   }
@@ -133,7 +135,7 @@ export class InboundStage {
       const last = this.lastPacket[g]!;
       if (last < 0) continue;
       const slot = this.slot[g]!;
-      control.received(ctx.keys.peerOf(slot), slot, this.generation[g]!, this.bytes[g]!, this.dataCame[g] === 1, batch, last);
+      control.received(ctx.keys.peerOf(slot), slot, this.generation[g]!, this.bytes[g]!, this.packets[g]!, this.dataCame[g] === 1, batch, last);
     }
     return m;
   }
@@ -213,6 +215,7 @@ export class InboundStage {
       const g = this.rowGroup[row]!;
       this.lastPacket[g] = i;
       this.bytes[g]! += lengths[i]!;
+      this.packets[g]! += 1;
       const plaintextLength = desc[base + DESC_LENGTH]! - AEAD_TAG_SIZE;
       if (plaintextLength === 0) continue; // keepalive
       this.dataCame[g] = 1;
@@ -244,6 +247,7 @@ export class InboundStage {
     this.slot[g] = slot;
     this.generation[g] = keys.generationOf(slot);
     this.bytes[g] = 0;
+    this.packets[g] = 0;
     this.lastPacket[g] = -1;
     this.dataCame[g] = 0;
     return g;

@@ -40,8 +40,8 @@ export interface OutboundContext {
 export interface OutboundControl {
   /** Packet i of the batch is for `peer`, which has no usable session or endpoint: stage a copy and handshake. */
   needsSession(peer: number, data: Uint8Array, offset: number, length: number): void;
-  /** `bytes` of datagrams went out for `peer` with the keypair in `slot` (of `generation`); `exhausted` when its counters ran out. */
-  sent(peer: number, slot: number, generation: number, bytes: number, exhausted: boolean): void;
+  /** `packets` datagrams of `bytes` went out for `peer` with the keypair in `slot` (of `generation`); `exhausted` when its counters ran out. */
+  sent(peer: number, slot: number, generation: number, bytes: number, packets: number, exhausted: boolean): void;
 }
 
 const TWO_32 = 2 ** 32;
@@ -132,7 +132,8 @@ export class OutboundStage {
     const m = this.header[H_ROWS]!;
     this.reorder(batch, ctx, m);
     for (let g = 0; g < this.groups; g++) {
-      control.sent(this.peer[g]!, this.slot[g]!, this.generation[g]!, this.bytes[g]!, this.counterLo[g]! < 0);
+      const exhausted = this.counterLo[g]! < 0;
+      control.sent(this.peer[g]!, this.slot[g]!, this.generation[g]!, this.bytes[g]!, exhausted ? 0 : this.count[g]!, exhausted);
     }
     return m;
   }

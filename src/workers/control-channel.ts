@@ -32,9 +32,9 @@ const NEEDS_SESSION = 4;
 const SOURCE_GONE = 5;
 
 const ADDR_WORDS = ADDR_STRIDE / 4;
-// Tally: [kind, peer, slot, generation, bytes, flag, source address...].
-const TALLY_WORDS = 6 + ADDR_WORDS;
-const T_ADDR = 6;
+// Tally: [kind, peer, slot, generation, bytes, packets, flag, source address...].
+const TALLY_WORDS = 7 + ADDR_WORDS;
+const T_ADDR = 7;
 // Message: [kind, length, a, b, source address..., bytes...]; a, b = the batch's
 // handshake count and slots (HANDSHAKE, on its first record) or the peer (NEEDS_SESSION).
 // SOURCE_GONE carries the address record whose local side failed, no bytes.
@@ -91,8 +91,8 @@ export class ChannelWriter implements OutboundControl, InboundControl {
     if (!this.messages.tryPush(w)) this.drops.add(Drop.ControlRingFull);
   }
 
-  sent(peer: number, slot: number, generation: number, bytes: number, exhausted: boolean): void {
-    this.pushTally(exhausted, SENT, peer, slot, generation, bytes, exhausted ? 1 : 0);
+  sent(peer: number, slot: number, generation: number, bytes: number, packets: number, exhausted: boolean): void {
+    this.pushTally(exhausted, SENT, peer, slot, generation, bytes, packets, exhausted ? 1 : 0);
   }
 
   /** A send from the local side of record `i` failed: the control plane forgets that address (see EngineControl.sourceGone). */
@@ -125,24 +125,25 @@ export class ChannelWriter implements OutboundControl, InboundControl {
     }
   }
 
-  received(peer: number, slot: number, generation: number, bytes: number, dataCame: boolean, batch: PacketBatch, lastPacket: number): void {
+  received(peer: number, slot: number, generation: number, bytes: number, packets: number, dataCame: boolean, batch: PacketBatch, lastPacket: number): void {
     const peers = this.peers;
     const urgent = peers.sendSlot(peer) !== slot || !peers.hasEndpoint(peer) || !sameAddr(peers.endpoints, peer, batch.addrs, lastPacket);
     const to = (urgent ? this.message : this.tally).bytes;
     // Copied byte by byte: a subarray here would allocate on every batch.
     for (let k = 0, from = lastPacket * ADDR_STRIDE; k < ADDR_STRIDE; k++) to[T_ADDR * 4 + k] = batch.addrs[from + k]!;
-    this.pushTally(urgent, RECEIVED, peer, slot, generation, bytes, dataCame ? 1 : 0);
+    this.pushTally(urgent, RECEIVED, peer, slot, generation, bytes, packets, dataCame ? 1 : 0);
   }
 
   /** A tally the control plane must act on now goes with the messages (and rings the doorbell). */
-  private pushTally(urgent: boolean, kind: number, peer: number, slot: number, generation: number, bytes: number, flag: number): void {
+  private pushTally(urgent: boolean, kind: number, peer: number, slot: number, generation: number, bytes: number, packets: number, flag: number): void {
     const w = urgent ? this.message.words : this.tally.words;
     w[0] = kind;
     w[1] = peer;
     w[2] = slot;
     w[3] = generation;
     w[4] = bytes;
-    w[5] = flag;
+    w[5] = packets;
+    w[6] = flag;
     if (!(urgent ? this.messages : this.tallies).tryPush(w)) this.drops.add(Drop.ControlRingFull);
   }
 }
@@ -205,8 +206,8 @@ export class ChannelReader {
 
   /** A tally, its source address in `addr`. */
   private apply(words: Uint32Array, addr: Uint8Array): void {
-    if (words[0] === SENT) this.control.sent(words[1]!, words[2]!, words[3]!, words[4]!, words[5] === 1);
-    else this.control.receivedFrom(words[1]!, words[2]!, words[3]!, words[4]!, words[5] === 1, addr, 0);
+    if (words[0] === SENT) this.control.sent(words[1]!, words[2]!, words[3]!, words[4]!, words[5]!, words[6] === 1);
+    else this.control.receivedFrom(words[1]!, words[2]!, words[3]!, words[4]!, words[5]!, words[6] === 1, addr, 0);
   }
 
   private drainMessages(): void {

@@ -90,6 +90,11 @@ for (const queues of ['1', '0']) {
         assert.equal(value(samples, 'tundra_received_bytes_total'), Number(rx), 'one peer: the device total is its bytes');
         const packetsRead = [...samples].filter(([k]) => k.startsWith('tundra_udp_received_datagrams_total')).reduce((a, [, v]) => a + v, 0);
         assert.ok(packetsRead > BYTES / 1500, `datagrams received: ${packetsRead}`);
+        // Every datagram received but the handshake messages is a transport message of the one peer.
+        const rxPackets = value(samples, `tundra_peer_received_packets_total{peer="${peer}"}`);
+        assert.ok(packetsRead - rxPackets >= 0 && packetsRead - rxPackets <= 5, `peer packets ${rxPackets} of ${packetsRead} datagrams`);
+        assert.equal(value(samples, 'tundra_received_packets_total'), rxPackets);
+        assert.ok(value(samples, `tundra_peer_sent_packets_total{peer="${peer}"}`) > 0, 'packets sent to the peer');
         const written = [...samples].filter(([k]) => k.startsWith('tundra_tun_written_packets_total')).reduce((a, [, v]) => a + v, 0);
         assert.ok(written > BYTES / 1500, `packets written to the TUN: ${written}`);
         assert.equal(value(samples, `tundra_peer_keypairs{peer="${peer}"}`) >= 1, true, 'a keypair');

@@ -15,10 +15,11 @@ import { ChannelReader, ChannelWriter, createControlChannel, MESSAGE_MAX_BYTES, 
 function recorder(): { control: EngineControl; calls: string[] } {
   const calls: string[] = [];
   const control = {
-    sent: (peer: number, slot: number, gen: number, bytes: number, exhausted: boolean) => calls.push(`sent ${peer} ${slot} ${gen} ${bytes} ${exhausted}`),
-    receivedFrom: (peer: number, slot: number, gen: number, bytes: number, dataCame: boolean, addrs: Uint8Array, i: number) => {
+    sent: (peer: number, slot: number, gen: number, bytes: number, packets: number, exhausted: boolean) =>
+      calls.push(`sent ${peer} ${slot} ${gen} ${bytes}/${packets} ${exhausted}`),
+    receivedFrom: (peer: number, slot: number, gen: number, bytes: number, packets: number, dataCame: boolean, addrs: Uint8Array, i: number) => {
       const port = (addrs[i * ADDR_STRIDE + 2]! << 8) | addrs[i * ADDR_STRIDE + 3]!;
-      calls.push(`received ${peer} ${slot} ${gen} ${bytes} ${dataCame} :${port}`);
+      calls.push(`received ${peer} ${slot} ${gen} ${bytes}/${packets} ${dataCame} :${port}`);
     },
     needsSession: (peer: number, data: Uint8Array, offset: number, length: number) =>
       calls.push(`needs ${peer} ${Array.from(data.subarray(offset, offset + length)).join(',')}`),
@@ -52,24 +53,24 @@ test('tallies that can wait arrive on the interval; urgent ones wake the main th
   try {
     writeAddr(batch.addrs, 0, '198.18.0.2', 51820); // the endpoint
     writeAddr(batch.addrs, 1, '198.18.0.3', 40000); // somewhere else: roaming
-    writer.sent(peer, 5, 1, 100, false);
-    writer.received(peer, 5, 1, 200, true, batch, 0);
+    writer.sent(peer, 5, 1, 100, 3, false);
+    writer.received(peer, 5, 1, 200, 2, true, batch, 0);
     await tick(2);
     assert.deepEqual(calls, [], 'nothing yet: no doorbell for tallies that can wait');
-    writer.received(peer, 5, 1, 300, true, batch, 1); // a new source: urgent
+    writer.received(peer, 5, 1, 300, 3, true, batch, 1); // a new source: urgent
     await tick(5);
-    assert.deepEqual(calls, ['sent 0 5 1 100 false', 'received 0 5 1 200 true :51820', 'received 0 5 1 300 true :40000'],
+    assert.deepEqual(calls, ['sent 0 5 1 100/3 false', 'received 0 5 1 200/2 true :51820', 'received 0 5 1 300/3 true :40000'],
       'the urgent tally woke the reader, which applied the earlier ones first');
     assert.ok(afterWork() > 0, 'then the control plane sent what the engine queued');
     calls.length = 0;
-    writer.received(peer, 6, 2, 10, false, batch, 0); // a keypair that is not the sending one: confirms it
-    writer.sent(peer, 5, 1, 50, true); // counters used up
+    writer.received(peer, 6, 2, 10, 1, false, batch, 0); // a keypair that is not the sending one: confirms it
+    writer.sent(peer, 5, 1, 50, 2, true); // counters used up
     await tick(5);
-    assert.deepEqual(calls, ['received 0 6 2 10 false :51820', 'sent 0 5 1 50 true']);
+    assert.deepEqual(calls, ['received 0 6 2 10/1 false :51820', 'sent 0 5 1 50/2 true']);
     calls.length = 0;
-    writer.sent(peer, 5, 1, 7, false);
+    writer.sent(peer, 5, 1, 7, 1, false);
     await tick(TALLY_INTERVAL_MS * 3);
-    assert.deepEqual(calls, ['sent 0 5 1 7 false'], 'a tally that can wait is applied within the interval');
+    assert.deepEqual(calls, ['sent 0 5 1 7/1 false'], 'a tally that can wait is applied within the interval');
   } finally {
     reader.close();
   }
@@ -82,16 +83,16 @@ test('a datagram to another local address is urgent (it moves the sticky source)
     writeAddr(batch.addrs, 0, '198.18.0.2', 51820, { address: '198.18.0.3', ifindex: 2 }); // as the endpoint
     writeAddr(batch.addrs, 1, '198.18.0.2', 51820, { address: '198.18.0.1', ifindex: 2 }); // to another local address
     writeAddr(batch.addrs, 2, '198.18.0.2', 51820); // no local address at all
-    writer.received(peer, 5, 1, 10, true, batch, 0);
+    writer.received(peer, 5, 1, 10, 1, true, batch, 0);
     await tick(5);
     assert.deepEqual(calls, [], 'same remote, same local: waits for the interval');
-    writer.received(peer, 5, 1, 20, true, batch, 1);
+    writer.received(peer, 5, 1, 20, 1, true, batch, 1);
     await tick(5);
-    assert.deepEqual(calls, ['received 0 5 1 10 true :51820', 'received 0 5 1 20 true :51820'], 'another local address: urgent');
+    assert.deepEqual(calls, ['received 0 5 1 10/1 true :51820', 'received 0 5 1 20/1 true :51820'], 'another local address: urgent');
     calls.length = 0;
-    writer.received(peer, 5, 1, 30, true, batch, 2);
+    writer.received(peer, 5, 1, 30, 1, true, batch, 2);
     await tick(5);
-    assert.deepEqual(calls, ['received 0 5 1 30 true :51820'], 'no local side against an endpoint with one: urgent');
+    assert.deepEqual(calls, ['received 0 5 1 30/1 true :51820'], 'no local side against an endpoint with one: urgent');
     calls.length = 0;
     writer.sourceGone(batch.addrs, 1);
     await tick(5);
@@ -119,7 +120,7 @@ test('handshakes and packets without a session arrive whole, with the batch size
 
 test('a full ring or an oversized packet is dropped and counted, never half written', () => {
   const { writer, calls, drops, peer } = setup({ tallies: 4, messages: 2 }, false); // nobody drains: the rings fill
-  for (let i = 0; i < 6; i++) writer.sent(peer, 5, 1, i, false);
+  for (let i = 0; i < 6; i++) writer.sent(peer, 5, 1, i, i % 7 + 1, false);
   assert.equal(drops.get(Drop.ControlRingFull), 2, 'four fit, two were counted');
   for (let i = 0; i < 3; i++) writer.needsSession(peer, new Uint8Array(10), 0, 10);
   assert.equal(drops.get(Drop.ControlRingFull), 3);
