@@ -90,7 +90,7 @@ function editDistance(a: string, b: string): number {
 }
 
 /** The command `word` is probably a misspelling of, if any (one edit for short commands, two for longer). */
-export function suggestCommand(word: string): string | undefined {
+function suggestCommand(word: string): string | undefined {
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const command of COMMANDS) {
@@ -114,13 +114,12 @@ function badInterfaceName(name: string): string | undefined {
   return undefined;
 }
 
-/** A start-up error with what to do about it, when the cause is a usual one. */
+/** A start-up error with what to do about it, when the cause is a usual one (a long name is refused before: badInterfaceName). */
 function explain(message: string, err: unknown): string {
   const code = (err as NodeJS.ErrnoException).code ?? /\((E[A-Z]+)\)/.exec(message)?.[1];
   if (code === 'EPERM' || code === 'EACCES') {
     return `${message}\n  creating a TUN interface needs root or CAP_NET_ADMIN: run it with sudo, or give node the capability (setcap cap_net_admin+ep "$(command -v node)")`;
   }
-  if (code === 'ENAMETOOLONG') return `${message}\n  interface names have at most ${MAX_INTERFACE_NAME} characters`;
   return message;
 }
 
