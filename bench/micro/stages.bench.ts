@@ -1,22 +1,23 @@
 // Per-batch cost of each phase of the outbound and inbound stages on one thread,
 // the inputs of the pipeline's cost model (bench/cost-model.ts): what a batch costs
 // to prepare, seal and finish (outbound) and to classify, open and accept
-// (inbound), apart from the system calls. Run: node dist/bench/stages.bench.js
+// (inbound), apart from the system calls, and a whole batch through each stage (run). Run: node dist/bench/micro/stages.bench.js
 //
 // A batch is N IPv4 packets of 1420 bytes for one peer (one keypair), as a TCP
 // transfer makes them; every iteration restores the batch (and the replay window)
 // outside tinybench's timed window.
 import { cpus } from 'node:os';
 import { Bench } from 'tinybench';
-import { openBatch, sealBatch } from '../src/crypto/native-aead.js';
-import { writeAddr } from '../src/io/udp.js';
-import { HEADROOM, PacketBatch, SLOT_SIZE } from '../src/pipeline/batch.js';
-import { REPLAY_STATE_WORDS } from '../src/protocol/replay.js';
-import { EngineControl, inboundContextOf, outboundContextOf } from '../src/stages/engine-control.js';
-import { InboundStage } from '../src/stages/inbound.js';
-import { OutboundStage } from '../src/stages/outbound.js';
-import { icmpEcho } from '../test/helpers/packets.js';
-import { A, connectedEngines } from '../test/helpers/engines.js';
+import { openBatch, sealBatch } from '../../src/crypto/native-aead.js';
+import { writeAddr } from '../../src/io/udp.js';
+import { HEADROOM, PacketBatch, SLOT_SIZE } from '../../src/pipeline/batch.js';
+import { REPLAY_STATE_WORDS } from '../../src/protocol/replay.js';
+import { EngineControl, inboundContextOf, outboundContextOf } from '../../src/stages/engine-control.js';
+import { InboundStage } from '../../src/stages/inbound.js';
+import { OutboundStage } from '../../src/stages/outbound.js';
+import { icmpEcho } from '../../test/helpers/packets.js';
+import { A, connectedEngines } from '../../test/helpers/engines.js';
+import { emit, taskResult, type Result } from './report.js';
 
 const SIZES = [64, 128];
 const PACKET = 1420;
@@ -24,7 +25,7 @@ const PACKET = 1420;
 const { a, b, bPeer } = connectedEngines();
 const packet = icmpEcho(8, '100.96.0.1', '100.96.0.2', 1, 1, new Uint8Array(PACKET - 28).fill(7));
 
-const bench = new Bench({ time: 500, warmupTime: 100, warmupIterations: 8 });
+const bench = new Bench({ time: 500, warmupTime: 100, warmupIterations: 8, retainSamples: true });
 
 for (const n of SIZES) {
   const out = new PacketBatch(n, SLOT_SIZE);
@@ -46,6 +47,9 @@ for (const n of SIZES) {
   bench.add(`outbound finish ×${n}`, () => { outStage.finish(out, outCtx, aControl); }, {
     beforeEach: () => { plain(); outStage.prepare(out, outCtx, aControl); outStage.seal(out.data, outCtx); },
   });
+  bench.add(`outbound whole batch ×${n}`, () => {
+    if (outStage.run(out, outCtx, aControl) !== n) throw new Error('outbound dropped packets');
+  }, { beforeEach: plain });
 
   // The sealed datagrams, once, as the socket would deliver them to b.
   plain();
@@ -75,13 +79,23 @@ for (const n of SIZES) {
   }, {
     beforeEach: () => { received(); inStage.classify(inb, inCtx, bControl); inStage.open(inb.data, inCtx); },
   });
+  bench.add(`inbound whole batch ×${n}`, () => {
+    if (inStage.run(inb, inCtx, bControl) !== n) throw new Error('inbound dropped packets');
+  }, { beforeEach: received });
 }
 
 bench.runSync();
 console.log(`node ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'}; packets of ${PACKET} B, one peer`);
 console.log('phase                      µs/batch   ns/packet');
+const results: Result[] = [];
 for (const task of bench.tasks) {
   const r = task.result;
+  const [phase, batch] = task.name.split(' ×');
+  const res = taskResult(task, {
+    group: 'stages', impl: 'native', test: phase!, params: { batch: Number(batch), size: PACKET },
+    metric: 'packets_per_s', unit: 'packets/s', perIteration: Number(batch),
+  });
+  if (res !== undefined) results.push(res);
   if (r.state !== 'completed') {
     console.log(`${task.name.padEnd(26)} ${r.state}${r.state === 'errored' ? `: ${r.error.message}` : ''}`);
     continue;
@@ -90,3 +104,4 @@ for (const task of bench.tasks) {
   const us = r.period * 1000;
   console.log(`${task.name.padEnd(26)} ${us.toFixed(1).padStart(8)}   ${((us * 1000) / n).toFixed(0).padStart(9)}`);
 }
+emit('stages', results);

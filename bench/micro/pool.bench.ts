@@ -1,5 +1,5 @@
 // The crypto pool on worker threads: what a batch costs to dispatch, and how
-// sealing scales with workers. Run: node dist/bench/pool.bench.js [--crypto native|node|noble]
+// sealing scales with workers. Run: node dist/bench/micro/pool.bench.js [--crypto native|node|noble]
 //
 // Batches live in a SharedArrayBuffer arena, one region per in-flight batch;
 // keys and descriptors are shared too, so a task is two small numbers
@@ -19,11 +19,12 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { Piscina } from 'piscina';
-import { aeadBackend, parseCryptoBackend, type CryptoBackendName } from '../src/crypto/backends.js';
-import { AEAD_TAG_SIZE, DESC_STRIDE, KEY_SIZE, setDescriptor } from '../src/crypto/native-aead.js';
+import { aeadBackend, parseCryptoBackend, type CryptoBackendName } from '../../src/crypto/backends.js';
+import { AEAD_TAG_SIZE, DESC_STRIDE, KEY_SIZE, setDescriptor } from '../../src/crypto/native-aead.js';
 import type { ArenaShared, SealTask } from './pool-task.js';
 import { RING_EMPTY, RING_SEAL, type RingTask } from './pool-ring.js';
-import { MpmcRing } from '../src/pipeline/ring.js';
+import { MpmcRing } from '../../src/pipeline/ring.js';
+import { emit, result, type Result } from './report.js';
 
 // ---- settings ------------------------------------------------------------------
 
@@ -296,6 +297,8 @@ console.log(
     `load average ${loadavg()[0]!.toFixed(2)}`,
 );
 
+const results: Result[] = [];
+const bytesPerSec = (runs: Run[], shape: Shape): number[] => runs.map((r) => mbps(r, shape) * 1e6);
 const inlineRows: string[][] = [['batch', 'µs/batch', 'MB/s']];
 for (const shape of [MTU_BATCH, SUPER_BATCH]) {
   layOut(arena, shape);
@@ -324,6 +327,11 @@ try {
     for (const inFlight of IN_FLIGHT) {
       for (const kind of ['empty', 'seal'] as const) {
         const r = await measure(h, kind, MTU_BATCH, inFlight, DISPATCH_MS);
+        results.push(result({
+          group: 'pool', impl: variant, test: kind === 'seal' ? 'dispatch seal' : 'dispatch empty',
+          params: { backend, workers, in_flight: inFlight, size: MTU_BATCH.size, batch: MTU_BATCH.count },
+          metric: 'batches_per_s', unit: 'batches/s', better: 'higher', samples: [(r.batches * 1000) / r.wallMs],
+        }));
         dispatchRows.push([
           variant,
           String(workers),
@@ -357,12 +365,21 @@ try {
   for (const shape of shapes) {
     const base = mbps(median(inlineRounds.get(shape)!, shape), shape);
     const i = median(inlineRounds.get(shape)!, shape);
+    results.push(result({
+      group: 'pool', impl: 'inline', test: 'seal scaling', params: { backend, workers: 0, in_flight: 1, size: shape.size, batch: shape.count },
+      metric: 'bytes_per_s', unit: 'B/s', better: 'higher', samples: bytesPerSec(inlineRounds.get(shape)!, shape),
+    }));
     scalingRows.push(['inline', shapeName(shape), '0', '1', base.toFixed(0), '', '1.00×', pct(i.mainCpuMs, i), pct(i.processCpuMs, i)]);
     for (const variant of Object.keys(VARIANTS)) {
       const one = mbps(median(poolRounds.get(key(variant, 1, shape))!, shape), shape);
       for (const workers of WORKER_COUNTS) {
         const r = median(poolRounds.get(key(variant, workers, shape))!, shape);
         const rate = mbps(r, shape);
+        results.push(result({
+          group: 'pool', impl: variant, test: 'seal scaling',
+          params: { backend, workers, in_flight: MAX_IN_FLIGHT, size: shape.size, batch: shape.count },
+          metric: 'bytes_per_s', unit: 'B/s', better: 'higher', samples: bytesPerSec(poolRounds.get(key(variant, workers, shape))!, shape),
+        }));
         scalingRows.push([
           variant,
           shapeName(shape),
@@ -387,3 +404,4 @@ printTable(
   [false, false, true, true, true, true, true, true, true],
 );
 console.log(`\n(${((performance.now() - started) / 1000).toFixed(1)} s, load average ${loadavg()[0]!.toFixed(2)} at the end)`);
+emit('pool', results);

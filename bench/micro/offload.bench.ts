@@ -1,5 +1,5 @@
 // Segmentation offload throughput: native offloadSplit / offloadCoalesce vs the TypeScript
-// twins (the test oracles). Run: node dist/bench/offload.bench.js
+// twins (the test oracles). Run: node dist/bench/micro/offload.bench.js
 //
 // Split: one 64 KiB super-packet per call (as tunReadVnet does), TCPv4 at MSS 1380
 // (47 segments) and UDPv4 with gso_size 1380. Coalesce: a write batch of 94 such segments
@@ -7,11 +7,12 @@
 // (outside tinybench's timed window). GB/s counts payload bytes, 10^9 per second.
 import { cpus } from 'node:os';
 import { Bench, type Task } from 'tinybench';
-import { nativeCoalesce, nativeSplit } from '../src/offload/native.js';
-import { splitPacket } from '../src/offload/split.js';
-import { COALESCE_TCP, COALESCE_UDP, coalescePackets } from '../src/offload/coalesce.js';
-import { type L4Fields, buildPacket, ipv4, layoutBatch, randomBytes, superPacket } from '../test/helpers/offload-packets.js';
-import { prng } from '../test/helpers/prng.js';
+import { nativeCoalesce, nativeSplit } from '../../src/offload/native.js';
+import { splitPacket } from '../../src/offload/split.js';
+import { COALESCE_TCP, COALESCE_UDP, coalescePackets } from '../../src/offload/coalesce.js';
+import { type L4Fields, buildPacket, ipv4, layoutBatch, randomBytes, superPacket } from '../../test/helpers/offload-packets.js';
+import { prng } from '../../test/helpers/prng.js';
+import { emit, taskResult, type Result } from './report.js';
 
 const MSS = 1380;
 const SEGMENTS = 47; // 40 + 47 × 1380 = 64900 bytes
@@ -30,7 +31,7 @@ interface Row {
   superPackets: number; // super-packets per iteration (made by coalesce, taken by split)
 }
 
-const bench = new Bench({ time: 700, warmupTime: 150, warmupIterations: 4, iterations: 8 });
+const bench = new Bench({ time: 700, warmupTime: 150, warmupIterations: 4, iterations: 8, retainSamples: true });
 const rows = new Map<string, Row>();
 function add(row: Row, fn: () => unknown, opts?: { beforeEach?: () => void }): void {
   const name = `${row.op} ${row.flow} ${row.impl}`;
@@ -93,9 +94,16 @@ const tasks: Task[] = bench.runSync();
 const elapsed = (performance.now() - started) / 1000;
 
 const table: string[][] = [['op', 'flow', 'implementation', 'GB/s', 'super-packets/s', 'segments/s']];
+const results: Result[] = [];
 for (const task of tasks) {
   const row = rows.get(task.name)!;
   const r = task.result;
+  const res = taskResult(task, {
+    group: 'offload', impl: row.impl === 'native' ? 'native' : 'twin', test: row.op === 'split' ? 'GSO split' : 'GRO coalesce',
+    params: { flow: row.flow, mss: MSS, segments: SEGMENTS * row.superPackets },
+    metric: 'bytes_per_s', unit: 'B/s', perIteration: row.bytes,
+  });
+  if (res !== undefined) results.push(res);
   if (r.state !== 'completed') {
     table.push([row.op, row.flow, row.impl, r.state, r.state === 'errored' ? r.error.message : '', '']);
     continue;
@@ -121,3 +129,4 @@ console.log(line(table[0]!));
 console.log(widths.map((w) => '-'.repeat(w)).join('  '));
 for (const r of table.slice(1)) console.log(line(r));
 console.log(`(${elapsed.toFixed(1)} s)`);
+emit('offload', results);

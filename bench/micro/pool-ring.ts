@@ -1,6 +1,6 @@
-// What bench/pool.bench.ts and its ring-fed task (bench/pool-task.ts, ringServe) share:
+// What bench/micro/pool.bench.ts and its ring-fed task (bench/micro/pool-task.ts, ringServe) share:
 // the task's rings and the job kinds of a ring entry [region, count, kind].
-import type { RingShared } from '../src/pipeline/ring.js';
+import type { RingShared } from '../../src/pipeline/ring.js';
 
 export interface RingTask {
   jobs: RingShared;

@@ -1,9 +1,9 @@
-// Worker module for bench/pool.bench.ts (both variants): seals one region of
+// Worker module for bench/micro/pool.bench.ts (both variants): seals one region of
 // the shared arena in place. Everything lives in SharedArrayBuffers handed over
 // once in workerData; a task carries only small numbers.
 import { workerData } from 'piscina';
-import { aeadBackend, type CryptoBackendName } from '../src/crypto/backends.js';
-import { MpmcRing } from '../src/pipeline/ring.js';
+import { aeadBackend, type CryptoBackendName } from '../../src/crypto/backends.js';
+import { MpmcRing } from '../../src/pipeline/ring.js';
 import { RING_SEAL, type RingTask } from './pool-ring.js';
 
 /** What pool.bench.ts puts in workerData (SharedArrayBuffers are shared, not copied). */

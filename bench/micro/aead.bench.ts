@@ -1,14 +1,15 @@
 // ChaCha20-Poly1305 seal/open throughput of each AEAD backend (src/crypto/backends.ts):
 // native (batched EVP in the addon), node (node:crypto per packet), noble
-// (@noble/ciphers per packet). Run: node dist/bench/aead.bench.js
+// (@noble/ciphers per packet). Run: node dist/bench/micro/aead.bench.js
 //
 // Every task is one backend call on a whole batch, so the rows compare the same
 // work: 64 × 1420 B (MTU-sized traffic) and 16 × 64 KiB (super-packets).
 // MB/s is 10^6 plaintext bytes per second, on one thread.
 import { cpus } from 'node:os';
 import { Bench, type Task } from 'tinybench';
-import { aeadBackend, CRYPTO_BACKENDS } from '../src/crypto/backends.js';
-import { AEAD_TAG_SIZE, DESC_STRIDE, KEY_SIZE, setDescriptor } from '../src/crypto/native-aead.js';
+import { aeadBackend, CRYPTO_BACKENDS } from '../../src/crypto/backends.js';
+import { AEAD_TAG_SIZE, DESC_STRIDE, KEY_SIZE, setDescriptor } from '../../src/crypto/native-aead.js';
+import { emit, taskResult, type Result } from './report.js';
 
 const SHAPES = [
   { size: 1420, count: 64 },
@@ -23,7 +24,7 @@ interface Row {
 }
 
 const keys = new Uint8Array(2 * KEY_SIZE).map((_, i) => i * 7 + 1);
-const bench = new Bench({ time: 700, warmupTime: 400, warmupIterations: 4, iterations: 8 });
+const bench = new Bench({ time: 700, warmupTime: 400, warmupIterations: 4, iterations: 8, retainSamples: true });
 const rows = new Map<string, Row>();
 
 for (const { size, count } of SHAPES) {
@@ -68,9 +69,15 @@ const tasks: Task[] = bench.runSync();
 const elapsed = (performance.now() - started) / 1000;
 
 const table: string[][] = [['size', 'batch', 'backend', 'op', 'MB/s', 'packets/s', 'µs/batch']];
+const results: Result[] = [];
 for (const task of tasks) {
   const row = rows.get(task.name)!;
   const r = task.result;
+  const res = taskResult(task, {
+    group: 'aead', impl: row.backend, test: row.op, params: { size: row.size, batch: row.count },
+    metric: 'bytes_per_s', unit: 'B/s', perIteration: row.size * row.count,
+  });
+  if (res !== undefined) results.push(res);
   const head = [String(row.size), `×${row.count}`, row.backend, row.op];
   if (r.state !== 'completed') {
     table.push([...head, r.state, r.state === 'errored' ? r.error.message : '', '']);
@@ -96,3 +103,4 @@ console.log(line(table[0]!));
 console.log(widths.map((w) => '-'.repeat(w)).join('  '));
 for (const r of table.slice(1)) console.log(line(r));
 console.log(`(${elapsed.toFixed(1)} s)`);
+emit('aead', results);

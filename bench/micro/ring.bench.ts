@@ -1,4 +1,4 @@
-// Ring throughput and hand-off latency. Run: node dist/bench/ring.bench.js
+// Ring throughput and hand-off latency. Run: node dist/bench/micro/ring.bench.js
 //
 // 1. One thread, tinybench: push+pop pairs of 4-word entries (SPSC, MPMC), one at a
 //    time and in bursts of 64 (what a stage hands on per batch of batches).
@@ -11,22 +11,29 @@
 import { cpus } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { Bench, type Task } from 'tinybench';
-import { DEFAULT_SPIN, MpmcRing, SpscRing, type Ring } from '../src/pipeline/ring.js';
-import { PING_WARMUP, type BenchResult, type PingResult, type RingJob } from '../test/helpers/ring-worker.js';
+import { DEFAULT_SPIN, MpmcRing, SpscRing, type Ring } from '../../src/pipeline/ring.js';
+import { emit, result, taskResult, type Result } from './report.js';
+import { PING_WARMUP, type BenchResult, type PingResult, type RingJob } from '../../test/helpers/ring-worker.js';
 
 const WORDS = 4;
-const WORKER = new URL('../test/helpers/ring-worker.js', import.meta.url);
+const WORKER = new URL('../../test/helpers/ring-worker.js', import.meta.url);
 const make = (kind: 'spsc' | 'mpmc', capacity: number, spin: number): Ring =>
   kind === 'spsc' ? new SpscRing(capacity, WORDS, { spin }) : new MpmcRing(capacity, WORDS, { spin });
 
 const table: string[][] = [['test', 'ring', 'spin', 'entries/s', 'ns/entry']];
+const results: Result[] = [];
 const row = (test: string, ring: string, spin: string, perSec: number): void => {
+  const [kind, capacity] = ring.split(' ');
+  results.push(result({
+    group: 'ring', impl: kind!, test, params: { capacity: Number(capacity), spin: spin === '-' ? 'none' : Number(spin) },
+    metric: 'entries_per_s', unit: 'entries/s', better: 'higher', samples: [perSec],
+  }));
   table.push([test, ring, spin, Math.round(perSec).toLocaleString('en-US'), (1e9 / perSec).toFixed(1)]);
 };
 
 // --- 1. one thread --------------------------------------------------------------------
 const PAIRS = 1000;
-const bench = new Bench({ time: 500, warmupTime: 100, warmupIterations: 8, iterations: 16 });
+const bench = new Bench({ time: 500, warmupTime: 100, warmupIterations: 8, iterations: 16, retainSamples: true });
 const perIteration = new Map<string, { ring: string; entries: number }>();
 for (const kind of ['spsc', 'mpmc'] as const) {
   const ring = make(kind, 1024, DEFAULT_SPIN);
@@ -57,7 +64,13 @@ for (const task of tasks) {
     continue;
   }
   // period: mean ms per iteration (see aead.bench.ts for why not throughput.mean).
-  row(`one thread: ${task.name.slice(5)}`, meta.ring, '-', (meta.entries * 1000) / r.period);
+  table.push([`one thread: ${task.name.slice(5)}`, meta.ring, '-', Math.round((meta.entries * 1000) / r.period).toLocaleString('en-US'),
+    (r.period * 1e6 / meta.entries).toFixed(1)]);
+  const res = taskResult(task, {
+    group: 'ring', impl: task.name.slice(0, 4), test: `one thread: ${task.name.slice(5)}`, params: { capacity: 1024, spin: 'none' },
+    metric: 'entries_per_s', unit: 'entries/s', perIteration: meta.entries,
+  });
+  if (res !== undefined) results.push(res);
 }
 
 // --- 2. across threads ----------------------------------------------------------------
@@ -144,7 +157,12 @@ for (const kind of ['spsc', 'mpmc'] as const) {
     out.close();
     await echo;
     if (r.rounds !== ROUNDS || r.elapsedMs === undefined) throw new Error('bench: ping-pong failed');
-    rtt.push([`${kind} 4`, String(spin), ((r.elapsedMs * 1000) / (ROUNDS - PING_WARMUP)).toFixed(2)]);
+    const us = (r.elapsedMs * 1000) / (ROUNDS - PING_WARMUP);
+    rtt.push([`${kind} 4`, String(spin), us.toFixed(2)]);
+    results.push(result({
+      group: 'ring', impl: kind, test: 'ping-pong round trip (2 hand-offs)', params: { capacity: 4, spin },
+      metric: 'rtt_us', unit: 'µs', better: 'lower', samples: [us],
+    }));
   }
 }
 
@@ -161,3 +179,4 @@ console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 
 print(table, [false, false, true, true, true]);
 console.log('');
 print(rtt, [false, true, true]);
+emit('ring', results);
