@@ -46,7 +46,7 @@ export interface RingOptions {
 }
 
 /**
- * Default spin: 100 checks (about a microsecond). Measured with bench/ring.bench.ts
+ * Default spin: 100 checks (about a microsecond). Measured with bench/micro/ring.bench.ts
  * on the project's 2-core machine: an idle ping-pong round trip (two hand-offs)
  * costs 21–30 µs with spin 0 (every hand-off a futex sleep and wake), 3–17 µs with
  * 100, and 2–5 µs with 1000 on a quiet machine but 56–115 µs when other work wants
