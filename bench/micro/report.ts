@@ -8,36 +8,9 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { dirname } from 'node:path';
 import type { Task } from 'tinybench';
+import { cellKey, parseReport, SCHEMA, type Report, type Result } from '../report-schema.js';
 
-export const SCHEMA = 'tundra-bench/1';
-
-export interface Result {
-  group: string;
-  impl: string;
-  test: string;
-  params?: Record<string, string | number>;
-  metric: string;
-  unit: string;
-  better: 'higher' | 'lower';
-  samples: number[];
-  median: number;
-  min: number;
-  max: number;
-}
-
-export interface Report {
-  schema: typeof SCHEMA;
-  kind: 'micro' | 'e2e';
-  run: {
-    id: string;
-    started: string;
-    command: string;
-    host: { kernel: string; cpus: number; node: string };
-    revision?: string;
-  };
-  reference?: string;
-  results: Result[];
-}
+export { SCHEMA, type Report, type Result } from '../report-schema.js';
 
 export type ResultInput = Omit<Result, 'median' | 'min' | 'max'>;
 
@@ -163,36 +136,13 @@ export function newReport(command: string = process.argv.slice(1).join(' ')): Re
   };
 }
 
-/** Throws, saying what is wrong, unless `x` is a schema-1 report. */
+/** Throws, saying what is wrong, unless `x` is a schema-1 report (bench/report-schema.ts decides). */
 export function checkReport(x: unknown): asserts x is Report {
-  const fail = (what: string): never => { throw new Error(`not a ${SCHEMA} report: ${what}`); };
-  if (typeof x !== 'object' || x === null) fail('not an object');
-  const o = x as Record<string, unknown>;
-  if (o['schema'] !== SCHEMA) fail(`schema is ${JSON.stringify(o['schema'])}`);
-  if (o['kind'] !== 'micro' && o['kind'] !== 'e2e') fail('kind is neither "micro" nor "e2e"');
-  const run = o['run'] as Record<string, unknown> | undefined;
-  if (typeof run !== 'object' || run === null) fail('no run');
-  for (const k of ['id', 'started', 'command']) if (typeof run![k] !== 'string') fail(`run.${k} is not a string`);
-  if (Number.isNaN(Date.parse(run!['started'] as string))) fail('run.started is not a date');
-  const host = run!['host'] as Record<string, unknown> | undefined;
-  if (typeof host !== 'object' || host === null || typeof host['kernel'] !== 'string'
-    || typeof host['cpus'] !== 'number' || typeof host['node'] !== 'string') fail('run.host is incomplete');
-  if (!Array.isArray(o['results'])) fail('results is not an array');
-  (o['results'] as unknown[]).forEach((r, i) => {
-    const row = r as Record<string, unknown>;
-    const at = `results[${i}]`;
-    if (typeof row !== 'object' || row === null) fail(`${at} is not an object`);
-    for (const k of ['group', 'impl', 'test', 'metric', 'unit']) if (typeof row[k] !== 'string') fail(`${at}.${k} is not a string`);
-    if (row['better'] !== 'higher' && row['better'] !== 'lower') fail(`${at}.better`);
-    const s = row['samples'];
-    if (!Array.isArray(s) || s.length === 0 || !s.every((v) => typeof v === 'number' && Number.isFinite(v))) fail(`${at}.samples`);
-    for (const k of ['median', 'min', 'max']) if (typeof row[k] !== 'number' || !Number.isFinite(row[k])) fail(`${at}.${k}`);
-    if ((row['min'] as number) > (row['median'] as number) || (row['median'] as number) > (row['max'] as number)) fail(`${at}: not min <= median <= max`);
-  });
+  parseReport(JSON.stringify(x), `not a ${SCHEMA} report`);
 }
 
-const cellKey = (r: Result): string =>
-  JSON.stringify([r.group, r.impl, r.test, r.params === undefined ? null : Object.entries(r.params).sort(), r.metric]);
+/** One row per (cell, impl) in a report, as parseReport requires. */
+const rowKey = (r: Result): string => `${cellKey(r)}\0${r.impl}`;
 
 /**
  * Writes `results` to the report at `path`: creates it, or, if it exists, adds them to
@@ -226,8 +176,8 @@ export function writeReport(path: string, results: readonly Result[], command?: 
     if (parsed.kind !== 'micro') throw new Error(`${path}: a ${parsed.kind} report; not adding micro results to it`);
     report = parsed;
   }
-  const fresh = new Set(results.map(cellKey));
-  report.results = [...report.results.filter((r) => !fresh.has(cellKey(r))), ...results];
+  const fresh = new Set(results.map(rowKey));
+  report.results = [...report.results.filter((r) => !fresh.has(rowKey(r))), ...results];
   checkReport(report);
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.${process.pid}.tmp`;
