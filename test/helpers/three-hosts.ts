@@ -7,12 +7,10 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { captureOutput, run, TwoHosts, waitFor } from './netns.js';
-import { countersOf, TUNDRA_MAIN } from './tunnel.js';
+import { countersOf, jsonOf, TCP_TRANSFER, TUNDRA_MAIN } from './tunnel.js';
 import { startWireguardGo } from './wireguard-go.js';
 
-const DOWNLOAD = fileURLToPath(new URL('./download.js', import.meta.url));
 
 export interface Address { v4: string; v6: string }
 
@@ -155,31 +153,19 @@ export interface Download {
  * `bytes`; returns both ends' byte counts and SHA-256, and the source the server saw.
  */
 export async function download(hosts: TwoHosts, clientNs: string, serverNs: string, address: string, port: number, bytes: number): Promise<Download> {
-  const server = hosts.spawn(serverNs, process.execPath, [DOWNLOAD, 'serve', address, String(port), String(bytes)]);
+  const server = hosts.spawn(serverNs, process.execPath, [TCP_TRANSFER, 'serve', address, String(port), String(bytes)]);
   const serverOut = captureOutput(server);
   await waitFor('the download server to listen', () => {
     if (server.exitCode !== null) throw new Error(`download serve exited: ${serverOut()}`);
     return serverOut().includes('listening');
   });
-  const client = hosts.spawn(clientNs, process.execPath, [DOWNLOAD, 'fetch', address, String(port)]);
+  const client = hosts.spawn(clientNs, process.execPath, [TCP_TRANSFER, 'fetch', address, String(port)]);
   const clientOut = captureOutput(client);
   const [sent, received] = await Promise.all([
-    jsonLineOf<{ remote: string; bytes: number; sha256: string }>(server, serverOut),
-    jsonLineOf<{ bytes: number; sha256: string }>(client, clientOut),
+    jsonOf<{ remote: string; bytes: number; sha256: string }>(server, serverOut),
+    jsonOf<{ bytes: number; sha256: string }>(client, clientOut),
   ]);
   return { remote: sent.remote, sent: { bytes: sent.bytes, sha256: sent.sha256 }, received };
-}
-
-function jsonLineOf<T>(child: ChildProcess, output: () => string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const done = (code: number | null): void => {
-      const line = output().split('\n').find((l) => l.startsWith('{'));
-      if (code !== 0 || line === undefined) reject(new Error(`${child.spawnargs.slice(3).join(' ')} exited ${code}: ${output()}`));
-      else resolve(JSON.parse(line) as T);
-    };
-    if (child.exitCode !== null) done(child.exitCode);
-    else child.once('exit', done);
-  });
 }
 
 /**

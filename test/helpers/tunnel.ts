@@ -22,7 +22,7 @@ export const UPSTREAM_WIREGUARD_GO = process.env.TUNDRA_UPSTREAM_WIREGUARD_GO ||
 export type Side = 'a' | 'b';
 
 export const TUNDRA_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-const TCP_TRANSFER = fileURLToPath(new URL('./tcp-transfer.js', import.meta.url));
+export const TCP_TRANSFER = fileURLToPath(new URL('./tcp-transfer.js', import.meta.url));
 const UDP_TRANSFER = fileURLToPath(new URL('./udp-transfer.js', import.meta.url));
 
 export const OVERLAY = {
@@ -219,13 +219,15 @@ export async function udpTransfer(
   return report;
 }
 
-/** The JSON line a helper script prints before it exits 0. */
-function jsonOf<T>(child: ChildProcess, output: () => string): Promise<T> {
+/** The JSON line a helper script prints before it exits 0 (it may have exited already). */
+export function jsonOf<T>(child: ChildProcess, output: () => string): Promise<T> {
   return new Promise((resolve, reject) => {
-    child.once('exit', (code) => {
+    const done = (code: number | null): void => {
       const line = output().split('\n').find((l) => l.startsWith('{'));
       if (code !== 0 || line === undefined) reject(new Error(`${child.spawnargs.slice(3).join(' ')} exited ${code}: ${output()}`));
       else resolve(JSON.parse(line) as T);
-    });
+    };
+    if (child.exitCode !== null) done(child.exitCode);
+    else child.once('exit', done);
   });
 }
