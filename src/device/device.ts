@@ -125,15 +125,10 @@ export class Device implements UapiDevice {
     }
   }
 
-  /** Every drop so far, by reason: the engine's, every queue's, the offload paths' and the user stages'. */
-  dropSnapshot(): Record<string, number> {
+  /** Every drop so far, by reason: the engine's, every queue's, the offload paths' (summed by the caller) and the user stages'. */
+  private dropSnapshot(offloadDrops: Record<string, number>): Record<string, number> {
     const drops = [this.engine.drops, ...(this.workers?.drops ?? [])];
-    return { ...DropCounters.sum(drops), ...OffloadCounters.sum(this.allOffloadCounters()).drops, ...this.stageSnapshot().drops };
-  }
-
-  /** The offload counters summed over every thread. */
-  offloadSnapshot(): Record<string, number | Record<string, number>> {
-    return OffloadCounters.sum(this.allOffloadCounters()).counters;
+    return { ...DropCounters.sum(drops), ...offloadDrops, ...this.stageSnapshot().drops };
   }
 
   /** The user stages' counters summed over every thread's instances. */
@@ -155,8 +150,9 @@ export class Device implements UapiDevice {
   /** The counters of `tundra stats` and `kill -USR1`: drops, offloads, user stages, queues, the pool. */
   stats(): DeviceStats {
     const pool = this.poolSnapshot();
+    const offload = OffloadCounters.sum(this.allOffloadCounters());
     return {
-      interface: this.name, drops: this.dropSnapshot(), offload: this.offloadSnapshot(),
+      interface: this.name, drops: this.dropSnapshot(offload.drops), offload: offload.counters,
       stages: this.stageSnapshot().counters, queues: this.queueSnapshot(), ...(pool === undefined ? {} : { pool }),
     };
   }
@@ -180,7 +176,7 @@ export class Device implements UapiDevice {
       removedTxBytes: engine.removedTxBytes,
       removedRxPackets: engine.removedRxPackets,
       removedTxPackets: engine.removedTxPackets,
-      drops: this.dropSnapshot(),
+      drops: this.dropSnapshot(offload.drops),
       offload: offload.counters,
       histograms: offload.histograms,
       queues: this.queueSnapshot(),

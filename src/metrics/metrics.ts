@@ -27,9 +27,9 @@ export interface DeviceMetrics {
   readonly removedTxBytes: number;
   readonly removedRxPackets: number;
   readonly removedTxPackets: number;
-  /** Every drop by reason (Device.dropSnapshot()). */
+  /** Every drop by reason, as `tundra stats` shows them. */
   readonly drops: Readonly<Record<string, number>>;
-  /** The offload counters (Device.offloadSnapshot()). */
+  /** The offload counters summed over every thread. */
   readonly offload: Readonly<Record<string, number | Readonly<Record<string, number>>>>;
   readonly histograms: Readonly<Record<string, HistogramValue>>;
   /** Per queue (Device.queueSnapshot()). */
