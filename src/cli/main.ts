@@ -12,6 +12,7 @@ import { Logger, logLevelFromEnv } from '../log.js';
 import { isSettingError, settingsFromEnv, takeSettingFlags } from '../daemon/settings.js';
 import { runDoctor } from '../doctor/doctor.js';
 import { runStats } from './stats.js';
+import { interfaceNameProblem } from '../io/tun.js';
 
 const VERSION = '0.1.0';
 
@@ -68,8 +69,6 @@ Environment: LOG_LEVEL=verbose|error|silent (default error), WG_PROCESS_FOREGROU
 
 /** The subcommands, for suggestions when an interface name looks like a misspelt one. */
 const COMMANDS = ['up', 'stats', 'doctor', 'genkey', 'genpsk', 'pubkey', 'help', 'version'];
-/** Linux's interface names (dev_valid_name): 1-15 bytes, no "/", ":" or white space, not "." or "..". */
-const MAX_INTERFACE_NAME = 15;
 
 function fail(message: string, status = 1): never {
   process.stderr.write(`tundra: ${message}\n`);
@@ -103,18 +102,7 @@ function suggestCommand(word: string): string | undefined {
   return best;
 }
 
-/** Why an interface name cannot work, or undefined when it can. */
-function badInterfaceName(name: string): string | undefined {
-  if (Buffer.byteLength(name) > MAX_INTERFACE_NAME) {
-    return `"${name}" is too long for an interface name: Linux allows at most ${MAX_INTERFACE_NAME} characters (it has ${Buffer.byteLength(name)})`;
-  }
-  if (name === '' || name === '.' || name === '..' || /[/:\s]/.test(name)) {
-    return `"${name}" is not a valid interface name (1-${MAX_INTERFACE_NAME} characters, no "/", ":" or spaces)`;
-  }
-  return undefined;
-}
-
-/** A start-up error with what to do about it, when the cause is a usual one (a long name is refused before: badInterfaceName). */
+/** A start-up error with what to do about it, when the cause is a usual one (a long name is refused before: interfaceNameProblem). */
 function explain(message: string, err: unknown): string {
   const code = (err as NodeJS.ErrnoException).code ?? /\((E[A-Z]+)\)/.exec(message)?.[1];
   if (code === 'EPERM' || code === 'EACCES') {
@@ -145,7 +133,7 @@ function keyCommand(command: string): void {
 }
 
 async function runInterface(name: string, foreground: boolean): Promise<void> {
-  const bad = badInterfaceName(name);
+  const bad = interfaceNameProblem(name);
   if (bad !== undefined) fail(bad);
   if (!foreground) {
     const status = await detach(fileURLToPath(import.meta.url), name);

@@ -3,6 +3,7 @@
 // (foreground or background daemon alike; `kill -USR1` prints the same line).
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { interfaceNameProblem } from '../io/tun.js';
 import type { DeviceStats } from '../device/device.js';
 import { DEFAULT_SOCKET_DIRECTORY } from '../uapi/server.js';
 import { STATS_OPERATION } from '../uapi/protocol.js';
@@ -13,7 +14,8 @@ export class StatsError extends Error {}
 
 /** Asks the daemon serving `name` for its counters. */
 export async function fetchStats(name: string, directory = DEFAULT_SOCKET_DIRECTORY): Promise<DeviceStats> {
-  if (!/^[^/:\s]{1,15}$/.test(name)) throw new StatsError(`"${name}" is not an interface name (at most 15 characters, no "/", ":" or spaces)`);
+  const problem = interfaceNameProblem(name);
+  if (problem !== undefined) throw new StatsError(problem);
   const path = join(directory, `${name}.sock`);
   const answer = await new Promise<string>((resolve, reject) => {
     const socket = connect(path);

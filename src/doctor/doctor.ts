@@ -2,6 +2,7 @@
 // the network namespace it runs in and says what is wrong and the command that fixes
 // it. Exit status 0 when nothing is wrong, 1 when something is, 2 for a usage error.
 import { fileURLToPath } from 'node:url';
+import { interfaceNameProblem } from '../io/tun.js';
 import {
   checkForwarding, checkInterface, checkKernel, checkMss, checkMtu, checkRpFilter, checkTunOffloads,
   checkUplinkOffloads, checkWireguardModule, confName, type ClampSearch, type Finding, type Link,
@@ -158,8 +159,11 @@ export async function runDoctor(args: string[], host: HostProbe = realHostProbe)
       }
     } else if (arg.startsWith('-')) return usage(`unknown option "${arg}"`);
     else if (name !== undefined) return usage('give at most one interface');
-    else if (arg.length > 15 || /[\s/]/.test(arg)) return usage(`"${arg}" is not an interface name (at most 15 characters, no spaces or slashes)`);
-    else name = arg;
+    else {
+      const problem = interfaceNameProblem(arg);
+      if (problem !== undefined) return usage(problem);
+      name = arg;
+    }
   }
   const report = applySkips(await diagnose(name, host), skip);
   process.stdout.write(json ? `${JSON.stringify(report)}\n` : formatReport(report));

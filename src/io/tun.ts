@@ -34,6 +34,25 @@ export interface OpenTunOptions {
   multiQueue?: boolean;
 }
 
+/** Longest interface name Linux takes (IFNAMSIZ - 1 bytes). */
+export const MAX_INTERFACE_NAME = 15;
+
+/**
+ * Why `name` cannot be an interface name (Linux's dev_valid_name: 1-15 bytes, not "."
+ * or "..", no "/", ":" or white space; the UAPI socket's file name comes from it too),
+ * or undefined when it can.
+ */
+export function interfaceNameProblem(name: string): string | undefined {
+  const bytes = Buffer.byteLength(name);
+  if (bytes > MAX_INTERFACE_NAME) {
+    return `"${name}" is too long for an interface name: Linux allows at most ${MAX_INTERFACE_NAME} characters (it has ${bytes})`;
+  }
+  if (name === '' || name === '.' || name === '..' || /[/:\s]/.test(name)) {
+    return `"${name}" is not a valid interface name (1-${MAX_INTERFACE_NAME} characters, no "/", ":" or spaces)`;
+  }
+  return undefined;
+}
+
 /**
  * Opens /dev/net/tun and attaches it to interface `name` (created if missing) as a
  * layer-3 TUN without packet info (`IFF_TUN | IFF_NO_PI`): reads and writes are

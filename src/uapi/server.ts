@@ -5,6 +5,7 @@ import { watch, type FSWatcher, lstatSync, unlinkSync } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
+import { interfaceNameProblem } from '../io/tun.js';
 import {
   formatErrno,
   formatGetResponse,
@@ -45,10 +46,9 @@ export interface UapiServer {
  * process answers on that path; replaces a stale socket (one nobody listens on).
  */
 export async function startUapiServer(interfaceName: string, device: UapiDevice, options: UapiServerOptions = {}): Promise<UapiServer> {
-  // Linux's rules for interface names (dev_valid_name); the name becomes a file name.
-  if (!/^[^/:\s]{1,15}$/.test(interfaceName) || interfaceName === '.' || interfaceName === '..') {
-    throw new Error(`"${interfaceName}" is not a valid interface name`);
-  }
+  // The name becomes a file name.
+  const problem = interfaceNameProblem(interfaceName);
+  if (problem !== undefined) throw new Error(problem);
   const directory = options.directory ?? DEFAULT_SOCKET_DIRECTORY;
   const log = options.log ?? (() => {});
   const path = join(directory, `${interfaceName}.sock`);

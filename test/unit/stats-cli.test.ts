@@ -64,7 +64,7 @@ test('a socket that closes on the operation is not tundra\'s; an errno is report
   } finally {
     rmSync(empty, { recursive: true, force: true });
   }
-  await assert.rejects(fetchStats('a/b'), /"a\/b" is not an interface name/);
+  await assert.rejects(fetchStats('a/b'), /"a\/b" is not a valid interface name/);
 });
 
 test('socket errors say what to do', () => {

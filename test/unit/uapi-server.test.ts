@@ -218,9 +218,10 @@ describe('uapi server', () => {
   });
 
   test('interface names that cannot be files or interfaces are refused', async () => {
-    for (const name of ['', 'a/b', '..', 'x'.repeat(16), 'a b', 'a:1']) {
+    for (const name of ['', 'a/b', '..', 'a b', 'a:1']) {
       await assert.rejects(startUapiServer(name, device, { directory: dir }), /not a valid interface name/, name);
     }
+    await assert.rejects(startUapiServer('x'.repeat(16), device, { directory: dir }), /too long for an interface name: Linux allows at most 15 characters \(it has 16\)/);
   });
 });
 
