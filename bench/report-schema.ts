@@ -43,6 +43,14 @@ export interface Result {
   max: number;
 }
 
+/** A cell that did not run, and why (e2e: a missing tool, an implementation that failed). */
+export interface Skipped {
+  group: string;
+  impl: string;
+  test?: string;
+  reason: string;
+}
+
 export interface Report {
   schema: typeof SCHEMA;
   kind: Kind;
@@ -50,6 +58,8 @@ export interface Report {
   /** e2e: the implementation ratios are taken against (e.g. "wireguard-go") */
   reference?: string;
   results: Result[];
+  /** cells that did not run, and why */
+  skipped?: Skipped[];
 }
 
 /** A report that does not follow the schema; message is `SOURCE: PATH: what is wrong`. */
