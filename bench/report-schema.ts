@@ -1,7 +1,10 @@
 // The benchmark report, version 1: written by bench/micro and bench/e2e, read by
-// bench/compare. parseReport validates a whole report and names the file and the JSON
+// bench/compare, with what both writers share (summarize, runInfo). parseReport validates a whole report and names the file and the JSON
 // path of the first bad field, so a hand-edited or truncated report is caught before
 // anything is compared.
+
+import { execFileSync } from 'node:child_process';
+import { cpus, release } from 'node:os';
 
 export const SCHEMA = 'tundra-bench/1';
 
@@ -203,5 +206,49 @@ export function parseReport(text: string, source: string): Report {
     seen.set(key, i);
     report.results.push(r);
   });
+  const skipped = top['skipped'];
+  if (skipped !== undefined) {
+    if (!Array.isArray(skipped)) fail('skipped', 'not an array');
+    report.skipped = (skipped as unknown[]).map((item, i) => {
+      const at = `skipped[${i}]`;
+      const o = obj(item, at);
+      const s: Skipped = {
+        group: nonEmpty(o, 'group', `${at}.group`),
+        impl: nonEmpty(o, 'impl', `${at}.impl`),
+        reason: nonEmpty(o, 'reason', `${at}.reason`),
+      };
+      if (o['test'] !== undefined) s.test = nonEmpty(o, 'test', `${at}.test`);
+      return s;
+    });
+  }
   return report;
+}
+
+/** Median, min and max of a non-empty list of finite numbers. */
+export function summarize(samples: readonly number[]): { median: number; min: number; max: number } {
+  if (samples.length === 0 || !samples.every(Number.isFinite)) throw new Error('bench report: samples must be finite numbers, at least one');
+  const s = [...samples].sort((x, y) => x - y);
+  const mid = s.length >> 1;
+  const median = s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  return { median, min: s[0]!, max: s[s.length - 1]! };
+}
+
+function revision(): string | undefined {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 2000 }).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The run part of a new report: this host, now, and the checkout's commit when there is one. */
+export function runInfo(id: string, command: string): RunInfo {
+  const rev = revision();
+  return {
+    id,
+    started: new Date().toISOString(),
+    command,
+    host: { kernel: release(), cpus: cpus().length, node: process.version },
+    ...(rev === undefined ? {} : { revision: rev }),
+  };
 }

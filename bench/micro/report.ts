@@ -2,26 +2,15 @@
 // (the one bench/e2e and bench/compare read too), an aligned table per bench, and
 // `--json PATH` (or TUNDRA_BENCH_JSON=PATH) to write the report or add to it, so
 // bench/micro/run.ts can collect all benches into one file.
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { cpus, release } from 'node:os';
 import { dirname } from 'node:path';
 import type { Task } from 'tinybench';
-import { cellKey, parseReport, SCHEMA, type Report, type Result } from '../report-schema.js';
+import { cellKey, parseReport, runInfo, SCHEMA, summarize, type Report, type Result } from '../report-schema.js';
 
 export { SCHEMA, type Report, type Result } from '../report-schema.js';
 
 export type ResultInput = Omit<Result, 'median' | 'min' | 'max'>;
-
-/** Median, min and max of a non-empty list of finite numbers. */
-export function summarize(samples: readonly number[]): { median: number; min: number; max: number } {
-  if (samples.length === 0 || !samples.every(Number.isFinite)) throw new Error('bench report: samples must be finite numbers, at least one');
-  const s = [...samples].sort((x, y) => x - y);
-  const mid = s.length >> 1;
-  const median = s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-  return { median, min: s[0]!, max: s[s.length - 1]! };
-}
 
 /** A row with its median/min/max filled in from its samples. */
 export function result(input: ResultInput): Result {
@@ -111,29 +100,9 @@ export function jsonPathFrom(argv: readonly string[] = process.argv.slice(2), en
   return e === undefined || e === '' ? undefined : e;
 }
 
-function revision(): string | undefined {
-  try {
-    return execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 2000 }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** A new, empty micro report describing this run and host. */
 export function newReport(command: string = process.argv.slice(1).join(' ')): Report {
-  const rev = revision();
-  return {
-    schema: SCHEMA,
-    kind: 'micro',
-    run: {
-      id: randomUUID(),
-      started: new Date().toISOString(),
-      command,
-      host: { kernel: release(), cpus: cpus().length, node: process.version },
-      ...(rev === undefined ? {} : { revision: rev }),
-    },
-    results: [],
-  };
+  return { schema: SCHEMA, kind: 'micro', run: runInfo(randomUUID(), command), results: [] };
 }
 
 /** Throws, saying what is wrong, unless `x` is a schema-1 report (bench/report-schema.ts decides). */

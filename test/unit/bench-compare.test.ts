@@ -242,6 +242,7 @@ test('bad input: exit 2 with the file and the field named', () => {
 
 test('parseReport names the JSON path of the first bad field', () => {
   const good = report([result('tundra', 'tcp1', 'throughput_bps', 1200, 0.02, { params: { streams: 4 } })]);
+  good.skipped = [{ group: 'p2p', impl: 'kernel', reason: 'the kernel has no WireGuard module' }, { group: 'p2p', impl: 'tundra', test: 'sockperf-idle', reason: 'sockperf is not installed' }];
   assert.deepEqual(parseReport(JSON.stringify(good), 'a.json'), good);
   const cases: [(r: any) => void, RegExp][] = [
     [(r) => (r.schema = 'tundra-bench/2'), /^a\.json: schema: "tundra-bench\/2" is not "tundra-bench\/1"$/],
@@ -256,6 +257,9 @@ test('parseReport names the JSON path of the first bad field', () => {
     [(r) => (r.results[0].min = 2000), /^a\.json: results\[0\]\.median: min 2000 <= median 1200/],
     [(r) => r.results.push(r.results[0]), /^a\.json: results\[1\]: same cell and impl as results\[0\]/],
     [(r) => (r.results[0] = 7), /^a\.json: results\[0\]: not an object$/],
+    [(r) => (r.skipped = 'none'), /^a\.json: skipped: not an array$/],
+    [(r) => delete r.skipped[0].reason, /^a\.json: skipped\[0\]\.reason: missing$/],
+    [(r) => (r.skipped[1].test = ''), /^a\.json: skipped\[1\]\.test: empty string$/],
   ];
   for (const [spoil, message] of cases) {
     const r = JSON.parse(JSON.stringify(good));

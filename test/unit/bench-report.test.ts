@@ -7,8 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bench } from 'tinybench';
 import {
-  checkReport, emit, jsonPathFrom, MAX_SAMPLES, result, SCHEMA, summarize, taskResult, writeReport, type Result,
+  checkReport, emit, jsonPathFrom, MAX_SAMPLES, result, SCHEMA, taskResult, writeReport, type Result,
 } from '../../bench/micro/report.js';
+import { summarize } from '../../bench/report-schema.js';
 
 const withDir = (fn: (dir: string) => void): void => {
   const dir = mkdtempSync(join(tmpdir(), 'tundra-bench-report-'));
