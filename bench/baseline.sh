@@ -6,7 +6,8 @@
 # compiles the addon and the TypeScript. Prints the daemon template
 #   node DIR/dist/src/cli/main.js -f %IF%
 # on standard output; progress goes to standard error, the build's output to
-# DIR/build.log. bench/e2e.sh -b REV uses it.
+# DIR/build.log. To benchmark it beside this checkout:
+#   npm run bench -- --impl tundra --impl "tundra@REV=$(bench/baseline.sh REV DIR)"
 #
 # Usage: bench/baseline.sh REV DIR
 #   REV   anything `git rev-parse` takes: a commit, tag or branch

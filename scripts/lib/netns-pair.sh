@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # netns-pair.sh -- two network namespaces joined by a veth, a WireGuard daemon in
-# each, configured as each other's peer. Sourced by scripts/demo.sh and bench/e2e.sh.
+# each, configured as each other's peer. Sourced by scripts/demo.sh and bench/rss.sh.
 #
 #   ns tdr-<pid>-a                                ns tdr-<pid>-b
 #   tun tdr<pid>a  100.96.0.1/24 fd7a:7d0::1/64   tun tdr<pid>b  100.96.0.2/24 fd7a:7d0::2/64

@@ -1,0 +1,103 @@
+// The end-to-end benchmark runner (bench/e2e/run.ts) as a user runs it: a short real run
+// with implementations that fail in each way the issue names, and Ctrl-C in the middle
+// of a load. After each, nothing of the run is left: no namespace, link or daemon.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseReport, type Report } from '../../bench/report-schema.js';
+import { leftovers } from '../../bench/e2e/topology.js';
+import { networkTestsUnavailable } from '../helpers/netns.js';
+
+const RUN = fileURLToPath(new URL('../../bench/e2e/run.js', import.meta.url));
+const FAKE = fileURLToPath(new URL('../../../test/helpers/bench-fake-impl.sh', import.meta.url));
+const skip = networkTestsUnavailable(['ip', 'wg', 'ping', 'iperf3']);
+
+/** Processes whose command line names one of this run's interfaces (tdrb<id>a, tdrb<id>b). */
+function processesOf(runId: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+      if (cmd.includes(`tdrb${runId}`)) found.push(`${pid}: ${cmd}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
+  return async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tdr-bench-e2e-'));
+    try {
+      await fn(dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+}
+
+test('a short run measures tundra and skips, with the reason, an impl that fails, one that never makes its interface, a missing binary and a missing tool', { skip, timeout: 120_000 }, withDir(async (dir) => {
+  const r = spawnSync(process.execPath, [
+    RUN, '--topology', 'p2p', '--load', 'tcp1,secnetperf', '--rounds', '1', '--seconds', '2', '--start-timeout', '2',
+    '--impl', 'tundra', '--impl', `never=sh ${FAKE} never %IF%`, '--impl', `fail=sh ${FAKE} fail %IF%`,
+    '--impl', 'ghost=no-such-wireguard-xyz -f %IF%', '--out', dir,
+  ], { encoding: 'utf8', timeout: 110_000 });
+  assert.equal(r.status, 1, `exit 1: two implementations failed\n${r.stderr}`);
+  const report: Report = parseReport(readFileSync(join(dir, 'report.json'), 'utf8'), 'report.json');
+  assert.equal(report.kind, 'e2e');
+  const cell = (metric: string) => report.results.find((x) => x.group === 'p2p' && x.impl === 'tundra' && x.test === 'tcp1' && x.metric === metric);
+  const tput = cell('throughput_bps');
+  assert.ok(tput !== undefined && tput.samples.length === 1 && tput.median > 1e6, `tundra's tcp1 throughput: ${JSON.stringify(tput)}`);
+  assert.ok((cell('cpu_ns_per_byte')?.median ?? 0) > 0, 'tundra CPU per byte');
+  assert.deepEqual(report.results.filter((x) => x.impl !== 'tundra'), [], 'only tundra measured');
+
+  const reason = (impl: string, test?: string) => report.skipped?.find((s) => s.impl === impl && s.test === test)?.reason ?? '';
+  assert.match(reason('never'), /^never: did not create tdrb\w{4}a/);
+  assert.match(reason('fail'), /^fail: exited \(status 4\).*cannot open \/dev\/net\/tun/s);
+  assert.match(reason('ghost'), /no-such-wireguard-xyz is not on PATH/);
+  if (spawnSync('sh', ['-c', 'command -v secnetperf']).status !== 0) assert.match(reason('*', 'secnetperf'), /secnetperf is not on PATH: it is not packaged/);
+  assert.match(r.stderr, /skipping ghost: no-such-wireguard-xyz is not on PATH/);
+
+  const markdown = readFileSync(join(dir, 'report.md'), 'utf8');
+  assert.equal(r.stdout.includes(markdown.trim()), true, 'the Markdown table is printed');
+  assert.match(markdown, /tundra/);
+  assert.match(readFileSync(join(dir, 'chart.svg'), 'utf8'), /^(<\?xml[^>]*>\s*)?<svg[\s\S]*<\/svg>\s*$/);
+  assert.deepEqual(leftovers(report.run.id), []);
+  assert.deepEqual(processesOf(report.run.id), []);
+}));
+
+test('Ctrl-C during a load: exit 130, the run\'s namespaces and daemons are gone, the partial report is written', { skip, timeout: 90_000 }, withDir(async (dir) => {
+  const child = spawn(process.execPath, [RUN, '--topology', 'p2p', '--load', 'tcp1', '--rounds', '1', '--seconds', '30', '--impl', 'tundra', '--out', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const loading = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no tcp1 progress line in 40 s: ${stderr}`)), 40_000);
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      const id = /bench: run (\w{4}):/.exec(stderr)?.[1];
+      if (id !== undefined && / · tcp1 · /.test(stderr)) {
+        clearTimeout(timer);
+        resolve(id);
+      }
+    });
+  });
+  const runId = await loading;
+  await new Promise((r) => setTimeout(r, 2000)); // into the transfer
+  assert.ok(processesOf(runId).length >= 2, `both daemons run before the interrupt: ${processesOf(runId).join('; ')}`);
+  child.kill('SIGINT');
+  const timeout = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  const status = await exited;
+  clearTimeout(timeout);
+  assert.equal(status, 130, stderr);
+  assert.match(stderr, new RegExp(`interrupted; run ${runId}'s namespaces and daemons are removed`));
+  assert.deepEqual(leftovers(runId), []);
+  assert.deepEqual(processesOf(runId), []);
+  parseReport(readFileSync(join(dir, 'report.json'), 'utf8'), 'report.json');
+}));
