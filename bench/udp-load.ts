@@ -1,15 +1,19 @@
 // A QUIC-like UDP load generator on src/io/udp.ts, with UDP GSO on send and GRO on
 // receive (iperf3 cannot use UDP GSO):
 //
-//   node dist/bench/udp-load.js send --to ADDR:PORT --seconds S [--size 1200] [--rate-mbit R] [--gso 1|0]
-//   node dist/bench/udp-load.js recv --listen ADDR:PORT --seconds S [--gro 1|0]
+//   node dist/bench/udp-load.js send (--to ADDR:PORT | --reply-to ADDR:PORT) --seconds S [--size 1200] [--rate-mbit R] [--gso 1|0]
+//   node dist/bench/udp-load.js recv --listen ADDR:PORT --seconds S [--gro 1|0] [--hello ADDR:PORT]
 //
 // IPv6 addresses go in brackets ([::1]:9000). Every datagram starts with a u64
 // sequence number and a u32 run id (big-endian); the sender sends runs of 64 equal
 // datagrams to one peer (fewer when 64 would exceed a GSO message's 65507 / 65527
 // bytes: 54 of 1200), two runs per udpSend call, at full speed unless a rate
 // is given (waiting for writability on EAGAIN). The receiver counts datagrams, bytes,
-// lost (gaps in the sequence), reordered (below the highest seen) and duplicates.
+// lost, reordered and duplicates (bench/e2e/sequence.ts).
+// For a download through a NAT (an exit node), `send --reply-to` binds ADDR:PORT and
+// waits (at most 10 s) for a hello, then sends to where it came from; `recv --hello`
+// sends that hello (12 bytes, HELLO below, never data) to ADDR:PORT every 200 ms from
+// its listening socket until the first datagram arrives.
 // Both stop by themselves: the sender after S seconds, the receiver S + 2 s after its
 // first datagram, or after S + 10 s without any. Each prints one JSON line:
 //   { role, seconds, datagrams, bytes, mbit_per_s, lost, reordered, duplicates,
@@ -32,13 +36,20 @@ import {
   udpRecvStats,
   udpSend,
   udpSendStats,
+  readAddr,
   writeAddr,
   type UdpFamily,
+  type UdpSocket,
 } from '../src/io/udp.js';
 import { closeFd } from '../src/io/fd.js';
 import { FdWatcher } from '../src/io/watch.js';
+import { SequenceTracker } from './e2e/sequence.js';
 
 const HEADER = 12; // u64 sequence + u32 run id
+/** What `recv --hello` sends: 12 bytes no data datagram has (its run id does not match its sequence number). */
+const HELLO = new TextEncoder().encode('udp-load:hi!');
+const HELLO_WAIT_MS = 10_000;
+const HELLO_EVERY_MS = 200;
 const RUNS_PER_CALL = 2;
 const GSO_SENDS = UDP_SEND_STAT_NAMES.indexOf('gso_sends');
 const GRO_RECEIVES = UDP_RECV_STAT_NAMES.indexOf('gro_receives');
@@ -59,8 +70,8 @@ interface Result {
 
 function usage(message: string): never {
   process.stderr.write(`udp-load: ${message}\n` +
-    'usage: udp-load send --to ADDR:PORT --seconds S [--size 1200] [--rate-mbit R] [--gso 1|0]\n' +
-    '       udp-load recv --listen ADDR:PORT --seconds S [--gro 1|0]\n');
+    'usage: udp-load send (--to ADDR:PORT | --reply-to ADDR:PORT) --seconds S [--size 1200] [--rate-mbit R] [--gso 1|0]\n' +
+    '       udp-load recv --listen ADDR:PORT --seconds S [--gro 1|0] [--hello ADDR:PORT]\n');
   process.exit(2);
 }
 
@@ -111,15 +122,68 @@ const round3 = (x: number): number => Math.round(x * 1000) / 1000;
 
 // ---- sender ----
 
+type Endpoint = ReturnType<typeof parseEndpoint>;
+
+function isHello(data: Uint8Array, at: number, length: number): boolean {
+  if (length !== HELLO.length) return false;
+  for (let k = 0; k < length; k++) if (data[at + k] !== HELLO[k]) return false;
+  return true;
+}
+
 function send(opts: Map<string, string>): void {
-  const to = parseEndpoint(opts.get('to'), '--to');
+  const replyTo = opts.get('reply-to');
+  if ((replyTo === undefined) === (opts.get('to') === undefined)) usage('give one of --to and --reply-to');
   const seconds = numberOpt(opts, 'seconds', undefined, 0.1, 86_400);
-  const size = numberOpt(opts, 'size', 1200, HEADER, to.family === 4 ? 65507 : 65527);
   const rateMbit = opts.has('rate-mbit') ? numberOpt(opts, 'rate-mbit', undefined, 0.001, 1e6) : 0;
-  const socket = udpOpen({ port: 0, family: to.family });
+  const wantGso = flagOpt(opts, 'gso');
+  if (replyTo === undefined) {
+    const to = parseEndpoint(opts.get('to'), '--to');
+    const size = numberOpt(opts, 'size', 1200, HEADER, to.family === 4 ? 65507 : 65527);
+    const socket = udpOpen({ port: 0, family: to.family });
+    const watcher = new FdWatcher(socket.fd, () => onWritable());
+    const onWritable = sendTo(socket, watcher, to, { seconds, size, rateMbit, wantGso });
+    return;
+  }
+  const local = parseEndpoint(replyTo, '--reply-to');
+  const size = numberOpt(opts, 'size', 1200, HEADER, local.family === 4 ? 65507 : 65527);
+  const socket = udpOpen({ port: local.port, family: local.family, bindAddress: local.address });
+  // One watcher per fd: it serves the wait for the hello, then the sending.
+  let handler = (): void => {};
+  const watcher = new FdWatcher(socket.fd, () => handler());
+  const slots = 8;
+  const capacity = 2048;
+  const data = new Uint8Array(slots * capacity);
+  const offsets = new Uint32Array(slots).map((_, i) => i * capacity);
+  const lengths = new Uint32Array(slots);
+  const addrs = new Uint8Array(slots * ADDR_STRIDE);
+  const timer = setTimeout(() => {
+    process.stderr.write(`udp-load: no hello on ${replyTo} within ${HELLO_WAIT_MS / 1000} s (is \`recv --hello ${replyTo}\` running?)\n`);
+    process.exit(1);
+  }, HELLO_WAIT_MS);
+  handler = (): void => {
+    for (let round = 0; round < 16; round++) {
+      const n = udpRecv(socket.fd, data, offsets, lengths, addrs, slots, capacity);
+      for (let i = 0; i < n; i++) {
+        if (!isHello(data, offsets[i]!, lengths[i]!)) continue;
+        clearTimeout(timer);
+        const { address, port } = readAddr(addrs, i);
+        handler = sendTo(socket, watcher, { address, port, family: local.family }, { seconds, size, rateMbit, wantGso });
+        return;
+      }
+      if (n < slots) return;
+    }
+  };
+  watcher.watch(true, false);
+}
+
+interface SendOptions { seconds: number; size: number; rateMbit: number; wantGso: boolean }
+
+/** Starts sending to `to` on the socket's watcher; returns its handler for writability. */
+function sendTo(socket: UdpSocket, watcher: FdWatcher, to: Endpoint, o: SendOptions): () => void {
+  const { seconds, size, rateMbit } = o;
   const run = Math.min(UDP_GSO_MAX_SEGMENTS, Math.floor((to.family === 4 ? 65507 : 65527) / size));
   const BATCH = run * RUNS_PER_CALL;
-  let gso = flagOpt(opts, 'gso') ? (to.family === 4 ? UDP_GSO_IPV4 : UDP_GSO_IPV6) : 0;
+  let gso = o.wantGso ? (to.family === 4 ? UDP_GSO_IPV4 : UDP_GSO_IPV6) : 0;
   if (gso !== 0 && !socket.offloads.gso) {
     process.stderr.write('udp-load: this kernel has no UDP GSO; sending without it\n');
     gso = 0;
@@ -163,7 +227,6 @@ function send(opts: Map<string, string>): void {
     start = 0;
   };
 
-  let watcher: FdWatcher;
   let timer: NodeJS.Timeout | undefined;
   const done = (): void => {
     watcher.close();
@@ -211,18 +274,17 @@ function send(opts: Map<string, string>): void {
       else return; // EAGAIN or ENOBUFS: wait for the socket to drain
     }
   };
-  watcher = new FdWatcher(socket.fd, onWritable);
   watcher.watch(false, true);
+  return onWritable;
 }
 
 // ---- receiver ----
-
-const WINDOW_BITS = 1 << 20; // duplicates are told apart within the last 2^20 sequence numbers
 
 function recv(opts: Map<string, string>): void {
   const listen = parseEndpoint(opts.get('listen'), '--listen');
   const seconds = numberOpt(opts, 'seconds', undefined, 0.1, 86_400);
   const wantGro = flagOpt(opts, 'gro');
+  const hello = opts.has('hello') ? parseEndpoint(opts.get('hello'), '--hello') : undefined;
   // "::" (any) takes IPv4 peers too.
   const family: UdpFamily = listen.family === 4 ? 4 : listen.address === '::' ? 'dual' : 6;
   const socket = udpOpen({ port: listen.port, family, bindAddress: listen.address, gro: wantGro });
@@ -239,53 +301,40 @@ function recv(opts: Map<string, string>): void {
   const lengths = new Uint32Array(slots);
   const addrs = new Uint8Array(slots * ADDR_STRIDE);
 
-  // A ring of one bit per sequence number (seq mod WINDOW_BITS), no allocation per datagram.
-  const seen = new Uint8Array(WINDOW_BITS / 8);
-  const byteOf = (s: number): number => Math.floor(s / 8) % seen.length;
-  const isSeen = (s: number): boolean => (seen[byteOf(s)]! & (1 << (s % 8))) !== 0;
-  const mark = (s: number, on: boolean): void => {
-    if (on) seen[byteOf(s)] |= 1 << (s % 8);
-    else seen[byteOf(s)] &= ~(1 << (s % 8));
-  };
-  let highest = -1;
-  let datagrams = 0, bytes = 0, lost = 0, reordered = 0, duplicates = 0;
+  const sequence = new SequenceTracker();
+  let bytes = 0;
   let first = 0, last = 0;
   const began = performance.now();
 
-  const account = (seq: number): void => {
-    if (seq > highest) {
-      lost += seq - highest - 1; // the gap, until (if ever) it fills in
-      if (seq - highest >= WINDOW_BITS) seen.fill(0);
-      else for (let s = highest + 1; s < seq; s++) mark(s, false);
-      mark(seq, true);
-      highest = seq;
-      return;
-    }
-    if (highest - seq < WINDOW_BITS) {
-      if (isSeen(seq)) {
-        duplicates++;
-        return;
-      }
-      mark(seq, true);
-    } // older than the window: taken as late, not as a duplicate
-    reordered++;
-    lost--;
-  };
+  // Until the first datagram: the hello, so the sender learns where to send (through a NAT).
+  let helloTimer: NodeJS.Timeout | undefined;
+  if (hello !== undefined) {
+    const helloAddr = new Uint8Array(ADDR_STRIDE);
+    writeAddr(helloAddr, 0, hello.address, hello.port);
+    const helloOffset = new Uint32Array([0]);
+    const helloLength = new Uint32Array([HELLO.length]);
+    // A hello the kernel refuses or has no room for is simply sent again at the next tick.
+    const sayHello = (): void => { udpSend(socket.fd, HELLO, helloOffset, helloLength, helloAddr, 1); };
+    sayHello();
+    helloTimer = setInterval(sayHello, HELLO_EVERY_MS);
+  }
 
   const drain = (): void => {
     for (let round = 0; round < 256; round++) {
       const n = udpRecv(socket.fd, data, offsets, lengths, addrs, slots, capacity, options);
       if (n > 0) {
         last = performance.now();
-        if (first === 0) first = last;
+        if (first === 0) {
+          first = last;
+          clearInterval(helloTimer);
+        }
       }
       for (let i = 0; i < n; i++) {
         const len = lengths[i]!;
         if (len < HEADER) continue; // dropped (truncated) or not ours
         const at = offsets[i]!;
-        datagrams++;
         bytes += len;
-        account(view.getUint32(at) * 0x1_0000_0000 + view.getUint32(at + 4));
+        sequence.account(view.getUint32(at) * 0x1_0000_0000 + view.getUint32(at + 4));
       }
       if (n < slots) return;
     }
@@ -301,13 +350,14 @@ function recv(opts: Map<string, string>): void {
     const idleOver = now - (last || began) >= (seconds + 10) * 1000;
     if (!busyOver && !idleOver) return;
     clearInterval(ticker);
+    clearInterval(helloTimer);
     watcher.close();
     closeFd(socket.fd);
     const active = first === 0 ? 0 : (last - first) / 1000;
     finish({
-      role: 'recv', seconds: round3(active), datagrams, bytes,
+      role: 'recv', seconds: round3(active), datagrams: sequence.received, bytes,
       mbit_per_s: active > 0 ? round3((bytes * 8) / active / 1e6) : 0,
-      lost, reordered, duplicates, gso_sends: null, gro_receives: stats[GRO_RECEIVES]!, errors: null,
+      lost: sequence.lost, reordered: sequence.reordered, duplicates: sequence.duplicates, gso_sends: null, gro_receives: stats[GRO_RECEIVES]!, errors: null,
     });
   }, 100);
 }
