@@ -9,10 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { machineBusySeconds, processCpuSeconds, threadCpuSeconds } from './cpu.js';
 import { missingToolMessage, requireTool, which } from './tools.js';
-
-// Stands in for `import type { Endpoint } from './topology.js'` until that module is in
-// this branch: a host and its address as the other end reaches it.
-interface Endpoint { ns: string; v4: string; v6: string }
+import type { Endpoint } from './topology.js';
 
 export interface Measurement {
   /** 'tcp1', 'tcp4', 'udp', 'udp-gso', 'secnetperf', 'ping-idle', 'ping-load', 'sockperf-idle', 'sockperf-load' */

@@ -118,7 +118,7 @@ function runLine(report: Report): string {
   return [
     escapeMarkdown(startedUtc(run.started)),
     `Linux ${escapeMarkdown(run.host.kernel)}, ${run.host.cpus} CPUs, Node ${escapeMarkdown(run.host.node)}`,
-    ...(run.revision === undefined ? [] : [`revision ${escapeMarkdown(run.revision)}`]),
+    ...(run.revision === undefined ? [] : [`revision ${escapeMarkdown(run.revision.slice(0, 12))}`]),
     ...(rounds === undefined ? [] : [rounds]),
     `run ${escapeMarkdown(run.id)}: ${codeSpan(run.command)}`,
   ].join(' · ');
@@ -169,9 +169,21 @@ export function markdownReport(report: Report): string {
   const skipped = report.skipped ?? [];
   if (skipped.length > 0) {
     lines.push('', '## Skipped', '');
+    // One bullet per (impl, test, reason): an implementation the kernel lacks is skipped
+    // the same way in every topology. '*' is the runner's "every topology / implementation".
+    const bullets = new Map<string, { head: string; groups: string[]; reason: string }>();
     for (const s of skipped) {
-      const where = s.test === undefined ? s.group : `${s.group}/${s.test}`;
-      lines.push(`- ${escapeMarkdown(s.impl)}, ${escapeMarkdown(where)}: ${escapeMarkdown(oneLine(s.reason))}`);
+      const impl = s.impl === '*' ? 'every implementation' : s.impl;
+      const key = JSON.stringify([impl, s.test, s.reason]);
+      let bullet = bullets.get(key);
+      if (bullet === undefined) {
+        bullet = { head: s.test === undefined ? impl : `${impl}, ${s.test}`, groups: [], reason: s.reason };
+        bullets.set(key, bullet);
+      }
+      bullet.groups.push(s.group === '*' ? 'every topology' : s.group);
+    }
+    for (const b of bullets.values()) {
+      lines.push(`- ${escapeMarkdown(b.head)} (${escapeMarkdown(b.groups.join(', '))}): ${escapeMarkdown(oneLine(b.reason))}`);
     }
   }
   return `${lines.join('\n')}\n`;

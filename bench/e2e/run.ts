@@ -56,7 +56,8 @@ class Progress {
   /** The expected time left, scaled by how the run has kept to its expectations so far. */
   private left(): string {
     const elapsed = (Date.now() - this.began) / 1000;
-    const pace = this.expectedDone > 30 ? elapsed / this.expectedDone : 1;
+    // Blended with the plan's own estimate until enough of the run has passed to judge.
+    const pace = (elapsed + 60) / (this.expectedDone + 60);
     const s = Math.max(0, Math.round((this.expectedTotal - this.expectedDone) * pace));
     return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
   }
@@ -177,7 +178,7 @@ async function main(argv: string[]): Promise<number> {
   const report = (): Report => ({
     schema: SCHEMA,
     kind: 'e2e',
-    run: { ...runInfo(runId, ['npm run bench --', ...argv].join(' ')), started: started.toISOString() },
+    run: { ...runInfo(runId, argv.length === 0 ? 'npm run bench' : ['npm run bench --', ...argv].join(' ')), started: started.toISOString() },
     ...(plan.reference === undefined ? {} : { reference: plan.reference }),
     results: results.list(),
     ...(results.skipped.length === 0 ? {} : { skipped: results.skipped }),

@@ -170,7 +170,7 @@ export function svgChart(report: Report): string {
 
   const title = report.kind === 'e2e' ? 'tundra end-to-end benchmark' : 'tundra micro-benchmarks';
   const rounds = roundsText(results);
-  const host = [startedUtc(run.started), `Linux ${run.host.kernel}, ${run.host.cpus} CPUs`, ...(run.revision === undefined ? [] : [`revision ${run.revision}`])].join(' · ');
+  const host = [startedUtc(run.started), `Linux ${run.host.kernel}, ${run.host.cpus} CPUs`, ...(run.revision === undefined ? [] : [`revision ${run.revision.slice(0, 12)}`])].join(' · ');
   const how = `bars: the median${rounds === undefined ? '' : ` of ${rounds}`}; whiskers: the lowest and highest round`;
   let top = ly + 16;
   const body: string[] = [];

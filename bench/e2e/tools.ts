@@ -14,6 +14,7 @@ export const DEBIAN_PACKAGES: Readonly<Record<string, string>> = Object.freeze({
   wg: 'wireguard-tools',
   ethtool: 'ethtool',
   nft: 'nftables',
+  sysctl: 'procps',
   'wireguard-go': 'wireguard-go',
 });
 

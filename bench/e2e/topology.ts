@@ -5,12 +5,13 @@
 //
 //   a (client) —198.18.0.0/24— b (peer / router) —198.18.N.0/24, fd7a:7d0:N::/64— c (LAN or internet host)
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ImplFailed, Unavailable } from './errors.js';
 import type { ImplSpec } from './impls.js';
+import { requireTool } from './tools.js';
 
 export type TopologyName = 'p2p' | 'router' | 'router-tuned' | 'exit-node';
 export const TOPOLOGIES: readonly TopologyName[] = ['p2p', 'router', 'router-tuned', 'exit-node'];
@@ -43,9 +44,9 @@ const OVERLAY = { a: { v4: '100.96.0.1', v6: 'fd7a:7d0::1' }, b: { v4: '100.96.0
 /** The b–c link's third octet / IPv6 group: a LAN behind a router, or the exit node's upstream. */
 const FAR_SUBNET: Record<TopologyName, number | null> = { 'p2p': null, 'router': 2, 'router-tuned': 2, 'exit-node': 3 };
 /** Debian packages of the tools set-up runs itself (the daemon's own binary is impls.ts' business). */
-const TOOLS: Record<string, string> = { ip: 'iproute2', wg: 'wireguard-tools', ping: 'iputils-ping', sysctl: 'procps' };
-const EXIT_TOOLS: Record<string, string> = { nft: 'nftables' };
-const TUNE_TOOLS: Record<string, string> = { bash: 'bash' };
+const TOOLS = ['ip', 'wg', 'ping', 'sysctl'];
+const EXIT_TOOLS = ['nft'];
+const TUNE_TOOLS = ['bash'];
 const MAX_STARTS = 3;
 const DEFAULT_EXEC_TIMEOUT_MS = 20_000;
 const TERM_GRACE_MS = 2_000;
@@ -101,11 +102,9 @@ export class Topology {
   static async up(opts: TopologyOptions): Promise<Topology> {
     if (!/^[a-z0-9]{4}$/.test(opts.runId)) throw new Error(`run id must be 4 characters [a-z0-9], not '${opts.runId}'`);
     if (!TOPOLOGIES.includes(opts.name)) throw new Error(`unknown topology '${opts.name}' (one of ${TOPOLOGIES.join(', ')})`);
-    requireTools({
-      ...TOOLS,
-      ...(opts.name === 'exit-node' ? EXIT_TOOLS : {}),
-      ...(opts.name === 'router-tuned' ? TUNE_TOOLS : {}),
-    });
+    for (const tool of [...TOOLS, ...(opts.name === 'exit-node' ? EXIT_TOOLS : []), ...(opts.name === 'router-tuned' ? TUNE_TOOLS : [])]) {
+      requireTool(tool);
+    }
     mkdirSync(opts.logDir, { recursive: true });
     const topology = new Topology(opts);
     live.set(topology, () => topology.killSync());
@@ -403,14 +402,6 @@ function run(argv: string[], timeoutMs = DEFAULT_EXEC_TIMEOUT_MS, input?: string
     throw new Error(`${argv.join(' ')} failed (${why}): ${(r.stderr ?? '').trim()}`);
   }
   return r.stdout;
-}
-
-function requireTools(tools: Record<string, string>): void {
-  const path = (process.env.PATH ?? '').split(delimiter).filter((d) => d !== '');
-  const missing = Object.entries(tools).filter(([tool]) => !path.some((dir) => existsSync(join(dir, tool))));
-  if (missing.length > 0) {
-    throw new Unavailable(`missing ${missing.map(([t]) => t).join(', ')} (Debian: apt-get install -y ${missing.map(([, p]) => p).join(' ')})`);
-  }
 }
 
 function running(child: ChildProcess): boolean {
