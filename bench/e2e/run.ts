@@ -15,9 +15,9 @@ import { join } from 'node:path';
 import { cellKey, runInfo, SCHEMA, summarize, type Report, type Result, type Skipped } from '../report-schema.js';
 import { ImplFailed, Unavailable } from './errors.js';
 import { implProblem } from './impls.js';
-import { loadTools, runLoad, type LoadName, type Measurement } from './loads.js';
+import { expectedSeconds, loadTools, runLoad, type LoadName, type Measurement } from './loads.js';
 import { markdownReport } from './markdown.js';
-import { parsePlan, reverseFor, stepSeconds, steps, UsageError, USAGE, type Plan, type Step } from './plan.js';
+import { parsePlan, reverseFor, SETUP_SECONDS, stepSeconds, steps, UsageError, USAGE, type Plan, type Step } from './plan.js';
 import { svgChart } from './svg.js';
 import { missingToolMessage, which } from './tools.js';
 import { downAllSync, Topology } from './topology.js';
@@ -120,10 +120,10 @@ async function runStep(plan: Plan, step: Step, runId: string, dir: string, resul
     return;
   }
   try {
-    let expected = expectedBefore + stepSeconds(plan, []);
+    let expected = expectedBefore + SETUP_SECONDS;
     for (const load of loads) {
       progress.show(step, load, expected);
-      expected += stepSeconds(plan, [load]) - stepSeconds(plan, []);
+      expected += expectedSeconds(load, plan.seconds);
       try {
         const r = await runLoad(load, topology, { seconds: plan.seconds, reverse: reverseFor(step.topology), logDir });
         for (const m of r.measurements) results.add(group, impl, m);
