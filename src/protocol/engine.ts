@@ -25,6 +25,7 @@ import { consumeInitiation, consumeResponse, createInitiation, createResponse, d
 import { HandshakeStats } from './handshake-stats.js';
 import { Peer, MAX_STAGED_PACKETS, sameEndpoint, type Endpoint, type PeerOptions } from './peer.js';
 import { RateLimiter } from './ratelimiter.js';
+import { TimerQueue } from './timer-queue.js';
 import { shouldRekeyOnReceive, shouldRekeyOnSend, TimerAction } from './timers.js';
 
 /** A datagram to send: to a peer's endpoint, or (cookie replies) to whoever asked. */
@@ -55,6 +56,8 @@ export interface EngineOptions {
   /** Capacity of the shared tables (default: KEY_SLOTS key slots, MAX_PEERS peers). */
   keySlots?: number;
   maxPeers?: number;
+  /** Told each timer that expires, before the engine acts on it (tests, tracing). */
+  onTimer?: (peer: Peer, action: TimerAction) => void;
 }
 
 /** Under load, as wireguard-go: once the handshake backlog reaches this share of its capacity… */
@@ -76,6 +79,7 @@ export class Engine {
   readonly now: () => number;
   private readonly wallClock: () => number;
   private readonly random: () => number;
+  private readonly onTimer: ((peer: Peer, action: TimerAction) => void) | undefined;
   mtu: number;
   private local: StaticKey | undefined;
   private readonly peersByKey = new Map<string, Peer>();
@@ -84,6 +88,10 @@ export class Engine {
   readonly keyTable: KeyTable;
   readonly peerTable: PeerTable;
   private readonly peersById = new Map<number, Peer>();
+  /** Peers with pending timers, by when to wake them. */
+  private readonly timerQueue = new TimerQueue<Peer>();
+  /** Order of the next peer added (Peer.order). */
+  private peersAdded = 0;
   private routes: RouteTable = RouteTable.empty();
   private routesVersion = 0;
   readonly allowedIPs = new AllowedIPs<Peer>();
@@ -104,6 +112,7 @@ export class Engine {
     this.now = options.now ?? (() => performance.now());
     this.wallClock = options.wallClock ?? Date.now;
     this.random = options.random ?? Math.random;
+    this.onTimer = options.onTimer;
     this.mtu = options.mtu ?? 1420;
     this.local = options.privateKey === undefined ? undefined : importPrivateKey(options.privateKey);
     this.cookieChecker = new CookieChecker(this.local?.publicKey ?? new Uint8Array(32), this.now);
@@ -147,10 +156,8 @@ export class Engine {
     // Throws PeerTableFullError (ENOSPC) when the table is full.
     const id = this.peerTable.allocate();
     const peer = new Peer(
-      publicKey, id, this.local, this.now, this.random,
-      (kp) => this.indices.delete(kp.localIndex),
-      (p) => this.peerTable.setEndpoint(p.id, p.endpoint),
-      options,
+      publicKey, id, this.peersAdded++, this.timerQueue, this.local, this.now, this.random,
+      this.keypairRetired, this.endpointChanged, options,
     );
     this.peersByKey.set(hexOf(publicKey), peer);
     this.peersById.set(id, peer);
@@ -163,6 +170,8 @@ export class Engine {
     this.removedRxPackets += peer.rxPackets;
     this.removedTxPackets += peer.txPackets;
     this.expireSession(peer);
+    peer.timers.stop();
+    this.timerQueue.remove(peer);
     this.allowedIPs.removePeer(peer);
     this.peersByKey.delete(hexOf(peer.publicKey));
     this.peersById.delete(peer.id);
@@ -447,34 +456,56 @@ export class Engine {
     peer.timers.handshakeInitiated();
   }
 
-  /** Runs every peer's due timers. Call at nextDeadline() (or on any schedule). */
-  poll(): void {
-    for (const peer of this.peersByKey.values()) {
-      for (const action of peer.timers.poll()) {
-        switch (action) {
-          case TimerAction.RetransmitHandshake: this.initiateHandshake(peer, true); break;
-          case TimerAction.NewHandshake: this.initiateHandshake(peer, false); break;
-          case TimerAction.SendKeepalive:
-          case TimerAction.SendPersistentKeepalive: this.sendKeepalive(peer); break;
-          case TimerAction.GiveUpHandshake:
-            peer.staged.length = 0;
-            peer.handshakeStartedAt = undefined;
-            this.handshakes.fail('timeout');
-            break;
-          case TimerAction.ZeroKeyMaterial: this.expireSession(peer); break;
-        }
+  /**
+   * Runs the due timers of the peers the timer queue holds as due, earliest first (ties
+   * in the order the peers were added). Call at nextDeadline() (or on any schedule).
+   * With `maxPeers`, stops after that many peers so a crowd of due peers (thousands of
+   * persistent keepalives after `wg addconf`) cannot hold the thread: true when due
+   * peers are left for another call.
+   */
+  poll(maxPeers = Infinity): boolean {
+    return this.timerQueue.runDue(this.now(), maxPeers, this.wakePeer);
+  }
+
+  // One of each for every peer (not a closure per peer).
+  private readonly keypairRetired = (keypair: Keypair): void => {
+    this.indices.delete(keypair.localIndex);
+  };
+
+  private readonly endpointChanged = (peer: Peer): void => {
+    this.peerTable.setEndpoint(peer.id, peer.endpoint);
+  };
+
+  private readonly wakePeer = (peer: Peer): number | undefined => {
+    this.expireTimers(peer);
+    return peer.timers.nextDeadline();
+  };
+
+  /** Runs one peer's due timers (poll() does it for each peer it wakes). */
+  expireTimers(peer: Peer): void {
+    for (const action of peer.timers.poll()) {
+      this.onTimer?.(peer, action);
+      switch (action) {
+        case TimerAction.RetransmitHandshake: this.initiateHandshake(peer, true); break;
+        case TimerAction.NewHandshake: this.initiateHandshake(peer, false); break;
+        case TimerAction.SendKeepalive:
+        case TimerAction.SendPersistentKeepalive: this.sendKeepalive(peer); break;
+        case TimerAction.GiveUpHandshake:
+          peer.staged.length = 0;
+          peer.handshakeStartedAt = undefined;
+          this.handshakes.fail('timeout');
+          break;
+        case TimerAction.ZeroKeyMaterial: this.expireSession(peer); break;
       }
     }
   }
 
-  /** Earliest timer deadline over all peers (monotonic ms), for one setTimeout. */
+  /**
+   * When poll() next has work (monotonic ms), for one setTimeout: never later than the
+   * earliest deadline, at times earlier (then that poll finds nothing due). O(1).
+   */
   nextDeadline(): number | undefined {
-    let next: number | undefined;
-    for (const peer of this.peersByKey.values()) {
-      const d = peer.timers.nextDeadline();
-      if (d !== undefined && (next === undefined || d < next)) next = d;
-    }
-    return next;
+    return this.timerQueue.peek()?.wakeAt;
   }
 
   private beginSession(peer: Peer): void {

@@ -4,6 +4,7 @@ import type { StaticKey } from '../crypto/x25519.js';
 import { CookieGenerator } from './cookie.js';
 import { Keypairs, type KeypairRetired } from './keypair.js';
 import { Handshake } from './noise.js';
+import type { TimerQueue, Wakeable } from './timer-queue.js';
 import { PeerTimers } from './timers.js';
 
 /**
@@ -33,7 +34,10 @@ export interface PeerOptions {
 /** Packets waiting for a handshake; wireguard-go keeps 128 (QueueStagedSize). */
 export const MAX_STAGED_PACKETS = 128;
 
-export class Peer {
+export class Peer implements Wakeable {
+  /** When the engine's timer queue wakes this peer to run its timers (timer-queue.ts). */
+  wakeAt = Infinity;
+  queueIndex = -1;
   readonly handshake: Handshake;
   readonly keypairs: Keypairs;
   readonly cookies: CookieGenerator;
@@ -56,6 +60,9 @@ export class Peer {
     readonly publicKey: Uint8Array,
     /** The peer's number in the shared peer table (what the data path calls it). */
     readonly id: number,
+    /** Its place in the order peers were added: breaks ties between timers due at once. */
+    readonly order: number,
+    timerQueue: TimerQueue<Peer>,
     local: StaticKey | undefined,
     now: () => number,
     random: () => number,
@@ -66,7 +73,7 @@ export class Peer {
     this.handshake = new Handshake(publicKey, local);
     this.keypairs = new Keypairs(retired);
     this.cookies = new CookieGenerator(publicKey, now);
-    this.timers = new PeerTimers({ now, random });
+    this.timers = new PeerTimers({ now, random, wake: (deadline) => timerQueue.wakeBy(this, deadline) });
     this.update(options);
   }
 

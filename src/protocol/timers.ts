@@ -7,6 +7,8 @@
 // - Keep one real timer armed for nextDeadline(); when it fires, call poll() and carry
 //   out the returned actions in order. Events run per packet, so re-arming only when
 //   nextDeadline() moved earlier is enough: a poll() with nothing due returns [].
+//   With many peers, the `wake` option tells a TimerQueue (timer-queue.ts) each new
+//   deadline instead, so the device need not ask every peer.
 // - Every handshake initiation, including those poll() asks for, first asks
 //   wantInitiation(isRetry) (wireguard-go's SendHandshakeInitiation prologue: rate limit
 //   and attempt count); after sending one, call handshakeInitiated().
@@ -49,6 +51,8 @@ export interface PeerTimersOptions {
   random?: () => number;
   /** Seconds, 0 = off. */
   persistentKeepaliveInterval?: number;
+  /** Told every deadline a timer is armed at (ms), as it is armed. */
+  wake?: (deadline: number) => void;
 }
 
 /** The parts of a keypair the rekey decisions look at. */
@@ -96,8 +100,9 @@ export class PeerTimers {
   sentLastMinuteHandshake = false;
   private readonly now: () => number;
   private readonly random: () => number;
-  /** Deadline of each timer in ms; Infinity = not pending. */
-  private readonly deadlines = new Float64Array(TIMER_COUNT).fill(Infinity);
+  private readonly wake: ((deadline: number) => void) | undefined;
+  /** Deadline of each timer in ms; Infinity = not pending. A plain array: no buffer per peer. */
+  private readonly deadlines: number[] = [Infinity, Infinity, Infinity, Infinity, Infinity];
   private persistentKeepaliveInterval = 0;
   private running = true;
   /** Retransmissions of the current initiation so far. */
@@ -109,6 +114,7 @@ export class PeerTimers {
   constructor(options: PeerTimersOptions) {
     this.now = options.now;
     this.random = options.random ?? Math.random;
+    this.wake = options.wake;
     this.setPersistentKeepalive(options.persistentKeepaliveInterval ?? 0);
   }
 
@@ -225,7 +231,7 @@ export class PeerTimers {
   /** Device down or peer removed: cancels every timer; events arm none until start(). */
   stop(): void {
     this.running = false;
-    this.deadlines.fill(Infinity);
+    for (let timer = 0; timer < TIMER_COUNT; timer++) this.deadlines[timer] = Infinity;
   }
 
   /**
@@ -275,7 +281,10 @@ export class PeerTimers {
   }
 
   private arm(timer: number, delay: number): void {
-    if (this.running) this.deadlines[timer] = this.now() + delay;
+    if (!this.running) return;
+    const deadline = this.now() + delay;
+    this.deadlines[timer] = deadline;
+    this.wake?.(deadline);
   }
 
   private cancel(timer: number): void {
