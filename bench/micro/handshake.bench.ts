@@ -1,6 +1,6 @@
 // Full WireGuard handshakes per second on one core: initiation, response and the
 // first keepalive between two in-memory engines (initiator + responder work both
-// counted); each side's own steps timed apart, as handshakes per second as initiator
+// counted); one initiation alone (an unanswered peer's retry); each side's own steps timed apart, as handshakes per second as initiator
 // and as responder; next to the X25519 step with node:crypto and with @noble/curves.
 // Run: npm run build && node dist/bench/micro/handshake.bench.js
 import { Bench } from 'tinybench';
@@ -79,6 +79,12 @@ const theirs = generateStaticKey();
 
 const bench = new Bench({ time: 2000, warmupTime: 300, retainSamples: true });
 bench.add('full handshake (initiator + responder)', handshake);
+// What each retry of a peer that never answers costs the control thread.
+bench.add('initiation created (an unanswered peer\'s retry)', () => {
+  tick();
+  a.initiateHandshake(aPeer, false);
+  a.outbox.length = 0;
+});
 bench
   .add('X25519 shared secret, node:crypto', () => { sharedSecret(ours, theirs.publicKey); })
   .add('X25519 shared secret, @noble/curves', () => { x25519.getSharedSecret(ours.privateKey, theirs.publicKey); });

@@ -1,13 +1,18 @@
 // BLAKE2s and the HMAC/HKDF built on it, as the Noise_IKpsk2 handshake and
-// the MAC/cookie scheme use them (WireGuard whitepaper §5.4).
+// the MAC/cookie scheme use them (WireGuard whitepaper §5.4). The hash and HMAC run
+// in node:crypto (OpenSSL: HMAC about 3× @noble's); node has no keyed BLAKE2s-128,
+// so MAC1/MAC2 and cookies stay on @noble. Tests check both against @noble.
+import { createHash, createHmac } from 'node:crypto';
 import { blake2s } from '@noble/hashes/blake2.js';
-import { hmac as nobleHmac } from '@noble/hashes/hmac.js';
+
+/** A digest Buffer as a plain Uint8Array view (no copy). */
+const view = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.length);
 
 /** HASH(a ‖ b ‖ …): 32-byte BLAKE2s. */
 export function hash(...parts: Uint8Array[]): Uint8Array {
-  const h = blake2s.create();
+  const h = createHash('blake2s256');
   for (const p of parts) h.update(p);
-  return h.digest();
+  return view(h.digest());
 }
 
 /** MAC(key, a ‖ b ‖ …): 16-byte keyed BLAKE2s. */
@@ -19,9 +24,9 @@ export function mac(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
 
 /** HMAC-BLAKE2s (32 bytes). */
 export function hmac(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
-  const h = nobleHmac.create(blake2s, key);
+  const h = createHmac('blake2s256', key);
   for (const p of parts) h.update(p);
-  return h.digest();
+  return view(h.digest());
 }
 
 const ONE = Uint8Array.of(1);

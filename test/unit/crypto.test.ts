@@ -32,8 +32,20 @@ test('mac is keyed BLAKE2s-128, as @noble computes it', () => {
   }
 });
 
+test('hash and hmac (node:crypto) equal @noble\'s on many parts, empty parts, inputs of many blocks and keys longer than a block', () => {
+  for (let i = 0; i < 200; i++) {
+    const parts = Array.from({ length: 1 + (i % 5) }, (_, k) => randomBytes((i * 37 + k * 61) % (i % 3 === 0 ? 7 : 300)));
+    const whole = Buffer.concat(parts);
+    assert.equal(hex(hash(...parts)), hex(blake2s(whole)), `hash ${i}`);
+    const key = randomBytes([0, 1, 16, 32, 63, 64, 65, 200][i % 8]!);
+    assert.equal(hex(hmac(key, ...parts)), hex(nobleHmac(blake2s, key, whole)), `hmac ${i} key ${key.length}`);
+  }
+  assert.equal(hex(hash()), hex(blake2s(new Uint8Array(0))));
+  assert.ok(!Buffer.isBuffer(hash(randomBytes(3))), 'a plain Uint8Array, not a Buffer');
+});
+
 test('hmac is HMAC-BLAKE2s, and kdf is HKDF-BLAKE2s with an empty info', () => {
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; i < 100; i++) {
     const key = randomBytes(32);
     const input = randomBytes(i * 7);
     assert.equal(hex(hmac(key, input)), hex(nobleHmac(blake2s, key, input)));
