@@ -86,8 +86,12 @@ export class CookieGenerator {
   private lastMac1: Uint8Array | undefined;
 
   constructor(peerPublicKey: Uint8Array, private readonly now: () => number) {
-    this.mac1Key = mac1Key(peerPublicKey);
-    this.decryptionKey = cookieKey(peerPublicKey);
+    // Both keys in one buffer: a peer's only bytes of its own before it handshakes.
+    const keys = new Uint8Array(64);
+    keys.set(mac1Key(peerPublicKey), 0);
+    keys.set(cookieKey(peerPublicKey), 32);
+    this.mac1Key = keys.subarray(0, 32);
+    this.decryptionKey = keys.subarray(32);
   }
 
   /** Fills in mac1 and mac2 (zero unless a fresh cookie is held) of an encoded message. */

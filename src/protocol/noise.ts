@@ -17,19 +17,29 @@ const ZERO_MACS = new Uint8Array(MAC_SIZE);
 
 export type HandshakeState = 'zeroed' | 'initiation-created' | 'initiation-consumed' | 'response-created' | 'response-consumed';
 
-/** Per-peer handshake state: the peer's static key, the PSK and the Noise transcript. */
+/** What a peer's fields hold while unused: shared, never written (filling an empty array is a no-op). */
+const UNUSED = new Uint8Array(0);
+const NO_TIMESTAMP = new Uint8Array(TIMESTAMP_SIZE);
+const NO_PRESHARED_KEY = new Uint8Array(KEY_SIZE);
+
+/**
+ * Per-peer handshake state: the peer's static key, the PSK and the Noise transcript.
+ * A peer that never handshakes holds no buffers of its own: the transcript exists only
+ * while a handshake is in progress, the timestamp once one was accepted, the PSK once set.
+ */
 export class Handshake {
   state: HandshakeState = 'zeroed';
-  hash: Uint8Array = new Uint8Array(32);
-  chainKey: Uint8Array = new Uint8Array(32);
+  hash: Uint8Array = UNUSED;
+  chainKey: Uint8Array = UNUSED;
   localEphemeral: StaticKey | undefined;
-  remoteEphemeral: Uint8Array = new Uint8Array(32);
+  remoteEphemeral: Uint8Array = UNUSED;
   localIndex = 0;
   remoteIndex = 0;
   /** Newest TAI64N timestamp accepted from this peer: older or equal ones are replays. */
-  latestTimestamp: Uint8Array = new Uint8Array(TIMESTAMP_SIZE);
+  latestTimestamp: Uint8Array = NO_TIMESTAMP;
   lastInitiationConsumedAt = -Infinity;
-  presharedKey: Uint8Array = new Uint8Array(KEY_SIZE);
+  /** Replaced, never written in place. */
+  presharedKey: Uint8Array = NO_PRESHARED_KEY;
   /** DH(local static, peer static); undefined when the peer's key is of low order. */
   staticStatic: Uint8Array | undefined;
   /** The peer's static key imported once: every handshake does DH with it. */
@@ -49,6 +59,9 @@ export class Handshake {
     this.hash.fill(0);
     this.chainKey.fill(0);
     this.remoteEphemeral.fill(0);
+    this.hash = UNUSED;
+    this.chainKey = UNUSED;
+    this.remoteEphemeral = UNUSED;
     this.localEphemeral = undefined;
     this.localIndex = 0;
     this.remoteIndex = 0;
