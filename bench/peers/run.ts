@@ -167,7 +167,8 @@ async function scaleStep(ctx: Ctx, n: number): Promise<void> {
   const kept = peers.slice(0, Math.floor(n / 2));
   const fresh = makePeers(n + 1, n - kept.length);
   const syncFile = join(ctx.logDir, `syncconf-${n}.conf`);
-  writeFileSync(syncFile, `${baseConf.trimEnd()}\n\n${peersConf([...kept, ...fresh])}`);
+  // showconf's text carries the interface's private key.
+  writeFileSync(syncFile, `${baseConf.trimEnd()}\n\n${peersConf([...kept, ...fresh])}`, { mode: 0o600 });
   add('wg-syncconf', timed(() => wg(ctx, ['syncconf', ctx.dev, syncFile])));
   expectPeers(ctx, [...base, ...kept.map((p) => p.publicKey), ...fresh.map((p) => p.publicKey)]);
 }
