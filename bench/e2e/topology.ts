@@ -117,6 +117,11 @@ export class Topology {
     return topology;
   }
 
+  /** The tunnel interfaces of the client's and the peer's end, for `wg` in client.ns and the peer's namespace. */
+  interfaceNames(): { client: string; peer: string } {
+    return { client: this.tunnel.a, peer: this.tunnel.b };
+  }
+
   daemonPids(): { client: number | null; peer: number | null } {
     return { client: this.daemons.a?.pid ?? null, peer: this.daemons.b?.pid ?? null };
   }
