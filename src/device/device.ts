@@ -354,7 +354,7 @@ export class Device implements UapiDevice {
       const psk = peer.handshake.presharedKey;
       peers.push({
         publicKey: peer.publicKey,
-        presharedKey: psk.some((b) => b !== 0) ? psk : undefined,
+        presharedKey: isZeroKey(psk) ? undefined : psk,
         endpoint: peer.endpoint,
         lastHandshakeWallMs: peer.lastHandshakeWallMs,
         rxBytes: peer.rxBytes,
@@ -398,10 +398,15 @@ export class Device implements UapiDevice {
         ...(change.endpoint === undefined ? {} : { endpoint: { address: change.endpoint.address, port: change.endpoint.port } }),
         ...(change.persistentKeepalive === undefined ? {} : { persistentKeepalive: change.persistentKeepalive }),
       });
-      if (change.replaceAllowedIPs) engine.allowedIPs.removePeer(peer);
-      for (const { prefix, remove } of change.allowedIPs) {
-        if (remove) engine.allowedIPs.remove(prefix, peer);
-        else engine.allowedIPs.insert(prefix, peer);
+      if (change.replaceAllowedIPs && change.allowedIPs.every((c) => !c.remove)) {
+        // What `wg syncconf` sends for every peer: the whole list again, usually what the peer has.
+        engine.allowedIPs.replacePeer(peer, change.allowedIPs.map((c) => c.prefix));
+      } else {
+        if (change.replaceAllowedIPs) engine.allowedIPs.removePeer(peer);
+        for (const { prefix, remove } of change.allowedIPs) {
+          if (remove) engine.allowedIPs.remove(prefix, peer);
+          else engine.allowedIPs.insert(prefix, peer);
+        }
       }
     }
     this.afterWork();
@@ -479,6 +484,11 @@ function readInterfaceStatistic(name: string, counter: string): number | undefin
 function errnoOf(err: unknown): number {
   const errno = (err as { errno?: unknown } | null)?.errno;
   return typeof errno === 'number' && Number.isInteger(errno) && errno !== 0 ? Math.abs(errno) : EIO;
+}
+
+function isZeroKey(key: Uint8Array): boolean {
+  for (let i = 0; i < key.length; i++) if (key[i] !== 0) return false;
+  return true;
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

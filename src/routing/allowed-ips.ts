@@ -3,7 +3,7 @@
 // every node holds a prefix; a node without a peer exists only to fork two subtrees.
 // Lookups read the address straight from the packet buffer as 32-bit words and allocate nothing.
 
-import { type AddressFamily, type Prefix, addressLength, maskPrefix, maxBits } from './prefix.js';
+import { type AddressFamily, type Prefix, addressLength, maxBits } from './prefix.js';
 import { RouteTable } from './route-table.js';
 
 class TrieNode<T> {
@@ -63,8 +63,13 @@ class TrieNode<T> {
 
   prefix(): Prefix {
     const address = new Uint8Array(addressLength(this.family));
-    const view = new DataView(address.buffer);
-    for (let i = 0; i < address.length / 4; i++) view.setInt32(4 * i, this.word(i));
+    for (let i = 0; i < address.length; i += 4) {
+      const w = this.word(i >>> 2);
+      address[i] = w >>> 24;
+      address[i + 1] = w >>> 16;
+      address[i + 2] = w >>> 8;
+      address[i + 3] = w;
+    }
     return { family: this.family, address, bits: this.bits };
   }
 }
@@ -107,13 +112,17 @@ export class AllowedIPs<T extends {}> {
     return this.nodes;
   }
 
-  /** Changes with every insert and removal (so a compiled table knows it is stale). */
+  /** Changes with every insert and removal that changed the table (so a compiled table knows it is stale). */
   get version(): number {
     return this.changes;
   }
 
   insert(prefix: Prefix, peer: T): void {
-    this.changes++;
+    this.insertNode(prefix, peer);
+  }
+
+  /** Inserts and returns the prefix's node. */
+  private insertNode(prefix: Prefix, peer: T): TrieNode<T> {
     const words = keyWords(prefix);
     const { family, bits } = prefix;
     let parent: TrieNode<T> | null = null;
@@ -121,7 +130,7 @@ export class AllowedIPs<T extends {}> {
     while (node !== null && node.bits <= bits && node.matches(words)) {
       if (node.bits === bits) {
         this.assign(node, peer);
-        return;
+        return node;
       }
       parent = node;
       node = node.childFor(words);
@@ -146,40 +155,64 @@ export class AllowedIPs<T extends {}> {
     if (parent === null) this.setRoot(family, top);
     else this.setChild(parent, bitAt(words, parent.bits), top);
     this.assign(leaf, peer);
+    return leaf;
   }
 
   /** Removes a prefix (only if owned by `peer` when given). Returns whether it was removed. */
   remove(prefix: Prefix, peer?: T): boolean {
-    this.changes++;
     const node = this.find(prefix);
     if (node === null || node.peer === undefined) return false;
     if (peer !== undefined && node.peer !== peer) return false;
+    this.changes++;
     this.unlink(node, node.peer);
     this.release(node);
     return true;
   }
 
   removePeer(peer: T): void {
-    this.changes++;
     const nodes = this.byPeer.get(peer);
     if (nodes === undefined) return;
+    this.changes++;
     this.byPeer.delete(peer);
     // Pruning only removes nodes without a peer, so the rest of this set stays valid.
     for (const node of nodes) this.release(node);
   }
 
+  /**
+   * Gives `peer` exactly `prefixes`, in that order, as removePeer and then insert of each
+   * would; but prefixes it keeps stay in the trie, so setting what a peer has already
+   * (`wg syncconf` sends every peer's whole list) changes nothing and needs no new compile.
+   */
+  replacePeer(peer: T, prefixes: readonly Prefix[]): void {
+    const old = this.byPeer.get(peer);
+    // In the order given, each prefix once: the order prefixesOf reports, as after a fresh insert of each.
+    const kept = new Set<TrieNode<T>>();
+    for (const prefix of prefixes) {
+      const node = this.find(prefix);
+      kept.add(node !== null && node.peer === peer ? node : this.insertNode(prefix, peer));
+    }
+    if (old !== undefined) {
+      for (const node of old) {
+        if (kept.has(node)) continue;
+        this.changes++;
+        this.release(node);
+      }
+    }
+    if (kept.size === 0) this.byPeer.delete(peer);
+    else this.byPeer.set(peer, kept);
+  }
+
   /** The peer's prefixes in the order they were given to it (a prefix moved back goes last). */
   prefixesOf(peer: T): Prefix[] {
-    return [...(this.byPeer.get(peer) ?? [])].map((node) => node.prefix());
+    const nodes = this.byPeer.get(peer);
+    const prefixes: Prefix[] = [];
+    if (nodes !== undefined) for (const node of nodes) prefixes.push(node.prefix());
+    return prefixes;
   }
 
   /** The table flattened for the data path, with each peer as `idOf(peer)` (a number ≥ 0). */
   compile(idOf: (peer: T) => number): RouteTable {
-    return RouteTable.build<TrieNode<T>>(
-      [this.root4, this.root6],
-      (node) => [node.c0, node.c1],
-      (node) => (node.peer === undefined ? -1 : idOf(node.peer)),
-    );
+    return RouteTable.build<TrieNode<T>>([this.root4, this.root6], this.nodes, (node) => (node.peer === undefined ? -1 : idOf(node.peer)));
   }
 
   /** Longest-prefix match on the IPv4 address at buf[offset..offset+4]. */
@@ -246,6 +279,7 @@ export class AllowedIPs<T extends {}> {
 
   private assign(node: TrieNode<T>, peer: T): void {
     if (node.peer === peer) return;
+    this.changes++;
     if (node.peer === undefined) {
       this.prefixCount++;
     } else {
@@ -305,9 +339,9 @@ function keyWords(prefix: Prefix): number[] {
   if (prefix.address.length !== addressLength(prefix.family) || !Number.isInteger(prefix.bits) || prefix.bits < 0 || prefix.bits > maxBits(prefix.family)) {
     throw new RangeError(`not an IPv${prefix.family} prefix: ${prefix.address.length} bytes /${prefix.bits}`);
   }
-  const address = maskPrefix(prefix).address;
+  const { address, bits } = prefix;
   const words = [0, 0, 0, 0];
-  for (let i = 0; i < address.length / 4; i++) words[i] = read32(address, 4 * i);
+  for (let i = 0; i < address.length / 4; i++) words[i] = read32(address, 4 * i) & wordMask(bits, i);
   return words;
 }
 

@@ -64,18 +64,25 @@ export function parseInterfaceAddress(text: string): InterfaceAddress {
 
 /** Parses a prefix; like `wg`, host bits set in the address are accepted and cleared. */
 export function parsePrefix(text: string): Prefix {
-  return maskPrefix(parseInterfaceAddress(text));
+  const p = parseInterfaceAddress(text);
+  // The address is a fresh array of our own: clear its host bits in place.
+  clearHostBits(p.address, p.bits);
+  return p;
 }
 
 /** The prefix (network) containing an address: a copy with the host bits cleared. */
 export function maskPrefix(p: { family: AddressFamily; address: Uint8Array; bits: number }): Prefix {
   const address = new Uint8Array(p.address);
-  const whole = p.bits >>> 3;
+  clearHostBits(address, p.bits);
+  return { family: p.family, address, bits: p.bits };
+}
+
+function clearHostBits(address: Uint8Array, bits: number): void {
+  const whole = bits >>> 3;
   if (whole < address.length) {
-    address[whole] &= (0xff00 >>> (p.bits & 7)) & 0xff;
+    address[whole] &= (0xff00 >>> (bits & 7)) & 0xff;
     address.fill(0, whole + 1);
   }
-  return { family: p.family, address, bits: p.bits };
 }
 
 export function formatPrefix(p: Prefix | InterfaceAddress): string {
@@ -90,6 +97,36 @@ export function formatAddress(family: AddressFamily, address: Uint8Array): strin
 }
 
 function parseIPv4(text: string): Uint8Array {
+  return quickIPv4(text) ?? checkedIPv4(text);
+}
+
+/**
+ * The common case in one pass over the characters: four octets of 1–3 digits, no
+ * leading zero, at most 255. Anything else is left to checkedIPv4, which says what is wrong.
+ */
+function quickIPv4(text: string): Uint8Array | undefined {
+  const bytes = new Uint8Array(4);
+  let octet = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 0x2e;
+    if (c >= 0x30 && c <= 0x39) {
+      if (digits === 1 && value === 0) return undefined;
+      value = value * 10 + (c - 0x30);
+      if (++digits > 3) return undefined;
+    } else if (c === 0x2e && digits > 0 && value <= 255 && octet < 4) {
+      bytes[octet++] = value;
+      value = 0;
+      digits = 0;
+    } else {
+      return undefined;
+    }
+  }
+  return octet === 4 ? bytes : undefined;
+}
+
+function checkedIPv4(text: string): Uint8Array {
   const parts = text.split('.');
   if (parts.length !== 4) throw new PrefixError(text, 'not an IPv4 address: it needs four dotted decimal numbers');
   const bytes = new Uint8Array(4);

@@ -17,10 +17,11 @@ const N_C1 = 12;
 const HEADER_WORDS = 2;
 
 /** What AllowedIPs.compile reads from each trie node. */
-export interface CompilableNode {
+export interface CompilableNode<N> {
   readonly k0: number; readonly k1: number; readonly k2: number; readonly k3: number;
   readonly m0: number; readonly m1: number; readonly m2: number; readonly m3: number;
   readonly bitWord: number; readonly bitShift: number;
+  readonly c0: N | null; readonly c1: N | null;
 }
 
 export class RouteTable {
@@ -37,40 +38,41 @@ export class RouteTable {
     return t;
   }
 
-  /** Builds the table from two tries given as nodes in preorder; `peer(node)` is -1 for a fork. */
-  static build<N extends CompilableNode>(
-    roots: readonly [N | null, N | null],
-    children: (node: N) => readonly [N | null, N | null],
-    peer: (node: N) => number,
-  ): RouteTable {
-    const nodes: N[] = [];
-    const count = (node: N | null): void => {
-      if (node === null) return;
-      nodes.push(node);
-      const [c0, c1] = children(node);
-      count(c0);
-      count(c1);
-    };
-    count(roots[0]);
-    count(roots[1]);
-    const table = new RouteTable(new SharedArrayBuffer((HEADER_WORDS + nodes.length * NODE_WORDS) * 4));
+  /**
+   * Builds the table from two tries of `nodeCount` nodes in all, laid out in preorder;
+   * `peer(node)` is -1 for a fork. One pass, no map from nodes to places: each node's
+   * place is written into the word that points at it when the node is reached.
+   */
+  static build<N extends CompilableNode<N>>(roots: readonly [N | null, N | null], nodeCount: number, peer: (node: N) => number): RouteTable {
+    const table = new RouteTable(new SharedArrayBuffer((HEADER_WORDS + nodeCount * NODE_WORDS) * 4));
     const w = table.words;
-    const position = new Map<N, number>();
-    nodes.forEach((node, i) => position.set(node, HEADER_WORDS + i * NODE_WORDS));
-    const at = (node: N | null): number => (node === null ? -1 : position.get(node)!);
-    w[0] = at(roots[0]);
-    w[1] = at(roots[1]);
-    for (const node of nodes) {
-      const p = at(node);
+    w[0] = -1;
+    w[1] = -1;
+    // Nodes still to place, and for each the word to point at it; the top is the next in preorder.
+    const pending: N[] = [];
+    const pointers: number[] = [];
+    const later = (node: N | null, pointer: number): void => {
+      if (node === null) return;
+      pending.push(node);
+      pointers.push(pointer);
+    };
+    later(roots[1], 1);
+    later(roots[0], 0);
+    let p = HEADER_WORDS;
+    for (let node = pending.pop(); node !== undefined; node = pending.pop(), p += NODE_WORDS) {
+      if (p >= w.length) throw new RangeError(`the tries have more than the ${nodeCount} nodes given`);
+      w[pointers.pop()!] = p;
       w[p + N_K] = node.k0; w[p + N_K + 1] = node.k1; w[p + N_K + 2] = node.k2; w[p + N_K + 3] = node.k3;
       w[p + N_M] = node.m0; w[p + N_M + 1] = node.m1; w[p + N_M + 2] = node.m2; w[p + N_M + 3] = node.m3;
       w[p + N_BIT_WORD] = node.bitWord;
       w[p + N_BIT_SHIFT] = node.bitShift;
       w[p + N_PEER] = peer(node);
-      const [c0, c1] = children(node);
-      w[p + N_C0] = at(c0);
-      w[p + N_C1] = at(c1);
+      w[p + N_C0] = -1;
+      w[p + N_C1] = -1;
+      later(node.c1, p + N_C1);
+      later(node.c0, p + N_C0);
     }
+    if (p !== w.length) throw new RangeError(`the tries have ${(p - HEADER_WORDS) / NODE_WORDS} nodes, not the ${nodeCount} given`);
     return table;
   }
 

@@ -1,7 +1,7 @@
 // The cross-platform configuration protocol (wireguard.com/xplatform) as wireguard-go
 // speaks it on its Unix socket, and `wg` expects: parsing `set` requests, formatting
 // `get` responses, and cutting a byte stream into operations. Pure: no I/O, no clock.
-import { clamp, decodeKeyHex, encodeKeyHex, KEY_LENGTH } from '../crypto/keys.js';
+import { clamp, encodeKeyHex, KEY_LENGTH } from '../crypto/keys.js';
 import { formatAddress, formatPrefix, parseAddress, parsePrefix, type Prefix } from '../routing/prefix.js';
 
 // Linux errno values. On the wire they travel negated (`errno=-22`), as wireguard-go
@@ -119,28 +119,25 @@ export function formatErrno(errno: number): string {
 
 /** The whole answer to `get=1`: keys in wireguard-go's order, then `errno=0` and a blank line. */
 export function formatGetResponse(state: UapiInterfaceState): string {
-  const lines: string[] = [];
-  if (state.privateKey !== undefined && !isZero(state.privateKey)) lines.push(`private_key=${encodeKeyHex(state.privateKey)}`);
-  if (state.listenPort !== 0) lines.push(`listen_port=${decimal(state.listenPort)}`);
-  if (state.fwmark !== 0) lines.push(`fwmark=${decimal(state.fwmark)}`);
+  // One string built by appending: `wg show` asks for all of it, ~350 bytes a peer.
+  let text = '';
+  if (state.privateKey !== undefined && !isZero(state.privateKey)) text += `private_key=${encodeKeyHex(state.privateKey)}\n`;
+  if (state.listenPort !== 0) text += `listen_port=${decimal(state.listenPort)}\n`;
+  if (state.fwmark !== 0) text += `fwmark=${decimal(state.fwmark)}\n`;
   for (const peer of state.peers) {
-    lines.push(`public_key=${encodeKeyHex(peer.publicKey)}`);
-    // wireguard-go always sends it, all zero when there is none; `wg` reads zero as none.
-    lines.push(`preshared_key=${encodeKeyHex(peer.presharedKey ?? new Uint8Array(KEY_LENGTH))}`);
-    lines.push('protocol_version=1');
-    if (peer.endpoint !== undefined) lines.push(`endpoint=${formatEndpoint(peer.endpoint)}`);
+    // wireguard-go always sends the preshared key, all zero when there is none; `wg` reads zero as none.
+    text += `public_key=${encodeKeyHex(peer.publicKey)}\npreshared_key=${peer.presharedKey === undefined ? ZERO_KEY_HEX : encodeKeyHex(peer.presharedKey)}\nprotocol_version=1\n`;
+    if (peer.endpoint !== undefined) text += `endpoint=${formatEndpoint(peer.endpoint)}\n`;
     const ms = Math.max(0, peer.lastHandshakeWallMs);
     const seconds = Math.floor(ms / 1000);
-    lines.push(`last_handshake_time_sec=${decimal(seconds)}`);
-    lines.push(`last_handshake_time_nsec=${decimal((ms - seconds * 1000) * 1e6)}`);
-    lines.push(`tx_bytes=${decimal(peer.txBytes)}`);
-    lines.push(`rx_bytes=${decimal(peer.rxBytes)}`);
-    lines.push(`persistent_keepalive_interval=${decimal(peer.persistentKeepalive)}`);
-    for (const prefix of peer.allowedIPs) lines.push(`allowed_ip=${formatPrefix(prefix)}`);
+    text += `last_handshake_time_sec=${decimal(seconds)}\nlast_handshake_time_nsec=${decimal((ms - seconds * 1000) * 1e6)}\n`
+      + `tx_bytes=${decimal(peer.txBytes)}\nrx_bytes=${decimal(peer.rxBytes)}\npersistent_keepalive_interval=${decimal(peer.persistentKeepalive)}\n`;
+    for (const prefix of peer.allowedIPs) text += `allowed_ip=${formatPrefix(prefix)}\n`;
   }
-  lines.push('errno=0', '', '');
-  return lines.join('\n');
+  return `${text}errno=0\n\n`;
 }
+
+const ZERO_KEY_HEX = '0'.repeat(2 * KEY_LENGTH);
 
 export function formatEndpoint(endpoint: UapiEndpoint): string {
   return endpoint.address.includes(':') ? `[${endpoint.address}]:${endpoint.port}` : `${endpoint.address}:${endpoint.port}`;
@@ -148,11 +145,15 @@ export function formatEndpoint(endpoint: UapiEndpoint): string {
 
 /** A non-negative integer in plain decimal: `wg` reads digits only, never `1e+21`. */
 function decimal(n: number): string {
-  return Number.isFinite(n) && n > 0 ? BigInt(Math.floor(n)).toString() : '0';
+  if (!(n > 0) || !Number.isFinite(n)) return '0';
+  const whole = Math.floor(n);
+  // Below 2^53 String() is exact and plain digits; BigInt is for the rare huge one (String gives 1e+21).
+  return whole <= Number.MAX_SAFE_INTEGER ? String(whole) : BigInt(whole).toString();
 }
 
 function isZero(bytes: Uint8Array): boolean {
-  return bytes.every((b) => b === 0);
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  return true;
 }
 
 // ---------------------------------------------------------------------------------
@@ -278,12 +279,15 @@ function peerLine(peer: PeerChange, key: string, value: string): void {
 
 /** 64 hex digits; like Go's hex decoder, either case. */
 function parseKey(key: string, value: string): Uint8Array {
-  if (!/^[0-9a-fA-F]{64}$/.test(value)) {
+  // Buffer's hex decoder stops at the first pair that is not two hex digits, so 32
+  // bytes out of 64 characters means all of them were.
+  const bytes = value.length === 2 * KEY_LENGTH ? Buffer.from(value, 'hex') : undefined;
+  if (bytes === undefined || bytes.length !== KEY_LENGTH) {
     // The daemon logs this: a mistyped private or preshared key is nearly the secret itself.
     const what = key === 'public_key' ? show(value) : `a value of ${value.length} characters`;
     throw new UapiError(EINVAL, `${key} must be 64 hex digits, not ${what}`);
   }
-  return decodeKeyHex(value.toLowerCase());
+  return new Uint8Array(bytes);
 }
 
 /** Decimal digits (leading zeros allowed, as Go's ParseUint) up to `max`. */

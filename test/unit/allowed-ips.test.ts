@@ -135,7 +135,12 @@ class Oracle {
   }
 }
 
-test('allowed-ips: matches a brute-force oracle under random inserts, removals and moves', () => {
+/** Which peer has which prefix, as one comparable string. */
+function ownersOf(oracle: Oracle): string {
+  return [...oracle.entries].map(([key, { peer }]) => `${key}=${peer}`).sort().join(',');
+}
+
+test('allowed-ips: matches a brute-force oracle under random inserts, removals, moves and replacements', () => {
   const random = rng(12345);
   const int = (n: number) => Math.floor(random() * n);
   // A few base addresses per family; prefixes and lookups cluster around them so they nest and overlap.
@@ -168,6 +173,8 @@ test('allowed-ips: matches a brute-force oracle under random inserts, removals a
   const oracle = new Oracle();
   const inserted: Prefix[] = [];
   const packet = new Uint8Array(64);
+  let version = table.version;
+  let lastOwners = ownersOf(oracle);
 
   for (let step = 0; step < 3000; step++) {
     const op = random();
@@ -185,7 +192,25 @@ test('allowed-ips: matches a brute-force oracle under random inserts, removals a
       const peer = 1 + int(6);
       table.removePeer(peer);
       oracle.removePeer(peer);
+    } else if (op < 0.97) {
+      // As removePeer and then insert of each, prefixes it has, others' and new ones mixed, some twice.
+      const peer = 1 + int(6);
+      const own = (oracle.order.get(peer) ?? []).map(parsePrefix);
+      const prefixes = Array.from({ length: int(5) }, () => {
+        const roll = random();
+        return roll < 0.5 && own.length > 0 ? own[int(own.length)]! : roll < 0.8 ? inserted[int(inserted.length)]! : randomPrefix();
+      });
+      if (random() < 0.3) prefixes.splice(0, prefixes.length, ...own);
+      table.replacePeer(peer, prefixes);
+      oracle.removePeer(peer);
+      for (const prefix of prefixes) oracle.insert(prefix, peer);
+      inserted.push(...prefixes);
     }
+    const owners = ownersOf(oracle);
+    // The version moves exactly when a prefix changed hands: a compiled table is stale then, and only then.
+    assert.equal(table.version !== version, owners !== lastOwners, `version at step ${step}`);
+    version = table.version;
+    lastOwners = owners;
     assert.equal(table.size, oracle.entries.size);
     assert.ok(table.nodeCount <= 2 * table.size, `${table.nodeCount} nodes for ${table.size} prefixes`);
 
