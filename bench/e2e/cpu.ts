@@ -30,7 +30,7 @@ export function parseMachineStat(text: string): number {
 let clockTicks: number | undefined;
 
 /** The kernel's USER_HZ, in which /proc counts: asked once. */
-function ticksPerSecond(): number {
+export function ticksPerSecond(): number {
   if (clockTicks === undefined) {
     const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 5000 });
     const n = Number(r.stdout?.trim());
@@ -49,10 +49,15 @@ function readStat(path: string, what: string): number {
   return parseProcessStat(text);
 }
 
+/** Clock ticks (user + system, every thread) of a process; an Error if it is gone. */
+export function processTicks(pid: number): number {
+  return readStat(`/proc/${pid}/stat`, `process ${pid}`);
+}
+
 /** CPU seconds (user + system, every thread) of the processes, summed; an Error if one is gone. */
 export function processCpuSeconds(pids: number[]): number {
   let ticks = 0;
-  for (const pid of pids) ticks += readStat(`/proc/${pid}/stat`, `process ${pid}`);
+  for (const pid of pids) ticks += processTicks(pid);
   return ticks / ticksPerSecond();
 }
 

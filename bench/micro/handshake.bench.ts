@@ -1,7 +1,8 @@
 // Full WireGuard handshakes per second on one core: initiation, response and the
 // first keepalive between two in-memory engines (initiator + responder work both
-// counted); one initiation alone (an unanswered peer's retry); each side's own steps timed apart, as handshakes per second as initiator
-// and as responder; next to the X25519 step with node:crypto and with @noble/curves.
+// counted); one initiation alone (an unanswered peer's retry); each side's own steps
+// timed apart, as handshakes per second as initiator and as responder; next to the
+// X25519 step with node:crypto and with @noble/curves.
 // Run: npm run build && node dist/bench/micro/handshake.bench.js
 import { Bench } from 'tinybench';
 import { x25519 } from '@noble/curves/ed25519.js';

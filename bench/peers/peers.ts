@@ -1,10 +1,9 @@
 // The many-peers benchmark's parts that need no namespace: the idle peers' configuration
 // text, `wg show dump` read back, and the daemon's CPU ticks and memory from /proc.
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseProcessStat } from '../e2e/cpu.js';
+import { processTicks, ticksPerSecond } from '../e2e/cpu.js';
 
 /** An idle peer: index k (from 1) picks its endpoint and allowed IP, so no two collide. */
 export interface IdlePeer { publicKey: string; k: number }
@@ -91,22 +90,6 @@ export function parseVmRss(status: string): number {
 
 export function rssBytes(pid: number): number {
   return parseVmRss(readFileSync(`/proc/${pid}/status`, 'utf8'));
-}
-
-let clockTicks: number | undefined;
-
-/** USER_HZ, in which /proc counts. */
-function ticksPerSecond(): number {
-  if (clockTicks === undefined) {
-    const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 5000 });
-    const n = Number(r.stdout?.trim());
-    clockTicks = r.status === 0 && Number.isInteger(n) && n > 0 ? n : 100;
-  }
-  return clockTicks;
-}
-
-function processTicks(pid: number): number {
-  return parseProcessStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
 }
 
 /** The process's CPU (utime + stime, every thread) over a window: ticks, and percent of one core. */

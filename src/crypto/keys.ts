@@ -44,7 +44,8 @@ export function encodeKeyHex(key: Uint8Array): string {
   return Buffer.from(key).toString('hex');
 }
 
-export function decodeKeyHex(text: string): Uint8Array {
-  if (!/^[0-9a-f]{64}$/.test(text)) throw new KeyFormatError('a key is 64 lowercase hex digits');
-  return new Uint8Array(Buffer.from(text, 'hex'));
+/** Whether every byte is zero: the UAPI's and wireguard-go's "no key". */
+export function isZeroKey(key: Uint8Array): boolean {
+  for (let i = 0; i < key.length; i++) if (key[i] !== 0) return false;
+  return true;
 }

@@ -14,6 +14,7 @@ import { aeadBackend, type CryptoBackendName } from '../crypto/backends.js';
 import { UserStages, type StageSnapshot, type StageSpec } from '../stages/user-host.js';
 import { EngineControl, inboundContextOf, outboundContextOf } from '../stages/engine-control.js';
 import { readFileSync } from 'node:fs';
+import { isZeroKey } from '../crypto/keys.js';
 import { closeFd, socketBufferSizes } from '../io/fd.js';
 import type { DeviceMetrics } from '../metrics/metrics.js';
 import { linkMtu, setLinkMtu } from '../io/tun.js';
@@ -484,11 +485,6 @@ function readInterfaceStatistic(name: string, counter: string): number | undefin
 function errnoOf(err: unknown): number {
   const errno = (err as { errno?: unknown } | null)?.errno;
   return typeof errno === 'number' && Number.isInteger(errno) && errno !== 0 ? Math.abs(errno) : EIO;
-}
-
-function isZeroKey(key: Uint8Array): boolean {
-  for (let i = 0; i < key.length; i++) if (key[i] !== 0) return false;
-  return true;
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

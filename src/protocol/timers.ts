@@ -231,7 +231,7 @@ export class PeerTimers {
   /** Device down or peer removed: cancels every timer; events arm none until start(). */
   stop(): void {
     this.running = false;
-    for (let timer = 0; timer < TIMER_COUNT; timer++) this.deadlines[timer] = Infinity;
+    this.deadlines.fill(Infinity);
   }
 
   /**

@@ -1,7 +1,7 @@
 // The cross-platform configuration protocol (wireguard.com/xplatform) as wireguard-go
 // speaks it on its Unix socket, and `wg` expects: parsing `set` requests, formatting
 // `get` responses, and cutting a byte stream into operations. Pure: no I/O, no clock.
-import { clamp, encodeKeyHex, KEY_LENGTH } from '../crypto/keys.js';
+import { clamp, encodeKeyHex, isZeroKey, KEY_LENGTH } from '../crypto/keys.js';
 import { formatAddress, formatPrefix, parseAddress, parsePrefix, type Prefix } from '../routing/prefix.js';
 
 // Linux errno values. On the wire they travel negated (`errno=-22`), as wireguard-go
@@ -121,7 +121,7 @@ export function formatErrno(errno: number): string {
 export function formatGetResponse(state: UapiInterfaceState): string {
   // One string built by appending: `wg show` asks for all of it, ~350 bytes a peer.
   let text = '';
-  if (state.privateKey !== undefined && !isZero(state.privateKey)) text += `private_key=${encodeKeyHex(state.privateKey)}\n`;
+  if (state.privateKey !== undefined && !isZeroKey(state.privateKey)) text += `private_key=${encodeKeyHex(state.privateKey)}\n`;
   if (state.listenPort !== 0) text += `listen_port=${decimal(state.listenPort)}\n`;
   if (state.fwmark !== 0) text += `fwmark=${decimal(state.fwmark)}\n`;
   for (const peer of state.peers) {
@@ -149,11 +149,6 @@ function decimal(n: number): string {
   const whole = Math.floor(n);
   // Below 2^53 String() is exact and plain digits; BigInt is for the rare huge one (String gives 1e+21).
   return whole <= Number.MAX_SAFE_INTEGER ? String(whole) : BigInt(whole).toString();
-}
-
-function isZero(bytes: Uint8Array): boolean {
-  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false;
-  return true;
 }
 
 // ---------------------------------------------------------------------------------
@@ -215,7 +210,7 @@ class SetRequestParser {
     switch (key) {
       case 'private_key': {
         const privateKey = parseKey(key, value);
-        this.request.privateKey = isZero(privateKey) ? null : clamp(privateKey);
+        this.request.privateKey = isZeroKey(privateKey) ? null : clamp(privateKey);
         return;
       }
       case 'listen_port':

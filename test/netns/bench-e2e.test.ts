@@ -4,44 +4,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseReport, type Report } from '../../bench/report-schema.js';
 import { leftovers } from '../../bench/e2e/topology.js';
+import { processesOf, withDir } from '../helpers/bench-run.js';
 import { networkTestsUnavailable } from '../helpers/netns.js';
 
 const RUN = fileURLToPath(new URL('../../bench/e2e/run.js', import.meta.url));
 const FAKE = fileURLToPath(new URL('../../../test/helpers/bench-fake-impl.sh', import.meta.url));
 const skip = networkTestsUnavailable(['ip', 'wg', 'ping', 'iperf3']);
 
-/** Processes whose command line names one of this run's interfaces (tdrb<id>a, tdrb<id>b). */
-function processesOf(runId: string): string[] {
-  const found: string[] = [];
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
-      if (cmd.includes(`tdrb${runId}`)) found.push(`${pid}: ${cmd}`);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
-
-function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
-  return async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tdr-bench-e2e-'));
-    try {
-      await fn(dir);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
-}
-
-test('a short run measures tundra and skips, with the reason, an impl that fails, one that never makes its interface, a missing binary and a missing tool', { skip, timeout: 120_000 }, withDir(async (dir) => {
+test('a short run measures tundra and skips, with the reason, an impl that fails, one that never makes its interface, a missing binary and a missing tool', { skip, timeout: 120_000 }, withDir('bench-e2e', async (dir) => {
   const r = spawnSync(process.execPath, [
     RUN, '--topology', 'p2p', '--load', 'tcp1,secnetperf', '--rounds', '1', '--seconds', '2', '--start-timeout', '2',
     '--impl', 'tundra', '--impl', `never=sh ${FAKE} never %IF%`, '--impl', `fail=sh ${FAKE} fail %IF%`,
@@ -71,7 +46,7 @@ test('a short run measures tundra and skips, with the reason, an impl that fails
   assert.deepEqual(processesOf(report.run.id), []);
 }));
 
-test('Ctrl-C during a load: exit 130, the run\'s namespaces and daemons are gone, the partial report is written', { skip, timeout: 90_000 }, withDir(async (dir) => {
+test('Ctrl-C during a load: exit 130, the run\'s namespaces and daemons are gone, the partial report is written', { skip, timeout: 90_000 }, withDir('bench-e2e', async (dir) => {
   const child = spawn(process.execPath, [RUN, '--topology', 'p2p', '--load', 'tcp1', '--rounds', '1', '--seconds', '30', '--impl', 'tundra', '--out', dir], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -5,44 +5,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { leftovers } from '../../bench/e2e/topology.js';
 import { parseReport, type Report } from '../../bench/report-schema.js';
+import { processesOf, withDir } from '../helpers/bench-run.js';
 import { networkTestsUnavailable, waitFor } from '../helpers/netns.js';
 
 const RUN = fileURLToPath(new URL('../../bench/peers/run.js', import.meta.url));
 const skip = networkTestsUnavailable(['ip', 'wg', 'ping', 'iperf3', 'ss']);
 const SMALL = ['--impl', 'tundra', '--rounds', '1', '--peers', '200', '--rss-peers', '200', '--settle-seconds', '1', '--idle-seconds', '1', '--seconds', '1'];
 
-/** Processes whose command line names one of this run's interfaces (tdrb<id>a, tdrb<id>b). */
-function processesOf(runId: string): string[] {
-  const found: string[] = [];
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
-      if (cmd.includes(`tdrb${runId}`)) found.push(`${pid}: ${cmd}`);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
-
-function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
-  return async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tdr-bench-peers-'));
-    try {
-      await fn(dir);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
-}
-
-test('a small run measures idle CPU, TCP, RSS and the wg commands with 1 and 201 peers, and leaves nothing', { skip, timeout: 60_000 }, withDir(async (dir) => {
+test('a small run measures idle CPU, TCP, RSS and the wg commands with 1 and 201 peers, and leaves nothing', { skip, timeout: 60_000 }, withDir('bench-peers', async (dir) => {
   const r = spawnSync(process.execPath, [RUN, ...SMALL, '--out', dir], { encoding: 'utf8', timeout: 55_000 });
   assert.equal(r.status, 0, `exit 0\n${r.stderr}`);
   const report: Report = parseReport(readFileSync(join(dir, 'report.json'), 'utf8'), 'report.json');
@@ -77,7 +52,7 @@ test('a small run measures idle CPU, TCP, RSS and the wg commands with 1 and 201
   assert.deepEqual(processesOf(report.run.id), []);
 }));
 
-test('SIGTERM during a step: exit 143, its namespaces and daemons removed, the partial report written', { skip, timeout: 60_000 }, withDir(async (dir) => {
+test('SIGTERM during a step: exit 143, its namespaces and daemons removed, the partial report written', { skip, timeout: 60_000 }, withDir('bench-peers', async (dir) => {
   const child = spawn(process.execPath, [RUN, ...SMALL, '--settle-seconds', '30', '--out', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d: Buffer) => { err += d.toString(); });

@@ -56,7 +56,7 @@ class SimPeer implements Wakeable {
   runScripts(): void {
     while (this.scripts.length > 0 && this.scripts[0]!.at <= this.clock.t) {
       const { what } = this.scripts.shift()!;
-      if (what === 'send-data') this.sendData();
+      if (what === 'send-data') this.send(true);
       else if (what === 'response') this.responseReceived();
       else this.dataReceived();
     }
@@ -68,7 +68,7 @@ class SimPeer implements Wakeable {
       this.actions.push([this.clock.t, action]);
       if (action === TimerAction.RetransmitHandshake) this.initiate(true);
       else if (action === TimerAction.NewHandshake) this.initiate(false);
-      else if (action === TimerAction.SendKeepalive || action === TimerAction.SendPersistentKeepalive) this.keepalive();
+      else if (action === TimerAction.SendKeepalive || action === TimerAction.SendPersistentKeepalive) this.send(false);
       else if (action === TimerAction.ZeroKeyMaterial) this.session = false;
     }
   }
@@ -91,24 +91,15 @@ class SimPeer implements Wakeable {
     if (this.answered) this.script(this.clock.t + RTT, 'response');
   }
 
-  /** Engine.sendKeepalive: a keepalive with a session, else a handshake. */
-  private keepalive(): void {
+  /** Engine.sendKeepalive and send: with a session the packet goes, else a handshake starts. */
+  private send(carriesData: boolean): void {
     if (!this.session) {
       this.initiate(false);
       return;
     }
     this.timers.anyAuthenticatedPacketTraversal();
     this.timers.anyAuthenticatedPacketSent();
-  }
-
-  private sendData(): void {
-    if (!this.session) {
-      this.initiate(false);
-      return;
-    }
-    this.timers.anyAuthenticatedPacketTraversal();
-    this.timers.anyAuthenticatedPacketSent();
-    this.timers.dataSent();
+    if (carriesData) this.timers.dataSent();
   }
 
   /** Engine.receiveResponse: session, handshake done, a keepalive back. */
@@ -119,7 +110,7 @@ class SimPeer implements Wakeable {
     this.sessions.push(this.clock.t);
     this.timers.sessionDerived();
     this.timers.handshakeComplete();
-    this.keepalive();
+    this.send(false);
     if (this.kind === 'answered-data' && this.sessions.length === 1) {
       this.script(this.clock.t + 1000, 'data-received');
       if (this.order % 2 === 0) this.script(this.clock.t + 20_000, 'send-data');
