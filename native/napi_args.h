@@ -1,5 +1,5 @@
-// Shared by every part of the addon (aead.cc, fd.cc, offload.cc, tun.cc, udp.cc,
-// watch.cc): argument checks for the N-API glue and errno-carrying Error objects.
+// Shared by every part of the addon (aead.cc, fd.cc, noise_crypto.cc, offload.cc, tun.cc,
+// udp.cc, watch.cc): argument checks for the N-API glue and errno-carrying Error objects.
 // The batch calls' own checks (packet arrays, counts, slots) are in batch_args.h.
 //
 // Malformed calls throw TypeError (wrong type) or RangeError (value out of

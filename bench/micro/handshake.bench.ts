@@ -2,7 +2,7 @@
 // first keepalive between two in-memory engines (initiator + responder work both
 // counted); one initiation alone (an unanswered peer's retry); each side's own steps
 // timed apart, as handshakes per second as initiator and as responder; next to the
-// X25519 step with node:crypto and with @noble/curves.
+// X25519 step in the addon and with @noble/curves.
 // Run: npm run build && node dist/bench/micro/handshake.bench.js
 import { Bench } from 'tinybench';
 import { x25519 } from '@noble/curves/ed25519.js';
@@ -87,7 +87,7 @@ bench.add('initiation created (an unanswered peer\'s retry)', () => {
   a.outbox.length = 0;
 });
 bench
-  .add('X25519 shared secret, node:crypto', () => { sharedSecret(ours, theirs.publicKey); })
+  .add('X25519 shared secret, native', () => { sharedSecret(ours, theirs.publicKey); })
   .add('X25519 shared secret, @noble/curves', () => { x25519.getSharedSecret(ours.privateKey, theirs.publicKey); });
 
 await bench.run();

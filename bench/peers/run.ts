@@ -26,8 +26,12 @@ const BASE_TOOLS = ['ip', 'wg', 'ping'];
 const RSS_SETTLE_SECONDS = 3;
 /** The idle peers' persistent keepalive in the load step: each sends an initiation at once. */
 const KEEPALIVE = 25;
-/** `wg` on 10,000 peers of a slow daemon: generous, but bounded. */
-const WG_TIMEOUT_MS = 180_000;
+/**
+ * How long one `wg` call may take: 20 s and 10 ms a peer of the plan (50× upstream
+ * wireguard-go's addconf), so a stuck call fails the run with its command line well
+ * before a caller's own timeout, and 10,000 slow peers still fit.
+ */
+const wgTimeoutMs = (plan: PeersPlan): number => 20_000 + 10 * Math.max(plan.peers, ...plan.rssPeers);
 
 interface Value { test: string; params: { [k: string]: number }; metric: string; unit: string; better: 'higher' | 'lower'; value: number }
 
@@ -83,7 +87,7 @@ interface Ctx {
 }
 
 function wg(ctx: Ctx, args: string[]): string {
-  return ctx.topology.exec(ctx.ns, ['wg', ...args], WG_TIMEOUT_MS);
+  return ctx.topology.exec(ctx.ns, ['wg', ...args], wgTimeoutMs(ctx.plan));
 }
 
 function routeIdleEndpoints(ctx: Ctx): void {

@@ -1,21 +1,27 @@
-// Single-message AEADs for the handshake and cookie messages, through @noble/ciphers.
+// Single-message AEADs. The handshake's zero-nonce ones run in the addon
+// (native/noise_crypto.cc, one call each); the cookie's XChaCha20-Poly1305 and the
+// transport helpers the engine's single-packet path uses are @noble/ciphers.
 // Bulk transport data goes through the native batch (native-aead.ts) instead.
 import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { nativeFunction } from '../native/addon.js';
 
-const ZERO_NONCE = new Uint8Array(12);
+type ZeroNonceFn = (out: Uint8Array, key: Uint8Array, input: Uint8Array, aad: Uint8Array) => boolean;
+const chachaSealZeroNonce = nativeFunction<ZeroNonceFn>('chachaSealZeroNonce');
+const chachaOpenZeroNonce = nativeFunction<ZeroNonceFn>('chachaOpenZeroNonce');
+const TAG_SIZE = 16;
 
 /** ChaCha20-Poly1305 with the all-zero nonce (each handshake key is used once). */
 export function sealZeroNonce(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
-  return chacha20poly1305(key, ZERO_NONCE, aad).encrypt(plaintext);
+  const out = new Uint8Array(plaintext.length + TAG_SIZE);
+  chachaSealZeroNonce(out, key, plaintext, aad);
+  return out;
 }
 
-/** Opens what sealZeroNonce made; undefined when the tag does not verify. */
+/** Opens what sealZeroNonce made; undefined when the tag does not verify (or it is shorter than one). */
 export function openZeroNonce(key: Uint8Array, ciphertext: Uint8Array, aad: Uint8Array): Uint8Array | undefined {
-  try {
-    return chacha20poly1305(key, ZERO_NONCE, aad).decrypt(ciphertext);
-  } catch {
-    return undefined;
-  }
+  if (ciphertext.length < TAG_SIZE) return undefined;
+  const out = new Uint8Array(ciphertext.length - TAG_SIZE);
+  return chachaOpenZeroNonce(out, key, ciphertext, aad) ? out : undefined;
 }
 
 /** ChaCha20-Poly1305 with a WireGuard transport nonce: 4 zero bytes ‖ 64-bit little-endian counter. */

@@ -1,56 +1,39 @@
-// X25519 for the handshake through node:crypto (about 30× @noble/curves, design.md §1).
-// Keys cross this module as raw 32-byte arrays; KeyObjects stay inside.
-import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
+// X25519 for the handshake in the addon (native/noise_crypto.cc, OpenSSL underneath):
+// raw 32-byte keys in and out, one call per key pair or shared secret, no KeyObjects.
+import { nativeFunction } from '../native/addon.js';
 
-const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const SPKI_PREFIX_LENGTH = 12;
+const x25519Generate = nativeFunction<(out: Uint8Array) => void>('x25519Generate');
+const x25519Public = nativeFunction<(out: Uint8Array, privateKey: Uint8Array) => boolean>('x25519Public');
+const x25519 = nativeFunction<(out: Uint8Array, privateKey: Uint8Array, publicKey: Uint8Array) => boolean>('x25519');
 
-/** A private key ready for repeated DH, with its public key. */
+const KEY_SIZE = 32;
+
+/** A private key with its public key. */
 export interface StaticKey {
   readonly privateKey: Uint8Array;
   readonly publicKey: Uint8Array;
-  readonly keyObject: KeyObject;
 }
 
 export function importPrivateKey(raw: Uint8Array): StaticKey {
-  const keyObject = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' });
-  const spki = createPublicKey(keyObject).export({ format: 'der', type: 'spki' });
-  return { privateKey: Uint8Array.from(raw), publicKey: new Uint8Array(spki.subarray(SPKI_PREFIX_LENGTH)), keyObject };
+  if (raw.length !== KEY_SIZE) throw new RangeError(`an X25519 private key has ${KEY_SIZE} bytes, not ${raw.length}`);
+  const publicKey = new Uint8Array(KEY_SIZE);
+  if (!x25519Public(publicKey, raw)) throw new Error('OpenSSL refused the X25519 private key');
+  return { privateKey: Uint8Array.from(raw), publicKey };
 }
 
-/** A fresh key pair (handshake ephemerals): KeyObjects straight from OpenSSL, no re-import. */
+/** A fresh key pair (handshake ephemerals), both halves views of one 64-byte array. */
 export function generateStaticKey(): StaticKey {
-  const { privateKey } = generateKeyPairSync('x25519');
-  // JWK is by far the cheapest way in and out of a KeyObject (about 10× DER here).
-  const jwk = privateKey.export({ format: 'jwk' });
-  return {
-    privateKey: new Uint8Array(Buffer.from(jwk.d!, 'base64url')),
-    publicKey: new Uint8Array(Buffer.from(jwk.x!, 'base64url')),
-    keyObject: privateKey,
-  };
-}
-
-/** Imports a peer's public key once, for several DH computations with it. */
-export function importPublicKey(raw: Uint8Array): KeyObject | undefined {
-  if (raw.length !== 32) return undefined;
-  try {
-    return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(raw).toString('base64url') }, format: 'jwk' });
-  } catch {
-    return undefined;
-  }
+  const pair = new Uint8Array(2 * KEY_SIZE);
+  x25519Generate(pair);
+  return { privateKey: pair.subarray(0, KEY_SIZE), publicKey: pair.subarray(KEY_SIZE) };
 }
 
 /**
  * DH(private, public). Undefined when the result would be all zeros (a low-order
- * public key), which WireGuard rejects; OpenSSL refuses to derive it.
+ * public key), which WireGuard rejects, or the public key is not 32 bytes.
  */
-export function sharedSecret(own: StaticKey, peerPublic: Uint8Array | KeyObject): Uint8Array | undefined {
-  const publicKey = peerPublic instanceof Uint8Array ? importPublicKey(peerPublic) : peerPublic;
-  if (publicKey === undefined) return undefined;
-  try {
-    const out = new Uint8Array(diffieHellman({ privateKey: own.keyObject, publicKey }));
-    return out.some((b) => b !== 0) ? out : undefined;
-  } catch {
-    return undefined;
-  }
+export function sharedSecret(own: StaticKey, peerPublic: Uint8Array): Uint8Array | undefined {
+  if (peerPublic.length !== KEY_SIZE) return undefined;
+  const out = new Uint8Array(KEY_SIZE);
+  return x25519(out, own.privateKey, peerPublic) ? out : undefined;
 }

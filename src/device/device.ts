@@ -30,8 +30,15 @@ import {
   EADDRINUSE, EIO, ENOSPC, UapiError, type SetRequest, type UapiDevice, type UapiInterfaceState, type UapiPeerState,
 } from '../uapi/protocol.js';
 
-/** Peers whose due timers one turn of the event loop runs (an initiation each, at most: ~0.1–0.4 ms). */
+/** Peers whose due timers one turn of the event loop runs (an initiation each, at most: ~0.1 ms). */
 const TIMER_SLICE = 64;
+/**
+ * The timer wakes at the end of the TIMER_SLOT_MS slot its deadline falls in, so peers
+ * due in one slot share one wakeup and one sendmmsg: 2,000 retrying peers are 400
+ * initiations a second. WireGuard's timers are seconds long; the kernel's timer wheel
+ * fires them later than this (up to 1/8 of their length).
+ */
+const TIMER_SLOT_MS = 50;
 
 export interface DeviceOptions {
   name: string;
@@ -324,8 +331,10 @@ export class Device implements UapiDevice {
 
   private armTimer(): void {
     if (this.closed) return;
-    const deadline = this.engine.nextDeadline();
-    if (deadline === undefined || deadline >= this.timerDeadline) return;
+    const due = this.engine.nextDeadline();
+    if (due === undefined) return;
+    const deadline = Math.ceil(due / TIMER_SLOT_MS) * TIMER_SLOT_MS;
+    if (deadline >= this.timerDeadline) return;
     clearTimeout(this.timer);
     this.timerDeadline = deadline;
     this.timer = setTimeout(() => this.onTimer(), Math.max(0, Math.ceil(deadline - this.engine.now())));

@@ -2,8 +2,7 @@
 // functions over a peer's Handshake state that build and consume messages.
 import { hash, kdf } from '../crypto/blake2s.js';
 import { openZeroNonce, sealZeroNonce } from '../crypto/aead.js';
-import type { KeyObject } from 'node:crypto';
-import { generateStaticKey, importPublicKey, sharedSecret, type StaticKey } from '../crypto/x25519.js';
+import { generateStaticKey, sharedSecret, type StaticKey } from '../crypto/x25519.js';
 import { CONSTRUCTION, HANDSHAKE_INITIATION_RATE, IDENTIFIER, KEY_SIZE, MAC_SIZE, TIMESTAMP_SIZE } from './constants.js';
 import { Drop, type DropReason } from './drop-reasons.js';
 import type { InitiationMessage, ResponseMessage } from './messages.js';
@@ -42,16 +41,13 @@ export class Handshake {
   presharedKey: Uint8Array = NO_PRESHARED_KEY;
   /** DH(local static, peer static); undefined when the peer's key is of low order. */
   staticStatic: Uint8Array | undefined;
-  /** The peer's static key imported once: every handshake does DH with it. */
-  readonly remoteStaticKey: KeyObject | undefined;
 
   constructor(readonly remoteStatic: Uint8Array, local: StaticKey | undefined) {
-    this.remoteStaticKey = importPublicKey(remoteStatic);
     this.setLocalKey(local);
   }
 
   setLocalKey(local: StaticKey | undefined): void {
-    this.staticStatic = local === undefined || this.remoteStaticKey === undefined ? undefined : sharedSecret(local, this.remoteStaticKey);
+    this.staticStatic = local === undefined ? undefined : sharedSecret(local, this.remoteStatic);
   }
 
   /** Forgets the transcript (after keys are derived, or on give-up). */
@@ -62,6 +58,7 @@ export class Handshake {
     this.hash = UNUSED;
     this.chainKey = UNUSED;
     this.remoteEphemeral = UNUSED;
+    this.localEphemeral?.privateKey.fill(0);
     this.localEphemeral = undefined;
     this.localIndex = 0;
     this.remoteIndex = 0;
@@ -81,12 +78,12 @@ function mixKey(chainKey: Uint8Array, data: Uint8Array): Uint8Array {
 export function createInitiation(
   local: StaticKey, hs: Handshake, localIndex: number, wallClockMs: number,
 ): InitiationMessage | undefined {
-  if (hs.staticStatic === undefined || hs.remoteStaticKey === undefined) return undefined;
+  if (hs.staticStatic === undefined) return undefined;
   let h = mixHash(INITIAL_HASH, hs.remoteStatic);
   const ephemeral = generateStaticKey();
   let ck = mixKey(INITIAL_CHAIN_KEY, ephemeral.publicKey);
   h = mixHash(h, ephemeral.publicKey);
-  const es = sharedSecret(ephemeral, hs.remoteStaticKey);
+  const es = sharedSecret(ephemeral, hs.remoteStatic);
   if (es === undefined) return undefined;
   let key: Uint8Array;
   [ck, key] = kdf(2, ck, es);
@@ -141,6 +138,7 @@ export function consumeInitiation(
   hs.remoteEphemeral = Uint8Array.from(msg.ephemeral);
   hs.latestTimestamp = timestamp;
   hs.lastInitiationConsumedAt = now;
+  hs.localEphemeral?.privateKey.fill(0);
   hs.localEphemeral = undefined;
   hs.state = 'initiation-consumed';
   return hs;
@@ -148,12 +146,12 @@ export function consumeInitiation(
 
 /** Builds the response to a consumed initiation (MACs still zero). */
 export function createResponse(hs: Handshake, localIndex: number): ResponseMessage | undefined {
-  if (hs.state !== 'initiation-consumed' || hs.remoteStaticKey === undefined) return undefined;
+  if (hs.state !== 'initiation-consumed') return undefined;
   const ephemeral = generateStaticKey();
   let h = mixHash(hs.hash, ephemeral.publicKey);
   let ck = mixKey(hs.chainKey, ephemeral.publicKey);
   const ee = sharedSecret(ephemeral, hs.remoteEphemeral);
-  const es = sharedSecret(ephemeral, hs.remoteStaticKey);
+  const es = sharedSecret(ephemeral, hs.remoteStatic);
   if (ee === undefined || es === undefined) return undefined;
   ck = mixKey(ck, ee);
   ck = mixKey(ck, es);
@@ -177,10 +175,8 @@ export function consumeResponse(local: StaticKey, msg: ResponseMessage, hs: Hand
   if (hs.state !== 'initiation-created' || hs.localEphemeral === undefined) return { drop: Drop.UnexpectedResponse };
   let h = mixHash(hs.hash, msg.ephemeral);
   let ck = mixKey(hs.chainKey, msg.ephemeral);
-  const remoteEphemeral = importPublicKey(msg.ephemeral);
-  if (remoteEphemeral === undefined) return { drop: Drop.BadPublicKey };
-  const ee = sharedSecret(hs.localEphemeral, remoteEphemeral);
-  const se = sharedSecret(local, remoteEphemeral);
+  const ee = sharedSecret(hs.localEphemeral, msg.ephemeral);
+  const se = sharedSecret(local, msg.ephemeral);
   if (ee === undefined || se === undefined) return { drop: Drop.BadPublicKey };
   ck = mixKey(ck, ee);
   ck = mixKey(ck, se);

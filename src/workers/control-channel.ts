@@ -4,7 +4,9 @@
 //              the last packet's source (small fixed records). The main thread
 //              reads them every TALLY_INTERVAL_MS, not per batch: they feed byte
 //              counts and timers of seconds, and waking it for each batch would
-//              cost a thread wake-up per batch.
+//              cost a thread wake-up per batch. An interval that finds none stops
+//              and the main thread sleeps on this ring's doorbell until the next
+//              tally, so an idle tunnel wakes nobody 50 times a second.
 //   messages — what cannot wait: handshake and cookie messages received, packets
 //              for a peer without a usable session, and the tallies the control
 //              plane must act on now (counters used up; data on a keypair that is
@@ -44,8 +46,10 @@ const M_DATA = (M_ADDR + ADDR_WORDS) * 4;
 /** Largest packet a message record holds; a longer one without a session is dropped (queue_full). */
 export const MESSAGE_MAX_BYTES = MESSAGE_WORDS * 4 - M_DATA;
 
-/** How often the main thread reads the tallies that can wait. */
+/** How often the main thread reads the tallies that can wait, while they come. */
 export const TALLY_INTERVAL_MS = 20;
+/** How long a doorbell wait lasts before the waiter looks again (it also ends on close). */
+const DOORBELL_WAIT_MS = 1000;
 
 export interface ControlChannelShared {
   readonly tallies: RingShared;
@@ -148,7 +152,7 @@ export class ChannelWriter implements OutboundControl, InboundControl {
   }
 }
 
-/** The main thread's end: applies the records to the engine, woken for messages, reading tallies on an interval. */
+/** The main thread's end: applies the records to the engine, woken for messages, reading tallies on an interval while they come. */
 export class ChannelReader {
   private readonly tallies: SpscRing;
   private readonly messages: SpscRing;
@@ -159,15 +163,13 @@ export class ChannelReader {
   private readonly urgentAddr = this.message.bytes.subarray(T_ADDR * 4);
   // A message's address record (SOURCE_GONE).
   private readonly messageAddr = this.message.bytes.subarray(M_ADDR * 4);
-  private readonly interval: NodeJS.Timeout;
+  private interval: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(shared: ControlChannelShared, private readonly control: EngineControl, private readonly afterWork: () => void) {
     this.tallies = SpscRing.attach(shared.tallies);
     this.messages = SpscRing.attach(shared.messages);
-    this.interval = setInterval(() => {
-      if (this.drainTallies()) this.afterWork();
-    }, TALLY_INTERVAL_MS);
+    this.interval = setInterval(() => this.readTallies(), TALLY_INTERVAL_MS);
     void this.serveMessages();
   }
 
@@ -179,7 +181,25 @@ export class ChannelReader {
   close(): void {
     this.closed = true;
     clearInterval(this.interval);
+    this.tallies.close();
     this.messages.close();
+  }
+
+  /** An interval's turn: applies the tallies, or, finding none, stops the interval until the next one comes. */
+  private readTallies(): void {
+    if (this.drainTallies()) {
+      this.afterWork();
+      return;
+    }
+    clearInterval(this.interval);
+    this.interval = undefined;
+    void this.awaitTallies();
+  }
+
+  private async awaitTallies(): Promise<void> {
+    while (!this.closed && this.tallies.size === 0) await this.tallies.waitNotEmptyAsync(DOORBELL_WAIT_MS);
+    if (this.closed) return;
+    this.interval = setInterval(() => this.readTallies(), TALLY_INTERVAL_MS);
   }
 
   private async serveMessages(): Promise<void> {
@@ -189,7 +209,7 @@ export class ChannelReader {
         this.drainMessages();
         this.afterWork();
       }
-      await this.messages.waitNotEmptyAsync(1000);
+      await this.messages.waitNotEmptyAsync(DOORBELL_WAIT_MS);
     }
   }
 

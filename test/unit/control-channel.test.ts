@@ -76,6 +76,25 @@ test('tallies that can wait arrive on the interval; urgent ones wake the main th
   }
 });
 
+test('an idle reader stops its interval and sleeps on the tallies\' doorbell; the next tally starts it again', async () => {
+  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const before = timers();
+  const { writer, reader, calls, peer } = setup();
+  try {
+    assert.equal(timers(), before + 1, 'the interval runs from the start');
+    await tick(TALLY_INTERVAL_MS * 3);
+    assert.equal(timers(), before, 'an interval that found no tallies stopped it');
+    assert.deepEqual(calls, []);
+    writer.sent(peer, 5, 1, 9, 1, false);
+    await tick(5);
+    assert.equal(timers(), before + 1, 'the doorbell woke the reader, which started the interval again');
+    await tick(TALLY_INTERVAL_MS * 2);
+    assert.deepEqual(calls, ['sent 0 5 1 9/1 false'], 'and the tally was applied on it');
+  } finally {
+    reader.close();
+  }
+});
+
 test('a datagram to another local address is urgent (it moves the sticky source); a gone source reaches the control plane', async () => {
   const { writer, reader, calls, peer, peers, batch } = setup();
   try {

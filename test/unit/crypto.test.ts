@@ -10,6 +10,7 @@ import { x25519 } from '@noble/curves/ed25519.js';
 import { hash, hmac, kdf, mac } from '../../src/crypto/blake2s.js';
 import { openTransport, openZeroNonce, sealTransport, sealZeroNonce, transportNonce, xopenCookie, xsealCookie } from '../../src/crypto/aead.js';
 import { generateStaticKey, importPrivateKey, sharedSecret } from '../../src/crypto/x25519.js';
+import { nativeFunction } from '../../src/native/addon.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const bytes = (h: string): Uint8Array => new Uint8Array(Buffer.from(h, 'hex'));
@@ -32,7 +33,7 @@ test('mac is keyed BLAKE2s-128, as @noble computes it', () => {
   }
 });
 
-test('hash and hmac (node:crypto) equal @noble\'s on many parts, empty parts, inputs of many blocks and keys longer than a block', () => {
+test('hash and hmac (the addon) equal @noble\'s on many parts, empty parts, inputs of many blocks and keys longer than a block', () => {
   for (let i = 0; i < 200; i++) {
     const parts = Array.from({ length: 1 + (i % 5) }, (_, k) => randomBytes((i * 37 + k * 61) % (i % 3 === 0 ? 7 : 300)));
     const whole = Buffer.concat(parts);
@@ -76,6 +77,40 @@ test('ChaCha20-Poly1305 matches RFC 8439 §2.8.2 through @noble and round-trips'
   assert.equal(openZeroNonce(k, c, h), undefined);
 });
 
+test('zero-nonce ChaCha20-Poly1305 (the addon) equals @noble for every handshake size, with and without AAD', () => {
+  for (const size of [0, 1, 12, 16, 32, 63, 64, 65, 200]) {
+    for (const aad of [new Uint8Array(0), randomBytes(32)]) {
+      const key = randomBytes(32);
+      const msg = randomBytes(size);
+      const sealed = sealZeroNonce(key, msg, aad);
+      assert.equal(hex(sealed), hex(chacha20poly1305(key, new Uint8Array(12), aad).encrypt(msg)), `seal ${size}`);
+      assert.equal(hex(openZeroNonce(key, sealed, aad)!), hex(msg), `open ${size}`);
+      const badTag = Uint8Array.from(sealed);
+      badTag[badTag.length - 1]! ^= 0x80;
+      assert.equal(openZeroNonce(key, badTag, aad), undefined, `tag ${size}`);
+      assert.equal(openZeroNonce(key, sealed, randomBytes(aad.length + 1)), undefined, `aad ${size}`);
+    }
+  }
+  assert.equal(openZeroNonce(randomBytes(32), randomBytes(15), new Uint8Array(0)), undefined, 'shorter than a tag');
+});
+
+test('the addon\'s handshake primitives reject wrong argument sizes and types with an error, not a crash', () => {
+  const blake = nativeFunction<(...a: unknown[]) => void>('blake2s');
+  const hkdfNative = nativeFunction<(...a: unknown[]) => void>('hkdfBlake2s');
+  const dh = nativeFunction<(...a: unknown[]) => boolean>('x25519');
+  const seal = nativeFunction<(...a: unknown[]) => void>('chachaSealZeroNonce');
+  const open = nativeFunction<(...a: unknown[]) => boolean>('chachaOpenZeroNonce');
+  assert.throws(() => blake(new Uint8Array(33), new Uint8Array(0)), /blake2s: out has 33 bytes, expected 1\.\.32/);
+  assert.throws(() => blake(new Uint8Array(32), new Uint8Array(33)), /blake2s: key has 33 bytes/);
+  assert.throws(() => blake(new Uint8Array(32), new Uint8Array(0), 'abc'), TypeError);
+  assert.throws(() => blake(new Uint8Array(32), new Uint8Array(0), ...Array.from({ length: 9 }, () => new Uint8Array(1))), RangeError);
+  assert.throws(() => hkdfNative(new Uint8Array(48), new Uint8Array(32), new Uint8Array(0)), /expected 32, 64 or 96/);
+  assert.throws(() => dh(new Uint8Array(32), new Uint8Array(31), new Uint8Array(32)), /x25519: privateKey has 31 bytes/);
+  assert.throws(() => dh(new Uint8Array(32), new Uint16Array(16), new Uint8Array(32)), TypeError);
+  assert.throws(() => seal(new Uint8Array(16), new Uint8Array(32), new Uint8Array(1), new Uint8Array(0)), /out has 16 bytes, expected 17/);
+  assert.throws(() => open(new Uint8Array(0), new Uint8Array(32), new Uint8Array(15), new Uint8Array(0)), /ciphertext has 15 bytes/);
+});
+
 test('transport nonce is 4 zero bytes and the little-endian counter', () => {
   assert.equal(hex(transportNonce(0x0102030405060708n)), '000000000807060504030201');
   const key = randomBytes(32);
@@ -97,13 +132,23 @@ test('XChaCha20-Poly1305 cookie sealing matches @noble', () => {
   assert.equal(xopenCookie(key, nonce, sealed, randomBytes(16)), undefined);
 });
 
-test('X25519 through node:crypto agrees with @noble/curves', () => {
+test('X25519 in the addon agrees with @noble/curves', () => {
   for (let i = 0; i < 10; i++) {
     const a = generateStaticKey();
     const b = generateStaticKey();
     assert.equal(hex(a.publicKey), hex(x25519.getPublicKey(a.privateKey)));
     assert.equal(hex(sharedSecret(a, b.publicKey)!), hex(x25519.getSharedSecret(a.privateKey, b.publicKey)));
   }
+  // Both native paths: the fast one (node's exported ossl_x25519, when present) and EVP.
+  const viaEvp = nativeFunction<(out: Uint8Array, privateKey: Uint8Array, publicKey: Uint8Array) => boolean>('x25519Evp');
+  for (let i = 0; i < 10; i++) {
+    const a = randomBytes(32);
+    const b = x25519.getPublicKey(randomBytes(32));
+    const out = new Uint8Array(32);
+    assert.equal(viaEvp(out, a, b), true);
+    assert.equal(hex(out), hex(x25519.getSharedSecret(a, b)));
+  }
+  assert.equal(viaEvp(new Uint8Array(32), randomBytes(32), new Uint8Array(32)), false, 'EVP: a low-order key');
   // RFC 7748 §6.1.
   const alice = importPrivateKey(bytes('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a'));
   assert.equal(hex(alice.publicKey), '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a');
