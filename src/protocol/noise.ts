@@ -95,6 +95,7 @@ export function createInitiation(
 
   hs.hash = h;
   hs.chainKey = ck;
+  hs.localEphemeral?.privateKey.fill(0); // the previous attempt's
   hs.localEphemeral = ephemeral;
   hs.localIndex = localIndex;
   hs.state = 'initiation-created';
@@ -164,6 +165,7 @@ export function createResponse(hs: Handshake, localIndex: number): ResponseMessa
 
   hs.hash = h;
   hs.chainKey = ck;
+  hs.localEphemeral?.privateKey.fill(0); // the previous attempt's
   hs.localEphemeral = ephemeral;
   hs.localIndex = localIndex;
   hs.state = 'response-created';
