@@ -1,4 +1,4 @@
-// The handshake's primitives (WireGuard whitepaper §5.4): X25519 through OpenSSL EVP,
+// The handshake's primitives (WireGuard whitepaper §5.4): X25519 through OpenSSL,
 // BLAKE2s (RFC 7693) with its keyed, HMAC and HKDF forms, and ChaCha20-Poly1305 with
 // the all-zero nonce. One call per primitive, results written into caller buffers:
 // node:crypto spends more on KeyObjects, Hash objects and Buffers than on the maths.
@@ -110,13 +110,10 @@ struct Blake2s {
   }
 };
 
-struct Bytes {
-  const uint8_t* data;
-  size_t len;
-};
+using args::View;
 
 // HMAC-BLAKE2s (RFC 2104): a key longer than the 64-byte block is hashed first.
-void Hmac(uint8_t out[32], const uint8_t* key, size_t key_len, const Bytes* parts, size_t count) {
+void Hmac(uint8_t out[32], const uint8_t* key, size_t key_len, const View* parts, size_t count) {
   uint8_t pad[kBlock] = {};
   if (key_len > kBlock) {
     Blake2s k(32, nullptr, 0);
@@ -128,7 +125,7 @@ void Hmac(uint8_t out[32], const uint8_t* key, size_t key_len, const Bytes* part
   for (uint8_t& b : pad) b ^= 0x36;
   Blake2s inner(32, nullptr, 0);
   inner.Update(pad, kBlock);
-  for (size_t i = 0; i < count; i++) inner.Update(parts[i].data, parts[i].len);
+  for (size_t i = 0; i < count; i++) inner.Update(parts[i].data, parts[i].length);
   uint8_t inner_hash[32];
   inner.Final(inner_hash);
   for (uint8_t& b : pad) b ^= 0x36 ^ 0x5c;
@@ -235,21 +232,16 @@ bool ChaCha(bool enc, uint8_t* out, const uint8_t* key, const uint8_t* in, size_
 
 // ---- N-API glue ---------------------------------------------------------------
 
-// A Uint8Array argument's bytes, with its length checked against [min, max].
+// A Uint8Array argument (args::GetArray), its length checked against [min, max].
 bool GetBytes(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name,
-              size_t min, size_t max, Bytes* out) {
-  const Napi::Value v = info[i];
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    return args::ThrowType(info.Env(), std::string(fn) + ": " + name + " must be a Uint8Array");
-  }
-  Napi::Uint8Array a = v.As<Napi::Uint8Array>();
-  if (a.ByteLength() < min || a.ByteLength() > max) {
-    return args::ThrowRange(info.Env(), std::string(fn) + ": " + name + " has " +
-                                            std::to_string(a.ByteLength()) + " bytes, expected " +
+              size_t min, size_t max, View* out) {
+  if (!args::GetArray(info.Env(), info[i], napi_uint8_array, fn, name, "Uint8Array", out)) return false;
+  if (out->length < min || out->length > max) {
+    return args::ThrowRange(info.Env(), std::string(fn) + ": " + name + " has " + std::to_string(out->length) +
+                                            " bytes, expected " +
                                             (min == max ? std::to_string(min)
                                                         : std::to_string(min) + ".." + std::to_string(max)));
   }
-  *out = {a.Data(), a.ByteLength()};
   return true;
 }
 
@@ -257,7 +249,7 @@ constexpr size_t kMaxParts = 8;
 constexpr size_t kAny = SIZE_MAX;
 
 // The trailing message parts of a hash call: info[first..].
-bool GetParts(const Napi::CallbackInfo& info, size_t first, const char* fn, Bytes* parts, size_t* count) {
+bool GetParts(const Napi::CallbackInfo& info, size_t first, const char* fn, View* parts, size_t* count) {
   if (info.Length() < first || info.Length() - first > kMaxParts) {
     return args::ThrowRange(info.Env(), std::string(fn) + ": 0.." + std::to_string(kMaxParts) + " message parts");
   }
@@ -270,50 +262,50 @@ bool GetParts(const Napi::CallbackInfo& info, size_t first, const char* fn, Byte
 
 // blake2s(out 1..32 bytes, key 0..32 bytes, ...parts): plain (empty key) or keyed BLAKE2s.
 Napi::Value Blake2sJs(const Napi::CallbackInfo& info) {
-  Bytes out{}, key{}, parts[kMaxParts];
+  View out{}, key{}, parts[kMaxParts];
   size_t count = 0;
   if (!GetBytes(info, 0, "blake2s", "out", 1, 32, &out) || !GetBytes(info, 1, "blake2s", "key", 0, 32, &key) ||
       !GetParts(info, 2, "blake2s", parts, &count)) {
     return info.Env().Undefined();
   }
-  Blake2s h(out.len, key.data, key.len);
-  for (size_t i = 0; i < count; i++) h.Update(parts[i].data, parts[i].len);
-  h.Final(const_cast<uint8_t*>(out.data));
+  Blake2s h(out.length, key.data, key.length);
+  for (size_t i = 0; i < count; i++) h.Update(parts[i].data, parts[i].length);
+  h.Final(out.data);
   return info.Env().Undefined();
 }
 
 // hmacBlake2s(out 32 bytes, key, ...parts).
 Napi::Value HmacJs(const Napi::CallbackInfo& info) {
-  Bytes out{}, key{}, parts[kMaxParts];
+  View out{}, key{}, parts[kMaxParts];
   size_t count = 0;
   if (!GetBytes(info, 0, "hmacBlake2s", "out", 32, 32, &out) || !GetBytes(info, 1, "hmacBlake2s", "key", 0, kAny, &key) ||
       !GetParts(info, 2, "hmacBlake2s", parts, &count)) {
     return info.Env().Undefined();
   }
-  Hmac(const_cast<uint8_t*>(out.data), key.data, key.len, parts, count);
+  Hmac(out.data, key.data, key.length, parts, count);
   return info.Env().Undefined();
 }
 
 // hkdfBlake2s(out 32, 64 or 96 bytes, key 32 bytes, input): WireGuard's KDF_n, n = out/32.
 Napi::Value HkdfJs(const Napi::CallbackInfo& info) {
-  Bytes out{}, key{}, input{};
+  View out{}, key{}, input{};
   if (!GetBytes(info, 0, "hkdfBlake2s", "out", 32, 96, &out) || !GetBytes(info, 1, "hkdfBlake2s", "key", 32, 32, &key) ||
       !GetBytes(info, 2, "hkdfBlake2s", "input", 0, kAny, &input)) {
     return info.Env().Undefined();
   }
-  if (out.len % 32 != 0) {
-    args::ThrowRange(info.Env(), "hkdfBlake2s: out has " + std::to_string(out.len) + " bytes, expected 32, 64 or 96");
+  if (out.length % 32 != 0) {
+    args::ThrowRange(info.Env(), "hkdfBlake2s: out has " + std::to_string(out.length) + " bytes, expected 32, 64 or 96");
     return info.Env().Undefined();
   }
-  uint8_t* o = const_cast<uint8_t*>(out.data);
+  uint8_t* o = out.data;
   uint8_t prk[32];
-  Hmac(prk, key.data, key.len, &input, 1);
+  Hmac(prk, key.data, key.length, &input, 1);
   uint8_t counter = 1;
-  const Bytes first[] = {{&counter, 1}};
+  const View first[] = {{&counter, 1}};
   Hmac(o, prk, 32, first, 1);
-  for (size_t i = 1; i < out.len / 32; i++) {
+  for (size_t i = 1; i < out.length / 32; i++) {
     counter = static_cast<uint8_t>(i + 1);
-    const Bytes next[] = {{o + 32 * (i - 1), 32}, {&counter, 1}};
+    const View next[] = {{o + 32 * (i - 1), 32}, {&counter, 1}};
     Hmac(o + 32 * i, prk, 32, next, 2);
   }
   OPENSSL_cleanse(prk, sizeof prk);
@@ -322,9 +314,9 @@ Napi::Value HkdfJs(const Napi::CallbackInfo& info) {
 
 // x25519Generate(out 64 bytes): a fresh private key (clamped) then its public key.
 Napi::Value GenerateJs(const Napi::CallbackInfo& info) {
-  Bytes out{};
+  View out{};
   if (!GetBytes(info, 0, "x25519Generate", "out", 64, 64, &out)) return info.Env().Undefined();
-  uint8_t* o = const_cast<uint8_t*>(out.data);
+  uint8_t* o = out.data;
   if (RAND_priv_bytes(o, kKey) != 1) {
     ERR_clear_error();
     Napi::Error::New(info.Env(), "x25519Generate: OpenSSL's random generator failed").ThrowAsJavaScriptException();
@@ -339,36 +331,36 @@ Napi::Value GenerateJs(const Napi::CallbackInfo& info) {
 
 // x25519Public(out 32, private 32): false if OpenSSL refuses the key.
 Napi::Value PublicJs(const Napi::CallbackInfo& info) {
-  Bytes out{}, priv{};
+  View out{}, priv{};
   if (!GetBytes(info, 0, "x25519Public", "out", kKey, kKey, &out) ||
       !GetBytes(info, 1, "x25519Public", "privateKey", kKey, kKey, &priv)) {
     return info.Env().Undefined();
   }
-  return Napi::Boolean::New(info.Env(), X25519Public(const_cast<uint8_t*>(out.data), priv.data));
+  return Napi::Boolean::New(info.Env(), X25519Public(out.data, priv.data));
 }
 
 // x25519(out 32, private 32, public 32): false (out zeroed) for a low-order public key.
 // x25519Evp is the same through EVP only, for tests to compare the two paths.
 template <bool (*Dh)(uint8_t*, const uint8_t*, const uint8_t*)>
 Napi::Value SharedJs(const Napi::CallbackInfo& info) {
-  Bytes out{}, priv{}, pub{};
+  View out{}, priv{}, pub{};
   if (!GetBytes(info, 0, "x25519", "out", kKey, kKey, &out) || !GetBytes(info, 1, "x25519", "privateKey", kKey, kKey, &priv) ||
       !GetBytes(info, 2, "x25519", "publicKey", kKey, kKey, &pub)) {
     return info.Env().Undefined();
   }
-  return Napi::Boolean::New(info.Env(), Dh(const_cast<uint8_t*>(out.data), priv.data, pub.data));
+  return Napi::Boolean::New(info.Env(), Dh(out.data, priv.data, pub.data));
 }
 
 // chachaSealZeroNonce(out = plaintext + 16 bytes, key 32, plaintext, aad).
 Napi::Value SealJs(const Napi::CallbackInfo& info) {
-  Bytes out{}, key{}, pt{}, aad{};
+  View out{}, key{}, pt{}, aad{};
   if (!GetBytes(info, 2, "chachaSealZeroNonce", "plaintext", 0, 65536, &pt) ||
-      !GetBytes(info, 0, "chachaSealZeroNonce", "out", pt.len + kTag, pt.len + kTag, &out) ||
+      !GetBytes(info, 0, "chachaSealZeroNonce", "out", pt.length + kTag, pt.length + kTag, &out) ||
       !GetBytes(info, 1, "chachaSealZeroNonce", "key", kKey, kKey, &key) ||
       !GetBytes(info, 3, "chachaSealZeroNonce", "aad", 0, 65536, &aad)) {
     return info.Env().Undefined();
   }
-  if (!ChaCha(true, const_cast<uint8_t*>(out.data), key.data, pt.data, pt.len, nullptr, aad.data, aad.len)) {
+  if (!ChaCha(true, out.data, key.data, pt.data, pt.length, nullptr, aad.data, aad.length)) {
     Napi::Error::New(info.Env(), "chachaSealZeroNonce: OpenSSL failed").ThrowAsJavaScriptException();
   }
   return info.Env().Undefined();
@@ -377,16 +369,16 @@ Napi::Value SealJs(const Napi::CallbackInfo& info) {
 // chachaOpenZeroNonce(out = ciphertext - 16 bytes, key 32, ciphertext ‖ tag, aad):
 // false (out zeroed) when the tag does not verify.
 Napi::Value OpenJs(const Napi::CallbackInfo& info) {
-  Bytes out{}, key{}, ct{}, aad{};
+  View out{}, key{}, ct{}, aad{};
   if (!GetBytes(info, 2, "chachaOpenZeroNonce", "ciphertext", kTag, 65536 + kTag, &ct) ||
-      !GetBytes(info, 0, "chachaOpenZeroNonce", "out", ct.len - kTag, ct.len - kTag, &out) ||
+      !GetBytes(info, 0, "chachaOpenZeroNonce", "out", ct.length - kTag, ct.length - kTag, &out) ||
       !GetBytes(info, 1, "chachaOpenZeroNonce", "key", kKey, kKey, &key) ||
       !GetBytes(info, 3, "chachaOpenZeroNonce", "aad", 0, 65536, &aad)) {
     return info.Env().Undefined();
   }
-  const size_t len = ct.len - kTag;
-  return Napi::Boolean::New(info.Env(), ChaCha(false, const_cast<uint8_t*>(out.data), key.data, ct.data, len,
-                                               ct.data + len, aad.data, aad.len));
+  const size_t len = ct.length - kTag;
+  return Napi::Boolean::New(info.Env(), ChaCha(false, out.data, key.data, ct.data, len,
+                                               ct.data + len, aad.data, aad.length));
 }
 
 }  // namespace

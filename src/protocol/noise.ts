@@ -50,6 +50,12 @@ export class Handshake {
     this.staticStatic = local === undefined ? undefined : sharedSecret(local, this.remoteStatic);
   }
 
+  /** Our ephemeral key from now on; the one it replaces (a previous attempt's) is zeroed. */
+  setLocalEphemeral(key: StaticKey | undefined): void {
+    this.localEphemeral?.privateKey.fill(0);
+    this.localEphemeral = key;
+  }
+
   /** Forgets the transcript (after keys are derived, or on give-up). */
   clear(): void {
     this.hash.fill(0);
@@ -58,8 +64,7 @@ export class Handshake {
     this.hash = UNUSED;
     this.chainKey = UNUSED;
     this.remoteEphemeral = UNUSED;
-    this.localEphemeral?.privateKey.fill(0);
-    this.localEphemeral = undefined;
+    this.setLocalEphemeral(undefined);
     this.localIndex = 0;
     this.remoteIndex = 0;
     this.state = 'zeroed';
@@ -95,8 +100,7 @@ export function createInitiation(
 
   hs.hash = h;
   hs.chainKey = ck;
-  hs.localEphemeral?.privateKey.fill(0); // the previous attempt's
-  hs.localEphemeral = ephemeral;
+  hs.setLocalEphemeral(ephemeral);
   hs.localIndex = localIndex;
   hs.state = 'initiation-created';
   return { sender: localIndex, ephemeral: ephemeral.publicKey, encryptedStatic, encryptedTimestamp, mac1: ZERO_MACS, mac2: ZERO_MACS };
@@ -139,8 +143,7 @@ export function consumeInitiation(
   hs.remoteEphemeral = Uint8Array.from(msg.ephemeral);
   hs.latestTimestamp = timestamp;
   hs.lastInitiationConsumedAt = now;
-  hs.localEphemeral?.privateKey.fill(0);
-  hs.localEphemeral = undefined;
+  hs.setLocalEphemeral(undefined);
   hs.state = 'initiation-consumed';
   return hs;
 }
@@ -165,8 +168,7 @@ export function createResponse(hs: Handshake, localIndex: number): ResponseMessa
 
   hs.hash = h;
   hs.chainKey = ck;
-  hs.localEphemeral?.privateKey.fill(0); // the previous attempt's
-  hs.localEphemeral = ephemeral;
+  hs.setLocalEphemeral(ephemeral);
   hs.localIndex = localIndex;
   hs.state = 'response-created';
   return { sender: localIndex, receiver: hs.remoteIndex, ephemeral: ephemeral.publicKey, encryptedNothing, mac1: ZERO_MACS, mac2: ZERO_MACS };

@@ -169,7 +169,7 @@ export class ChannelReader {
   constructor(shared: ControlChannelShared, private readonly control: EngineControl, private readonly afterWork: () => void) {
     this.tallies = SpscRing.attach(shared.tallies);
     this.messages = SpscRing.attach(shared.messages);
-    this.interval = setInterval(() => this.readTallies(), TALLY_INTERVAL_MS);
+    this.pollTallies();
     void this.serveMessages();
   }
 
@@ -185,6 +185,10 @@ export class ChannelReader {
     this.messages.close();
   }
 
+  private pollTallies(): void {
+    this.interval = setInterval(() => this.readTallies(), TALLY_INTERVAL_MS);
+  }
+
   /** An interval's turn: applies the tallies, or, finding none, stops the interval until the next one comes. */
   private readTallies(): void {
     if (this.drainTallies()) {
@@ -198,8 +202,7 @@ export class ChannelReader {
 
   private async awaitTallies(): Promise<void> {
     while (!this.closed && this.tallies.size === 0) await this.tallies.waitNotEmptyAsync(DOORBELL_WAIT_MS);
-    if (this.closed) return;
-    this.interval = setInterval(() => this.readTallies(), TALLY_INTERVAL_MS);
+    if (!this.closed) this.pollTallies();
   }
 
   private async serveMessages(): Promise<void> {

@@ -205,6 +205,30 @@ test('a lost initiation is retransmitted after REKEY_TIMEOUT plus jitter', () =>
   assert.equal(parseIcmpEcho(data[0]!)?.seq, 1, 'the staged packet goes out after the retried handshake');
 });
 
+test('ephemeral private keys are zeroed once replaced by a retry and once the session is derived', () => {
+  const { a, b, aPeer, bPeer, clock } = pair();
+  a.send(aPeer, ping(1));
+  a.outbox.length = 0; // lost
+  const first = aPeer.handshake.localEphemeral!.privateKey;
+  assert.ok(first.some((x) => x !== 0));
+  clock.t += REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX + 1;
+  a.poll();
+  const second = aPeer.handshake.localEphemeral!.privateKey;
+  assert.ok(first.every((x) => x === 0), 'the first attempt\'s key is zeroed by the retry');
+  assert.ok(second.some((x) => x !== 0));
+  // The responder derives its session as it answers: catch its key on the way in.
+  let responder: Uint8Array | undefined;
+  const setKey = bPeer.handshake.setLocalEphemeral.bind(bPeer.handshake);
+  bPeer.handshake.setLocalEphemeral = (key) => {
+    responder ??= key?.privateKey;
+    setKey(key);
+  };
+  pump(a, b);
+  assert.ok(second.every((x) => x === 0), 'the initiator\'s key is zeroed with the session');
+  assert.ok(responder !== undefined && responder.every((x) => x === 0), 'and so is the responder\'s');
+  assert.equal(aPeer.handshake.localEphemeral, undefined);
+});
+
 test('the initiator rekeys after REKEY_AFTER_TIME when it sends; old keypair still opens', () => {
   const { a, b, aPeer, bPeer, clock } = pair();
   a.send(aPeer, ping(1));
