@@ -5,6 +5,13 @@
 //
 // Like the key table, it is reserved for MAX_PEERS at start-up and its pages are
 // committed as peers are added; adding a peer past that fails with ENOSPC.
+//
+// An endpoint record has more than one writer: the control plane (`wg set`, a
+// handshake from a new address) and any thread whose receive path authenticated a
+// packet from a new address (roaming, in force for the very next packet sent to the
+// peer from any queue). Each record is guarded by a sequence lock: a writer takes the
+// even sequence to odd, writes, and releases it at the next even value; a reader
+// copies the record and keeps the copy only if the sequence was even and unchanged.
 import { ADDR_STRIDE, writeAddr } from '../io/udp.js';
 import type { Endpoint } from '../protocol/peer.js';
 
@@ -16,6 +23,8 @@ const M_IN_USE = 0;
 const M_SEND_SLOT = 1;
 /** 1 when the endpoint record is valid. */
 const M_HAS_ENDPOINT = 2;
+/** The endpoint record's sequence lock: odd while a writer is at it. */
+const M_ENDPOINT_SEQ = 3;
 
 export interface PeerTableShared {
   readonly capacity: number;
@@ -89,13 +98,62 @@ export class PeerTable {
       Atomics.store(this.meta, at, 0);
       return;
     }
-    // A reader racing with this rewrite may send one batch to a half-written address;
-    // roaming is rare and UDP tolerates it, so no lock on the send path.
-    writeAddr(this.endpoints, id, endpoint.address, endpoint.port, endpoint.local);
+    const seq = this.lockEndpoint(id);
+    try {
+      writeAddr(this.endpoints, id, endpoint.address, endpoint.port, endpoint.local);
+    } finally {
+      this.unlockEndpoint(id, seq);
+    }
     Atomics.store(this.meta, at, 1);
   }
 
   // ---- any thread ----------------------------------------------------------
+
+  /**
+   * The peer's packets now come from record `i` of `addrs` (an authenticated packet's
+   * source and the local address it was sent to): it is the endpoint from now on, for
+   * every thread's next send. Allocation-free (the receive path calls it on roaming).
+   */
+  learnEndpoint(id: number, addrs: Uint8Array, i: number): void {
+    const endpoints = this.endpoints;
+    const from = i * ADDR_STRIDE;
+    const to = id * ADDR_STRIDE;
+    const seq = this.lockEndpoint(id);
+    for (let k = 0; k < ADDR_STRIDE; k++) endpoints[to + k] = addrs[from + k]!;
+    this.unlockEndpoint(id, seq);
+    Atomics.store(this.meta, id * META_WORDS + M_HAS_ENDPOINT, 1);
+  }
+
+  /**
+   * Copies the peer's endpoint record into record `i` of `addrs`, never a half-written
+   * one (it copies again while a writer is at it). Allocation-free.
+   */
+  copyEndpoint(id: number, addrs: Uint8Array, i: number): void {
+    const seqAt = id * META_WORDS + M_ENDPOINT_SEQ;
+    const from = id * ADDR_STRIDE;
+    const to = i * ADDR_STRIDE;
+    const endpoints = this.endpoints;
+    for (;;) {
+      const before = Atomics.load(this.meta, seqAt);
+      if ((before & 1) === 0) {
+        for (let k = 0; k < ADDR_STRIDE; k++) addrs[to + k] = endpoints[from + k]!;
+        if (Atomics.load(this.meta, seqAt) === before) return;
+      }
+    }
+  }
+
+  /** Takes the record's sequence lock (from even to odd); returns the odd value. */
+  private lockEndpoint(id: number): number {
+    const at = id * META_WORDS + M_ENDPOINT_SEQ;
+    for (;;) {
+      const seq = Atomics.load(this.meta, at);
+      if ((seq & 1) === 0 && Atomics.compareExchange(this.meta, at, seq, seq + 1) === seq) return seq + 1;
+    }
+  }
+
+  private unlockEndpoint(id: number, seq: number): void {
+    Atomics.store(this.meta, id * META_WORDS + M_ENDPOINT_SEQ, (seq + 1) | 0);
+  }
 
   /** Key slot of the peer's current sending keypair, 0 for none. */
   sendSlot(id: number): number {

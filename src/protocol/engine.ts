@@ -285,7 +285,7 @@ export class Engine {
     peer.timers.anyAuthenticatedPacketTraversal();
     peer.timers.anyAuthenticatedPacketSent();
     peer.timers.handshakeResponseSent();
-    if (this.emit(peer, packet)) this.handshakes.responsesSent++;
+    if (this.emitHandshake(peer, packet)) this.handshakes.responsesSent++;
   }
 
   private receiveResponse(datagram: Uint8Array, from: Endpoint): Received {
@@ -448,7 +448,7 @@ export class Engine {
     peer.cookies.addMacs(packet);
     peer.timers.anyAuthenticatedPacketTraversal();
     peer.timers.anyAuthenticatedPacketSent();
-    if (this.emit(peer, packet)) {
+    if (this.emitHandshake(peer, packet)) {
       this.handshakes.initiationsSent++;
       // An attempt's duration runs from its first initiation; retries belong to it.
       if (!isRetry || peer.handshakeStartedAt === undefined) peer.handshakeStartedAt = this.now();
@@ -564,6 +564,13 @@ export class Engine {
       return false;
     }
     this.outbox.push({ peer, endpoint: peer.endpoint, packet });
+    return true;
+  }
+
+  /** emit() for a handshake message, which counts in the peer's transfer as the kernel's WireGuard counts it. */
+  private emitHandshake(peer: Peer, packet: Uint8Array): boolean {
+    if (!this.emit(peer, packet)) return false;
+    peer.txBytes += packet.length;
     return true;
   }
 

@@ -73,13 +73,19 @@ export class EngineControl implements OutboundControl, InboundControl {
     this.receivedFrom(peerId, slot, generation, bytes, packets, dataCame, batch.addrs, lastPacket);
   }
 
-  /** received(), with the last packet's source in record `i` of `addrs`. */
-  receivedFrom(peerId: number, slot: number, generation: number, bytes: number, packets: number, dataCame: boolean, addrs: Uint8Array, i: number): void {
+  /**
+   * received(), with the last packet's source in record `i` of `addrs`; `roamed` when a
+   * queue worker found it new and put it in the peer table itself (which is then ahead
+   * of the engine's endpoint).
+   */
+  receivedFrom(
+    peerId: number, slot: number, generation: number, bytes: number, packets: number, dataCame: boolean, addrs: Uint8Array, i: number, roamed = false,
+  ): void {
     const found = this.keypair(peerId, slot, generation);
     if (found === undefined) return;
     const { peer, keypair } = found;
     // Decode the source only when it differs from the endpoint (roaming).
-    const known = peer.endpoint !== undefined && sameAddr(this.engine.peerTable.endpoints, peerId, addrs, i);
+    const known = !roamed && peer.endpoint !== undefined && sameAddr(this.engine.peerTable.endpoints, peerId, addrs, i);
     const from = known ? peer.endpoint! : readAddr(addrs, i);
     this.engine.noteTransportReceived(peer, keypair, from, bytes, packets, !dataCame);
   }

@@ -63,6 +63,8 @@ const scratchSpec = (slots: number) => ({
   generation: [Int32Array, slots],
   count: [Int32Array, slots],
   cursor: [Int32Array, slots],
+  /** Where the group's datagrams start in the rewritten batch. */
+  first: [Int32Array, slots],
   bytes: [Float64Array, slots],
   counterLo: [Float64Array, slots],
   counterHi: [Float64Array, slots],
@@ -88,6 +90,7 @@ export class OutboundStage {
   private readonly generation: Int32Array;
   private readonly count: Int32Array;
   private readonly cursor: Int32Array;
+  private readonly first: Int32Array;
   private readonly bytes: Float64Array;
   private readonly counterLo: Float64Array;
   private readonly counterHi: Float64Array;
@@ -98,7 +101,7 @@ export class OutboundStage {
     this.scratch = buffer;
     ({
       header: this.header, peerOf: this.peerOf, groupOf: this.groupOf, desc: this.desc, rowGroup: this.rowGroup,
-      slot: this.slot, peer: this.peer, generation: this.generation, count: this.count, cursor: this.cursor,
+      slot: this.slot, peer: this.peer, generation: this.generation, count: this.count, cursor: this.cursor, first: this.first,
       bytes: this.bytes, counterLo: this.counterLo, counterHi: this.counterHi,
     } = arrays);
   }
@@ -224,21 +227,29 @@ export class OutboundStage {
     return m;
   }
 
-  /** Rewrites the batch into the m sealed datagrams, in keypair order, each with its peer's endpoint. */
+  /**
+   * Rewrites the batch into the m sealed datagrams, in keypair order, each with its
+   * peer's endpoint as it is now (read once per group: a roam seen by any thread's
+   * receive path a moment ago is in force).
+   */
   private reorder(batch: PacketBatch, ctx: OutboundContext, m: number): void {
     const { offsets, lengths, addrs } = batch;
-    const { desc } = this;
-    const endpoints = ctx.peers.endpoints;
+    const { desc, cursor, first } = this;
+    for (let g = 0; g < this.groups; g++) {
+      first[g] = cursor[g]!;
+      if (this.counterLo[g]! >= 0) ctx.peers.copyEndpoint(this.peer[g]!, addrs, cursor[g]!);
+    }
     // Offsets are rewritten only now, after the last descriptor was read from them.
     for (let r = 0; r < m; r++) {
       const row = r * DESC_STRIDE;
       const g = this.rowGroup[r]!;
-      const at = this.cursor[g]!++;
+      const at = cursor[g]!++;
       offsets[at] = desc[row + DESC_OFFSET]! - HEADROOM;
       lengths[at] = MESSAGE_TRANSPORT_HEADER_SIZE + desc[row + DESC_LENGTH]! + AEAD_TAG_SIZE;
-      const from = this.peer[g]! * ADDR_STRIDE;
+      if (at === first[g]) continue;
+      const from = first[g]! * ADDR_STRIDE;
       const to = at * ADDR_STRIDE;
-      for (let k = 0; k < ADDR_STRIDE; k++) addrs[to + k] = endpoints[from + k]!;
+      for (let k = 0; k < ADDR_STRIDE; k++) addrs[to + k] = addrs[from + k]!;
     }
     batch.count = m;
   }

@@ -11,7 +11,8 @@
 //              for a peer without a usable session, and the tallies the control
 //              plane must act on now (counters used up; data on a keypair that is
 //              not yet the peer's sending one, which confirms it; a source that is
-//              not the peer's endpoint, which roams it), and local addresses a send
+//              not the peer's endpoint, which roams it — the worker has put it in the
+//              shared peer table already), and local addresses a send
 //              found gone (sticky sources to forget). The main thread waits on
 //              this ring with Atomics.waitAsync (a doorbell: a producer wakes it only
 //              when it sleeps), and reads the tallies ring first, so that records
@@ -35,6 +36,9 @@ const SOURCE_GONE = 5;
 
 const ADDR_WORDS = ADDR_STRIDE / 4;
 // Tally: [kind, peer, slot, generation, bytes, packets, flag, source address...].
+// The flag of SENT: the counters ran out; of RECEIVED: these bits.
+const DATA_CAME = 1;
+const ROAMED = 2;
 const TALLY_WORDS = 7 + ADDR_WORDS;
 const T_ADDR = 7;
 // Message: [kind, length, a, b, source address..., bytes...]; a, b = the batch's
@@ -131,11 +135,15 @@ export class ChannelWriter implements OutboundControl, InboundControl {
 
   received(peer: number, slot: number, generation: number, bytes: number, packets: number, dataCame: boolean, batch: PacketBatch, lastPacket: number): void {
     const peers = this.peers;
-    const urgent = peers.sendSlot(peer) !== slot || !peers.hasEndpoint(peer) || !sameAddr(peers.endpoints, peer, batch.addrs, lastPacket);
+    const roamed = !peers.hasEndpoint(peer) || !sameAddr(peers.endpoints, peer, batch.addrs, lastPacket);
+    // The new source is the endpoint before anything else is sent, from this queue or
+    // another (as wireguard-go sets it in its receive path); the control plane hears of it after.
+    if (roamed) peers.learnEndpoint(peer, batch.addrs, lastPacket);
+    const urgent = roamed || peers.sendSlot(peer) !== slot;
     const to = (urgent ? this.message : this.tally).bytes;
     // Copied byte by byte: a subarray here would allocate on every batch.
     for (let k = 0, from = lastPacket * ADDR_STRIDE; k < ADDR_STRIDE; k++) to[T_ADDR * 4 + k] = batch.addrs[from + k]!;
-    this.pushTally(urgent, RECEIVED, peer, slot, generation, bytes, packets, dataCame ? 1 : 0);
+    this.pushTally(urgent, RECEIVED, peer, slot, generation, bytes, packets, (dataCame ? DATA_CAME : 0) | (roamed ? ROAMED : 0));
   }
 
   /** A tally the control plane must act on now goes with the messages (and rings the doorbell). */
@@ -230,7 +238,7 @@ export class ChannelReader {
   /** A tally, its source address in `addr`. */
   private apply(words: Uint32Array, addr: Uint8Array): void {
     if (words[0] === SENT) this.control.sent(words[1]!, words[2]!, words[3]!, words[4]!, words[5]!, words[6] === 1);
-    else this.control.receivedFrom(words[1]!, words[2]!, words[3]!, words[4]!, words[5]!, words[6] === 1, addr, 0);
+    else this.control.receivedFrom(words[1]!, words[2]!, words[3]!, words[4]!, words[5]!, (words[6]! & DATA_CAME) !== 0, addr, 0, (words[6]! & ROAMED) !== 0);
   }
 
   private drainMessages(): void {

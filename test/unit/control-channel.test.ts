@@ -4,7 +4,7 @@
 // apply in the order they were made, and a full ring drops and counts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADDR_STRIDE, readLocal, writeAddr } from '../../src/io/udp.js';
+import { ADDR_STRIDE, readAddr, readLocal, writeAddr } from '../../src/io/udp.js';
 import { PacketBatch } from '../../src/pipeline/batch.js';
 import { PeerTable } from '../../src/pipeline/peer-table.js';
 import { Drop, DropCounters } from '../../src/protocol/drop-reasons.js';
@@ -17,9 +17,9 @@ function recorder(): { control: EngineControl; calls: string[] } {
   const control = {
     sent: (peer: number, slot: number, gen: number, bytes: number, packets: number, exhausted: boolean) =>
       calls.push(`sent ${peer} ${slot} ${gen} ${bytes}/${packets} ${exhausted}`),
-    receivedFrom: (peer: number, slot: number, gen: number, bytes: number, packets: number, dataCame: boolean, addrs: Uint8Array, i: number) => {
+    receivedFrom: (peer: number, slot: number, gen: number, bytes: number, packets: number, dataCame: boolean, addrs: Uint8Array, i: number, roamed: boolean) => {
       const port = (addrs[i * ADDR_STRIDE + 2]! << 8) | addrs[i * ADDR_STRIDE + 3]!;
-      calls.push(`received ${peer} ${slot} ${gen} ${bytes}/${packets} ${dataCame} :${port}`);
+      calls.push(`received ${peer} ${slot} ${gen} ${bytes}/${packets} ${dataCame} :${port}${roamed ? ' roamed' : ''}`);
     },
     needsSession: (peer: number, data: Uint8Array, offset: number, length: number) =>
       calls.push(`needs ${peer} ${Array.from(data.subarray(offset, offset + length)).join(',')}`),
@@ -49,7 +49,7 @@ function setup(capacity?: { tallies: number; messages: number }, read = true) {
 }
 
 test('tallies that can wait arrive on the interval; urgent ones wake the main thread, after those made before them', async () => {
-  const { writer, reader, calls, peer, batch, afterWork } = setup();
+  const { writer, reader, calls, peer, peers, batch, afterWork } = setup();
   try {
     writeAddr(batch.addrs, 0, '198.18.0.2', 51820); // the endpoint
     writeAddr(batch.addrs, 1, '198.18.0.3', 40000); // somewhere else: roaming
@@ -58,15 +58,17 @@ test('tallies that can wait arrive on the interval; urgent ones wake the main th
     await tick(2);
     assert.deepEqual(calls, [], 'nothing yet: no doorbell for tallies that can wait');
     writer.received(peer, 5, 1, 300, 3, true, batch, 1); // a new source: urgent
+    assert.deepEqual(readAddr(peers.endpoints, peer), { address: '198.18.0.3', port: 40000 },
+      'the worker put the new source in the peer table itself, before the main thread heard of it');
     await tick(5);
-    assert.deepEqual(calls, ['sent 0 5 1 100/3 false', 'received 0 5 1 200/2 true :51820', 'received 0 5 1 300/3 true :40000'],
+    assert.deepEqual(calls, ['sent 0 5 1 100/3 false', 'received 0 5 1 200/2 true :51820', 'received 0 5 1 300/3 true :40000 roamed'],
       'the urgent tally woke the reader, which applied the earlier ones first');
     assert.ok(afterWork() > 0, 'then the control plane sent what the engine queued');
     calls.length = 0;
-    writer.received(peer, 6, 2, 10, 1, false, batch, 0); // a keypair that is not the sending one: confirms it
+    writer.received(peer, 6, 2, 10, 1, false, batch, 1); // a keypair that is not the sending one: confirms it
     writer.sent(peer, 5, 1, 50, 2, true); // counters used up
     await tick(5);
-    assert.deepEqual(calls, ['received 0 6 2 10/1 false :51820', 'sent 0 5 1 50/2 true']);
+    assert.deepEqual(calls, ['received 0 6 2 10/1 false :40000', 'sent 0 5 1 50/2 true']);
     calls.length = 0;
     writer.sent(peer, 5, 1, 7, 1, false);
     await tick(TALLY_INTERVAL_MS * 3);
@@ -107,11 +109,12 @@ test('a datagram to another local address is urgent (it moves the sticky source)
     assert.deepEqual(calls, [], 'same remote, same local: waits for the interval');
     writer.received(peer, 5, 1, 20, 1, true, batch, 1);
     await tick(5);
-    assert.deepEqual(calls, ['received 0 5 1 10/1 true :51820', 'received 0 5 1 20/1 true :51820'], 'another local address: urgent');
+    assert.deepEqual(calls, ['received 0 5 1 10/1 true :51820', 'received 0 5 1 20/1 true :51820 roamed'], 'another local address: urgent');
+    assert.deepEqual(readLocal(peers.endpoints, peer), { address: '198.18.0.1', ifindex: 2 }, 'the new local address is the source now');
     calls.length = 0;
     writer.received(peer, 5, 1, 30, 1, true, batch, 2);
     await tick(5);
-    assert.deepEqual(calls, ['received 0 5 1 30/1 true :51820'], 'no local side against an endpoint with one: urgent');
+    assert.deepEqual(calls, ['received 0 5 1 30/1 true :51820 roamed'], 'no local side against an endpoint with one: urgent');
     calls.length = 0;
     writer.sourceGone(batch.addrs, 1);
     await tick(5);
