@@ -5,6 +5,7 @@
 
 #include "aead.h"
 #include "fd.h"
+#include "netlink.h"
 #include "noise_crypto.h"
 #include "offload.h"
 #include "tun.h"
@@ -16,6 +17,7 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tundra::aead::Init(env, exports);
   tundra::fd::Init(env, exports);
+  tundra::netlink::Init(env, exports);
   tundra::noise_crypto::Init(env, exports);
   tundra::offload::Init(env, exports);
   tundra::tun::Init(env, exports);

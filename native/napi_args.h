@@ -1,4 +1,4 @@
-// Shared by every part of the addon (aead.cc, fd.cc, noise_crypto.cc, offload.cc, tun.cc,
+// Shared by every part of the addon (aead.cc, fd.cc, netlink.cc, noise_crypto.cc, offload.cc, tun.cc,
 // udp.cc, watch.cc): argument checks for the N-API glue and errno-carrying Error objects.
 // The batch calls' own checks (packet arrays, counts, slots) are in batch_args.h.
 //

@@ -25,6 +25,7 @@ import { ALL_OFFLOADS, type OffloadSettings } from '../offload/settings.js';
 import type { RouteTable } from '../routing/route-table.js';
 import { QueueWorkers } from '../workers/queue-workers.js';
 import { describeTunOffloads, openTunDevice, type TunQueue } from './tun-port.js';
+import { SourceCheck } from './source-check.js';
 import { openUdpSockets, UdpPort } from './udp-port.js';
 import {
   EADDRINUSE, EIO, ENOSPC, UapiError, type SetRequest, type UapiDevice, type UapiInterfaceState, type UapiPeerState,
@@ -88,6 +89,8 @@ export class Device implements UapiDevice {
   private readonly controlBatch = new PacketBatch(BATCH_SIZE, SLOT_SIZE);
   private publishedRoutes: RouteTable | undefined;
   private fwmark = 0;
+  /** Whether each peer's sticky source still suits the routes (undefined where rtnetlink is refused). */
+  private sourceCheck: SourceCheck | undefined;
   private timer: NodeJS.Timeout | undefined;
   private timerDeadline = Infinity;
   private closed = false;
@@ -105,6 +108,7 @@ export class Device implements UapiDevice {
       throw err;
     }
     device.logOffloads();
+    device.startSourceCheck();
     return device;
   }
 
@@ -117,7 +121,7 @@ export class Device implements UapiDevice {
     const queues = options.queues ?? 1;
     if (!Number.isInteger(queues) || queues < 0) throw new RangeError(`queues must be an integer >= 0, not ${queues}`);
     const mtu = options.mtu ?? 1420;
-    this.engine = new Engine({ mtu });
+    this.engine = new Engine({ mtu, onEndpointChange: (peer) => this.sourceCheck?.endpointChanged(peer) });
     this.control = new EngineControl(this.engine);
     this.tun = openTunDevice(options.name, this.offload, Math.max(1, queues));
     try {
@@ -222,11 +226,21 @@ export class Device implements UapiDevice {
     this.log.verbose(`Data path: ${queues}; offloads on: ${on.length > 0 ? on.join(', ') : 'none'}${notes.map((n) => `; ${n}`).join('')}`);
   }
 
+  private startSourceCheck(): void {
+    try {
+      this.sourceCheck = new SourceCheck({ engine: this.engine, fwmark: () => this.fwmark, log: this.log });
+    } catch (err) {
+      this.log.error(`Sticky source addresses will not follow route changes: ${(err as Error).message}`);
+    }
+  }
+
   /** Stops the data path, closes the TUN and the sockets and removes the peers. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
+    this.sourceCheck?.close();
+    this.sourceCheck = undefined;
     await this.stopQueues();
     await this.workers?.close();
     this.inlineStages?.close();
@@ -313,7 +327,8 @@ export class Device implements UapiDevice {
         }
         batch.data.set(out.packet, batch.offsets[n]!);
         batch.lengths[n] = out.packet.length;
-        writeAddr(batch.addrs, n, out.endpoint.address, out.endpoint.port, out.endpoint.local);
+        const refused = out.peer !== undefined && this.engine.peerTable.sourceRefused(out.peer.id);
+        writeAddr(batch.addrs, n, out.endpoint.address, out.endpoint.port, refused ? undefined : out.endpoint.local);
         n++;
       }
       batch.count = n;

@@ -12,12 +12,12 @@
 // peer from any queue). Each record is guarded by a sequence lock: a writer takes the
 // even sequence to odd, writes, and releases it at the next even value; a reader
 // copies the record and keeps the copy only if the sequence was even and unchanged.
-import { ADDR_STRIDE, writeAddr } from '../io/udp.js';
+import { ADDR_LOCAL_FAMILY, ADDR_STRIDE, writeAddr } from '../io/udp.js';
 import type { Endpoint } from '../protocol/peer.js';
 
 export const MAX_PEERS = 16_384;
 
-const META_WORDS = 4;
+const META_WORDS = 8;
 const M_IN_USE = 0;
 /** Key slot of the current sending keypair, or 0 (slot 0 is never used). */
 const M_SEND_SLOT = 1;
@@ -25,6 +25,12 @@ const M_SEND_SLOT = 1;
 const M_HAS_ENDPOINT = 2;
 /** The endpoint record's sequence lock: odd while a writer is at it. */
 const M_ENDPOINT_SEQ = 3;
+/**
+ * 1 when the route to the endpoint from its local address leaves through another
+ * interface than the one the peer's packets come in on (or that address cannot send):
+ * datagrams then leave from the routing table's choice (src/device/source-check.ts).
+ */
+const M_SOURCE_REFUSED = 4;
 
 export interface PeerTableShared {
   readonly capacity: number;
@@ -75,6 +81,7 @@ export class PeerTable {
     const at = id * META_WORDS;
     Atomics.store(this.meta, at + M_SEND_SLOT, 0);
     Atomics.store(this.meta, at + M_HAS_ENDPOINT, 0);
+    Atomics.store(this.meta, at + M_SOURCE_REFUSED, 0);
     Atomics.store(this.meta, at + M_IN_USE, 1);
     return id;
   }
@@ -85,6 +92,7 @@ export class PeerTable {
     Atomics.store(this.meta, at + M_IN_USE, 0);
     Atomics.store(this.meta, at + M_SEND_SLOT, 0);
     Atomics.store(this.meta, at + M_HAS_ENDPOINT, 0);
+    Atomics.store(this.meta, at + M_SOURCE_REFUSED, 0);
     this.free.push(id);
   }
 
@@ -107,7 +115,16 @@ export class PeerTable {
     Atomics.store(this.meta, at, 1);
   }
 
+  /** Whether the endpoint's local address is refused as the source (see M_SOURCE_REFUSED). */
+  setSourceRefused(id: number, refused: boolean): void {
+    Atomics.store(this.meta, id * META_WORDS + M_SOURCE_REFUSED, refused ? 1 : 0);
+  }
+
   // ---- any thread ----------------------------------------------------------
+
+  sourceRefused(id: number): boolean {
+    return Atomics.load(this.meta, id * META_WORDS + M_SOURCE_REFUSED) === 1;
+  }
 
   /**
    * The peer's packets now come from record `i` of `addrs` (an authenticated packet's
@@ -126,7 +143,8 @@ export class PeerTable {
 
   /**
    * Copies the peer's endpoint record into record `i` of `addrs`, never a half-written
-   * one (it copies again while a writer is at it). Allocation-free.
+   * one (it copies again while a writer is at it), without its local address while that
+   * is refused as the source. Allocation-free.
    */
   copyEndpoint(id: number, addrs: Uint8Array, i: number): void {
     const seqAt = id * META_WORDS + M_ENDPOINT_SEQ;
@@ -137,9 +155,10 @@ export class PeerTable {
       const before = Atomics.load(this.meta, seqAt);
       if ((before & 1) === 0) {
         for (let k = 0; k < ADDR_STRIDE; k++) addrs[to + k] = endpoints[from + k]!;
-        if (Atomics.load(this.meta, seqAt) === before) return;
+        if (Atomics.load(this.meta, seqAt) === before) break;
       }
     }
+    if (this.sourceRefused(id)) addrs.fill(0, to + ADDR_LOCAL_FAMILY, to + ADDR_STRIDE);
   }
 
   /** Takes the record's sequence lock (from even to odd); returns the odd value. */

@@ -58,6 +58,8 @@ export interface EngineOptions {
   maxPeers?: number;
   /** Told each timer that expires, before the engine acts on it (tests, tracing). */
   onTimer?: (peer: Peer, action: TimerAction) => void;
+  /** Told after a peer's endpoint changed (set, learnt or roamed), once the peer table has it. */
+  onEndpointChange?: (peer: Peer) => void;
 }
 
 /** Under load, as wireguard-go: once the handshake backlog reaches this share of its capacity… */
@@ -80,6 +82,7 @@ export class Engine {
   private readonly wallClock: () => number;
   private readonly random: () => number;
   private readonly onTimer: ((peer: Peer, action: TimerAction) => void) | undefined;
+  private readonly onEndpointChange: ((peer: Peer) => void) | undefined;
   mtu: number;
   private local: StaticKey | undefined;
   private readonly peersByKey = new Map<string, Peer>();
@@ -113,6 +116,7 @@ export class Engine {
     this.wallClock = options.wallClock ?? Date.now;
     this.random = options.random ?? Math.random;
     this.onTimer = options.onTimer;
+    this.onEndpointChange = options.onEndpointChange;
     this.mtu = options.mtu ?? 1420;
     this.local = options.privateKey === undefined ? undefined : importPrivateKey(options.privateKey);
     this.cookieChecker = new CookieChecker(this.local?.publicKey ?? new Uint8Array(32), this.now);
@@ -474,6 +478,7 @@ export class Engine {
 
   private readonly endpointChanged = (peer: Peer): void => {
     this.peerTable.setEndpoint(peer.id, peer.endpoint);
+    this.onEndpointChange?.(peer);
   };
 
   private readonly wakePeer = (peer: Peer): number | undefined => {
