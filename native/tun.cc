@@ -4,12 +4,18 @@
 #include <fcntl.h>
 #include <net/if.h>  // before any linux/ header: glibc's struct ifreq, IFF_UP
 #include <linux/if_tun.h>
+#include <linux/net_namespace.h>  // NETNSA_*
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>  // RTM_*, IFLA_*, struct rtnl_link_stats64
+#include <linux/sockios.h>    // SIOCGSKNS
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <string>
 
@@ -122,6 +128,245 @@ int SetUp(const char name[IFNAMSIZ], bool up) {
   });
 }
 
+// ---- the interface behind a TUN fd, wherever it lives ---------------------
+//
+// `ip link set IF netns NS` moves the interface to another network namespace;
+// the fd stays attached (and its traffic flows) until the interface is
+// deleted, in whatever namespace, or with its namespace. TUNGETIFF on the fd
+// gives its name now (EBADFD once deleted), TUNGETDEVNETNS (Linux 5.2+) its
+// namespace. rtnetlink answers for a namespace other than the socket's by its
+// nsid (IFLA_TARGET_NETNSID, Linux 4.20+), with CAP_NET_ADMIN only: no setns
+// (CAP_SYS_ADMIN, and refused under systemd's RestrictNamespaces=). Nothing
+// made here is kept: a namespace fd kept open would keep a deleted namespace
+// alive, and the interface with it.
+
+// Closes the fd it holds (if any) when it goes out of scope.
+class OwnedFd {
+ public:
+  explicit OwnedFd(int fd) : fd_(fd) {}
+  OwnedFd(const OwnedFd&) = delete;
+  OwnedFd& operator=(const OwnedFd&) = delete;
+  ~OwnedFd() { Reset(-1); }
+  int get() const { return fd_; }
+  void Reset(int fd) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+// The name of the interface the TUN fd is attached to; 0 or an errno.
+int TunName(int fd, char name[IFNAMSIZ]) {
+  struct ifreq ifr;
+  std::memset(&ifr, 0, sizeof ifr);
+  if (ioctl(fd, TUNGETIFF, &ifr) < 0) return errno;
+  std::memcpy(name, ifr.ifr_name, IFNAMSIZ);
+  name[IFNAMSIZ - 1] = '\0';
+  return 0;
+}
+
+// One rtnetlink request and its answer, on a NETLINK_ROUTE socket of this
+// process. Requests and answers are small (an RTM_NEWLINK of a TUN is about
+// 2 KB); the kernel answers within the send, so the receive never waits.
+class Rtnl {
+ public:
+  // The socket; -1 with errno set if it could not be made.
+  Rtnl() : sock_(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)) {}
+  int fd() const { return sock_.get(); }
+
+  // Starts a request of `type` whose fixed header is `header_len` bytes (zeroed).
+  void Begin(uint16_t type, uint16_t flags, size_t header_len) {
+    std::memset(request_, 0, sizeof request_);
+    nlmsghdr* h = Request();
+    h->nlmsg_len = static_cast<uint32_t>(NLMSG_LENGTH(header_len));
+    h->nlmsg_type = type;
+    h->nlmsg_flags = static_cast<uint16_t>(NLM_F_REQUEST | flags);
+    h->nlmsg_seq = ++seq_;
+  }
+  void* Header() { return NLMSG_DATA(Request()); }
+  // Appends an attribute (the requests here are far below the buffer's size).
+  void Put(uint16_t type, const void* data, size_t len) {
+    nlmsghdr* h = Request();
+    const size_t at = NLMSG_ALIGN(h->nlmsg_len);
+    const size_t attr_len = RTA_LENGTH(len);
+    if (at + RTA_ALIGN(attr_len) > sizeof request_) return;
+    rtattr* a = reinterpret_cast<rtattr*>(request_ + at);
+    a->rta_type = type;
+    a->rta_len = static_cast<uint16_t>(attr_len);
+    std::memcpy(RTA_DATA(a), data, len);
+    h->nlmsg_len = static_cast<uint32_t>(at + RTA_ALIGN(attr_len));
+  }
+  // Sends the request; returns 0 or an errno (the kernel's refusal, or
+  // EPROTO for an answer that does not parse). *answer is the answer's
+  // message, or null for an acknowledgement.
+  int Send(const nlmsghdr** answer) {
+    *answer = nullptr;
+    struct sockaddr_nl kernel;
+    std::memset(&kernel, 0, sizeof kernel);
+    kernel.nl_family = AF_NETLINK;
+    const nlmsghdr* req = Request();
+    if (sendto(fd(), req, req->nlmsg_len, 0, reinterpret_cast<const sockaddr*>(&kernel),
+               sizeof kernel) < 0) {
+      return errno;
+    }
+    for (;;) {
+      const ssize_t n = recv(fd(), answer_, sizeof answer_, MSG_DONTWAIT | MSG_TRUNC);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return errno;
+      }
+      if (static_cast<size_t>(n) > sizeof answer_) return EMSGSIZE;
+      size_t at = 0;
+      while (at + sizeof(nlmsghdr) <= static_cast<size_t>(n)) {
+        const nlmsghdr* h = reinterpret_cast<const nlmsghdr*>(answer_ + at);
+        if (h->nlmsg_len < sizeof(nlmsghdr) || at + h->nlmsg_len > static_cast<size_t>(n)) {
+          return EPROTO;
+        }
+        at += NLMSG_ALIGN(h->nlmsg_len);
+        if (h->nlmsg_seq != seq_) continue;  // an answer to an earlier request
+        if (h->nlmsg_type != NLMSG_ERROR) {
+          *answer = h;
+          return 0;
+        }
+        if (h->nlmsg_len < NLMSG_LENGTH(sizeof(nlmsgerr))) return EPROTO;
+        const int error = static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error;
+        return error < 0 ? -error : 0;
+      }
+    }
+  }
+
+  // Calls fn(type, data, len) for each attribute of `message` after its
+  // fixed header of `header_len` bytes.
+  template <typename Fn>
+  static void ForEachAttr(const nlmsghdr* message, size_t header_len, Fn fn) {
+    const size_t end = message->nlmsg_len;
+    size_t at = NLMSG_SPACE(header_len);
+    const uint8_t* base = reinterpret_cast<const uint8_t*>(message);
+    while (at + sizeof(rtattr) <= end) {
+      const rtattr* a = reinterpret_cast<const rtattr*>(base + at);
+      if (a->rta_len < sizeof(rtattr) || at + a->rta_len > end) return;
+      fn(a->rta_type & NLA_TYPE_MASK, static_cast<const uint8_t*>(RTA_DATA(a)),
+         a->rta_len - RTA_LENGTH(0));
+      at += RTA_ALIGN(a->rta_len);
+    }
+  }
+
+ private:
+  nlmsghdr* Request() { return reinterpret_cast<nlmsghdr*>(request_); }
+
+  OwnedFd sock_;
+  uint32_t seq_ = 0;
+  alignas(nlmsghdr) uint8_t request_[256];
+  alignas(nlmsghdr) uint8_t answer_[16384];
+};
+
+// The nsid this process's namespace has for the namespace `netns` (an nsfs
+// fd) refers to; NETNSA_NSID_NOT_ASSIGNED when it has none. 0 or an errno.
+int GetNsid(Rtnl* rtnl, int netns, int32_t* nsid) {
+  rtnl->Begin(RTM_GETNSID, 0, sizeof(rtgenmsg));
+  static_cast<rtgenmsg*>(rtnl->Header())->rtgen_family = AF_UNSPEC;
+  const uint32_t fd = static_cast<uint32_t>(netns);
+  rtnl->Put(NETNSA_FD, &fd, sizeof fd);
+  const nlmsghdr* answer = nullptr;
+  const int err = rtnl->Send(&answer);
+  if (err != 0) return err;
+  if (answer == nullptr || answer->nlmsg_type != RTM_NEWNSID) return EPROTO;
+  bool found = false;
+  Rtnl::ForEachAttr(answer, sizeof(rtgenmsg), [&](int type, const uint8_t* data, size_t len) {
+    if (type == NETNSA_NSID && len >= sizeof(int32_t)) {
+      std::memcpy(nsid, data, sizeof(int32_t));
+      found = true;
+    }
+  });
+  return found ? 0 : EPROTO;
+}
+
+// Gives the namespace `netns` an nsid here (the kernel picks it), as moving
+// an interface from here to there does. 0, EEXIST (it has one) or an errno.
+int AssignNsid(Rtnl* rtnl, int netns) {
+  rtnl->Begin(RTM_NEWNSID, NLM_F_ACK, sizeof(rtgenmsg));
+  static_cast<rtgenmsg*>(rtnl->Header())->rtgen_family = AF_UNSPEC;
+  const uint32_t fd = static_cast<uint32_t>(netns);
+  const int32_t any = -1;
+  rtnl->Put(NETNSA_FD, &fd, sizeof fd);
+  rtnl->Put(NETNSA_NSID, &any, sizeof any);
+  const nlmsghdr* answer = nullptr;
+  return rtnl->Send(&answer);
+}
+
+struct Link {
+  char name[IFNAMSIZ];
+  uint32_t mtu = 0;
+  bool caller_netns = false;
+  bool has_tx_dropped = false;
+  uint64_t tx_dropped = 0;
+};
+
+// What the kernel says of the interface the TUN fd is attached to: its name,
+// whether it is in the caller's network namespace, and (RTM_GETLINK there)
+// its MTU and tx_dropped counter. Returns 0 or an errno with *syscall naming
+// the call: EBADFD (TUNGETIFF) once deleted; ENOTTY or EINVAL (TUNGETDEVNETNS)
+// before Linux 5.2; EPERM (TUNGETDEVNETNS, SIOCGSKNS) or EACCES (RTM_GETLINK)
+// without CAP_NET_ADMIN; ENODEV (RTM_GETLINK) or EINVAL (an nsid gone) when
+// it moved, was renamed or deleted during the look.
+int GetLink(int fd, Link* link, const char** syscall) {
+  *syscall = "ioctl";
+  int err = TunName(fd, link->name);
+  if (err != 0) return err;
+  OwnedFd dev_netns(ioctl(fd, TUNGETDEVNETNS));
+  if (dev_netns.get() < 0) return errno;
+  *syscall = "socket";
+  Rtnl rtnl;
+  if (rtnl.fd() < 0) return errno;
+  {
+    *syscall = "ioctl";
+    OwnedFd own_netns(ioctl(rtnl.fd(), SIOCGSKNS));
+    if (own_netns.get() < 0) return errno;
+    *syscall = "fstat";
+    struct stat dev_st, own_st;
+    if (fstat(dev_netns.get(), &dev_st) < 0 || fstat(own_netns.get(), &own_st) < 0) return errno;
+    link->caller_netns = dev_st.st_dev == own_st.st_dev && dev_st.st_ino == own_st.st_ino;
+  }
+  int32_t nsid = NETNSA_NSID_NOT_ASSIGNED;
+  if (!link->caller_netns) {
+    *syscall = "RTM_GETNSID";
+    err = GetNsid(&rtnl, dev_netns.get(), &nsid);
+    if (err == 0 && nsid == NETNSA_NSID_NOT_ASSIGNED) {
+      // Moved on from the namespace it was first moved to: that one has an
+      // nsid for this one, this one none for it yet.
+      *syscall = "RTM_NEWNSID";
+      err = AssignNsid(&rtnl, dev_netns.get());
+      if (err == EEXIST) err = 0;
+      *syscall = "RTM_GETNSID";
+      if (err == 0) err = GetNsid(&rtnl, dev_netns.get(), &nsid);
+      if (err == 0 && nsid == NETNSA_NSID_NOT_ASSIGNED) err = ENOENT;
+    }
+    if (err != 0) return err;
+  }
+  dev_netns.Reset(-1);
+  *syscall = "RTM_GETLINK";
+  rtnl.Begin(RTM_GETLINK, 0, sizeof(ifinfomsg));
+  static_cast<ifinfomsg*>(rtnl.Header())->ifi_family = AF_UNSPEC;
+  rtnl.Put(IFLA_IFNAME, link->name, std::strlen(link->name) + 1);
+  if (!link->caller_netns) rtnl.Put(IFLA_TARGET_NETNSID, &nsid, sizeof nsid);
+  const nlmsghdr* answer = nullptr;
+  err = rtnl.Send(&answer);
+  if (err != 0) return err;
+  if (answer == nullptr || answer->nlmsg_type != RTM_NEWLINK) return EPROTO;
+  bool has_mtu = false;
+  Rtnl::ForEachAttr(answer, sizeof(ifinfomsg), [&](int type, const uint8_t* data, size_t len) {
+    if (type == IFLA_MTU && len >= sizeof(uint32_t)) {
+      std::memcpy(&link->mtu, data, sizeof(uint32_t));
+      has_mtu = true;
+    } else if (type == IFLA_STATS64 && len >= offsetof(rtnl_link_stats64, tx_dropped) + sizeof(uint64_t)) {
+      std::memcpy(&link->tx_dropped, data + offsetof(rtnl_link_stats64, tx_dropped), sizeof(uint64_t));
+      link->has_tx_dropped = true;
+    }
+  });
+  return has_mtu ? 0 : EPROTO;
+}
 
 // ---- N-API glue ----------------------------------------------------------
 
@@ -210,6 +455,43 @@ Napi::Value LinkMtuJs(const Napi::CallbackInfo& info) {
     return Napi::Value();
   }
   return Napi::Number::New(env, mtu);
+}
+
+// tunName(fd) -> the name of the interface the TUN fd is attached to (TUNGETIFF).
+Napi::Value NameJs(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  int fd = -1;
+  if (!GetFd(env, info[0], "tunName", &fd)) return Napi::Value();
+  char name[IFNAMSIZ];
+  const int err = TunName(fd, name);
+  if (err != 0) {
+    ThrowErrno(env, err, "ioctl", "cannot get the interface of TUN fd " + std::to_string(fd));
+    return Napi::Value();
+  }
+  return Napi::String::New(env, name);
+}
+
+// tunLink(fd) -> { name, mtu, callerNetns, txDropped }: GetLink.
+Napi::Value LinkJs(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  int fd = -1;
+  if (!GetFd(env, info[0], "tunLink", &fd)) return Napi::Value();
+  Link link;
+  const char* syscall = "";
+  const int err = GetLink(fd, &link, &syscall);
+  if (err != 0) {
+    ThrowErrno(env, err, syscall,
+               "cannot look at the interface of TUN fd " + std::to_string(fd) + ": " + syscall);
+    return Napi::Value();
+  }
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("name", Napi::String::New(env, link.name));
+  result.Set("mtu", Napi::Number::New(env, link.mtu));
+  result.Set("callerNetns", Napi::Boolean::New(env, link.caller_netns));
+  if (link.has_tx_dropped) {
+    result.Set("txDropped", Napi::Number::New(env, static_cast<double>(link.tx_dropped)));
+  }
+  return result;
 }
 
 // tunRead(fd, data, offsets, lengths, count, capacity) -> packets read
@@ -442,6 +724,8 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setLinkMtu", Napi::Function::New(env, SetMtuJs, "setLinkMtu"));
   exports.Set("setLinkUp", Napi::Function::New(env, SetUpJs, "setLinkUp"));
   exports.Set("linkMtu", Napi::Function::New(env, LinkMtuJs, "linkMtu"));
+  exports.Set("tunName", Napi::Function::New(env, NameJs, "tunName"));
+  exports.Set("tunLink", Napi::Function::New(env, LinkJs, "tunLink"));
   exports.Set("TUN_IFF_VNET_HDR", Napi::Number::New(env, IFF_VNET_HDR));
   exports.Set("TUN_IFF_MULTI_QUEUE", Napi::Number::New(env, IFF_MULTI_QUEUE));
   exports.Set("TUN_F_CSUM", Napi::Number::New(env, kTunFCsum));

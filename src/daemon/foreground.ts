@@ -1,8 +1,8 @@
 // Running one interface in this process: the device, its UAPI socket, and the
-// ways it ends (SIGINT/SIGTERM, the socket file deleted, the interface deleted),
+// ways it ends (SIGINT/SIGTERM, the socket file deleted, the interface deleted,
+// also after a move to another network namespace, or with that namespace),
 // as wireguard-go behaves, so wg-quick can drive it unchanged.
 import { Device } from '../device/device.js';
-import { linkMtu } from '../io/tun.js';
 import type { Logger } from '../log.js';
 import type { OffloadSettings } from '../offload/settings.js';
 import type { CryptoBackendName } from '../crypto/backends.js';
@@ -11,7 +11,7 @@ import { startUapiServer, type UapiServer } from '../uapi/server.js';
 import { MetricsRegistry } from '../metrics/metrics.js';
 import { startMetricsServer, type MetricsEndpoint, type MetricsServer } from '../metrics/server.js';
 
-/** How often to look at the interface: its MTU (wg-quick sets it) and whether it still exists. */
+/** How often to look at the interface, wherever it lives: its MTU (wg-quick sets it) and whether it still exists. */
 const LINK_CHECK_INTERVAL = 1000;
 
 export interface RunningInterface {
@@ -64,10 +64,18 @@ export async function startInterface(name: string, logger: Logger, options: Inte
   const done = new Promise<void>((resolve) => { finish = resolve; });
   let stopped = false;
 
+  // Through the TUN fd, not the name here: the interface may be moved to another network
+  // namespace (a container's) and keeps working there; it ends with its deletion, there too.
   const linkCheck = setInterval(() => {
-    const mtu = linkMtu(name);
-    if (mtu === 0) shutdown('interface was removed');
-    else device.setMtu(mtu);
+    let mtu: number | undefined;
+    try {
+      mtu = device.pollLink();
+    } catch (err) {
+      logger.error(`Cannot look at the interface: ${(err as Error).message}`);
+      return;
+    }
+    if (mtu === undefined) shutdown('interface was removed');
+    else if (mtu > 0) device.setMtu(mtu);
   }, LINK_CHECK_INTERVAL);
   const onSignal = (signal: NodeJS.Signals): void => shutdown(`received ${signal}`);
   // SIGUSR1 prints the counters as one JSON line (`tundra stats` asks over the UAPI socket).

@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { isZeroKey } from '../crypto/keys.js';
 import { closeFd, socketBufferSizes } from '../io/fd.js';
 import type { DeviceMetrics } from '../metrics/metrics.js';
-import { linkMtu, setLinkMtu } from '../io/tun.js';
+import { linkMtu, setLinkMtu, tunLink, tunName, type TunLink } from '../io/tun.js';
 import { udpSetFwmark, writeAddr, type UdpSocket } from '../io/udp.js';
 import type { Logger } from '../log.js';
 import { OffloadCounters } from '../offload/counters.js';
@@ -91,6 +91,10 @@ export class Device implements UapiDevice {
   private fwmark = 0;
   /** Whether each peer's sticky source still suits the routes (undefined where rtnetlink is refused). */
   private sourceCheck: SourceCheck | undefined;
+  /** The interface as the last pollLink saw it: it may have been renamed, or moved to another network namespace. */
+  private link: { name: string; callerNetns: boolean };
+  /** Whether pollLink said once that it cannot look into the interface's namespace. */
+  private linkFallbackSaid = false;
   private timer: NodeJS.Timeout | undefined;
   private timerDeadline = Infinity;
   private closed = false;
@@ -114,6 +118,7 @@ export class Device implements UapiDevice {
 
   private constructor(options: DeviceOptions) {
     this.name = options.name;
+    this.link = { name: options.name, callerNetns: true };
     this.log = options.logger;
     this.offload = options.offload ?? ALL_OFFLOADS;
     this.crypto = options.crypto ?? 'native';
@@ -199,15 +204,67 @@ export class Device implements UapiDevice {
       handshakes: engine.handshakes,
       offloads: Object.fromEntries(['tun-tso4', 'tun-tso6', 'tun-uso', 'tun-gro-tcp', 'tun-gro-udp', 'udp-gso', 'udp-gro'].map((name) => [name, on.has(name)])),
       socketBuffers: { receive, send },
-      tunTxDropped: readInterfaceStatistic(this.name, 'tx_dropped'),
+      tunTxDropped: this.tunTxDropped(),
     };
+  }
+
+  /** The interface's tx_dropped counter, wherever it lives; undefined when it cannot be read. */
+  private tunTxDropped(): number | undefined {
+    try {
+      return tunLink(this.tun[0]!.fd).txDropped;
+    } catch {
+      // /sys/class/net shows this namespace's interfaces only.
+      return this.link.callerNetns ? readInterfaceStatistic(this.link.name, 'tx_dropped') : undefined;
+    }
   }
 
   /** The link's MTU changed (wg-quick sets it after start). */
   setMtu(mtu: number): void {
     if (mtu === this.engine.mtu) return;
+    this.log.verbose(`MTU updated: ${mtu}`);
     this.engine.mtu = mtu;
     this.workers?.setMtu(mtu);
+  }
+
+  /**
+   * Looks at the interface through the TUN fd, wherever it lives: it may have been
+   * moved to another network namespace (`ip link set IF netns NS`, the UDP sockets stay
+   * here) and back, or renamed, and still carries the traffic. Returns its MTU (0 when
+   * it cannot be read this time), or undefined once the interface was deleted, in
+   * whatever namespace or with its namespace. Without the means to look into its
+   * namespace (Linux < 5.2, no CAP_NET_ADMIN) it still notices the deletion, and reads
+   * the MTU of the interface of that name here.
+   */
+  pollLink(): number | undefined {
+    const fd = this.tun[0]!.fd;
+    let link: TunLink;
+    try {
+      link = tunLink(fd);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EBADFD') return undefined;
+      let name: string;
+      try {
+        name = tunName(fd);
+      } catch (nameErr) {
+        if ((nameErr as NodeJS.ErrnoException).code === 'EBADFD') return undefined;
+        throw nameErr;
+      }
+      // Moved, renamed or deleted during the look: the next one sees.
+      if (code === 'ENODEV' || (code === 'EINVAL' && (err as NodeJS.ErrnoException).syscall === 'RTM_GETLINK')) return 0;
+      if (!this.linkFallbackSaid) {
+        this.linkFallbackSaid = true;
+        this.log.verbose(`Following the interface by name in this network namespace (${(err as Error).message})`);
+      }
+      const mtu = linkMtu(name);
+      this.link = { name, callerNetns: mtu > 0 };
+      return mtu;
+    }
+    if (link.callerNetns !== this.link.callerNetns) {
+      this.log.verbose(link.callerNetns ? 'Interface is back in this network namespace' : 'Interface moved to another network namespace');
+    }
+    this.link = { name: link.name, callerNetns: link.callerNetns };
+    return link.mtu;
   }
 
   private allOffloadCounters(): OffloadCounters[] {

@@ -125,6 +125,42 @@ export const setLinkUp: (name: string, up: boolean) => void = nativeFunction('se
 export const linkMtu: (name: string) => number = nativeFunction('linkMtu');
 
 /**
+ * The name of the interface the TUN `fd` is attached to now (TUNGETIFF): it follows a
+ * rename and a move to another network namespace. Throws an errno Error with code
+ * 'EBADFD' once the interface was deleted, wherever it lived (`ip link del` in its
+ * namespace, or that namespace deleted with it). Needs no capability.
+ */
+export const tunName: (fd: number) => string = nativeFunction('tunName');
+
+/** What {@link tunLink} sees of the interface behind a TUN fd. */
+export interface TunLink {
+  /** Its name now (TUNGETIFF). */
+  name: string;
+  /** Its MTU, in the namespace it lives in. */
+  mtu: number;
+  /** Whether it is in the caller's network namespace (it may have been moved: `ip link set IF netns NS`). */
+  callerNetns: boolean;
+  /** Its tx_dropped counter (IFLA_STATS64), when the kernel gave it. */
+  txDropped?: number;
+}
+
+/**
+ * Looks at the interface the TUN `fd` is attached to, wherever it lives: its name
+ * (TUNGETIFF), its network namespace (TUNGETDEVNETNS, Linux 5.2+, compared with the
+ * caller's), and an RTM_GETLINK for it there — by that namespace's nsid here
+ * (IFLA_TARGET_NETNSID; the kernel gives it one when the interface moves there, and
+ * one is assigned here if not). Needs CAP_NET_ADMIN, no setns; keeps nothing open,
+ * which would keep a deleted namespace alive.
+ *
+ * Throws an errno Error, `.syscall` naming the call ('ioctl', 'RTM_GETLINK', …):
+ * EBADFD ('ioctl') once the interface was deleted, as {@link tunName}; ENOTTY or
+ * EINVAL ('ioctl') before Linux 5.2; EPERM ('ioctl') or EACCES ('RTM_GETLINK') without
+ * CAP_NET_ADMIN; ENODEV ('RTM_GETLINK') when it moved, was renamed or deleted during
+ * the look.
+ */
+export const tunLink: (fd: number) => TunLink = nativeFunction('tunLink');
+
+/**
  * Reads up to `count` packets: packet i into `data[offsets[i], offsets[i] + capacity)`,
  * its length into `lengths[i]`. Returns the number read; 0 when none is ready
  * (EAGAIN) — wait for the fd to be readable. EINTR is retried.
