@@ -115,6 +115,10 @@ export class MetricsRegistry {
     counter('tundra_udp_sent_datagrams_total', 'Transport datagrams sent by the data path, per queue.', () => perQueue('udp_sent_datagrams'));
     counter('tundra_udp_received_datagrams_total', 'Datagrams received by the data path (inbound, after splitting GRO), per queue.', () => perQueue('udp_received_datagrams'));
     counter('tundra_tun_written_packets_total', 'Packets written to the TUN (inbound, before coalescing), per queue.', () => perQueue('tun_written_packets'));
+    counter('tundra_icmp_unreachable_sent_total', 'ICMP/ICMPv6 destination-unreachable errors written to the TUN for packets no peer could take (no allowed IPs cover them, or the peer has no endpoint), per queue.',
+      () => perQueue('icmp_unreachable_sent'));
+    counter('tundra_icmp_unreachable_rate_limited_total', 'Such errors the rate limit held back (1000 a second, bursts of 50, per queue), per queue.',
+      () => perQueue('icmp_unreachable_rate_limited'));
 
     // Drops.
     counter('tundra_dropped_packets_total', 'Packets dropped, by direction (inbound: from peers; outbound: to peers; unknown) and reason.',

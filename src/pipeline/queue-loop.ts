@@ -14,6 +14,10 @@
 // opened by a pool worker, and finished here strictly in the order they were read,
 // so the pool's reordering never reaches the wire or the TUN. When every flight of a
 // direction is out, its fd is not watched until one comes back.
+//
+// The ICMP "destination unreachable" errors the outbound stage writes while it
+// prepares a batch (src/pipeline/unreachable.ts) go back into this thread's TUN
+// queue right after, in one batch write: prepare always runs here, never in the pool.
 import { Drop, type DropCounters } from '../protocol/drop-reasons.js';
 import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../protocol/constants.js';
 import type { UdpSocket } from '../io/udp.js';
@@ -28,6 +32,7 @@ import { OutboundStage, type OutboundContext, type OutboundControl } from '../st
 import { TunPort, type TunQueue } from '../device/tun-port.js';
 import { UdpPort, type SourceGone } from '../device/udp-port.js';
 import { BATCH_SIZE, PacketBatch, SLOT_SIZE } from './batch.js';
+import { UnreachableReplies } from './unreachable.js';
 /** Batches one wakeup may move before yielding to the event loop (libuv polls level-triggered). */
 const BATCHES_PER_WAKEUP = 8;
 /**
@@ -40,13 +45,19 @@ export const POOL_MIN_PACKETS = 16;
 const COALESCE_CAPACITY = SLOT_SIZE - MESSAGE_TRANSPORT_HEADER_SIZE;
 
 /** A queue's counters, in shared memory so the main thread reads them (also after its worker died). */
-export const QUEUE_STAT_NAMES = ['tun_read_packets', 'udp_sent_datagrams', 'udp_received_datagrams', 'tun_written_packets', 'pool_batches'] as const;
+export const QUEUE_STAT_NAMES = [
+  'tun_read_packets', 'udp_sent_datagrams', 'udp_received_datagrams', 'tun_written_packets', 'pool_batches',
+  'icmp_unreachable_sent', 'icmp_unreachable_rate_limited',
+] as const;
 const TUN_READ = 0;
 const UDP_SENT = 1;
 const UDP_RECEIVED = 2;
 const TUN_WRITTEN = 3;
 /** Batches handed to the crypto pool. */
 const POOL_BATCHES = 4;
+/** ICMP errors written to the TUN for packets no peer could take, and those the rate limit held back. */
+const ICMP_SENT = 5;
+const ICMP_LIMITED = 6;
 /** Packets in hand (read, not yet sent or written): what is lost if the thread dies now. */
 const IN_HAND = QUEUE_STAT_NAMES.length;
 
@@ -153,6 +164,7 @@ export class QueueLoop {
   private readonly job = new Uint32Array(JOB_WORDS);
   private readonly completion = new Uint32Array(JOB_WORDS);
   private readonly epoch: number;
+  private readonly unreachable = new UnreachableReplies();
   private closed = false;
   /** The TUN queue answered EBADFD: the interface is gone. */
   private tunGone = false;
@@ -160,6 +172,7 @@ export class QueueLoop {
   constructor(private readonly o: QueueLoopOptions) {
     this.stats = o.stats.values;
     this.tun = new TunPort(o.tun, o.counters, o.log, BATCH_SIZE);
+    o.outbound.unreachable = this.unreachable;
     this.port = this.udpPort(o.udp);
     const shared = o.pool === undefined ? undefined : o.flights;
     this.epoch = shared === undefined ? 0 : Atomics.add(shared.epoch, 0, 1) + 1;
@@ -181,7 +194,11 @@ export class QueueLoop {
       read: (batch) => this.tun.read(batch),
       pending: () => this.tun.pending,
       watch: (on) => this.tunWatcher.watch(on, false),
-      prepare: (f) => f.stage.prepare(f.batch, o.outbound, o.control),
+      prepare: (f) => {
+        const rows = f.stage.prepare(f.batch, o.outbound, o.control);
+        this.writeUnreachable();
+        return rows;
+      },
       crypt: (f) => f.stage.seal(f.batch.data, o.outbound),
       finish: (f) => {
         if (f.stage.finish(f.batch, o.outbound, o.control) > 0) this.send(f.batch);
@@ -379,6 +396,21 @@ export class QueueLoop {
     const failed = this.guard('TUN write', () => this.tun.write(batch, COALESCE_CAPACITY)) ?? count;
     this.stats[TUN_WRITTEN]! += count - failed;
     if (failed > 0) this.o.inbound.drops.add(Drop.TunWriteFailed, failed);
+  }
+
+  /** Writes the ICMP errors the outbound stage owes the host (if any) to the TUN queue, in one batch. */
+  private writeUnreachable(): void {
+    const u = this.unreachable;
+    if (u.limited > 0) {
+      this.stats[ICMP_LIMITED]! += u.limited;
+      u.limited = 0;
+    }
+    const count = u.batch.count;
+    if (count === 0) return;
+    const failed = this.guard('TUN write', () => this.tun.write(u.batch, u.capacity)) ?? count;
+    u.clear();
+    this.stats[ICMP_SENT]! += count - failed;
+    if (failed > 0) this.o.outbound.drops.add(Drop.TunWriteFailed, failed);
   }
 
   /** Runs an I/O call; an error there (the device went away) is logged, not thrown into libuv. */

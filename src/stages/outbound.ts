@@ -9,6 +9,11 @@
 // plane comes back as numbers: packets for a peer without a usable session (the
 // control plane stages them and handshakes), and per-keypair tallies (bytes sent,
 // counters used up) that it applies to its timers.
+//
+// A packet no peer's allowed IPs cover, or whose peer has no endpoint (configured or
+// learned), is dropped and answered with ICMP "destination unreachable" as the
+// kernel's WireGuard does (ctx.unreachable, src/pipeline/unreachable.ts): that
+// happens in prepare(), which runs on the thread that owns the TUN queue.
 import { DESC_COUNTER_HI, DESC_COUNTER_LO, DESC_KEY_INDEX, DESC_LENGTH, DESC_OFFSET, DESC_STRIDE, type SealBatch } from '../crypto/native-aead.js';
 import { AEAD_TAG_SIZE, MESSAGE_TRANSPORT_HEADER_SIZE, REJECT_AFTER_TIME } from '../protocol/constants.js';
 import { Drop, type DropCounters } from '../protocol/drop-reasons.js';
@@ -19,6 +24,7 @@ import { HEADROOM, type PacketBatch } from '../pipeline/batch.js';
 import type { KeyTable } from '../pipeline/key-table.js';
 import type { PeerTable } from '../pipeline/peer-table.js';
 import type { RouteTable } from '../routing/route-table.js';
+import type { UnreachableReplies } from '../pipeline/unreachable.js';
 import type { BatchStages } from './batch-stages.js';
 import { carveScratch } from '../pipeline/scratch.js';
 
@@ -34,11 +40,16 @@ export interface OutboundContext {
   readonly seal: SealBatch;
   /** User stages, run on the routed packets before they are numbered. */
   readonly stages: BatchStages | undefined;
+  /**
+   * Where the ICMP errors for unroutable packets go (the QueueLoop that runs the stage
+   * sets it and writes them to its TUN queue); absent: such packets are only dropped.
+   */
+  unreachable?: UnreachableReplies;
 }
 
 /** The control plane's half: what the kernel hands back. */
 export interface OutboundControl {
-  /** Packet i of the batch is for `peer`, which has no usable session or endpoint: stage a copy and handshake. */
+  /** Packet i of the batch is for `peer`, which has an endpoint but no usable session: stage a copy and handshake. */
   needsSession(peer: number, data: Uint8Array, offset: number, length: number): void;
   /** `packets` datagrams of `bytes` went out for `peer` with the keypair in `slot` (of `generation`); `exhausted` when its counters ran out. */
   sent(peer: number, slot: number, generation: number, bytes: number, packets: number, exhausted: boolean): void;
@@ -47,6 +58,7 @@ export interface OutboundControl {
 const TWO_32 = 2 ** 32;
 const NO_PEER = -1;
 const NEEDS_SESSION = -2;
+const NO_ENDPOINT = -3;
 
 const scratchSpec = (slots: number) => ({
   /** [groups, descriptor rows] of the batch being worked on. */
@@ -144,13 +156,14 @@ export class OutboundStage {
   /** Routes each packet to its peer; runs the user stages over the routed ones (dropping the rest). */
   private route(batch: PacketBatch, ctx: OutboundContext): void {
     const { data, offsets, lengths } = batch;
-    const { routes, drops } = ctx;
+    const { routes, drops, unreachable } = ctx;
     const peerOf = this.peerOf;
     let n = 0;
     for (let i = 0; i < batch.count; i++) {
       const peer = routes.destination(data, offsets[i]!, lengths[i]!);
       if (peer === NO_PEER) {
         drops.add(Drop.NoPeerForDestination);
+        unreachable?.answer(data, offsets[i]!, lengths[i]!, ctx.now);
         continue;
       }
       offsets[n] = offsets[i]!;
@@ -171,8 +184,15 @@ export class OutboundStage {
 
     for (let i = 0; i < n; i++) {
       const peer = peerOf[i]!;
+      // No endpoint, configured or learned: dropped and answered with ICMP, as the kernel's wg_xmit does (not staged).
+      if (!peers.hasEndpoint(peer)) {
+        groupOf[i] = NO_ENDPOINT;
+        ctx.drops.add(Drop.NoEndpoint);
+        ctx.unreachable?.answer(data, offsets[i]!, lengths[i]!, now);
+        continue;
+      }
       const slot = peers.sendSlot(peer);
-      if (slot === 0 || !peers.hasEndpoint(peer) || !keys.isActive(slot) || now - keys.createdAtOf(slot) >= REJECT_AFTER_TIME) {
+      if (slot === 0 || !keys.isActive(slot) || now - keys.createdAtOf(slot) >= REJECT_AFTER_TIME) {
         // Rare (no session yet, or it expired): the control plane copies and stages it, and handshakes.
         groupOf[i] = NEEDS_SESSION;
         control.needsSession(peer, data, offsets[i]!, lengths[i]!);
