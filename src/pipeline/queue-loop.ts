@@ -173,6 +173,7 @@ export class QueueLoop {
     this.stats = o.stats.values;
     this.tun = new TunPort(o.tun, o.counters, o.log, BATCH_SIZE);
     o.outbound.unreachable = this.unreachable;
+    o.outbound.listenPort = o.udp.port;
     this.port = this.udpPort(o.udp);
     const shared = o.pool === undefined ? undefined : o.flights;
     this.epoch = shared === undefined ? 0 : Atomics.add(shared.epoch, 0, 1) + 1;
@@ -237,6 +238,7 @@ export class QueueLoop {
   useSocket(socket: UdpSocket): void {
     this.port.close();
     this.o.counters.newSocket();
+    this.o.outbound.listenPort = socket.port;
     this.port = this.udpPort(socket);
     if (this.in.paused) this.port.pause(true);
   }

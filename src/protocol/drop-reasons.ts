@@ -31,6 +31,7 @@ export const Drop = {
   KeyTableFull: 27,
   WorkerBatchLost: 28,
   ControlRingFull: 29,
+  RoutingLoop: 30,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
@@ -66,6 +67,7 @@ export const DROP_REASON_NAMES: Readonly<Record<DropReason, string>> = {
   [Drop.KeyTableFull]: 'key_table_full',
   [Drop.WorkerBatchLost]: 'worker_batch_lost',
   [Drop.ControlRingFull]: 'control_ring_full',
+  [Drop.RoutingLoop]: 'routing_loop',
 };
 
 /**
@@ -75,7 +77,7 @@ export const DROP_REASON_NAMES: Readonly<Record<DropReason, string>> = {
  */
 export type DropDirection = 'inbound' | 'outbound' | 'unknown';
 const OUTBOUND_REASONS: ReadonlySet<DropReason> = new Set<DropReason>([
-  Drop.NoPeerForDestination, Drop.QueueFull, Drop.NoEndpoint, Drop.CounterExhausted, Drop.SendFailed, Drop.KeyTableFull,
+  Drop.NoPeerForDestination, Drop.QueueFull, Drop.NoEndpoint, Drop.CounterExhausted, Drop.SendFailed, Drop.KeyTableFull, Drop.RoutingLoop,
 ]);
 const UNKNOWN_REASONS: ReadonlySet<DropReason> = new Set<DropReason>([Drop.WorkerBatchLost, Drop.ControlRingFull]);
 

@@ -19,7 +19,7 @@ import { AEAD_TAG_SIZE, MESSAGE_TRANSPORT_HEADER_SIZE, REJECT_AFTER_TIME } from 
 import { Drop, type DropCounters } from '../protocol/drop-reasons.js';
 import { paddingSize } from '../protocol/engine.js';
 import { writeTransportHeader } from '../protocol/messages.js';
-import { ADDR_STRIDE } from '../io/udp.js';
+import { ADDR_BYTES, ADDR_FAMILY, ADDR_PORT, ADDR_STRIDE } from '../io/udp.js';
 import { HEADROOM, type PacketBatch } from '../pipeline/batch.js';
 import type { KeyTable } from '../pipeline/key-table.js';
 import type { PeerTable } from '../pipeline/peer-table.js';
@@ -45,6 +45,12 @@ export interface OutboundContext {
    * sets it and writes them to its TUN queue); absent: such packets are only dropped.
    */
   unreachable?: UnreachableReplies;
+  /**
+   * The port this queue's datagrams leave from (the QueueLoop sets it): a packet from
+   * the TUN that is one of them, to its peer's endpoint, came back through a routing
+   * loop and is dropped (`routing_loop`). Absent: not checked.
+   */
+  listenPort?: number;
 }
 
 /** The control plane's half: what the kernel hands back. */
@@ -164,6 +170,10 @@ export class OutboundStage {
       if (peer === NO_PEER) {
         drops.add(Drop.NoPeerForDestination);
         unreachable?.answer(data, offsets[i]!, lengths[i]!, ctx.now);
+        continue;
+      }
+      if (ctx.listenPort !== undefined && isOwnDatagram(data, offsets[i]!, lengths[i]!, ctx.listenPort, ctx.peers.endpoints, peer)) {
+        drops.add(Drop.RoutingLoop);
         continue;
       }
       offsets[n] = offsets[i]!;
@@ -290,4 +300,41 @@ export class OutboundStage {
     this.bytes[g] = 0;
     return g;
   }
+}
+
+/**
+ * Whether the IP packet at data[offset, offset+length) is a UDP datagram from
+ * `listenPort` to the endpoint of `peer` (its record in `endpoints`): one of this
+ * tunnel's own datagrams, routed back into its interface — the peer's endpoint is
+ * routed through the tunnel. Sealing it again would send it round and round (the
+ * kernel's WireGuard drops these too: "packet loop"). Allocation-free; a few byte
+ * reads for anything but UDP from that port.
+ */
+export function isOwnDatagram(data: Uint8Array, offset: number, length: number, listenPort: number, endpoints: Uint8Array, peer: number): boolean {
+  const version = data[offset]! >>> 4;
+  let udp: number;
+  let family: number;
+  let address: number;
+  if (version === 4) {
+    udp = offset + (data[offset]! & 0x0f) * 4;
+    // UDP, and the first fragment (the one with the ports).
+    if (length < 28 || data[offset + 9] !== 17 || ((data[offset + 6]! & 0x1f) | data[offset + 7]!) !== 0) return false;
+    family = 4;
+    address = offset + 16;
+  } else if (version === 6) {
+    udp = offset + 40;
+    if (length < 48 || data[offset + 6] !== 17) return false;
+    family = 6;
+    address = offset + 24;
+  } else {
+    return false;
+  }
+  if (udp + 8 > offset + length || ((data[udp]! << 8) | data[udp + 1]!) !== listenPort) return false;
+  const record = peer * ADDR_STRIDE;
+  if (endpoints[record + ADDR_FAMILY] !== family || endpoints[record + ADDR_PORT] !== data[udp + 2] || endpoints[record + ADDR_PORT + 1] !== data[udp + 3]) {
+    return false;
+  }
+  const n = family === 4 ? 4 : 16;
+  for (let k = 0; k < n; k++) if (endpoints[record + ADDR_BYTES + k] !== data[address + k]) return false;
+  return true;
 }
