@@ -63,8 +63,16 @@ class Capture {
   }
 }
 
-for (const client of ['wireguard-go', 'tundra'] as Implementation[]) {
-  describe(`sticky source addresses: a tundra router with two addresses, a ${client} client`, { skip, timeout: 180_000 }, () => {
+/** The router's data path settings: the default with both clients, the others with wireguard-go. */
+const VARIANTS: { tag: string; client: Implementation; name: string; env: NodeJS.ProcessEnv }[] = [
+  { tag: 'stw', client: 'wireguard-go', name: 'queues 1', env: {} },
+  { tag: 'stt', client: 'tundra', name: 'queues 1', env: {} },
+  { tag: 'st0', client: 'wireguard-go', name: 'queues 0', env: { TUNDRA_QUEUES: '0' } },
+  { tag: 'st2', client: 'wireguard-go', name: 'queues 2, offloads off', env: { TUNDRA_QUEUES: '2', TUNDRA_OFFLOAD: 'none' } },
+];
+
+for (const { tag, client, name, env } of VARIANTS) {
+  describe(`sticky source addresses: a tundra router with two addresses (${name}), a ${client} client`, { skip, timeout: 180_000 }, () => {
     let tunnel: Tunnel;
     let routerDev: string;
     let clientDev: string;
@@ -90,7 +98,7 @@ for (const client of ['wireguard-go', 'tundra'] as Implementation[]) {
 
     before(async () => {
       // Only the client knows an endpoint: the router learns the client's, and where it sends to.
-      tunnel = new Tunnel(client === 'tundra' ? 'stt' : 'stw', { a: 'tundra', b: client, endpoints: { a: false, b: true } });
+      tunnel = new Tunnel(tag, { a: 'tundra', b: client, endpoints: { a: false, b: true }, env: { a: env } });
       const a = tunnel.ns('a');
       routerDev = deviceOf(tunnel, a, V4.primary);
       clientDev = deviceOf(tunnel, tunnel.ns('b'), tunnel.underlay('b'));
