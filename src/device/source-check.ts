@@ -97,7 +97,7 @@ export class SourceCheck {
         changed = true; // events were lost: look at everything
         continue;
       }
-      const messages = readNetlinkMessages(this.buffer, n);
+      const messages = readNetlinkMessages(this.buffer, n, 'events');
       for (const address of messages.removed) this.forget(address);
       changed ||= messages.changed;
     }
@@ -106,13 +106,7 @@ export class SourceCheck {
 
   /** `address` left the host: every endpoint that replies from it forgets it (its peer's next packet says where to now). */
   private forget(address: string): void {
-    let peers = 0;
-    for (const peer of this.o.engine.peers) {
-      const endpoint = peer.endpoint;
-      if (endpoint?.local?.address !== address) continue;
-      peer.endpoint = { address: endpoint.address, port: endpoint.port };
-      peers++;
-    }
+    const peers = this.o.engine.forgetLocalAddress(address);
     if (peers > 0) this.o.log.verbose(`Address ${address} was removed: ${peers === 1 ? '1 peer now replies' : `${peers} peers now reply`} from the routing table's choice`);
   }
 
@@ -162,7 +156,7 @@ export class SourceCheck {
         this.pending.clear();
         continue;
       }
-      for (const answer of readNetlinkMessages(this.buffer, n).answers) {
+      for (const answer of readNetlinkMessages(this.buffer, n, 'answers').answers) {
         const asked = this.pending.get(answer.seq);
         if (asked === undefined) continue;
         this.pending.delete(answer.seq);

@@ -87,8 +87,12 @@ export interface NetlinkMessages {
   removed: string[];
 }
 
-/** Reads the netlink messages in `buf[0, length)`. Malformed ones end the read (the kernel sends none). */
-export function readNetlinkMessages(buf: Uint8Array, length: number): NetlinkMessages {
+/**
+ * Reads the netlink messages in `buf[0, length)`, from a socket of look-ups (`answers`:
+ * RTM_NEWROUTE is an answer) or of events (a route added). Malformed ones end the read
+ * (the kernel sends none).
+ */
+export function readNetlinkMessages(buf: Uint8Array, length: number, from: 'answers' | 'events'): NetlinkMessages {
   const view = new DataView(buf.buffer, buf.byteOffset, length);
   const out: NetlinkMessages = { answers: [], changed: false, removed: [] };
   for (let at = 0; at + NLMSG_HDRLEN <= length;) {
@@ -100,7 +104,7 @@ export function readNetlinkMessages(buf: Uint8Array, length: number): NetlinkMes
     if (type === NLMSG_ERROR && size >= NLMSG_HDRLEN + 4) {
       out.answers.push({ seq, errno: -view.getInt32(body, true) });
     } else if (type === RTM_NEWROUTE || type === RTM_DELROUTE) {
-      if (seq !== 0 && type === RTM_NEWROUTE) {
+      if (from === 'answers' && type === RTM_NEWROUTE) {
         let oif = 0;
         forEachAttribute(view, body + RTMSG_LEN, at + size, (attr, start, len) => {
           if (attr === RTA_OIF && len === 4) oif = view.getUint32(start, true);

@@ -572,6 +572,22 @@ export class Engine {
     return true;
   }
 
+  /**
+   * The local `address` can no longer send (it left the host): every endpoint that
+   * replies from it forgets it and replies from the routing table's choice until its
+   * peer's next packet says where it sends to now. Returns how many did.
+   */
+  forgetLocalAddress(address: string): number {
+    let peers = 0;
+    for (const peer of this.peersByKey.values()) {
+      const endpoint = peer.endpoint;
+      if (endpoint?.local?.address !== address) continue;
+      peer.endpoint = { address: endpoint.address, port: endpoint.port };
+      peers++;
+    }
+    return peers;
+  }
+
   /** emit() for a handshake message, which counts in the peer's transfer as the kernel's WireGuard counts it. */
   private emitHandshake(peer: Peer, packet: Uint8Array): boolean {
     if (!this.emit(peer, packet)) return false;

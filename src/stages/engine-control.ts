@@ -98,11 +98,7 @@ export class EngineControl implements OutboundControl, InboundControl {
    */
   sourceGone(addrs: Uint8Array, i: number): void {
     const gone = readLocal(addrs, i);
-    if (gone === undefined) return;
-    for (const peer of this.engine.peers) {
-      const endpoint = peer.endpoint;
-      if (endpoint?.local?.address === gone.address) peer.endpoint = { address: endpoint.address, port: endpoint.port };
-    }
+    if (gone !== undefined) this.engine.forgetLocalAddress(gone.address);
   }
 
   /** The keypair a tally names, if it still exists (the slot may have been freed and reused since). */

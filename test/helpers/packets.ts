@@ -1,4 +1,5 @@
-// Builds and checks small IPv4 packets for tests.
+// Builds and checks small IPv4 packets for tests, and fills batches with them.
+import { HEADROOM, PacketBatch, SLOT_SIZE } from '../../src/pipeline/batch.js';
 
 /** RFC 1071 Internet checksum of buf[start, end). */
 export function internetChecksum(buf: Uint8Array, start = 0, end = buf.length): number {
@@ -55,4 +56,16 @@ export function parseIcmpEcho(packet: Uint8Array): ParsedEcho | undefined {
     payload: packet.subarray(28),
     checksumsValid: internetChecksum(packet, 0, 20) === 0 && internetChecksum(packet, 20) === 0,
   };
+}
+
+/** Fills a batch of `slots` the way tunRead does: one plaintext packet per slot, after the headroom. */
+export function tunBatch(packets: Uint8Array[], slots = 128): PacketBatch {
+  const batch = new PacketBatch(slots, SLOT_SIZE);
+  batch.resetOffsets(HEADROOM);
+  packets.forEach((p, i) => {
+    batch.data.set(p, batch.offsets[i]!);
+    batch.lengths[i] = p.length;
+  });
+  batch.count = packets.length;
+  return batch;
 }

@@ -27,7 +27,7 @@ test('a short run measures tundra and skips, with the reason, an impl that fails
   assert.equal(report.kind, 'e2e');
   const cell = (metric: string) => report.results.find((x) => x.group === 'p2p' && x.impl === 'tundra' && x.test === 'tcp1' && x.metric === metric);
   const tput = cell('throughput_bps');
-  assert.ok(tput !== undefined && tput.samples.length === 1 && tput.median > 1e6, `tundra's tcp1 throughput: ${JSON.stringify(tput)}`);
+  assert.ok(tput !== undefined && tput.samples.length === 1 && tput.median > 1e6, `tundra's tcp1 throughput: ${JSON.stringify(tput)}; skipped: ${JSON.stringify(report.skipped)}`);
   assert.ok((cell('cpu_ns_per_byte')?.median ?? 0) > 0, 'tundra CPU per byte');
   assert.deepEqual(report.results.filter((x) => x.impl !== 'tundra'), [], 'only tundra measured');
 

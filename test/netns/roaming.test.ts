@@ -8,9 +8,9 @@
 // roam (seen as replies to the old port). With --queues 0, 1 and 2, offloads on and off.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { encodeKey, publicKeyOf } from '../../src/crypto/keys.js';
-import { captureOutput, networkTestsUnavailable, waitFor } from '../helpers/netns.js';
+import { networkTestsUnavailable } from '../helpers/netns.js';
+import { UdpCapture, type Datagram } from '../helpers/udp-capture.js';
 import { Tunnel } from '../helpers/tunnel.js';
 
 const skip = networkTestsUnavailable(['ip', 'wg', 'wireguard-go', 'ping', 'tcpdump']);
@@ -19,55 +19,16 @@ const V6 = { a: 'fd7a:7d0:ee::1', b: 'fd7a:7d0:ee::2' };
 /** b's listen ports, one per move (its first is the helper's 51821). */
 const PORTS = [9997, 9998, 9997, 9998];
 
-interface Datagram {
-  from: string;
-  to: string;
-}
-
-/** Every datagram to or from a's port on b's uplink, in the order they crossed it. */
-class Capture {
-  private readonly child: ChildProcess;
-  private readonly output: () => string;
-
-  private constructor(tunnel: Tunnel, dev: string) {
-    // --immediate-mode: each packet as it comes, not when the capture buffer fills or times out.
-    this.child = tunnel.hosts.spawn(tunnel.ns('b'), 'tcpdump', ['-n', '-l', '--immediate-mode', '-i', dev, 'udp', 'and', 'port', String(A_PORT)]);
-    this.output = captureOutput(this.child);
-  }
-
-  static async start(tunnel: Tunnel, dev: string): Promise<Capture> {
-    const c = new Capture(tunnel, dev);
-    await waitFor('tcpdump to listen', () => {
-      if (c.child.exitCode !== null) throw new Error(`tcpdump exited: ${c.output()}`);
-      return c.output().includes('listening on');
-    });
-    return c;
-  }
-
-  datagrams(): Datagram[] {
-    // "12:00:00.000000 IP 198.18.0.2.9997 > 198.18.0.1.51820: UDP, length 128" (IP6 likewise).
-    return [...this.output().matchAll(/ IP6? (\S+\.\d+) > (\S+\.\d+): /g)].map((m) => ({ from: m[1]!, to: m[2]! }));
-  }
-
-  /** Stops it once it has shown `enough` of what it saw (or after a bounded wait); what it saw. */
-  async stop(enough: (datagrams: Datagram[]) => boolean): Promise<Datagram[]> {
-    await waitFor('tcpdump to show the datagrams', () => enough(this.datagrams()), 5000).catch(() => undefined);
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    if (this.child.exitCode === null) process.kill(this.child.pid!, 'SIGINT');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-    return this.datagrams();
-  }
-}
-
 /**
  * After b's first datagram from `newB`, the datagrams a sent that went anywhere else
  * (none when a roams at once); and whether b's datagram and a reply were seen at all.
  */
-function repliesAfterMove(datagrams: Datagram[], a: string, newB: string): { seen: boolean; stray: Datagram[] } {
-  const first = datagrams.findIndex((d) => d.from === newB);
+function repliesAfterMove(datagrams: Datagram[], a: string, newB: string): { seen: boolean; stray: string[] } {
+  const at = (address: string, port: number): string => `${address}.${port}`;
+  const first = datagrams.findIndex((d) => at(d.source, d.sourcePort) === newB);
   if (first < 0) return { seen: false, stray: [] };
-  const fromA = datagrams.slice(first + 1).filter((d) => d.from === a);
-  return { seen: fromA.length > 0, stray: fromA.filter((d) => d.to !== newB) };
+  const fromA = datagrams.slice(first + 1).filter((d) => at(d.source, d.sourcePort) === a);
+  return { seen: fromA.length > 0, stray: fromA.map((d) => at(d.destination, d.destinationPort)).filter((to) => to !== newB) };
 }
 
 const VARIANTS: { name: string; env: NodeJS.ProcessEnv }[] = [
@@ -93,7 +54,7 @@ VARIANTS.forEach((variant, k) => {
 
     /** b moves to `nextPort` (and sends to `aAddress`), pings a once; the datagrams a sent to anywhere else after. */
     async function move(nextPort: number, aAddress: string, bAddress: string): Promise<void> {
-      const capture = await Capture.start(tunnel, bDev);
+      const capture = await UdpCapture.start(tunnel.hosts, tunnel.ns('b'), bDev, ['udp', 'and', 'port', String(A_PORT)]);
       tunnel.wg('b', ['set', tunnel.ifName.b, 'listen-port', String(nextPort)]);
       port = nextPort;
       bEndpoint(aAddress.includes(':') ? `[${aAddress}]:${A_PORT}` : `${aAddress}:${A_PORT}`);

@@ -11,9 +11,9 @@
 // and forth races with the datagrams in flight, which roam the client back).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { encodeKey, publicKeyOf } from '../../src/crypto/keys.js';
-import { captureOutput, networkTestsUnavailable, waitFor } from '../helpers/netns.js';
+import { networkTestsUnavailable } from '../helpers/netns.js';
+import { UdpCapture } from '../helpers/udp-capture.js';
 import { Tunnel, type Implementation } from '../helpers/tunnel.js';
 
 const skip = networkTestsUnavailable(['ip', 'wg', 'wireguard-go', 'ping', 'tcpdump']);
@@ -30,37 +30,16 @@ function deviceOf(tunnel: Tunnel, ns: string, address: string): string {
 }
 
 /** A capture of the datagrams from the router's port arriving at the client. */
-class Capture {
-  private readonly child: ChildProcess;
-  private readonly output: () => string;
-
-  private constructor(tunnel: Tunnel, dev: string) {
-    // -n: addresses as numbers; -l: a line per packet as it comes; -Q in: what arrives.
-    this.child = tunnel.hosts.spawn(tunnel.ns('b'), 'tcpdump', ['-n', '-l', '-Q', 'in', '-i', dev, 'udp', 'and', 'src', 'port', String(ROUTER_PORT)]);
-    this.output = captureOutput(this.child);
-  }
-
-  static async start(tunnel: Tunnel, dev: string): Promise<Capture> {
-    const c = new Capture(tunnel, dev);
-    await waitFor('tcpdump to listen', () => {
-      if (c.child.exitCode !== null) throw new Error(`tcpdump exited: ${c.output()}`);
-      return c.output().includes('listening on');
-    });
-    return c;
-  }
-
-  /** Stops it and counts the datagrams by source address. */
-  async stop(): Promise<Map<string, number>> {
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    if (this.child.exitCode === null) process.kill(this.child.pid!, 'SIGINT');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-    const sources = new Map<string, number>();
-    // "12:00:00.000000 IP 198.18.0.3.51820 > 198.18.0.2.51821: UDP, length 148" (IP6 likewise).
-    for (const m of this.output().matchAll(/ IP6? (\S+)\.(\d+) > /g)) {
-      if (Number(m[2]) === ROUTER_PORT) sources.set(m[1]!, (sources.get(m[1]!) ?? 0) + 1);
-    }
-    return sources;
-  }
+async function captureReplies(tunnel: Tunnel, dev: string): Promise<{ stop(): Promise<Map<string, number>> }> {
+  const capture = await UdpCapture.start(tunnel.hosts, tunnel.ns('b'), dev, ['-Q', 'in', 'udp', 'and', 'src', 'port', String(ROUTER_PORT)]);
+  return {
+    /** Stops it and counts the datagrams by source address. */
+    async stop(): Promise<Map<string, number>> {
+      const sources = new Map<string, number>();
+      for (const d of await capture.stop()) if (d.sourcePort === ROUTER_PORT) sources.set(d.source, (sources.get(d.source) ?? 0) + 1);
+      return sources;
+    },
+  };
 }
 
 /** The router's data path settings: the default with both clients, the others with wireguard-go. */
@@ -85,7 +64,7 @@ for (const { tag, client, name, env } of VARIANTS) {
 
     /** A transfer each way, byte for byte, captured: the sources the client saw. */
     async function transfersCaptured(family: 4 | 6): Promise<Map<string, number>> {
-      const capture = await Capture.start(tunnel, clientDev);
+      const capture = await captureReplies(tunnel, clientDev);
       // The client speaks first: the router knows no endpoint until it does.
       assert.equal(tunnel.ping('b', family), 3, `ping -${family} from the client`);
       for (const from of ['a', 'b'] as const) {
@@ -127,7 +106,7 @@ for (const { tag, client, name, env } of VARIANTS) {
     });
 
     test('the second address goes away: replies move to the primary, the source is forgotten, traffic recovers', async () => {
-      const capture = await Capture.start(tunnel, clientDev);
+      const capture = await captureReplies(tunnel, clientDev);
       tunnel.hosts.exec(tunnel.ns('a'), 'ip', ['address', 'del', `${V4.second}/24`, 'dev', routerDev]);
       // The router speaks first (the client's datagrams to the gone address are lost):
       // its first reply fails from .3, goes from .1, and the client roams to .1.

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sealBatch } from '../../src/crypto/native-aead.js';
 import { generatePrivateKey } from '../../src/crypto/keys.js';
-import { HEADROOM, PacketBatch, SLOT_SIZE } from '../../src/pipeline/batch.js';
+import { HEADROOM } from '../../src/pipeline/batch.js';
 import { ICMP_MSGS_BURST, UnreachableReplies } from '../../src/pipeline/unreachable.js';
 import { Drop } from '../../src/protocol/drop-reasons.js';
 import { Engine } from '../../src/protocol/engine.js';
@@ -18,6 +18,7 @@ import { EngineControl, outboundContextOf } from '../../src/stages/engine-contro
 import { OutboundStage } from '../../src/stages/outbound.js';
 import { ipv4, ipv6, onesSum } from '../helpers/offload-packets.js';
 import { B } from '../helpers/engines.js';
+import { tunBatch } from '../helpers/packets.js';
 
 /** An IPv4 packet of `length` bytes (protocol `proto`, the first payload bytes `head`), header checksum set. */
 function v4(src: string, dst: string, length: number, proto = 17, head: number[] = [], fragment = 0): Uint8Array {
@@ -214,18 +215,6 @@ test('UnreachableReplies: errors into reserved slots, the rest counted as rate-l
   replies.answer(frame, 16, packet.length, 5001);
   assert.equal(batch.count, 1, 'one more token after 1 ms');
 });
-
-/** A TUN batch of plaintext packets, as tunRead fills it. */
-function tunBatch(packets: Uint8Array[]): PacketBatch {
-  const batch = new PacketBatch(128, SLOT_SIZE);
-  batch.resetOffsets(HEADROOM);
-  packets.forEach((p, i) => {
-    batch.data.set(p, batch.offsets[i]!);
-    batch.lengths[i] = p.length;
-  });
-  batch.count = packets.length;
-  return batch;
-}
 
 test('outbound: unroutable packets and packets for a peer without an endpoint are dropped and answered; with an endpoint they are staged', () => {
   const a = new Engine({ privateKey: generatePrivateKey() });

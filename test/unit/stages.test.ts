@@ -15,7 +15,7 @@ import type { Endpoint } from '../../src/protocol/peer.js';
 import { parsePrefix } from '../../src/routing/prefix.js';
 import { InboundStage } from '../../src/stages/inbound.js';
 import { OutboundStage } from '../../src/stages/outbound.js';
-import { icmpEcho } from '../helpers/packets.js';
+import { icmpEcho, tunBatch } from '../helpers/packets.js';
 import { A, B, connectedEngines } from '../helpers/engines.js';
 
 const SLOTS = 128;
@@ -32,18 +32,6 @@ function inbound(engine: Engine, batch: PacketBatch): number {
 
 function pings(count: number, to = '100.96.0.2'): Uint8Array[] {
   return Array.from({ length: count }, (_, i) => icmpEcho(8, '100.96.0.1', to, 9, i, new Uint8Array((i * 97) % 1373).fill(i)));
-}
-
-/** Fills a batch the way tunRead does: one plaintext packet per slot, after the headroom. */
-function tunBatch(packets: Uint8Array[]): PacketBatch {
-  const batch = new PacketBatch(SLOTS, SLOT_SIZE);
-  batch.resetOffsets(HEADROOM);
-  packets.forEach((p, i) => {
-    batch.data.set(p, batch.offsets[i]!);
-    batch.lengths[i] = p.length;
-  });
-  batch.count = packets.length;
-  return batch;
 }
 
 /** Fills a batch the way udpRecv does, from datagrams and their source. */
