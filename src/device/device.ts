@@ -455,6 +455,7 @@ export class Device implements UapiDevice {
     const fwmark = request.fwmark ?? this.fwmark;
     if (request.listenPort !== undefined && request.listenPort !== this.udp[0]!.port) await this.rebind(request.listenPort, fwmark);
     else if (fwmark !== this.fwmark) this.setFwmark(fwmark);
+    if (fwmark !== this.fwmark) this.sourceCheck?.checkEveryPeer();
     this.fwmark = fwmark;
     if (request.privateKey !== undefined) this.setPrivateKey(request.privateKey);
     if (request.replacePeers) for (const peer of [...engine.peers]) engine.removePeer(peer);

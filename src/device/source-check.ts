@@ -110,8 +110,11 @@ export class SourceCheck {
     if (peers > 0) this.o.log.verbose(`Address ${address} was removed: ${peers === 1 ? '1 peer now replies' : `${peers} peers now reply`} from the routing table's choice`);
   }
 
-  /** Routes or addresses changed: every peer with a local side, once the burst of events is read. */
-  private checkEveryPeer(): void {
+  /**
+   * Routes, addresses or the fwmark (which routing rules may match) changed: every peer
+   * with a local side, once the burst of events is read.
+   */
+  checkEveryPeer(): void {
     if (this.everyPeerScheduled) return;
     this.everyPeerScheduled = true;
     setImmediate(() => {
