@@ -180,7 +180,9 @@ class SetRequestParser {
     try {
       this.apply(line);
     } catch (err) {
-      this.error = err instanceof UapiError ? err : new UapiError(EINVAL, String(err));
+      // Not an unexpected error's own message: it may quote the line.
+      const name = err instanceof Error ? err.name : 'error';
+      this.error = err instanceof UapiError ? err : new UapiError(EINVAL, `a line with key ${describeKey(line.slice(0, Math.max(0, line.indexOf('='))))} cannot be read (${name})`);
     }
   }
 
@@ -191,7 +193,7 @@ class SetRequestParser {
 
   private apply(line: string): void {
     const eq = line.indexOf('=');
-    if (eq < 0) throw new UapiError(EPROTO, `line without "=": ${show(line)}`);
+    if (eq < 0) throw new UapiError(EPROTO, 'a line without "=" (not shown)');
     const key = line.slice(0, eq);
     const value = line.slice(eq + 1);
     if (key === 'public_key') {
@@ -211,6 +213,7 @@ class SetRequestParser {
       case 'private_key': {
         const privateKey = parseKey(key, value);
         this.request.privateKey = isZeroKey(privateKey) ? null : clamp(privateKey);
+        privateKey.fill(0); // clamp() made the copy that is kept
         return;
       }
       case 'listen_port':
@@ -224,7 +227,7 @@ class SetRequestParser {
         this.request.replacePeers = true;
         return;
       default:
-        throw new UapiError(EINVAL, `invalid interface key ${show(key)}`);
+        throw new UapiError(EINVAL, `invalid interface key ${describeKey(key)} (the value is not shown)`);
     }
   }
 }
@@ -248,7 +251,7 @@ function peerLine(peer: PeerChange, key: string, value: string): void {
       peer.presharedKey = parseKey(key, value);
       return;
     case 'endpoint':
-      peer.endpoint = parseEndpoint(value);
+      peer.endpoint = parseEndpoint(key, value);
       return;
     case 'persistent_keepalive_interval':
       peer.persistentKeepalive = parseUint(key, value, 0xffff);
@@ -261,14 +264,14 @@ function peerLine(peer: PeerChange, key: string, value: string): void {
     case 'allowed_ip': {
       // Newer wireguard-go and wireguard-tools remove a prefix written with a leading "-".
       const remove = value.startsWith('-');
-      peer.allowedIPs.push({ prefix: parseAllowedIP(remove ? value.slice(1) : value), remove });
+      peer.allowedIPs.push({ prefix: parseAllowedIP(key, remove ? value.slice(1) : value), remove });
       return;
     }
     case 'protocol_version':
-      if (value !== '1') throw new UapiError(EINVAL, `unsupported protocol_version ${show(value)}`);
+      if (value !== '1') throw new UapiError(EINVAL, `${key}: only 1 is supported`);
       return;
     default:
-      throw new UapiError(EINVAL, `invalid peer key ${show(key)}`);
+      throw new UapiError(EINVAL, `invalid peer key ${describeKey(key)} (the value is not shown)`);
   }
 }
 
@@ -279,55 +282,71 @@ function parseKey(key: string, value: string): Uint8Array {
   const bytes = value.length === 2 * KEY_LENGTH ? Buffer.from(value, 'hex') : undefined;
   if (bytes === undefined || bytes.length !== KEY_LENGTH) {
     // The daemon logs this: a mistyped private or preshared key is nearly the secret itself.
-    const what = key === 'public_key' ? show(value) : `a value of ${value.length} characters`;
-    throw new UapiError(EINVAL, `${key} must be 64 hex digits, not ${what}`);
+    bytes?.fill(0);
+    throw new UapiError(EINVAL, `${key}: must be 64 hex digits (the value has ${value.length} characters; not shown)`);
   }
-  return new Uint8Array(bytes);
+  const out = new Uint8Array(bytes);
+  bytes.fill(0); // Buffer.from() may have put it in the shared pool: leave no copy there
+  return out;
 }
 
 /** Decimal digits (leading zeros allowed, as Go's ParseUint) up to `max`. */
 function parseUint(key: string, value: string, max: number): number {
   const n = /^[0-9]+$/.test(value) ? Number(value) : NaN;
-  if (!(n <= max)) throw new UapiError(EINVAL, `${key} must be an integer from 0 to ${max}, not ${show(value)}`);
+  if (!(n <= max)) throw new UapiError(EINVAL, `${key}: must be an integer from 0 to ${max}`);
   return n;
 }
 
 function parseTrue(key: string, value: string): void {
-  if (value !== 'true') throw new UapiError(EINVAL, `${key} takes only "true", not ${show(value)}`);
+  if (value !== 'true') throw new UapiError(EINVAL, `${key}: takes only "true"`);
 }
 
 /** `a.b.c.d:port` or `[v6]:port`, as Go's netip.ParseAddrPort (but without zones). */
-function parseEndpoint(value: string): UapiEndpoint {
+function parseEndpoint(key: string, value: string): UapiEndpoint {
   const bracketed = value.startsWith('[');
   const hostEnd = bracketed ? value.indexOf(']') : value.lastIndexOf(':');
   const colon = bracketed ? hostEnd + 1 : hostEnd;
-  if (hostEnd < 0 || value[colon] !== ':') throw new UapiError(EINVAL, `endpoint ${show(value)} is not address:port`);
+  if (hostEnd < 0 || value[colon] !== ':') throw new UapiError(EINVAL, `${key}: not address:port`);
   const host = value.slice(bracketed ? 1 : 0, hostEnd);
   let parsed: ReturnType<typeof parseAddress>;
   try {
     parsed = parseAddress(host);
-  } catch (err) {
-    throw new UapiError(EINVAL, `endpoint ${show(value)}: ${(err as Error).message}`);
+  } catch {
+    // Not the parser's message: it quotes the text.
+    throw new UapiError(EINVAL, `${key}: the address is not an IPv4 or IPv6 address (no host names, no zones)`);
   }
   if ((parsed.family === 6) !== bracketed) {
-    throw new UapiError(EINVAL, `endpoint ${show(value)}: IPv6 addresses, and only they, go in square brackets`);
+    throw new UapiError(EINVAL, `${key}: IPv6 addresses, and only they, go in square brackets`);
   }
-  return { address: formatAddress(parsed.family, parsed.address), port: parseUint('endpoint port', value.slice(colon + 1), 0xffff) };
+  return { address: formatAddress(parsed.family, parsed.address), port: parseUint(`${key} port`, value.slice(colon + 1), 0xffff) };
 }
 
 /** `address/bits` (the length is required, as in Go's netip.ParsePrefix); host bits are cleared. */
-function parseAllowedIP(value: string): Prefix {
-  if (!value.includes('/')) throw new UapiError(EINVAL, `allowed_ip ${show(value)} has no prefix length`);
+function parseAllowedIP(key: string, value: string): Prefix {
+  if (!value.includes('/')) throw new UapiError(EINVAL, `${key}: no prefix length (address/bits)`);
   try {
     return parsePrefix(value);
-  } catch (err) {
-    throw new UapiError(EINVAL, `allowed_ip ${show(value)}: ${(err as Error).message}`);
+  } catch {
+    throw new UapiError(EINVAL, `${key}: not an IP prefix (address/bits, bits at most 32 or 128)`);
   }
 }
 
-/** Quotes client text for a message, cut short: it may be anything. */
-function show(text: string): string {
-  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
+/** What a key name looks like; hex and base64 keys are longer, and their pieces all but never lack digits or capitals. */
+const KEY_NAME = /^[a-z_-]{1,32}$/;
+
+/**
+ * A request's key for a message, quoted when it looks like a key name. No message
+ * quotes a value, nor a key that might be one: a key pasted in the wrong place, or
+ * sent without `set=1`, would otherwise land in the daemon's log.
+ */
+function describeKey(key: string): string {
+  return KEY_NAME.test(key) ? JSON.stringify(key) : '(not shown: not a key name)';
+}
+
+/** Zeroes a request's private and preshared keys, for its maker once the device has copied what it keeps. */
+export function wipeSetRequest(request: SetRequest): void {
+  request.privateKey?.fill(0);
+  for (const peer of request.peers) peer.presharedKey?.fill(0);
 }
 
 /** The request text for `request`: what `wg` would send (useful to clients and tests). */
@@ -382,6 +401,14 @@ export interface UapiLimits {
 
 const TOO_LONG = Symbol('line too long');
 
+/** What the log says of a line that is no operation: its key at most, never its value. */
+function invalidOperation(line: string): string {
+  const eq = line.indexOf('=');
+  if (eq < 0) return line === '' ? 'invalid operation: an empty line' : 'invalid operation: a line without "=" (not shown)';
+  const key = line.slice(0, eq);
+  return KEY_NAME.test(key) ? `invalid operation ${JSON.stringify(key)} (the value is not shown)` : 'invalid operation: a line whose key is not a key name (not shown)';
+}
+
 /**
  * Cuts a client's byte stream into commands. push() whatever arrives, in any pieces;
  * next() returns the next complete command, or undefined until more bytes come. Bad
@@ -428,7 +455,7 @@ export class UapiStream {
             this.setBytes = 0;
           } else {
             this.state = 'closed';
-            return { kind: 'close', reason: line === TOO_LONG ? 'operation line too long' : `invalid operation ${show(line)}` };
+            return { kind: 'close', reason: line === TOO_LONG ? 'operation line too long' : invalidOperation(line) };
           }
           break;
         }

@@ -256,6 +256,7 @@ function serveConnection(socket: Socket, device: UapiDevice, limits: UapiLimits,
         return true;
       }
       case 'error':
+        // The stream's messages name keys, never values (protocol.ts).
         log(command.error.message);
         await send(socket, formatErrno(responseErrno(command.error)));
         if (!command.close) return true;

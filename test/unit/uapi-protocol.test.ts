@@ -370,3 +370,83 @@ describe('uapi errno answers', () => {
     assert.equal(responseErrno('string'), -55);
   });
 });
+
+describe('uapi messages never echo a value', () => {
+  // A secret-looking value: what a private key sent to the wrong place looks like.
+  const SECRET = `48c4${randomBytes(30).toString('hex')}`;
+  /** Fails when `text` holds the secret or any 10 characters of it in a row. */
+  const assertNoSecret = (text: string, what: string): void => {
+    for (let i = 0; i + 10 <= SECRET.length; i++) {
+      assert.ok(!text.includes(SECRET.slice(i, i + 10)), `${what}: the message quotes the value: ${text}`);
+    }
+  };
+  /** Every message the stream gives for `input`: error messages and close reasons. */
+  const messages = (input: string, limits = {}): string[] => {
+    const stream = new UapiStream(limits);
+    stream.push(Buffer.from(input, 'latin1'));
+    const out: string[] = [];
+    for (let c = stream.next(); c !== undefined; c = stream.next()) {
+      if (c.kind === 'error') out.push(c.error.message);
+      else if (c.kind === 'close') out.push(c.reason);
+    }
+    return out;
+  };
+
+  // [input, the key the message must name (undefined: none to name)]
+  const set = (...lines: string[]): string => `set=1\n${lines.join('\n')}\n\n`;
+  const cases: Array<[string, string | undefined]> = [
+    [`private_key=${SECRET}\n\n`, 'private_key'], // without set=1: the issue's example
+    [`${SECRET}\n\n`, undefined],
+    [`${SECRET}=1\n\n`, undefined],
+    [`get=1\n${SECRET}\n\n`, undefined], // a trailing character, then the rest as an operation
+    [set(`private_key=${SECRET.slice(0, 63)}`), 'private_key'],
+    [set(`private_key=${SECRET.slice(0, 63)}x`), 'private_key'],
+    [set(`private_key=${SECRET}0`), 'private_key'],
+    [set(`public_key=${SECRET.slice(1)}`), 'public_key'],
+    [set(`public_key=${P1}`, `preshared_key=${SECRET.slice(1)}`), 'preshared_key'],
+    [set(`public_key=${P1}`, `preshared_key=${SECRET.slice(2)}zz`), 'preshared_key'],
+    [set(`listen_port=${SECRET}`), 'listen_port'],
+    [set(`fwmark=${SECRET}`), 'fwmark'],
+    [set(`replace_peers=${SECRET}`), 'replace_peers'],
+    [set(`privatekey=${SECRET}`), 'privatekey'],
+    [set(SECRET), undefined],
+    [set(`${SECRET}=1`), undefined],
+    [set(`public_key=${P1}`, SECRET), undefined],
+    [set(`public_key=${P1}`, `${SECRET}=${SECRET}`), undefined],
+    [set(`public_key=${P1}`, `presharedkey=${SECRET}`), 'presharedkey'],
+    [set(`public_key=${P1}`, `update_only=${SECRET}`), 'update_only'],
+    [set(`public_key=${P1}`, `remove=${SECRET}`), 'remove'],
+    [set(`public_key=${P1}`, `replace_allowed_ips=${SECRET}`), 'replace_allowed_ips'],
+    [set(`public_key=${P1}`, `protocol_version=${SECRET}`), 'protocol_version'],
+    [set(`public_key=${P1}`, `persistent_keepalive_interval=${SECRET}`), 'persistent_keepalive_interval'],
+    [set(`public_key=${P1}`, `endpoint=${SECRET}`), 'endpoint'],
+    [set(`public_key=${P1}`, `endpoint=[${SECRET}]:1`), 'endpoint'],
+    [set(`public_key=${P1}`, `endpoint=${SECRET}:1`), 'endpoint'],
+    [set(`public_key=${P1}`, `endpoint=198.18.0.2:${SECRET}`), 'endpoint'],
+    [set(`public_key=${P1}`, `allowed_ip=${SECRET}`), 'allowed_ip'],
+    [set(`public_key=${P1}`, `allowed_ip=${SECRET}/8`), 'allowed_ip'],
+    [set(`public_key=${P1}`, `allowed_ip=-${SECRET}/8`), 'allowed_ip'],
+    [set(`public_key=${P1}`, `allowed_ip=100.96.0.0/${SECRET}`), 'allowed_ip'],
+    [set(`public_key=${P1}`, `remove=true`, `allowed_ip=${SECRET}`), 'allowed_ip'], // checked after remove too
+    [set(`private_key=${SECRET.repeat(1100)}`), undefined], // a line past 64 KiB
+  ];
+  for (const [i, [input, key]] of cases.entries()) {
+    test(`case ${i}: ${key ?? 'no key'}`, () => {
+      const out = messages(input);
+      assert.ok(out.length > 0, 'the stream says what is wrong');
+      for (const message of out) assertNoSecret(message, input.slice(0, 40));
+      if (key !== undefined) assert.ok(out.some((m) => m.includes(`${key}`)), `no message names ${key}: ${out.join(' | ')}`);
+    });
+  }
+
+  test('a request past the size limit, and one without its blank line, quote nothing', () => {
+    const big = messages(`set=1\n${`private_key=${SECRET}\n`.repeat(20)}\n`, { maxRequestBytes: 1000 });
+    assert.equal(big.length, 1);
+    assertNoSecret(big[0]!, 'too large');
+    assert.deepEqual(messages(`set=1\nprivate_key=${SECRET}\n`), [], 'unfinished: nothing yet');
+  });
+
+  test('the operation message names the key and says the value is not shown', () => {
+    assert.deepEqual(messages(`private_key=${SECRET}\n`), ['invalid operation "private_key" (the value is not shown)']);
+  });
+});

@@ -158,6 +158,33 @@ describe('uapi server', () => {
     assert.equal(text, `errno=-22\n\n${formatGetResponse(device.state)}`);
   });
 
+  test('no answer and no log line quotes a value of the request, only its key', async () => {
+    const secret = `48c4${randomBytes(30).toString('hex')}`;
+    const from = logged.length;
+    const requests: Array<[string, string | undefined]> = [
+      [`private_key=${secret}\n\n`, 'private_key'], // set=1 forgotten: wireguard-go's log showed the key
+      [`set=1\nprivate_key=${secret.slice(1)}\n\n`, 'private_key'],
+      [`set=1\npublic_key=${PEER}\npreshared_key=${secret}x\n\n`, 'preshared_key'],
+      [`set=1\nlisten_port=${secret}\n\n`, 'listen_port'],
+      [`set=1\npublic_key=${PEER}\nendpoint=${secret}\n\n`, 'endpoint'],
+      [`set=1\npublic_key=${PEER}\nallowed_ip=${secret}/8\n\n`, 'allowed_ip'],
+      [`set=1\n${secret}\n\n`, undefined],
+      [`get=1\n${secret}\n`, undefined],
+      [`set=1\nprivate_key=${secret.repeat(1100)}\n\n`, undefined],
+    ];
+    for (const [request, key] of requests) {
+      const before = logged.length;
+      const { text } = await exchange(server.path, request, { ms: 500, answers: request.startsWith('get') ? 2 : 1 });
+      await waitUntil(() => logged.length > before);
+      const lines = logged.slice(before).join('\n');
+      for (const out of [text, lines]) {
+        for (let i = 0; i + 10 <= secret.length; i++) assert.ok(!out.includes(secret.slice(i, i + 10)), `${request.slice(0, 30)}: ${out}`);
+      }
+      if (key !== undefined) assert.ok(lines.includes(`"${key}"`) || lines.startsWith(`${key}:`), `the log names ${key}: ${lines}`);
+    }
+    assert.match(logged.slice(from)[0]!, /^invalid operation "private_key" \(the value is not shown\); closing the connection$/);
+  });
+
   test('an oversized request gets EIO and a closed connection', async () => {
     device.requests.length = 0;
     const { text, closed } = await exchange(server.path, `set=1\n${'fwmark=1\n'.repeat(1000)}\n${GET}`, { ms: 1000 });
