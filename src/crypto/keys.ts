@@ -23,7 +23,9 @@ export function generatePresharedKey(): Uint8Array {
 }
 
 export function publicKeyOf(privateKey: Uint8Array): Uint8Array {
-  return importPrivateKey(privateKey).publicKey;
+  const key = importPrivateKey(privateKey);
+  key.privateKey.fill(0); // the copy importPrivateKey made; the caller's is left alone
+  return key.publicKey;
 }
 
 export function encodeKey(key: Uint8Array): string {

@@ -8,12 +8,13 @@ const x25519 = nativeFunction<(out: Uint8Array, privateKey: Uint8Array, publicKe
 
 const KEY_SIZE = 32;
 
-/** A private key with its public key. */
+/** A private key with its public key; `privateKey` is its holder's own copy, to zero when done with it. */
 export interface StaticKey {
   readonly privateKey: Uint8Array;
   readonly publicKey: Uint8Array;
 }
 
+/** Copies `raw` in, so the holder may zero its copy without touching the caller's. */
 export function importPrivateKey(raw: Uint8Array): StaticKey {
   if (raw.length !== KEY_SIZE) throw new RangeError(`an X25519 private key has ${KEY_SIZE} bytes, not ${raw.length}`);
   const publicKey = new Uint8Array(KEY_SIZE);

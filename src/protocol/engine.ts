@@ -129,6 +129,7 @@ export class Engine {
     return this.local?.publicKey;
   }
 
+  /** The interface key, tundra's own copy: zeroed when replaced, so copy it to keep it. */
   get privateKey(): Uint8Array | undefined {
     return this.local?.privateKey;
   }
@@ -137,14 +138,20 @@ export class Engine {
     return this.peersByKey.values();
   }
 
-  /** Sets or clears (undefined) the interface key; sessions keyed to the old key end. */
+  /**
+   * Sets or clears (undefined) the interface key; sessions keyed to the old key end.
+   * The key is copied in (the caller's buffer is left alone); the old copy and each
+   * peer's static DH result made with it are zeroed.
+   */
   setPrivateKey(privateKey: Uint8Array | undefined): void {
+    const old = this.local;
     this.local = privateKey === undefined ? undefined : importPrivateKey(privateKey);
     this.cookieChecker.setLocalPublicKey(this.local?.publicKey ?? new Uint8Array(32));
     for (const peer of this.peersByKey.values()) {
       this.expireSession(peer);
       peer.handshake.setLocalKey(this.local);
     }
+    old?.privateKey.fill(0);
   }
 
   peer(publicKey: Uint8Array): Peer | undefined {
@@ -174,6 +181,7 @@ export class Engine {
     this.removedRxPackets += peer.rxPackets;
     this.removedTxPackets += peer.txPackets;
     this.expireSession(peer);
+    peer.handshake.forgetKeys();
     peer.timers.stop();
     this.timerQueue.remove(peer);
     this.allowedIPs.removePeer(peer);

@@ -2,6 +2,7 @@
 // functions over a peer's Handshake state that build and consume messages.
 import { hash, kdf } from '../crypto/blake2s.js';
 import { openZeroNonce, sealZeroNonce } from '../crypto/aead.js';
+import { isZeroKey } from '../crypto/keys.js';
 import { generateStaticKey, sharedSecret, type StaticKey } from '../crypto/x25519.js';
 import { CONSTRUCTION, HANDSHAKE_INITIATION_RATE, IDENTIFIER, KEY_SIZE, MAC_SIZE, TIMESTAMP_SIZE } from './constants.js';
 import { Drop, type DropReason } from './drop-reasons.js';
@@ -37,7 +38,7 @@ export class Handshake {
   /** Newest TAI64N timestamp accepted from this peer: older or equal ones are replays. */
   latestTimestamp: Uint8Array = NO_TIMESTAMP;
   lastInitiationConsumedAt = -Infinity;
-  /** Replaced, never written in place. */
+  /** Our own copy (setPresharedKey), zeroed when replaced or forgotten; never written in place otherwise. */
   presharedKey: Uint8Array = NO_PRESHARED_KEY;
   /** DH(local static, peer static); undefined when the peer's key is of low order. */
   staticStatic: Uint8Array | undefined;
@@ -46,8 +47,24 @@ export class Handshake {
     this.setLocalKey(local);
   }
 
+  /** Our static key from now on; the DH result of the old one is zeroed. */
   setLocalKey(local: StaticKey | undefined): void {
+    this.staticStatic?.fill(0);
     this.staticStatic = local === undefined ? undefined : sharedSecret(local, this.remoteStatic);
+  }
+
+  /** Copies `key` in (all zero: none); the key it replaces is zeroed. */
+  setPresharedKey(key: Uint8Array): void {
+    // The shared all-zero key is never written (filling it with zeros would do nothing anyway).
+    if (this.presharedKey !== NO_PRESHARED_KEY) this.presharedKey.fill(0);
+    this.presharedKey = isZeroKey(key) ? NO_PRESHARED_KEY : Uint8Array.from(key);
+  }
+
+  /** Zeroes every key this peer holds: the transcript, the PSK and the static DH (the peer is being removed). */
+  forgetKeys(): void {
+    this.clear();
+    this.setPresharedKey(NO_PRESHARED_KEY);
+    this.setLocalKey(undefined);
   }
 
   /** Our ephemeral key from now on; the one it replaces (a previous attempt's) is zeroed. */

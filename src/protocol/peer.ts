@@ -88,7 +88,7 @@ export class Peer implements Wakeable {
   }
 
   update(options: PeerOptions): void {
-    if (options.presharedKey !== undefined) this.handshake.presharedKey = Uint8Array.from(options.presharedKey);
+    if (options.presharedKey !== undefined) this.handshake.setPresharedKey(options.presharedKey);
     if (options.endpoint !== undefined) this.endpoint = options.endpoint;
     if (options.persistentKeepalive !== undefined) {
       this.persistentKeepalive = options.persistentKeepalive;

@@ -313,3 +313,56 @@ test('random datagrams never throw and are counted', () => {
   const total = Object.values(b.drops.snapshot()).reduce((x, y) => x + y, 0);
   assert.equal(total, 5000);
 });
+
+const allZero = (bytes: Uint8Array): boolean => bytes.every((b) => b === 0);
+
+test('a replaced or cleared private key is zeroed, with the DH results made with it; the caller\'s buffer is not', () => {
+  const { a, aPeer, b, bPeer } = pair();
+  a.initiateHandshake(aPeer, false);
+  pump(a, b);
+  assert.ok(aPeer.keypairs.current !== undefined);
+  const given = generatePrivateKey();
+  const old = a.privateKey!;
+  const oldStaticStatic = aPeer.handshake.staticStatic!;
+  assert.ok(!allZero(old) && !allZero(oldStaticStatic));
+  a.setPrivateKey(given);
+  assert.ok(allZero(old), 'the old private key is zeroed');
+  assert.ok(allZero(oldStaticStatic), 'the old static-static DH is zeroed');
+  assert.ok(!allZero(given), 'the key the caller passed stays as it was (tundra keeps a copy)');
+  assert.notEqual(a.privateKey, given);
+  assert.deepEqual(a.privateKey, given);
+  // Setting the same key again (as a UAPI client may) still leaves a working key.
+  a.setPrivateKey(a.privateKey);
+  assert.deepEqual(a.privateKey, given);
+  const current = a.privateKey!;
+  const staticStatic = aPeer.handshake.staticStatic!;
+  a.setPrivateKey(undefined);
+  assert.equal(a.privateKey, undefined);
+  assert.ok(allZero(current) && allZero(staticStatic), 'a cleared key is zeroed too');
+  // b keeps working with its own key.
+  assert.ok(!allZero(b.privateKey!) && !allZero(bPeer.handshake.staticStatic!));
+});
+
+test('a replaced preshared key, and a removed peer\'s keys, are zeroed', () => {
+  const { a, aPeer, b } = pair();
+  a.initiateHandshake(aPeer, false);
+  pump(a, b);
+  const given = generatePresharedKey();
+  const old = aPeer.handshake.presharedKey;
+  assert.ok(!allZero(old));
+  aPeer.update({ presharedKey: given });
+  assert.ok(allZero(old), 'the old preshared key is zeroed');
+  assert.ok(!allZero(given), 'the caller\'s buffer is left alone');
+  assert.deepEqual(aPeer.handshake.presharedKey, given);
+  const second = aPeer.handshake.presharedKey;
+  aPeer.update({ presharedKey: new Uint8Array(32) });
+  assert.ok(allZero(second), 'cleared (all zero) replaces and zeroes it too');
+  aPeer.update({ presharedKey: given });
+  const psk = aPeer.handshake.presharedKey;
+  const staticStatic = aPeer.handshake.staticStatic!;
+  const sendKey = aPeer.keypairs.current!.sendKey;
+  a.removePeer(aPeer);
+  assert.ok(allZero(psk), 'the removed peer\'s preshared key is zeroed');
+  assert.ok(allZero(staticStatic), 'and its static-static DH');
+  assert.ok(allZero(sendKey), 'and its session keys (as before)');
+});
