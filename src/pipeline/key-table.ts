@@ -10,19 +10,23 @@
 // - The replay window of a slot is used only by the in-order consumer of that
 //   keypair's packets, under the slot's lock (two receive streams may carry one
 //   keypair after a roam).
-// - The receiver index names its slot: its low KEY_SLOT_BITS bits are the slot and
-//   the rest is random, so a received index resolves with one mask and one compare.
+// - The receiver index names its slot, yet looks like a random 32-bit number, as
+//   wireguard-go's do (which say nothing of how many sessions there are or when they
+//   began): it is a keyed permutation (a 4-round Feistel network with per-table random
+//   round keys) of the slot in the low 16 bits and 16 fresh random bits above. A
+//   received index resolves in O(1), without allocating: undo the permutation, then
+//   compare the whole index with the one the slot holds, so a forged one is refused.
 //
 // Capacity is fixed at start-up: the buffers are reserved for KEY_SLOTS slots, and
 // the kernel commits their pages only when a slot is first used, so the resident
 // size follows the peers (about 1.2 KiB per keypair in use). A handshake that finds
 // no free slot fails with a counted drop (and `wg set` adding a peer past the peer
 // table's capacity gets ENOSPC, see peer-table.ts).
-import { randomInt } from 'node:crypto';
+import { getRandomValues, randomInt } from 'node:crypto';
 import { KEY_SIZE, REJECT_AFTER_MESSAGES } from '../protocol/constants.js';
 import { REPLAY_STATE_WORDS } from '../protocol/replay.js';
 
-/** Bits of a receiver index that name the slot. */
+/** Bits of a (deciphered) receiver index that name the slot. */
 export const KEY_SLOT_BITS = 16;
 /** Slots in a table: every peer needs up to four (current, previous, next and a handshake in progress). */
 export const KEY_SLOTS = 1 << KEY_SLOT_BITS;
@@ -51,9 +55,20 @@ export interface KeyTableShared {
   readonly createdAt: SharedArrayBuffer;
   readonly sendCounters: SharedArrayBuffer;
   readonly replay: SharedArrayBuffer;
+  /** The index permutation's round keys (4), the same on every thread. */
+  readonly indexKeys: readonly number[];
 }
 
 const LIMIT = REJECT_AFTER_MESSAGES;
+
+/** The Feistel round function: 16 bits of a murmur3-style mix of `half` and the round key. */
+function round(half: number, key: number): number {
+  let h = Math.imul(half ^ key, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h & SLOT_MASK;
+}
 
 export class KeyTable {
   readonly capacity: number;
@@ -71,6 +86,11 @@ export class KeyTable {
   private readonly free: number[] = [];
   /** What this view writes into a replay lock it holds: 1 on the control plane, a worker's number + 2 there. */
   private readonly lockOwner: number;
+  /** Round keys of the index permutation (fields, not an array: read per packet). */
+  private readonly k0: number;
+  private readonly k1: number;
+  private readonly k2: number;
+  private readonly k3: number;
 
   constructor(capacity = KEY_SLOTS, shared?: KeyTableShared, lockOwner = 1) {
     if (!Number.isInteger(capacity) || capacity < 2 || capacity > KEY_SLOTS) {
@@ -86,6 +106,7 @@ export class KeyTable {
       createdAt: new SharedArrayBuffer(capacity * 8),
       sendCounters: new SharedArrayBuffer(capacity * 8),
       replay: new SharedArrayBuffer(capacity * REPLAY_STATE_WORDS * 4),
+      indexKeys: Array.from(getRandomValues(new Int32Array(4))),
     };
     this.sendKeys = new Uint8Array(s.sendKeys);
     this.receiveKeys = new Uint8Array(s.receiveKeys);
@@ -93,6 +114,11 @@ export class KeyTable {
     this.createdAt = new Float64Array(s.createdAt);
     this.sendCounters = new BigUint64Array(s.sendCounters);
     this.replay = new Uint32Array(s.replay);
+    const [k0, k1, k2, k3] = s.indexKeys;
+    this.k0 = k0! | 0;
+    this.k1 = k1! | 0;
+    this.k2 = k2! | 0;
+    this.k3 = k3! | 0;
     // Slot 0 is never used, so no index is 0. Lowest slots first: their pages are the ones touched.
     if (shared === undefined) for (let slot = capacity - 1; slot >= 1; slot--) this.free.push(slot);
   }
@@ -115,6 +141,7 @@ export class KeyTable {
       createdAt: this.createdAt.buffer as SharedArrayBuffer,
       sendCounters: this.sendCounters.buffer as SharedArrayBuffer,
       replay: this.replay.buffer as SharedArrayBuffer,
+      indexKeys: [this.k0, this.k1, this.k2, this.k3],
     };
   }
 
@@ -131,7 +158,9 @@ export class KeyTable {
   allocate(peer: number): number | undefined {
     const slot = this.free.pop();
     if (slot === undefined) return undefined;
-    const index = ((randomInt(1 << (32 - KEY_SLOT_BITS)) << KEY_SLOT_BITS) | slot) >>> 0;
+    let index = 0;
+    // 0 means "no index" to the engine; at most one of the slot's 65,536 indices is 0.
+    while (index === 0) index = this.indexOf(slot, randomInt(1 << (32 - KEY_SLOT_BITS)));
     const at = slot * META_WORDS;
     Atomics.store(this.meta, at + M_LOCAL_INDEX, index | 0);
     Atomics.store(this.meta, at + M_PEER, peer);
@@ -157,7 +186,7 @@ export class KeyTable {
 
   /** Frees the slot of `localIndex`, zeroing its keys. Unknown or stale indices are ignored. */
   release(localIndex: number): void {
-    const slot = localIndex & SLOT_MASK;
+    const slot = this.slotOfIndex(localIndex);
     const at = slot * META_WORDS;
     if (slot === 0 || slot >= this.capacity || Atomics.load(this.meta, at + M_LOCAL_INDEX) !== (localIndex | 0)) return;
     if (Atomics.load(this.meta, at + M_STATE) === SLOT_FREE) return;
@@ -171,17 +200,35 @@ export class KeyTable {
 
   // ---- any thread ----------------------------------------------------------
 
-  /** The slot `localIndex` names (no check that it is in use). */
+  /** The slot `localIndex` names (no check that it is in use, nor that it is below the capacity). */
   slotOfIndex(localIndex: number): number {
-    return localIndex & SLOT_MASK;
+    // indexOf()'s rounds backwards, (l, r) = (r' ^ F(l'), l'), but for the first: that one
+    // left the slot unchanged in the left half, so undoing the last three finds it.
+    const l4 = localIndex >>> KEY_SLOT_BITS;
+    const r4 = localIndex & SLOT_MASK;
+    const l3 = r4 ^ round(l4, this.k3);
+    const l2 = l4 ^ round(l3, this.k2);
+    return l3 ^ round(l2, this.k1);
   }
 
   /**
-   * The active slot a received index names, or -1: unknown, stale (the random part
-   * differs), a handshake still in progress, or freed.
+   * The receiver index of `slot` with random part `random` (16 bits): four Feistel
+   * rounds (l, r) → (r, l ^ F(r)) over (random, slot).
+   */
+  private indexOf(slot: number, random: number): number {
+    const r1 = (random & SLOT_MASK) ^ round(slot, this.k0);
+    const r2 = slot ^ round(r1, this.k1);
+    const r3 = r1 ^ round(r2, this.k2);
+    const r4 = r2 ^ round(r3, this.k3);
+    return ((r3 << KEY_SLOT_BITS) | r4) >>> 0;
+  }
+
+  /**
+   * The active slot a received index names, or -1: unknown, stale or forged (not the
+   * index its slot holds), a handshake still in progress, or freed. Allocation-free.
    */
   activeSlot(localIndex: number): number {
-    const slot = localIndex & SLOT_MASK;
+    const slot = this.slotOfIndex(localIndex);
     if (slot === 0 || slot >= this.capacity) return -1;
     const at = slot * META_WORDS;
     if (Atomics.load(this.meta, at + M_LOCAL_INDEX) !== (localIndex | 0)) return -1;

@@ -4,16 +4,35 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
-import { KEY_SLOT_BITS, KeyTable } from '../../src/pipeline/key-table.js';
+import { constants, PerformanceObserver, type NodeGCPerformanceDetail } from 'node:perf_hooks';
+import { KeyTable } from '../../src/pipeline/key-table.js';
 import { PeerTable, PeerTableFullError } from '../../src/pipeline/peer-table.js';
 import { REJECT_AFTER_MESSAGES } from '../../src/protocol/constants.js';
 import { Drop } from '../../src/protocol/drop-reasons.js';
 import { Engine } from '../../src/protocol/engine.js';
 import { replayAccept } from '../../src/protocol/replay.js';
 import { generatePrivateKey } from '../../src/crypto/keys.js';
-import { readAddr } from '../../src/io/udp.js';
+import { readAddr, writeAddr } from '../../src/io/udp.js';
+import { openBatch, sealBatch } from '../../src/crypto/native-aead.js';
+import { EngineControl, inboundContextOf, outboundContextOf } from '../../src/stages/engine-control.js';
+import { InboundStage } from '../../src/stages/inbound.js';
+import { OutboundStage } from '../../src/stages/outbound.js';
+import { icmpEcho, tunBatch } from '../helpers/packets.js';
+import { A, connectedEngines } from '../helpers/engines.js';
 
 const key = (b: number): Uint8Array => new Uint8Array(32).fill(b);
+
+/** Another index that names the same slot as `index` (what a forger who knew the slot would try). */
+function forgeIndex(table: KeyTable, index: number): number {
+  const slot = table.slotOfIndex(index);
+  let x = index;
+  // About 1 in 65,536 numbers names a given slot; the bound is far beyond that.
+  for (let i = 0; i < 50_000_000; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    if (x !== index && table.slotOfIndex(x) === slot) return x;
+  }
+  throw new Error('no other index for the slot');
+}
 
 test('key table: an index names its slot; stale, unknown and handshake-only indices resolve to no slot', () => {
   const table = new KeyTable(8);
@@ -29,7 +48,7 @@ test('key table: an index names its slot; stale, unknown and handshake-only indi
   assert.deepEqual(table.sendKeys.subarray(slot * 32, slot * 32 + 32), key(1));
   assert.deepEqual(table.receiveKeys.subarray(slot * 32, slot * 32 + 32), key(2));
   // Same slot, another random part: a stale or forged index.
-  assert.equal(table.activeSlot((index ^ (1 << KEY_SLOT_BITS)) >>> 0), -1);
+  assert.equal(table.activeSlot(forgeIndex(table, index)), -1);
   assert.equal(table.activeSlot(0), -1);
   const generation = table.generationOf(slot);
   table.release(index);
@@ -157,4 +176,93 @@ test('key table: the replay locks a dead thread held are freed', () => {
   table.releaseReplayLocks(2);
   table.lockReplay(a); // would spin for ever if the dead worker's lock were still held
   table.unlockReplay(a);
+});
+
+test('receiver indices look like random 32-bit numbers: not sequential, every bit in use, fresh on each reuse of a slot', () => {
+  const table = new KeyTable();
+  const indices = Array.from({ length: 1000 }, () => table.allocate(0)!);
+  assert.deepEqual(indices.map((i) => table.slotOfIndex(i)), Array.from({ length: 1000 }, (_, i) => i + 1), 'the slots are still taken lowest first');
+  assert.equal(new Set(indices).size, 1000);
+  assert.ok(indices.every((i) => i !== 0 && i === i >>> 0));
+  for (const [name, half] of [['low', (i: number) => i & 0xffff], ['high', (i: number) => i >>> 16]] as const) {
+    const halves = indices.map(half);
+    // 1,000 draws from 65,536 repeat about 8 times; a counter or a constant repeats or steps by one.
+    assert.ok(new Set(halves).size > 950, `${name} halves repeat: ${new Set(halves).size} distinct`);
+    const steps = halves.filter((h, k) => k > 0 && h - halves[k - 1]! === 1).length;
+    assert.ok(steps < 10, `${name} halves count up: ${steps} steps of one`);
+  }
+  // Each bit is set in about half of them (the binomial's deviation is 1.6 %: 15 % is 9 of them).
+  for (let bit = 0; bit < 32; bit++) {
+    const set = indices.filter((i) => ((i >>> bit) & 1) === 1).length;
+    assert.ok(set > 350 && set < 650, `bit ${bit} is set in ${set} of 1000 indices`);
+  }
+  // One slot freed and taken again 300 times: a new random-looking index each time.
+  const again: number[] = [];
+  for (let n = 0; n < 300; n++) {
+    const index = table.allocate(0)!;
+    again.push(index);
+    table.release(index);
+  }
+  assert.equal(new Set(again.map((i) => table.slotOfIndex(i))).size, 1, 'the same slot each time');
+  assert.ok(new Set(again.map((i) => i & 0xffff)).size > 280 && new Set(again.map((i) => i >>> 16)).size > 280);
+  // Another table (another daemon, or a restart) numbers the same slots otherwise.
+  const other = new KeyTable(8);
+  assert.notEqual(other.allocate(0), new KeyTable(8).allocate(0));
+});
+
+test('another thread\'s view of the table resolves the same indices', () => {
+  const table = new KeyTable(64);
+  const index = table.allocate(7)!;
+  const slot = table.install(index, key(1), key(2), 9, 0);
+  const view = KeyTable.attach(table.share(), 2);
+  assert.equal(view.slotOfIndex(index), slot);
+  assert.equal(view.activeSlot(index), slot);
+  assert.equal(view.activeSlot(forgeIndex(table, index)), -1);
+});
+
+test('the data path drops a datagram whose index names a live slot but is not its index: unknown_index', () => {
+  const { a, b, bPeer } = connectedEngines();
+  const out = tunBatch([icmpEcho(8, '100.96.0.1', '100.96.0.2', 1, 1, new Uint8Array(32)), icmpEcho(8, '100.96.0.1', '100.96.0.2', 1, 2, new Uint8Array(32))]);
+  new OutboundStage(out.count).run(out, outboundContextOf(a, sealBatch), new EngineControl(a));
+  assert.equal(out.count, 2);
+  const localIndex = bPeer.keypairs.current!.localIndex;
+  const forged = forgeIndex(b.keyTable, localIndex);
+  assert.equal(b.keyTable.slotOfIndex(forged), bPeer.keypairs.current!.slot, 'the forged index names the live slot');
+  new DataView(out.data.buffer, out.data.byteOffset).setUint32(out.offsets[1]! + 4, forged, true);
+  for (let i = 0; i < out.count; i++) writeAddr(out.addrs, i, A.address, A.port);
+  const before = b.drops.get(Drop.UnknownIndex);
+  const delivered = new InboundStage(out.count).run(out, inboundContextOf(b, openBatch), new EngineControl(b));
+  assert.equal(delivered, 1, 'the genuine one is delivered');
+  assert.equal(b.drops.get(Drop.UnknownIndex) - before, 1, 'the forged one is unknown_index');
+});
+
+test('resolving a received index allocates nothing', async () => {
+  const table = new KeyTable();
+  const indices = new Uint32Array(1024);
+  for (let i = 0; i < 512; i++) {
+    const index = table.allocate(0)!;
+    table.install(index, key(1), key(2), 1, 0);
+    indices[2 * i] = index;
+    indices[2 * i + 1] = forgeIndex(table, index);
+  }
+  let sink = 0;
+  const lookups = (): void => {
+    let s = 0;
+    for (let i = 0; i < 1 << 20; i++) s += table.activeSlot(indices[i & 1023]!);
+    sink = (sink + s) | 0;
+  };
+  for (let r = 0; r < 5; r++) lookups(); // warmed: the JIT's own allocations are done
+  // Without --expose-gc: count the scavenges while 4 M lookups run (16 B each would be 64 MB of garbage).
+  let scavenges = 0;
+  const gcs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) if ((e as { detail?: NodeGCPerformanceDetail }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) scavenges++;
+  });
+  gcs.observe({ entryTypes: ['gc'] });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  scavenges = 0;
+  for (let r = 0; r < 4; r++) lookups();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  gcs.disconnect();
+  assert.equal(scavenges, 0, 'lookups allocate');
+  assert.ok(Number.isInteger(sink)); // the lookups' results are used
 });
