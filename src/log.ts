@@ -1,5 +1,6 @@
 // Logging as wireguard-go does it: LOG_LEVEL=verbose|error|silent (default error),
-// lines "DEBUG: (wg0) …" / "ERROR: (wg0) …" on standard output.
+// lines "DEBUG: (wg0) …" / "ERROR: (wg0) …" on standard output (and tundra's own
+// "WARNING: (wg0) …", at the error level).
 
 export type LogLevel = 'verbose' | 'error' | 'silent';
 
@@ -14,6 +15,11 @@ export class Logger {
 
   verbose(message: string): void {
     if (this.level === 'verbose') this.write('DEBUG', message);
+  }
+
+  /** Something to fix that does not stop anything; shown wherever errors are. */
+  warning(message: string): void {
+    if (this.level !== 'silent') this.write('WARNING', message);
   }
 
   error(message: string): void {

@@ -13,7 +13,8 @@
 //  - [Interface] may appear once, a peer must have a PublicKey, and no two peers may share one.
 // Nothing here resolves names or runs hooks: the result is data.
 
-import { readFile } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { decodeKey, encodeKey, KeyFormatError } from '../crypto/keys.js';
 import {
   type InterfaceAddress,
@@ -252,6 +253,31 @@ export function parseConfig(text: string, options: { file: string; mode: ConfigM
 }
 
 /** Reads a configuration file (UTF-8) and parses it; every failure is a ConfigError naming the file. */
+/**
+ * The warning wg-quick prints for a file that holds keys and that others can reach, by
+ * its rule: `(file mode & its directory's mode & 0007) != 0` after resolving links. So
+ * 0644 in a 0755 directory (/etc/wireguard's default) warns, and 0600 anywhere or 0644
+ * in a 0700 directory does not (the bits are ANDed one by one, so neither does 0644 in
+ * 0711). Undefined when there is nothing to say or the file cannot be examined (reading
+ * it reports that).
+ */
+export async function worldAccessibleWarning(path: string): Promise<string | undefined> {
+  let mode: number;
+  let real: string;
+  try {
+    real = await realpath(path);
+    mode = (await stat(real)).mode & (await stat(dirname(real))).mode;
+  } catch {
+    return undefined;
+  }
+  if ((mode & 0o007) === 0) return undefined;
+  return `Warning: \`${real}' is world accessible: other users may read its keys; run chmod 600 ${shellQuote(real)}`;
+}
+
+function shellQuote(text: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
+}
+
 export async function readConfigFile(path: string, mode: ConfigMode): Promise<WireGuardConfig> {
   let text: string;
   try {

@@ -11,12 +11,12 @@
 import { spawnSync } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { basename } from 'node:path';
-import { ConfigError, readConfigFile, type PeerConfig, type WireGuardConfig } from '../config/wg-config.js';
+import { ConfigError, readConfigFile, worldAccessibleWarning, type PeerConfig, type WireGuardConfig } from '../config/wg-config.js';
 import { clamp, encodeKey, KEY_LENGTH } from '../crypto/keys.js';
 import { Logger, type LogLevel } from '../log.js';
 import { settingsFromEnv } from './settings.js';
 import { formatPrefix, type Prefix } from '../routing/prefix.js';
-import type { PeerChange, SetRequest, UapiEndpoint, UapiInterfaceState } from '../uapi/protocol.js';
+import { wipeSetRequest, type PeerChange, type SetRequest, type UapiEndpoint, type UapiInterfaceState } from '../uapi/protocol.js';
 import { startInterface, type RunningInterface } from './foreground.js';
 
 const INTERFACE_NAME = /^[a-zA-Z0-9_=+.-]{1,15}$/;
@@ -179,6 +179,24 @@ function logDefaultRoutes(cfg: WireGuardConfig, name: string, logger: Logger): v
   }
 }
 
+/**
+ * Zeroes the keys read from the file and the request made of them, once the device has
+ * its own copies: a config kept for the next reload then holds no key (the diff reads
+ * the device's keys, not the last file's).
+ */
+function wipeKeys(cfg: WireGuardConfig, request: SetRequest): void {
+  wipeSetRequest(request);
+  cfg.interface.privateKey?.fill(0);
+  for (const peer of cfg.peers) peer.presharedKey?.fill(0);
+}
+
+/** Reads the file as wg-quick would, after its warning when others can reach the file. */
+async function readConfig(configPath: string, logger: Logger): Promise<WireGuardConfig> {
+  const warning = await worldAccessibleWarning(configPath);
+  if (warning !== undefined) logger.warning(warning);
+  return readConfigFile(configPath, 'wg-quick');
+}
+
 /** Brings the interface up and resolves when it has shut down again. */
 export async function up(configPath: string, logLevel: LogLevel): Promise<void> {
   const name = basename(configPath).replace(/\.conf$/, '');
@@ -194,7 +212,7 @@ export async function up(configPath: string, logLevel: LogLevel): Promise<void> 
   let cfg: WireGuardConfig;
   let endpoints: (UapiEndpoint | undefined)[];
   try {
-    cfg = await readConfigFile(configPath, 'wg-quick');
+    cfg = await readConfig(configPath, logger);
     endpoints = await resolveEndpoints(cfg);
     const settings = settingsFromEnv(process.env);
     running = await startInterface(name, logger, { ...settings, ...(cfg.interface.mtu === undefined ? {} : { mtu: cfg.interface.mtu }) });
@@ -204,7 +222,12 @@ export async function up(configPath: string, logLevel: LogLevel): Promise<void> 
   }
   let applied = appliedConfig(cfg, endpoints);
   try {
-    await running.device.set(toSetRequest(cfg, endpoints));
+    const request = toSetRequest(cfg, endpoints);
+    try {
+      await running.device.set(request);
+    } finally {
+      wipeKeys(cfg, request);
+    }
     for (const address of cfg.interface.addresses) {
       ip([`-${address.family}`, 'address', 'add', formatPrefix(address), 'dev', name]);
     }
@@ -265,7 +288,7 @@ async function reloadOnce(
   let next: WireGuardConfig;
   let endpoints: (UapiEndpoint | undefined)[];
   try {
-    next = await readConfigFile(configPath, 'wg-quick');
+    next = await readConfig(configPath, logger);
     endpoints = await resolveEndpoints(next);
   } catch (err) {
     if (!(err instanceof ConfigError || err instanceof UpError)) throw err;
@@ -279,6 +302,8 @@ async function reloadOnce(
   } catch (err) {
     logger.error(`reload: ${configPath}: the interface refused the change (${(err as Error).message}); nothing was changed`);
     return applied;
+  } finally {
+    wipeKeys(next, request);
   }
   const prev = applied.cfg;
   // Routes as `tundra up` made them, in the table it started with.

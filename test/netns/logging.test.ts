@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +35,17 @@ function uapi(path: string, request: string): Promise<string> {
 }
 
 const hex = (key: Uint8Array): string => Buffer.from(key).toString('hex');
+
+/** Sends bytes that are no operation: the server closes without an answer. */
+function uapiClosed(path: string, request: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(path);
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`${path} did not close`)); }, 5000);
+    socket.on('error', () => {}); // EPIPE/ECONNRESET: closed, which is what we wait for
+    socket.on('close', () => { clearTimeout(timer); resolve(); });
+    socket.write(request);
+  });
+}
 
 describe('logging', { skip, timeout: 60_000 }, () => {
   let hosts: TwoHosts;
@@ -81,6 +92,10 @@ describe('logging', { skip, timeout: 60_000 }, () => {
   test('LOG_LEVEL=verbose: tundra up through a handshake, reloads and bad requests prints no key', async () => {
     const config = join(dir, `${name}.conf`);
     writeConfig(config, encodeKey(psk));
+    // Others may enter the directory and read the file: wg-quick's warning, and tundra goes on.
+    chmodSync(dir, 0o755);
+    chmodSync(config, 0o644);
+    const warnings = (): number => (output().match(/WARNING: .*`[^']*\.conf' is world accessible.*chmod 600 /g) ?? []).length;
     const up = hosts.spawn(hosts.a, process.execPath, [TUNDRA_MAIN, 'up', config], { LOG_LEVEL: 'verbose' });
     const output = captureOutput(up);
     try {
@@ -88,8 +103,10 @@ describe('logging', { skip, timeout: 60_000 }, () => {
         if (up.exitCode !== null) throw new Error(`tundra up exited: ${output()}`);
         try { return hosts.exec(hosts.a, 'ip', ['route', 'show', 'dev', name]).includes('100.96.0.2'); } catch { return false; }
       });
+      assert.equal(warnings(), 1, `tundra up warns of the file others can read:\n${output()}`);
       // The PSKs differ: the handshake fails until the reload below gives tundra the right one.
       writeConfig(config, encodeKey(psk2));
+      chmodSync(config, 0o600); // fixed: the reload does not warn
       up.kill('SIGHUP');
       await waitFor('the reload', () => /Reloaded .* 1 updated/.test(output()));
       // The next handshake attempt (one each 5 s) now succeeds.
@@ -100,13 +117,17 @@ describe('logging', { skip, timeout: 60_000 }, () => {
       // A file whose private key is one character short, and UAPI requests with malformed keys.
       const nearKey = encodeKey(key).slice(0, 42) + '=';
       writeFileSync(config, `[Interface]\nPrivateKey = ${nearKey}\n`, { mode: 0o600 });
+      chmodSync(config, 0o604); // readable by others again: the reload warns
       up.kill('SIGHUP');
       await waitFor('the bad file to be reported', () => /reload: .*PrivateKey/.test(output()));
+      assert.equal(warnings(), 2, `the reload of a file others can read warns again:\n${output()}`);
       const path = `/var/run/wireguard/${name}.sock`;
       assert.match(await uapi(path, `set=1\nprivate_key=${hex(key).slice(0, 63)}\n\n`), /errno=-22/);
       assert.match(await uapi(path, `set=1\npublic_key=${hex(publicKeyOf(peerKey))}\npreshared_key=${hex(psk2).slice(1)}\n\n`), /errno=-22/);
       assert.match(await uapi(path, `set=1\nprivate_key=${hex(key)}x\n\n`), /errno=-22/);
-      await waitFor('the bad requests to be logged', () => (output().match(/UAPI: /g) ?? []).length >= 3);
+      await uapiClosed(path, `private_key=${hex(key)}\n\n`); // set=1 forgotten
+      await waitFor('the bad requests to be logged', () => (output().match(/UAPI: /g) ?? []).length >= 4);
+      assert.match(output(), /UAPI: invalid operation "private_key" \(the value is not shown\)/);
       await stop(up);
 
       const log = output();

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -10,6 +10,7 @@ import {
   formatConfig,
   parseConfig,
   readConfigFile,
+  worldAccessibleWarning,
 } from '../../src/config/wg-config.js';
 import { formatPrefix } from '../../src/routing/prefix.js';
 
@@ -352,4 +353,32 @@ test('config: random input only ever parses or throws ConfigError, and what pars
   }
   assert.ok(lines >= 2000, `${lines} lines`);
   assert.ok(parsed > 100, `only ${parsed} random configs parsed; the fuzz does not reach deep`);
+});
+
+test('a file others can reach gets wg-quick\'s warning, with the fix; one only its owner and group can read does not', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tundra-mode-'));
+  try {
+    await chmod(dir, 0o755);
+    const modes: Array<[number, boolean]> = [[0o600, false], [0o644, true], [0o640, false], [0o604, true], [0o601, true], [0o660, false]];
+    for (const [mode, warns] of modes) {
+      const file = join(dir, `m${mode.toString(8)}.conf`);
+      await writeFile(file, '[Interface]\n');
+      await chmod(file, mode);
+      const warning = await worldAccessibleWarning(file);
+      if (!warns) {
+        assert.equal(warning, undefined, mode.toString(8));
+        continue;
+      }
+      const real = await realpath(file); // as wg-quick, which names the file after readlink -f
+      assert.equal(warning, `Warning: \`${real}' is world accessible: other users may read its keys; run chmod 600 ${real}`, mode.toString(8));
+    }
+    // wg-quick's rule: the directory's bits count too, so a 0644 file in a 0700 directory is fine.
+    await chmod(dir, 0o700);
+    assert.equal(await worldAccessibleWarning(join(dir, 'm644.conf')), undefined);
+    await chmod(dir, 0o711);
+    assert.match((await worldAccessibleWarning(join(dir, 'm601.conf')))!, /world accessible/, 'others may enter and the file lets them in');
+    assert.equal(await worldAccessibleWarning(join(dir, 'missing.conf')), undefined, 'a missing file is for the reader to report');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
