@@ -13,7 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { Bench, type Task } from 'tinybench';
 import { DEFAULT_SPIN, MpmcRing, SpscRing, type Ring } from '../../src/pipeline/ring.js';
 import { emit, result, taskResult, type Result } from './report.js';
-import { PING_WARMUP, type BenchResult, type PingResult, type RingJob } from '../../test/helpers/ring-worker.js';
+import { PING_WARMUP, type BenchResult, type EchoResult, type PingResult, type RingJob } from '../../test/helpers/ring-worker.js';
 
 const WORDS = 4;
 const WORKER = new URL('../../test/helpers/ring-worker.js', import.meta.url);
@@ -150,7 +150,7 @@ for (const kind of ['spsc', 'mpmc'] as const) {
   for (const spin of SPINS) {
     const out = make(kind, 4, spin);
     const back = make(kind, 4, spin);
-    const echo = run<number>({ role: 'echo', in: out.share(), out: back.share(), spin, timeoutMs: 10_000 });
+    const echo = run<EchoResult>({ role: 'echo', in: out.share(), out: back.share(), spin, timeoutMs: 10_000 });
     const r = await run<PingResult>({
       role: 'ping', out: out.share(), back: back.share(), spin, count: ROUNDS, timeoutMs: 10_000, maxTimeouts: 1, timed: true,
     });

@@ -96,11 +96,4 @@ export function captureOutput(child: ChildProcess): () => string {
   return () => out;
 }
 
-/** Polls `check` every 50 ms until it returns true or `timeoutMs` passes. */
-export async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export { waitFor } from './wait.js';

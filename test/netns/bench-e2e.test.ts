@@ -16,9 +16,13 @@ const RUN = fileURLToPath(new URL('../../bench/e2e/run.js', import.meta.url));
 const FAKE = fileURLToPath(new URL('../../../test/helpers/bench-fake-impl.sh', import.meta.url));
 const skip = networkTestsUnavailable(['ip', 'wg', 'ping', 'iperf3']);
 
+// No timing assertions (issue 20): the run uses the default --start-timeout (10 s), which a
+// busy machine's tundra meets; 'never' is skipped after it either way, and this test is
+// about why the others are skipped. Throughput only has to be measured, not fast (that is
+// the benchmark's business); the other bounds are for hangs.
 test('a short run measures tundra and skips, with the reason, an impl that fails, one that never makes its interface, a missing binary and a missing tool', { skip, timeout: 120_000 }, withDir('bench-e2e', async (dir) => {
   const r = spawnSync(process.execPath, [
-    RUN, '--topology', 'p2p', '--load', 'tcp1,secnetperf', '--rounds', '1', '--seconds', '2', '--start-timeout', '2',
+    RUN, '--topology', 'p2p', '--load', 'tcp1,secnetperf', '--rounds', '1', '--seconds', '2',
     '--impl', 'tundra', '--impl', `never=sh ${FAKE} never %IF%`, '--impl', `fail=sh ${FAKE} fail %IF%`,
     '--impl', 'ghost=no-such-wireguard-xyz -f %IF%', '--out', dir,
   ], { encoding: 'utf8', timeout: 110_000 });
@@ -27,7 +31,7 @@ test('a short run measures tundra and skips, with the reason, an impl that fails
   assert.equal(report.kind, 'e2e');
   const cell = (metric: string) => report.results.find((x) => x.group === 'p2p' && x.impl === 'tundra' && x.test === 'tcp1' && x.metric === metric);
   const tput = cell('throughput_bps');
-  assert.ok(tput !== undefined && tput.samples.length === 1 && tput.median > 1e6, `tundra's tcp1 throughput: ${JSON.stringify(tput)}; skipped: ${JSON.stringify(report.skipped)}`);
+  assert.ok(tput !== undefined && tput.samples.length === 1 && tput.median > 0, `tundra's tcp1 throughput: ${JSON.stringify(tput)}; skipped: ${JSON.stringify(report.skipped)}`);
   assert.ok((cell('cpu_ns_per_byte')?.median ?? 0) > 0, 'tundra CPU per byte');
   assert.deepEqual(report.results.filter((x) => x.impl !== 'tundra'), [], 'only tundra measured');
 
@@ -46,14 +50,14 @@ test('a short run measures tundra and skips, with the reason, an impl that fails
   assert.deepEqual(processesOf(report.run.id), []);
 }));
 
-test('Ctrl-C during a load: exit 130, the run\'s namespaces and daemons are gone, the partial report is written', { skip, timeout: 90_000 }, withDir('bench-e2e', async (dir) => {
+test('Ctrl-C during a load: exit 130, the run\'s namespaces and daemons are gone, the partial report is written', { skip, timeout: 180_000 }, withDir('bench-e2e', async (dir) => {
   const child = spawn(process.execPath, [RUN, '--topology', 'p2p', '--load', 'tcp1', '--rounds', '1', '--seconds', '30', '--impl', 'tundra', '--out', dir], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const loading = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no tcp1 progress line in 40 s: ${stderr}`)), 40_000);
+    const timer = setTimeout(() => reject(new Error(`no tcp1 progress line in 90 s: ${stderr}`)), 90_000);
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
       const id = /bench: run (\w{4}):/.exec(stderr)?.[1];
@@ -67,7 +71,7 @@ test('Ctrl-C during a load: exit 130, the run\'s namespaces and daemons are gone
   await new Promise((r) => setTimeout(r, 2000)); // into the transfer
   assert.ok(processesOf(runId).length >= 2, `both daemons run before the interrupt: ${processesOf(runId).join('; ')}`);
   child.kill('SIGINT');
-  const timeout = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  const timeout = setTimeout(() => child.kill('SIGKILL'), 60_000);
   const status = await exited;
   clearTimeout(timeout);
   assert.equal(status, 130, stderr);

@@ -13,6 +13,8 @@ import type { ArenaJob, ArenaResult } from '../helpers/ring-worker.js';
 setPriority(19);
 
 const WORKER = new URL('../helpers/ring-worker.js', import.meta.url);
+/** A bound only a hang reaches (no timing assertions: issue 20). */
+const HANG_MS = 120_000;
 
 test('acquire until -1, release all, inUse back to 0', () => {
   const arena = new BatchArena({ batches: 5, slotsPerBatch: 3, slotSize: 100 });
@@ -167,15 +169,21 @@ test('large arenas cost address space, not memory: 64 × 64 × SLOT_SIZE', () =>
   assert.ok(after - before < 32 * 1024 * 1024, `RSS grew by ${((after - before) / 1048576).toFixed(1)} MiB`);
 });
 
-test('acquire/release from 2 workers at once: exclusive ownership, ends with inUse 0 and every id free once', { timeout: 20_000 }, async () => {
+test('acquire/release from 2 workers at once: exclusive ownership, ends with inUse 0 and every id free once', { timeout: HANG_MS }, async (t) => {
   // Two workers each holding 2 of 3 batches at a time: one of them often sleeps in
-  // acquireWait until the other releases (the free list's room/data wake-ups).
+  // acquireWait until the other releases (the free list's room/data wake-ups). Up to ITER
+  // iterations each, none started after BUDGET_MS: a busy machine does fewer, checked the
+  // same. A wait that hits its timeout waits again (a holder was descheduled); the ring
+  // tests tell lost wake-ups from slow schedulers, this one checks ownership.
   const batches = 3;
   const arena = new BatchArena({ batches, slotsPerBatch: 4, slotSize: 64 });
   const ITER = 50_000;
+  const BUDGET_MS = 5_000;
   const barrier = new SharedArrayBuffer(4);
   const workers = [0, 1].map((worker) => {
-    const job: ArenaJob = { role: 'arena', arena: arena.share(), worker, iterations: ITER, hold: 2, timeoutMs: 2_000, barrier, parties: 2 };
+    const job: ArenaJob = {
+      role: 'arena', arena: arena.share(), worker, iterations: ITER, budgetMs: BUDGET_MS, hold: 2, timeoutMs: 2_000, giveUpMs: HANG_MS / 2, barrier, parties: 2,
+    };
     const w = new Worker(WORKER, { workerData: job });
     const result = new Promise<ArenaResult>((resolve, reject) => {
       w.once('message', resolve);
@@ -186,13 +194,12 @@ test('acquire/release from 2 workers at once: exclusive ownership, ends with inU
     return { w, result };
   });
   try {
-    // The main thread contends too, holding a batch now and then.
-    const t0 = performance.now();
+    // The main thread contends too, holding a batch now and then, while the workers run.
     let mine = 0;
     const done = Promise.all(workers.map((x) => x.result));
     let finished = false;
     void done.then(() => (finished = true), () => (finished = true));
-    while (!finished && performance.now() - t0 < 10_000) {
+    while (!finished) {
       const id = arena.acquire();
       if (id >= 0) {
         mine++;
@@ -201,7 +208,13 @@ test('acquire/release from 2 workers at once: exclusive ownership, ends with inU
       await new Promise<void>((r) => setImmediate(r));
     }
     const results = await done;
-    for (const r of results) assert.deepEqual({ ...r, waits: 0 }, { acquired: 2 * ITER, conflicts: 0, timeouts: 0, waits: 0 });
+    t.diagnostic(`iterations ${results.map((r) => r.iterations).join(', ')}; waits ${results.map((r) => r.waits).join(', ')}; ` +
+      `stalls ${results.map((r) => r.stalls).join(', ')}; the main thread's ${mine}`);
+    for (const r of results) {
+      assert.deepEqual({ conflicts: r.conflicts, gaveUp: r.gaveUp }, { conflicts: 0, gaveUp: false });
+      assert.ok(r.iterations > 0);
+      assert.equal(r.acquired, 2 * r.iterations, 'every iteration acquired its 2 batches');
+    }
     assert.ok(results[0]!.waits + results[1]!.waits > 0, 'nobody ever had to wait: the test did not contend');
     assert.ok(mine > 0);
     assert.equal(arena.inUse, 0);
@@ -209,7 +222,6 @@ test('acquire/release from 2 workers at once: exclusive ownership, ends with inU
     const ids: number[] = [];
     for (let id = arena.acquire(); id >= 0; id = arena.acquire()) ids.push(id);
     assert.deepEqual(ids.sort((a, b) => a - b), Array.from({ length: batches }, (_, i) => i));
-    assert.ok(performance.now() - t0 < 10_000);
   } finally {
     await Promise.all(workers.map((x) => x.w.terminate()));
   }

@@ -6,10 +6,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ADDR_STRIDE, readAddr, readLocal, writeAddr } from '../../src/io/udp.js';
 import { PacketBatch } from '../../src/pipeline/batch.js';
+import { RING_LAYOUT, type RingShared } from '../../src/pipeline/ring.js';
 import { PeerTable } from '../../src/pipeline/peer-table.js';
 import { Drop, DropCounters } from '../../src/protocol/drop-reasons.js';
 import type { EngineControl } from '../../src/stages/engine-control.js';
-import { ChannelReader, ChannelWriter, createControlChannel, MESSAGE_MAX_BYTES, TALLY_INTERVAL_MS } from '../../src/workers/control-channel.js';
+import { ChannelReader, ChannelWriter, createControlChannel, MESSAGE_MAX_BYTES } from '../../src/workers/control-channel.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** An EngineControl that writes down what it is told. */
 function recorder(): { control: EngineControl; calls: string[] } {
@@ -30,7 +32,19 @@ function recorder(): { control: EngineControl; calls: string[] } {
   return { control: control as unknown as EngineControl, calls };
 }
 
-const tick = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+// No fixed sleeps (issue 20: on a busy machine 5 ms may pass before the reader runs, or
+// the 20 ms interval may fire first). What the main thread has done is polled for, up to
+// a bound only a hang reaches. What it must NOT have done yet cannot be shown by waiting
+// a while, so that is checked where the records are: a tally that can wait is in the
+// tally ring (which only the interval reads), an urgent one in the message ring, and a
+// doorbell rang if the ring's wake-up word moved while the reader slept on it.
+const arrived = (calls: string[], n: number): Promise<void> => waitFor(`${n} calls`, () => calls.length >= n, 10_000, 2);
+
+/** A ring's doorbell: the reader asleep on it, and how often it was rung. */
+function doorbell(ring: RingShared): { sleepers: () => number; rung: () => number } {
+  const ctl = new Int32Array(ring.buffer, 0, RING_LAYOUT.HEADER_WORDS);
+  return { sleepers: () => Atomics.load(ctl, RING_LAYOUT.DATA_SLEEPERS), rung: () => Atomics.load(ctl, RING_LAYOUT.DATA_SEQ) };
+}
 
 function setup(capacity?: { tallies: number; messages: number }, read = true) {
   const shared = createControlChannel(capacity?.tallies, capacity?.messages);
@@ -45,34 +59,38 @@ function setup(capacity?: { tallies: number; messages: number }, read = true) {
   const reader = read ? new ChannelReader(shared, control, () => { work++; }) : undefined;
   const batch = new PacketBatch(4, 256);
   batch.resetOffsets(0);
-  return { writer, reader: reader!, calls, drops, peer, peers, batch, afterWork: () => work };
+  return { writer, reader: reader!, calls, drops, peer, peers, batch, afterWork: () => work, tallyBell: doorbell(shared.tallies), messageBell: doorbell(shared.messages) };
 }
 
 test('tallies that can wait arrive on the interval; urgent ones wake the main thread, after those made before them', async () => {
-  const { writer, reader, calls, peer, peers, batch, afterWork } = setup();
+  const { writer, reader, calls, peer, peers, batch, afterWork, messageBell } = setup();
   try {
     writeAddr(batch.addrs, 0, '198.18.0.2', 51820); // the endpoint
     writeAddr(batch.addrs, 1, '198.18.0.3', 40000); // somewhere else: roaming
     writer.sent(peer, 5, 1, 100, 3, false);
     writer.received(peer, 5, 1, 200, 2, true, batch, 0);
-    await tick(2);
-    assert.deepEqual(calls, [], 'nothing yet: no doorbell for tallies that can wait');
+    assert.deepEqual(reader.queued, { tallies: 2, messages: 0 }, 'no doorbell for tallies that can wait: they wait in the tally ring');
+    assert.equal(messageBell.sleepers(), 1, 'the reader sleeps on the message ring\'s doorbell');
+    const rung = messageBell.rung();
     writer.received(peer, 5, 1, 300, 3, true, batch, 1); // a new source: urgent
+    assert.equal(messageBell.rung(), rung + 1, 'the urgent tally rang the doorbell');
     assert.deepEqual(readAddr(peers.endpoints, peer), { address: '198.18.0.3', port: 40000 },
       'the worker put the new source in the peer table itself, before the main thread heard of it');
-    await tick(5);
+    await arrived(calls, 3);
     assert.deepEqual(calls, ['sent 0 5 1 100/3 false', 'received 0 5 1 200/2 true :51820', 'received 0 5 1 300/3 true :40000 roamed'],
-      'the urgent tally woke the reader, which applied the earlier ones first');
+      'the woken reader applied the earlier tallies first');
     assert.ok(afterWork() > 0, 'then the control plane sent what the engine queued');
     calls.length = 0;
     writer.received(peer, 6, 2, 10, 1, false, batch, 1); // a keypair that is not the sending one: confirms it
     writer.sent(peer, 5, 1, 50, 2, true); // counters used up
-    await tick(5);
+    assert.deepEqual(reader.queued, { tallies: 0, messages: 2 }, 'both urgent');
+    await arrived(calls, 2);
     assert.deepEqual(calls, ['received 0 6 2 10/1 false :40000', 'sent 0 5 1 50/2 true']);
     calls.length = 0;
     writer.sent(peer, 5, 1, 7, 1, false);
-    await tick(TALLY_INTERVAL_MS * 3);
-    assert.deepEqual(calls, ['sent 0 5 1 7/1 false'], 'a tally that can wait is applied within the interval');
+    assert.deepEqual(reader.queued, { tallies: 1, messages: 0 }, 'a tally that can wait: no doorbell');
+    await arrived(calls, 1);
+    assert.deepEqual(calls, ['sent 0 5 1 7/1 false'], 'a tally that can wait is applied too');
   } finally {
     reader.close();
   }
@@ -81,17 +99,19 @@ test('tallies that can wait arrive on the interval; urgent ones wake the main th
 test('an idle reader stops its interval and sleeps on the tallies\' doorbell; the next tally starts it again', async () => {
   const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
   const before = timers();
-  const { writer, reader, calls, peer } = setup();
+  const { writer, reader, calls, peer, tallyBell } = setup();
   try {
     assert.equal(timers(), before + 1, 'the interval runs from the start');
-    await tick(TALLY_INTERVAL_MS * 3);
-    assert.equal(timers(), before, 'an interval that found no tallies stopped it');
+    await waitFor('the idle reader to stop its interval', () => timers() === before, 10_000, 2);
     assert.deepEqual(calls, []);
+    assert.equal(tallyBell.sleepers(), 1, 'the idle reader sleeps on the tally ring\'s doorbell');
+    const rung = tallyBell.rung();
     writer.sent(peer, 5, 1, 9, 1, false);
-    await tick(5);
-    assert.equal(timers(), before + 1, 'the doorbell woke the reader, which started the interval again');
-    await tick(TALLY_INTERVAL_MS * 2);
-    assert.deepEqual(calls, ['sent 0 5 1 9/1 false'], 'and the tally was applied on it');
+    assert.equal(tallyBell.rung(), rung + 1, 'the tally rang the doorbell');
+    // Only the interval applies tallies (no message came), and it had stopped: applied
+    // means the woken reader started it again.
+    await arrived(calls, 1);
+    assert.deepEqual(calls, ['sent 0 5 1 9/1 false'], 'the doorbell woke the reader, which started the interval again and applied the tally on it');
   } finally {
     reader.close();
   }
@@ -105,19 +125,21 @@ test('a datagram to another local address is urgent (it moves the sticky source)
     writeAddr(batch.addrs, 1, '198.18.0.2', 51820, { address: '198.18.0.1', ifindex: 2 }); // to another local address
     writeAddr(batch.addrs, 2, '198.18.0.2', 51820); // no local address at all
     writer.received(peer, 5, 1, 10, 1, true, batch, 0);
-    await tick(5);
-    assert.deepEqual(calls, [], 'same remote, same local: waits for the interval');
+    assert.deepEqual(reader.queued, { tallies: 1, messages: 0 }, 'same remote, same local: waits for the interval');
     writer.received(peer, 5, 1, 20, 1, true, batch, 1);
-    await tick(5);
-    assert.deepEqual(calls, ['received 0 5 1 10/1 true :51820', 'received 0 5 1 20/1 true :51820 roamed'], 'another local address: urgent');
+    assert.deepEqual(reader.queued, { tallies: 1, messages: 1 }, 'another local address: urgent');
+    await arrived(calls, 2);
+    assert.deepEqual(calls, ['received 0 5 1 10/1 true :51820', 'received 0 5 1 20/1 true :51820 roamed'], 'in the order they were made');
     assert.deepEqual(readLocal(peers.endpoints, peer), { address: '198.18.0.1', ifindex: 2 }, 'the new local address is the source now');
     calls.length = 0;
     writer.received(peer, 5, 1, 30, 1, true, batch, 2);
-    await tick(5);
-    assert.deepEqual(calls, ['received 0 5 1 30/1 true :51820 roamed'], 'no local side against an endpoint with one: urgent');
+    assert.deepEqual(reader.queued, { tallies: 0, messages: 1 }, 'no local side against an endpoint with one: urgent');
+    await arrived(calls, 1);
+    assert.deepEqual(calls, ['received 0 5 1 30/1 true :51820 roamed']);
     calls.length = 0;
     writer.sourceGone(batch.addrs, 1);
-    await tick(5);
+    assert.deepEqual(reader.queued, { tallies: 0, messages: 1 });
+    await arrived(calls, 1);
     assert.deepEqual(calls, ['gone 198.18.0.1']);
   } finally {
     reader.close();
@@ -133,7 +155,7 @@ test('handshakes and packets without a session arrive whole, with the batch size
     }
     writer.handshakes(batch, Int32Array.of(0, 2), 2);
     writer.needsSession(3, Uint8Array.of(9, 8, 7, 6), 1, 2);
-    await tick(5);
+    await arrived(calls, 4);
     assert.deepEqual(calls, ['backlog 2/4', 'handshake 1 148', 'handshake 3 36', 'needs 3 8,7']);
   } finally {
     reader.close();

@@ -104,7 +104,9 @@ test('native split == twin: well-formed super-packets and NONE packets', (t) => 
   const started = performance.now();
   let cases = 0;
   const codes = new Map<number, number>();
-  while (cases < 3000 && performance.now() - started < 8000) {
+  // At least 500 cases however slow the machine (no timing assertion: issue 20), up to 3000 while
+  // 8 s allow.
+  while (cases < 500 || (cases < 3000 && performance.now() - started < 8000)) {
     cases++;
     const kind = randInt(rand, 10);
     let input: Uint8Array;
@@ -127,7 +129,6 @@ test('native split == twin: well-formed super-packets and NONE packets', (t) => 
     codes.set(r > 0 ? 1 : r, (codes.get(r > 0 ? 1 : r) ?? 0) + 1);
   }
   t.diagnostic(`${cases} cases, results ${JSON.stringify([...codes].sort((a, b) => a[0] - b[0]))}`);
-  assert.ok(cases >= 500, `only ${cases} cases`);
   assert.ok((codes.get(1) ?? 0) > cases / 3, `too few successes: ${JSON.stringify([...codes])}`);
 });
 
@@ -210,7 +211,9 @@ test('native split == twin: fuzz of malformed vnet headers and packets', (t) => 
   const started = performance.now();
   let cases = 0;
   const codes = new Map<number, number>();
-  while (cases < 20000 && performance.now() - started < 8000) {
+  // At least 2000 cases however slow the machine (no timing assertion: issue 20), up to 20000 while
+  // 8 s allow.
+  while (cases < 2000 || (cases < 20000 && performance.now() - started < 8000)) {
     cases++;
     const input = malformedSplitInput(rand);
     const maxSegments = chance(rand, 0.5) ? 1 + randInt(rand, 4) : 1 + randInt(rand, 64);
@@ -219,7 +222,6 @@ test('native split == twin: fuzz of malformed vnet headers and packets', (t) => 
     codes.set(r > 0 ? 1 : r, (codes.get(r > 0 ? 1 : r) ?? 0) + 1);
   }
   t.diagnostic(`${cases} cases, results ${JSON.stringify([...codes].sort((a, b) => a[0] - b[0]))}`);
-  assert.ok(cases >= 2000, `only ${cases} cases`);
   for (const code of [1, -1, -2, -3, -4, -5, -6, -7, -8]) {
     assert.ok((codes.get(code) ?? 0) > 0, `the fuzz never produced ${code}: ${JSON.stringify([...codes])}`);
   }
@@ -297,7 +299,9 @@ test('native coalesce == twin: interleaved flows', (t) => {
   const started = performance.now();
   let batches = 0;
   let packets = 0;
-  while (batches < 800 && performance.now() - started < 8000) {
+  // At least 200 batches however slow the machine (no timing assertion: issue 20), up to 800 while
+  // 8 s allow.
+  while (batches < 200 || (batches < 800 && performance.now() - started < 8000)) {
     batches++;
     const count = 1 + randInt(rand, 128);
     packets += count;
@@ -315,7 +319,6 @@ test('native coalesce == twin: interleaved flows', (t) => {
     compareCoalesce(rand, batch, capacity, flags, `batch ${batches}`);
   }
   t.diagnostic(`${batches} batches, ${packets} packets`);
-  assert.ok(batches >= 200, `only ${batches} batches`);
   assert.ok(packets > 10000);
 });
 
@@ -369,7 +372,9 @@ test('native coalesce == twin: fuzz of malformed packets in flows', (t) => {
   const rand = prng(0xf0221);
   const started = performance.now();
   let batches = 0;
-  while (batches < 3000 && performance.now() - started < 8000) {
+  // At least 1000 batches however slow the machine (no timing assertion: issue 20), up to 3000 while
+  // 8 s allow.
+  while (batches < 1000 || (batches < 3000 && performance.now() - started < 8000)) {
     batches++;
     const count = 1 + randInt(rand, 40);
     const batch = generateTraffic(rand, { packets: count, flows: 1 + randInt(rand, 3), mtus: [300, 576, 1500], badChecksum: 0.1 })
@@ -381,7 +386,6 @@ test('native coalesce == twin: fuzz of malformed packets in flows', (t) => {
     compareCoalesce(rand, batch, Math.max(capacity, longest), randInt(rand, 4), `fuzz batch ${batches}`);
   }
   t.diagnostic(`${batches} batches`);
-  assert.ok(batches >= 1000, `only ${batches} batches`);
 });
 
 test('native coalesce == twin: the 64-segment and 65535-byte caps, no stats', () => {

@@ -638,7 +638,9 @@ test('property: split makes the segments an independent builder makes', (t) => {
   const rand = prng(0x5eed01);
   const started = performance.now();
   let cases = 0;
-  while (cases < 3000 && performance.now() - started < 8000) {
+  // At least 500 cases however slow the machine (no timing assertion: issue 20), up to 3000 while
+  // 8 s allow.
+  while (cases < 500 || (cases < 3000 && performance.now() - started < 8000)) {
     cases++;
     const maxLength = randInt(rand, 4) === 0 ? 65535 : 200 + randInt(rand, 9000);
     const s = randomSuperPacket(rand, maxLength, 64);
@@ -665,7 +667,6 @@ test('property: split makes the segments an independent builder makes', (t) => {
     });
   }
   t.diagnostic(`${cases} cases`);
-  assert.ok(cases >= 500, `only ${cases} cases`);
 });
 
 test('property: NONE + NEEDS_CSUM completes valid checksums', () => {
@@ -704,7 +705,9 @@ test('property: coalesce then split gives the original packets back', (t) => {
   const started = performance.now();
   let batches = 0;
   let mergedItems = 0;
-  while (batches < 700 && performance.now() - started < 9000) {
+  // At least 300 batches however slow the machine (no timing assertion: issue 20), up to 700 while
+  // 9 s allow.
+  while (batches < 300 || (batches < 700 && performance.now() - started < 9000)) {
     batches++;
     const count = 1 + randInt(rand, 128);
     const packets = generateTraffic(rand, { packets: count });
@@ -761,7 +764,6 @@ test('property: coalesce then split gives the original packets back', (t) => {
     assert.deepEqual(seen.sort(), packets.map(normalized).sort(), 'not the same packets');
   }
   t.diagnostic(`${batches} batches, ${mergedItems} merged items`);
-  assert.ok(batches >= 300, `only ${batches} batches`);
   assert.ok(mergedItems > batches / 4, `too few merged items: ${mergedItems} in ${batches} batches`);
 });
 
@@ -769,7 +771,9 @@ test('property: split then coalesce gives the super-packet back', (t) => {
   const rand = prng(0x5eed04);
   let cases = 0;
   const started = performance.now();
-  while (cases < 2000 && performance.now() - started < 8000) {
+  // At least 500 cases however slow the machine (no timing assertion: issue 20), up to 2000 while
+  // 8 s allow.
+  while (cases < 500 || (cases < 2000 && performance.now() - started < 8000)) {
     const s = randomSuperPacket(rand, randInt(rand, 8) === 0 ? 65535 : 200 + randInt(rand, 12000), 64);
     if (s.ip.ipOptions) continue; // IHL 5 only
     const l4 = s.l4.proto === 'tcp' ? { ...s.l4, flags: randInt(rand, 2) === 0 ? TCP_ACK : TCP_ACK | TCP_PSH } : s.l4;
@@ -786,7 +790,6 @@ test('property: split then coalesce gives the super-packet back', (t) => {
     assert.deepEqual(Array.from(stats.subarray(0, 3)), [1, n, 0]);
   }
   t.diagnostic(`${cases} cases`);
-  assert.ok(cases >= 500, `only ${cases} cases`);
 });
 
 // The sum helpers agree with the naive ones.

@@ -21,6 +21,7 @@ import { closeFd } from '../../src/io/fd.js';
 import { tunRead, tunWrite } from '../../src/io/tun.js';
 import { FdWatcher } from '../../src/io/watch.js';
 import { prng } from '../helpers/prng.js';
+import { waitFor } from '../helpers/wait.js';
 
 const E = constants.errno;
 const UDP_URL = new URL('../../src/io/udp.js', import.meta.url).href;
@@ -470,8 +471,11 @@ test('FdWatcher: close() twice and from inside the callback; watch() after close
     w.watch(true, false);
     const s = packSend([payloadFor(1, 8)], [{ address: '127.0.0.1', port: rx.port }]);
     udpSend(tx.fd, s.data, s.offsets, s.lengths, s.addrs, 1);
+    await waitFor('the first call', () => calls > 0, 10_000, 2);
+    // The datagram is still unread, yet no second call came: the watcher is closed. (A
+    // short look, after event loop turns in which a watcher left open would be called
+    // again: on a busy machine it may see less, never fail for it.)
     await new Promise((r) => setTimeout(r, 100));
-    // The datagram is still unread, yet no second call came: the watcher is closed.
     assert.equal(calls, 1);
     assert.equal(w.closed, true);
     w.close();
@@ -492,10 +496,14 @@ test('FdWatcher: close() twice and from inside the callback; watch() after close
       n++;
       v.watch(false, false);
     });
+    // The datagram above is still unread: each watch() makes one call, which stops it
+    // again (the short looks after each, as above, may only miss an extra call).
     v.watch(true, false);
+    await waitFor('the first call', () => n >= 1, 10_000, 2);
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(n, 1);
     v.watch(true, false);
+    await waitFor('the second call', () => n >= 2, 10_000, 2);
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(n, 2);
     v.close();

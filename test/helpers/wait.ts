@@ -1,0 +1,11 @@
+/**
+ * Polls `check` every `everyMs` until it returns true, or throws after `timeoutMs`: a
+ * bound for a hang, not a speed (issue 20), so give it room for a busy machine.
+ */
+export async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000, everyMs = 50): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
