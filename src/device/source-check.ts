@@ -18,7 +18,7 @@ import type { Logger } from '../log.js';
 import type { Engine } from '../protocol/engine.js';
 import type { Peer } from '../protocol/peer.js';
 
-/** Look-ups in flight at once: their answers fit the socket's buffer many times over. */
+/** Look-ups sent in one batch (the next goes when all are answered): their answers fit the socket's buffer many times over. */
 const QUERIES_AT_ONCE = 128;
 const QUERY_BYTES = 80;
 
@@ -125,7 +125,7 @@ export class SourceCheck {
     });
   }
 
-  /** Sends look-ups for the waiting peers while fewer than QUERIES_AT_ONCE are in flight. */
+  /** Sends the next batch of look-ups (at most QUERIES_AT_ONCE waiting peers), once the batch before is answered. */
   private sendQueries(): void {
     if (this.closed || this.pending.size > 0 || this.waiting.size === 0) return;
     const engine = this.o.engine;
