@@ -1,7 +1,7 @@
 // The handshake's primitives (WireGuard whitepaper §5.4): X25519 through OpenSSL,
-// BLAKE2s (RFC 7693) with its keyed, HMAC and HKDF forms, and ChaCha20-Poly1305 with
-// the all-zero nonce. One call per primitive, results written into caller buffers:
-// node:crypto spends more on KeyObjects, Hash objects and Buffers than on the maths.
+// BLAKE2s (RFC 7693) with its keyed, HMAC and HKDF forms, ChaCha20-Poly1305 with
+// the all-zero nonce, and XChaCha20-Poly1305 for cookie replies. One call per
+// primitive, results written into caller buffers: node:crypto spends more on KeyObjects, Hash objects and Buffers than on the maths.
 // The Noise state machine stays in TypeScript (src/protocol/noise.ts).
 #include "noise_crypto.h"
 
@@ -208,14 +208,13 @@ thread_local ThreadContext tls_context;
 
 // Seals (enc) or opens in one pass; `out` holds len bytes (plus the tag when sealing).
 // Inputs are handshake-sized (at most a few hundred bytes), far below int's range.
-bool ChaCha(bool enc, uint8_t* out, const uint8_t* key, const uint8_t* in, size_t len,
+bool ChaCha(bool enc, uint8_t* out, const uint8_t* key, const uint8_t nonce[12], const uint8_t* in, size_t len,
             const uint8_t* tag_in, const uint8_t* aad, size_t aad_len) {
-  static const uint8_t kZeroNonce[12] = {};
   EVP_CIPHER_CTX*& ctx = tls_context.ctx;
   if (ctx == nullptr) ctx = EVP_CIPHER_CTX_new();
   int n = 0;
   bool ok = ctx != nullptr &&
-            EVP_CipherInit_ex(ctx, EVP_chacha20_poly1305(), nullptr, key, kZeroNonce, enc ? 1 : 0) == 1 &&
+            EVP_CipherInit_ex(ctx, EVP_chacha20_poly1305(), nullptr, key, nonce, enc ? 1 : 0) == 1 &&
             (aad_len == 0 || EVP_CipherUpdate(ctx, nullptr, &n, aad, static_cast<int>(aad_len)) == 1) &&
             (len == 0 || EVP_CipherUpdate(ctx, out, &n, in, static_cast<int>(len)) == 1);
   if (ok && !enc) {
@@ -227,6 +226,50 @@ bool ChaCha(bool enc, uint8_t* out, const uint8_t* key, const uint8_t* in, size_
     std::memset(out, 0, enc ? len + kTag : len);
     ERR_clear_error();
   }
+  return ok;
+}
+
+constexpr uint8_t kZeroNonce[12] = {};
+
+// ---- XChaCha20-Poly1305 (cookie replies) ----------------------------------------
+
+constexpr size_t kXNonce = 24;
+
+inline void QuarterRound(uint32_t* x, int a, int b, int c, int d) {
+  x[a] += x[b]; x[d] = Rotr(x[d] ^ x[a], 16);
+  x[c] += x[d]; x[b] = Rotr(x[b] ^ x[c], 20);
+  x[a] += x[b]; x[d] = Rotr(x[d] ^ x[a], 24);
+  x[c] += x[d]; x[b] = Rotr(x[b] ^ x[c], 25);
+}
+
+// HChaCha20 (draft-irtf-cfrg-xchacha §2.2): the subkey for the first 16 bytes of the nonce.
+void HChaCha20(uint8_t out[kKey], const uint8_t key[kKey], const uint8_t nonce[16]) {
+  uint32_t x[16] = {0x61707865, 0x3320646e, 0x79622d32, 0x6b206574};
+  for (int i = 0; i < 8; i++) x[4 + i] = Load32(key + 4 * i);
+  for (int i = 0; i < 4; i++) x[12 + i] = Load32(nonce + 4 * i);
+  for (int round = 0; round < 10; round++) {
+    QuarterRound(x, 0, 4, 8, 12); QuarterRound(x, 1, 5, 9, 13); QuarterRound(x, 2, 6, 10, 14); QuarterRound(x, 3, 7, 11, 15);
+    QuarterRound(x, 0, 5, 10, 15); QuarterRound(x, 1, 6, 11, 12); QuarterRound(x, 2, 7, 8, 13); QuarterRound(x, 3, 4, 9, 14);
+  }
+  const int words[8] = {0, 1, 2, 3, 12, 13, 14, 15};
+  for (int i = 0; i < 8; i++) {
+    const uint32_t w = x[words[i]];
+    out[4 * i] = static_cast<uint8_t>(w);
+    out[4 * i + 1] = static_cast<uint8_t>(w >> 8);
+    out[4 * i + 2] = static_cast<uint8_t>(w >> 16);
+    out[4 * i + 3] = static_cast<uint8_t>(w >> 24);
+  }
+}
+
+// XChaCha20-Poly1305: ChaCha20-Poly1305 under the HChaCha20 subkey, nonce 0^4 ‖ nonce[16..24).
+bool XChaCha(bool enc, uint8_t* out, const uint8_t* key, const uint8_t nonce[kXNonce], const uint8_t* in, size_t len,
+             const uint8_t* tag_in, const uint8_t* aad, size_t aad_len) {
+  uint8_t subkey[kKey];
+  uint8_t short_nonce[12] = {};
+  HChaCha20(subkey, key, nonce);
+  std::memcpy(short_nonce + 4, nonce + 16, 8);
+  const bool ok = ChaCha(enc, out, subkey, short_nonce, in, len, tag_in, aad, aad_len);
+  OPENSSL_cleanse(subkey, sizeof subkey);
   return ok;
 }
 
@@ -360,7 +403,7 @@ Napi::Value SealJs(const Napi::CallbackInfo& info) {
       !GetBytes(info, 3, "chachaSealZeroNonce", "aad", 0, 65536, &aad)) {
     return info.Env().Undefined();
   }
-  if (!ChaCha(true, out.data, key.data, pt.data, pt.length, nullptr, aad.data, aad.length)) {
+  if (!ChaCha(true, out.data, key.data, kZeroNonce, pt.data, pt.length, nullptr, aad.data, aad.length)) {
     Napi::Error::New(info.Env(), "chachaSealZeroNonce: OpenSSL failed").ThrowAsJavaScriptException();
   }
   return info.Env().Undefined();
@@ -377,8 +420,40 @@ Napi::Value OpenJs(const Napi::CallbackInfo& info) {
     return info.Env().Undefined();
   }
   const size_t len = ct.length - kTag;
-  return Napi::Boolean::New(info.Env(), ChaCha(false, out.data, key.data, ct.data, len,
+  return Napi::Boolean::New(info.Env(), ChaCha(false, out.data, key.data, kZeroNonce, ct.data, len,
                                                ct.data + len, aad.data, aad.length));
+}
+
+// xchachaSeal(out = plaintext + 16 bytes, key 32, nonce 24, plaintext, aad).
+Napi::Value XSealJs(const Napi::CallbackInfo& info) {
+  View out{}, key{}, nonce{}, pt{}, aad{};
+  if (!GetBytes(info, 3, "xchachaSeal", "plaintext", 0, 65536, &pt) ||
+      !GetBytes(info, 0, "xchachaSeal", "out", pt.length + kTag, pt.length + kTag, &out) ||
+      !GetBytes(info, 1, "xchachaSeal", "key", kKey, kKey, &key) ||
+      !GetBytes(info, 2, "xchachaSeal", "nonce", kXNonce, kXNonce, &nonce) ||
+      !GetBytes(info, 4, "xchachaSeal", "aad", 0, 65536, &aad)) {
+    return info.Env().Undefined();
+  }
+  if (!XChaCha(true, out.data, key.data, nonce.data, pt.data, pt.length, nullptr, aad.data, aad.length)) {
+    Napi::Error::New(info.Env(), "xchachaSeal: OpenSSL failed").ThrowAsJavaScriptException();
+  }
+  return info.Env().Undefined();
+}
+
+// xchachaOpen(out = ciphertext - 16 bytes, key 32, nonce 24, ciphertext ‖ tag, aad):
+// false (out zeroed) when the tag does not verify.
+Napi::Value XOpenJs(const Napi::CallbackInfo& info) {
+  View out{}, key{}, nonce{}, ct{}, aad{};
+  if (!GetBytes(info, 3, "xchachaOpen", "ciphertext", kTag, 65536 + kTag, &ct) ||
+      !GetBytes(info, 0, "xchachaOpen", "out", ct.length - kTag, ct.length - kTag, &out) ||
+      !GetBytes(info, 1, "xchachaOpen", "key", kKey, kKey, &key) ||
+      !GetBytes(info, 2, "xchachaOpen", "nonce", kXNonce, kXNonce, &nonce) ||
+      !GetBytes(info, 4, "xchachaOpen", "aad", 0, 65536, &aad)) {
+    return info.Env().Undefined();
+  }
+  const size_t len = ct.length - kTag;
+  return Napi::Boolean::New(info.Env(), XChaCha(false, out.data, key.data, nonce.data, ct.data, len,
+                                                ct.data + len, aad.data, aad.length));
 }
 
 }  // namespace
@@ -393,6 +468,8 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("x25519Evp", Napi::Function::New(env, SharedJs<X25519Evp>, "x25519Evp"));
   exports.Set("chachaSealZeroNonce", Napi::Function::New(env, SealJs, "chachaSealZeroNonce"));
   exports.Set("chachaOpenZeroNonce", Napi::Function::New(env, OpenJs, "chachaOpenZeroNonce"));
+  exports.Set("xchachaSeal", Napi::Function::New(env, XSealJs, "xchachaSeal"));
+  exports.Set("xchachaOpen", Napi::Function::New(env, XOpenJs, "xchachaOpen"));
 }
 
 }  // namespace tundra::noise_crypto

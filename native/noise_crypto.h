@@ -1,5 +1,6 @@
 // The handshake's cryptographic primitives for src/crypto/noise-crypto.ts: X25519,
-// BLAKE2s (plain, keyed, HMAC, HKDF) and zero-nonce ChaCha20-Poly1305, each one
+// BLAKE2s (plain, keyed, HMAC, HKDF), zero-nonce ChaCha20-Poly1305 and the cookie's
+// XChaCha20-Poly1305, each one
 // N-API call that writes into a caller's Uint8Array.
 #pragma once
 
@@ -8,7 +9,7 @@
 namespace tundra::noise_crypto {
 
 // Adds blake2s, hmacBlake2s, hkdfBlake2s, x25519Generate, x25519Public, x25519,
-// chachaSealZeroNonce and chachaOpenZeroNonce to the addon's exports.
+// chachaSealZeroNonce, chachaOpenZeroNonce, xchachaSeal and xchachaOpen to the addon's exports.
 void Init(Napi::Env env, Napi::Object exports);
 
 }  // namespace tundra::noise_crypto

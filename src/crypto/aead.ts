@@ -1,13 +1,17 @@
-// Single-message AEADs. The handshake's zero-nonce ones run in the addon
-// (native/noise_crypto.cc, one call each); the cookie's XChaCha20-Poly1305 and the
-// transport helpers the engine's single-packet path uses are @noble/ciphers.
+// Single-message AEADs. The handshake's zero-nonce ones and the cookie's
+// XChaCha20-Poly1305 run in the addon (native/noise_crypto.cc, one call each: a cookie
+// reply under a handshake flood must cost little); the transport helpers the engine's
+// single-packet path uses are @noble/ciphers.
 // Bulk transport data goes through the native batch (native-aead.ts) instead.
-import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { nativeFunction } from '../native/addon.js';
 
 type ZeroNonceFn = (out: Uint8Array, key: Uint8Array, input: Uint8Array, aad: Uint8Array) => boolean;
 const chachaSealZeroNonce = nativeFunction<ZeroNonceFn>('chachaSealZeroNonce');
 const chachaOpenZeroNonce = nativeFunction<ZeroNonceFn>('chachaOpenZeroNonce');
+type XChaChaFn = (out: Uint8Array, key: Uint8Array, nonce: Uint8Array, input: Uint8Array, aad: Uint8Array) => boolean;
+const xchachaSeal = nativeFunction<XChaChaFn>('xchachaSeal');
+const xchachaOpen = nativeFunction<XChaChaFn>('xchachaOpen');
 const TAG_SIZE = 16;
 
 /** ChaCha20-Poly1305 with the all-zero nonce (each handshake key is used once). */
@@ -43,14 +47,15 @@ export function openTransport(key: Uint8Array, counter: bigint, ciphertext: Uint
   }
 }
 
-export function xsealCookie(key: Uint8Array, nonce: Uint8Array, cookie: Uint8Array, aad: Uint8Array): Uint8Array {
-  return xchacha20poly1305(key, nonce, aad).encrypt(cookie);
+/** XChaCha20-Poly1305 (24-byte nonce) of a cookie, into `out` (cookie + 16 bytes) when given. */
+export function xsealCookie(key: Uint8Array, nonce: Uint8Array, cookie: Uint8Array, aad: Uint8Array, out = new Uint8Array(cookie.length + TAG_SIZE)): Uint8Array {
+  xchachaSeal(out, key, nonce, cookie, aad);
+  return out;
 }
 
+/** Opens what xsealCookie made; undefined when the tag does not verify (or it is shorter than one). */
 export function xopenCookie(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Uint8Array | undefined {
-  try {
-    return xchacha20poly1305(key, nonce, aad).decrypt(sealed);
-  } catch {
-    return undefined;
-  }
+  if (sealed.length < TAG_SIZE) return undefined;
+  const out = new Uint8Array(sealed.length - TAG_SIZE);
+  return xchachaOpen(out, key, nonce, sealed, aad) ? out : undefined;
 }

@@ -1,7 +1,7 @@
 // MAC1/MAC2 and cookies (whitepaper §5.4.4, §5.4.7): the responder's DoS defence.
 // CookieChecker is the receiving side (one per local key); CookieGenerator is the
 // sending side (one per peer, keyed by that peer's public key).
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 import { hash, mac } from '../crypto/blake2s.js';
 import { xopenCookie, xsealCookie } from '../crypto/aead.js';
 import { COOKIE_REFRESH_TIME, LABEL_COOKIE, LABEL_MAC1, MAC_SIZE } from './constants.js';
@@ -28,8 +28,14 @@ function macOffsets(msg: Uint8Array): { mac1: number; mac2: number } {
   return { mac1: msg.length - 2 * MAC_SIZE, mac2: msg.length - MAC_SIZE };
 }
 
+const NONCE_SIZE = 24;
+/** Cookie reply nonces drawn from the system at once (one call per 256 replies, not per reply). */
+const NONCE_POOL = 256 * NONCE_SIZE;
+
 /** Verifies MACs of received handshake messages and makes cookie replies. */
 export class CookieChecker {
+  private readonly nonces = new Uint8Array(NONCE_POOL);
+  private noncesUsed = NONCE_POOL;
   private mac1Key: Uint8Array;
   private encryptionKey: Uint8Array;
   private secret = new Uint8Array(32);
@@ -57,13 +63,20 @@ export class CookieChecker {
     return equal(mac(this.cookieFor(source), msg.subarray(0, mac2)), msg.subarray(mac2));
   }
 
-  /** A cookie reply to a handshake message whose MAC2 was missing under load. */
+  /**
+   * A cookie reply to a handshake message whose MAC2 was missing under load: cheap, as
+   * a flood makes one per message (a random nonce from a pool, one native seal).
+   */
   createReply(msg: Uint8Array, senderIndex: number, source: Uint8Array): Uint8Array {
     const { mac1 } = macOffsets(msg);
-    const nonce = new Uint8Array(randomBytes(24));
+    if (this.noncesUsed === NONCE_POOL) {
+      randomFillSync(this.nonces);
+      this.noncesUsed = 0;
+    }
+    const nonce = this.nonces.subarray(this.noncesUsed, this.noncesUsed + NONCE_SIZE);
+    this.noncesUsed += NONCE_SIZE;
     const sealed = xsealCookie(this.encryptionKey, nonce, this.cookieFor(source), msg.subarray(mac1, mac1 + MAC_SIZE));
-    const reply: CookieReplyMessage = { receiver: senderIndex, nonce, encryptedCookie: sealed };
-    return encodeCookieReply(reply);
+    return encodeCookieReply({ receiver: senderIndex, nonce, encryptedCookie: sealed });
   }
 
   private cookieFor(source: Uint8Array): Uint8Array {

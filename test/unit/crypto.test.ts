@@ -121,15 +121,23 @@ test('transport nonce is 4 zero bytes and the little-endian counter', () => {
   assert.equal(openTransport(key, 6n, c), undefined);
 });
 
-test('XChaCha20-Poly1305 cookie sealing matches @noble', () => {
-  const key = randomBytes(32);
-  const nonce = randomBytes(24);
-  const cookie = randomBytes(16);
-  const aad = randomBytes(16);
-  const sealed = xsealCookie(key, nonce, cookie, aad);
-  assert.equal(hex(sealed), hex(xchacha20poly1305(key, nonce, aad).encrypt(cookie)));
-  assert.equal(hex(xopenCookie(key, nonce, sealed, aad)!), hex(cookie));
-  assert.equal(xopenCookie(key, nonce, sealed, randomBytes(16)), undefined);
+test('XChaCha20-Poly1305 in the addon (cookie replies) matches @noble, and refuses any changed byte', () => {
+  for (let length = 0; length <= 64; length++) {
+    const key = randomBytes(32);
+    const nonce = randomBytes(24);
+    const plaintext = randomBytes(length);
+    const aad = randomBytes(length % 17);
+    const sealed = xsealCookie(key, nonce, plaintext, aad);
+    assert.equal(hex(sealed), hex(xchacha20poly1305(key, nonce, aad).encrypt(plaintext)), `length ${length}`);
+    assert.equal(hex(xopenCookie(key, nonce, sealed, aad)!), hex(plaintext));
+    const flipped = sealed.slice();
+    flipped[length % sealed.length]! ^= 1;
+    assert.equal(xopenCookie(key, nonce, flipped, aad), undefined);
+    const otherNonce = nonce.slice();
+    otherNonce[length % 24]! ^= 1;
+    assert.equal(xopenCookie(key, otherNonce, sealed, aad), undefined, 'every nonce byte counts (HChaCha20 takes 16, the rest 8)');
+  }
+  assert.equal(xopenCookie(randomBytes(32), randomBytes(24), randomBytes(15), new Uint8Array(0)), undefined, 'shorter than a tag');
 });
 
 test('X25519 in the addon agrees with @noble/curves', () => {
