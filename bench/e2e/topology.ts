@@ -136,6 +136,27 @@ export class Topology {
     return run(['ip', 'netns', 'exec', ns, ...argv], timeoutMs);
   }
 
+  /** The peer's (b's) listen address and the public key of its interface, as a stranger on the underlay sees them. */
+  peerListen(): { address: string; port: number; publicKey: string } {
+    return { address: UNDERLAY.b, port: PORT.b, publicKey: this.exec(this.ns.b, ['wg', 'show', this.tunnel.b, 'public-key']).trim() };
+  }
+
+  /** Adds `address` (198.18.0.0/24) to the client's underlay link: a second host on a's side (a flood's source). */
+  addClientUnderlayAddress(address: string): void {
+    run(['ip', '-n', this.ns.a, 'addr', 'add', `${address}/24`, 'dev', this.veth.va]);
+  }
+
+  /**
+   * Makes the client forget the peer and know it again: its next packet needs a fresh
+   * handshake (the peer keeps its old session, which the new one replaces).
+   */
+  renewClientPeer(): void {
+    const key = this.exec(this.ns.a, ['wg', 'show', this.tunnel.a, 'peers']).trim();
+    const allowed = this.exec(this.ns.a, ['wg', 'show', this.tunnel.a, 'allowed-ips']).trim().split(/\s+/).slice(1).join(',');
+    this.exec(this.ns.a, ['wg', 'set', this.tunnel.a, 'peer', key, 'remove']);
+    this.exec(this.ns.a, ['wg', 'set', this.tunnel.a, 'peer', key, 'endpoint', `${UNDERLAY.b}:${PORT.b}`, 'allowed-ips', allowed]);
+  }
+
   /** tx_dropped of both tunnel interfaces, summed: what the kernel could not hand to the tunnel. */
   tunDrops(): number {
     let sum = 0;

@@ -26,6 +26,8 @@ import type { RouteTable } from '../routing/route-table.js';
 import { QueueWorkers } from '../workers/queue-workers.js';
 import { describeTunOffloads, openTunDevice, type TunQueue } from './tun-port.js';
 import { SourceCheck } from './source-check.js';
+import { HandshakeScheduler } from './handshake-scheduler.js';
+import { createHandshakeLanes, HandshakeGate, LaneReader, LaneWriter } from '../workers/handshake-lanes.js';
 import { openUdpSockets, UdpPort } from './udp-port.js';
 import {
   EADDRINUSE, EIO, ENOSPC, UapiError, type SetRequest, type UapiDevice, type UapiInterfaceState, type UapiPeerState,
@@ -78,6 +80,8 @@ export class Device implements UapiDevice {
   private readonly offloadCounters = new OffloadCounters();
   private readonly inlineStats = new QueueStats();
   private readonly control: EngineControl;
+  /** Handshake messages from every queue, taken a slice at a time. */
+  private readonly handshakes: HandshakeScheduler;
   private readonly tun: readonly TunQueue[];
   private udp: readonly UdpSocket[] = [];
   /** Where the control plane sends from: the inline queue's port, or a send-only port on the first socket. */
@@ -127,7 +131,12 @@ export class Device implements UapiDevice {
     if (!Number.isInteger(queues) || queues < 0) throw new RangeError(`queues must be an integer >= 0, not ${queues}`);
     const mtu = options.mtu ?? 1420;
     this.engine = new Engine({ mtu, onEndpointChange: (peer) => this.sourceCheck?.endpointChanged(peer) });
-    this.control = new EngineControl(this.engine);
+    const gate = new HandshakeGate();
+    this.handshakes = new HandshakeScheduler(this.engine, gate, () => this.afterWork());
+    // The inline queue's lanes (unused when the queues are workers', which have their own).
+    const inlineLanes = createHandshakeLanes(gate);
+    this.handshakes.add(new LaneReader(inlineLanes));
+    this.control = new EngineControl(this.engine, new LaneWriter(inlineLanes, this.engine.drops, this.engine.now));
     this.tun = openTunDevice(options.name, this.offload, Math.max(1, queues));
     try {
       // Not when it is already so: a persistent TUN made beforehand can then be run without CAP_NET_ADMIN.
@@ -140,6 +149,7 @@ export class Device implements UapiDevice {
       this.workers = new QueueWorkers({
         name: options.name, log: this.log, tun: this.tun, settings: this.offload, keys: this.engine.keyTable,
         peers: this.engine.peerTable.share(), crypto: this.crypto, stages: this.stageSpecs, workers: options.workers ?? 0, control: this.control,
+        handshakes: { add: (reader) => this.handshakes.add(reader), gate },
         drops: this.engine.drops, afterWork: () => this.afterWork(),
       }, this.engine.routeTable().words.buffer as SharedArrayBuffer, mtu);
     }
@@ -296,6 +306,7 @@ export class Device implements UapiDevice {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
+    this.handshakes.close();
     this.sourceCheck?.close();
     this.sourceCheck = undefined;
     await this.stopQueues();

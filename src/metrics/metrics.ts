@@ -170,9 +170,10 @@ export class MetricsRegistry {
     gauge('tundra_queue_packets_in_hand', 'Packets a queue has read and not yet sent or written.', () => perQueue('in_hand'));
     const ifDefined = (name: string): Sample[] => perQueue(name).filter((_, i) => m().queues[i]![name] !== undefined);
     gauge('tundra_queue_flights_out', 'Batches a queue has in the crypto pool now.', () => ifDefined('flights_out'));
-    gauge('tundra_control_ring_records', 'Records waiting in a queue worker\'s control channel, by ring (tallies, messages).',
+    gauge('tundra_control_ring_records', 'Records waiting in a queue worker\'s control channel, by ring (tallies, messages, handshakes).',
       () => m().queues.flatMap((q, i) => (q.ring_tallies === undefined ? [] : [
         { value: q.ring_tallies, labels: { queue: i, ring: 'tallies' } }, { value: q.ring_messages ?? 0, labels: { queue: i, ring: 'messages' } },
+        { value: q.ring_handshakes ?? 0, labels: { queue: i, ring: 'handshakes' } },
       ])));
     counter('tundra_worker_restarts_total', 'Times a queue worker was started again after it died, per queue.', () => ifDefined('restarts'));
     counter('tundra_crypto_worker_restarts_total', 'Times a crypto pool thread was started again after it died.',

@@ -18,6 +18,14 @@ export const REKEY_TIMEOUT = 5_000;
 export const REKEY_TIMEOUT_JITTER_MAX = 334;
 export const KEEPALIVE_TIMEOUT = 10_000;
 export const COOKIE_REFRESH_TIME = 120_000;
+/**
+ * Under load (the responder demands cookies, MAC2): once the handshake backlog is an
+ * eighth of its capacity (wireguard-go's rule), or its oldest message waited this long
+ * (tundra's: a backlog that drains slowly is a load too), and for UNDER_LOAD_STICKY after.
+ */
+export const UNDER_LOAD_SHARE = 1 / 8;
+export const UNDER_LOAD_AGE = 20;
+export const UNDER_LOAD_STICKY = 1_000;
 /** Handshake initiations to one peer are at most one per this interval (50/s). */
 export const HANDSHAKE_INITIATION_RATE = 20;
 /** Key material is zeroed after 3 × REJECT_AFTER_TIME without a new handshake. */

@@ -32,6 +32,8 @@ export const Drop = {
   WorkerBatchLost: 28,
   ControlRingFull: 29,
   RoutingLoop: 30,
+  HandshakeQueueFull: 31,
+  CookieRateLimited: 32,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
@@ -68,6 +70,8 @@ export const DROP_REASON_NAMES: Readonly<Record<DropReason, string>> = {
   [Drop.WorkerBatchLost]: 'worker_batch_lost',
   [Drop.ControlRingFull]: 'control_ring_full',
   [Drop.RoutingLoop]: 'routing_loop',
+  [Drop.HandshakeQueueFull]: 'handshake_queue_full',
+  [Drop.CookieRateLimited]: 'cookie_rate_limited',
 };
 
 /**

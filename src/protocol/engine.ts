@@ -11,7 +11,7 @@ import { KeyTable } from '../pipeline/key-table.js';
 import { PeerTable } from '../pipeline/peer-table.js';
 import {
   MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT,
-  MESSAGE_TRANSPORT_HEADER_SIZE, PADDING_MULTIPLE,
+  MESSAGE_TRANSPORT_HEADER_SIZE, PADDING_MULTIPLE, UNDER_LOAD_AGE, UNDER_LOAD_SHARE, UNDER_LOAD_STICKY,
 } from './constants.js';
 import { CookieChecker } from './cookie.js';
 import { Drop, DropCounters, type DropReason } from './drop-reasons.js';
@@ -62,11 +62,6 @@ export interface EngineOptions {
   onEndpointChange?: (peer: Peer) => void;
 }
 
-/** Under load, as wireguard-go: once the handshake backlog reaches this share of its capacity… */
-const UNDER_LOAD_SHARE = 1 / 8;
-/** …and for this long after (ms). */
-const UNDER_LOAD_STICKY = 1000;
-
 /** What a local index names: a peer's handshake in progress, or one of its keypairs. */
 export interface IndexEntry {
   readonly peer: Peer;
@@ -100,7 +95,7 @@ export class Engine {
   readonly allowedIPs = new AllowedIPs<Peer>();
   private readonly cookieChecker: CookieChecker;
   private readonly rateLimiter: RateLimiter;
-  private underLoadUntil = -Infinity;
+  private underLoadEnds = -Infinity;
   readonly drops = new DropCounters();
   readonly handshakes = new HandshakeStats();
   /** Bytes and transport packets of peers that were removed, so device-wide totals never go back. */
@@ -214,15 +209,26 @@ export class Engine {
   }
 
   /**
-   * Reports how many handshake messages wait to be processed out of how many could;
-   * from an eighth full on, the responder demands cookies (MAC2) for a second.
+   * Reports how many handshake messages wait to be processed out of how many could, and
+   * how long the oldest has waited (ms): from an eighth full, or UNDER_LOAD_AGE old, the
+   * responder demands cookies (MAC2) for UNDER_LOAD_STICKY.
    */
-  noteHandshakeBacklog(waiting: number, capacity: number): void {
-    if (waiting >= capacity * UNDER_LOAD_SHARE) this.underLoadUntil = this.now() + UNDER_LOAD_STICKY;
+  noteHandshakeBacklog(waiting: number, capacity: number, oldestAge = 0): void {
+    if (waiting >= capacity * UNDER_LOAD_SHARE || oldestAge >= UNDER_LOAD_AGE) this.noteUnderLoad();
+  }
+
+  /** Under load for UNDER_LOAD_STICKY from now, whatever the backlog (a flood is being cut before it). */
+  noteUnderLoad(): void {
+    this.underLoadEnds = this.now() + UNDER_LOAD_STICKY;
   }
 
   isUnderLoad(): boolean {
-    return this.now() < this.underLoadUntil;
+    return this.now() < this.underLoadEnds;
+  }
+
+  /** When being under load ends, on this engine's clock (-Infinity: never was). */
+  get underLoadUntil(): number {
+    return this.underLoadEnds;
   }
 
   /** What a receiver index names (allocation-free: the data path looks up every packet). */
@@ -615,9 +621,11 @@ export class Engine {
   }
 }
 
+const encoder = new TextEncoder();
+
 /** Bytes identifying a UDP source, for cookies: only this side ever checks them. */
 function endpointBytes(endpoint: Endpoint): Uint8Array {
-  return new TextEncoder().encode(`${endpoint.address} ${endpoint.port}`);
+  return encoder.encode(`${endpoint.address} ${endpoint.port}`);
 }
 
 /** wireguard-go's calculatePaddingSize: pad to a multiple of 16, but not past the MTU. */

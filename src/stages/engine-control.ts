@@ -26,7 +26,8 @@ export function inboundContextOf(engine: Engine, open: OpenBatch, stages?: Batch
 }
 
 export class EngineControl implements OutboundControl, InboundControl {
-  constructor(private readonly engine: Engine) {}
+  /** `lanes`: where the inline queue's handshake messages wait for the control plane (HandshakeScheduler). */
+  constructor(private readonly engine: Engine, private readonly lanes?: Pick<InboundControl, 'handshakes'>) {}
 
   needsSession(peerId: number, data: Uint8Array, offset: number, length: number): void {
     // Routed again by the control plane's own table: a queue worker may have routed with
@@ -47,26 +48,20 @@ export class EngineControl implements OutboundControl, InboundControl {
   }
 
   /**
-   * Hands the batch's handshake and cookie messages to the engine, as copies. The
-   * batch stands in for wireguard-go's handshake queue: how many arrived together
-   * tells the engine whether it is under load and must demand cookies first.
+   * The batch's handshake and cookie messages: into the lanes when there are (the
+   * device's inline queue: the engine takes them a slice at a time), otherwise to the
+   * engine at once, as copies (a pipeline of one's own that has no scheduler).
    */
   handshakes(batch: PacketBatch, indices: Int32Array, count: number): void {
-    this.handshakeBacklog(count, batch.slots);
+    if (this.lanes !== undefined) {
+      this.lanes.handshakes(batch, indices, count);
+      return;
+    }
     for (let k = 0; k < count; k++) {
       const i = indices[k]!;
-      this.handshake(batch.data, batch.offsets[i]!, batch.lengths[i]!, batch.addrs, i);
+      const offset = batch.offsets[i]!;
+      this.engine.receive(batch.data.slice(offset, offset + batch.lengths[i]!), readAddr(batch.addrs, i));
     }
-  }
-
-  /** `count` handshake messages came in one batch of `slots`. */
-  handshakeBacklog(count: number, slots: number): void {
-    this.engine.noteHandshakeBacklog(count, slots);
-  }
-
-  /** A handshake or cookie message (copied), from the address in record `i` of `addrs`. */
-  handshake(data: Uint8Array, offset: number, length: number, addrs: Uint8Array, i: number): void {
-    this.engine.receive(data.slice(offset, offset + length), readAddr(addrs, i));
   }
 
   received(peerId: number, slot: number, generation: number, bytes: number, packets: number, dataCame: boolean, batch: PacketBatch, lastPacket: number): void {

@@ -7,8 +7,8 @@
 //              cost a thread wake-up per batch. An interval that finds none stops
 //              and the main thread sleeps on this ring's doorbell until the next
 //              tally, so an idle tunnel wakes nobody 50 times a second.
-//   messages — what cannot wait: handshake and cookie messages received, packets
-//              for a peer without a usable session, and the tallies the control
+//   messages — what cannot wait: packets for a peer without a usable session, and
+//              the tallies the control
 //              plane must act on now (counters used up; data on a keypair that is
 //              not yet the peer's sending one, which confirms it; a source that is
 //              not the peer's endpoint, which roams it — the worker has put it in the
@@ -19,20 +19,22 @@
 //              apply in the order they were made.
 // A record that finds its ring full is dropped and counted (control_ring_full): a
 // lost tally costs a byte count, a lost message a packet that the peer resends.
+// Handshake messages take a path of their own (handshake-lanes.ts), which a flood of
+// them can fill without pushing any of these records out.
 import { ADDR_STRIDE, sameAddr } from '../io/udp.js';
 import type { PacketBatch } from '../pipeline/batch.js';
 import type { PeerTable } from '../pipeline/peer-table.js';
 import { MAX_WORDS, SpscRing, type RingShared } from '../pipeline/ring.js';
 import { Drop, type DropCounters } from '../protocol/drop-reasons.js';
 import type { EngineControl } from '../stages/engine-control.js';
+import { createHandshakeLanes, LaneWriter, type HandshakeGate, type HandshakeLanesShared } from './handshake-lanes.js';
 import type { InboundControl } from '../stages/inbound.js';
 import type { OutboundControl } from '../stages/outbound.js';
 
 const SENT = 1;
 const RECEIVED = 2;
-const HANDSHAKE = 3;
-const NEEDS_SESSION = 4;
-const SOURCE_GONE = 5;
+const NEEDS_SESSION = 3;
+const SOURCE_GONE = 4;
 
 const ADDR_WORDS = ADDR_STRIDE / 4;
 // Tally: [kind, peer, slot, generation, bytes, packets, flag, source address...].
@@ -41,9 +43,8 @@ const DATA_CAME = 1;
 const ROAMED = 2;
 const TALLY_WORDS = 7 + ADDR_WORDS;
 const T_ADDR = 7;
-// Message: [kind, length, a, b, source address..., bytes...]; a, b = the batch's
-// handshake count and slots (HANDSHAKE, on its first record) or the peer (NEEDS_SESSION).
-// SOURCE_GONE carries the address record whose local side failed, no bytes.
+// Message: [kind, length, peer, 0, source address..., bytes...]: NEEDS_SESSION; SOURCE_GONE
+// carries the address record whose local side failed, no bytes.
 const MESSAGE_WORDS = MAX_WORDS;
 const M_ADDR = 4;
 const M_DATA = (M_ADDR + ADDR_WORDS) * 4;
@@ -58,11 +59,15 @@ const DOORBELL_WAIT_MS = 1000;
 export interface ControlChannelShared {
   readonly tallies: RingShared;
   readonly messages: RingShared;
+  readonly handshakes: HandshakeLanesShared;
 }
 
 /** Makes the rings of one worker (main thread; post the result to the worker). */
-export function createControlChannel(tallies = 4096, messages = 256): ControlChannelShared {
-  return { tallies: new SpscRing(tallies, TALLY_WORDS).share(), messages: new SpscRing(messages, MESSAGE_WORDS).share() };
+export function createControlChannel(gate: HandshakeGate, tallies = 4096, messages = 256): ControlChannelShared {
+  return {
+    tallies: new SpscRing(tallies, TALLY_WORDS).share(), messages: new SpscRing(messages, MESSAGE_WORDS).share(),
+    handshakes: createHandshakeLanes(gate),
+  };
 }
 
 class Record {
@@ -80,10 +85,13 @@ export class ChannelWriter implements OutboundControl, InboundControl {
   private readonly messages: SpscRing;
   private readonly tally = new Record(TALLY_WORDS);
   private readonly message = new Record(MESSAGE_WORDS);
+  private readonly lanes: LaneWriter;
 
-  constructor(shared: ControlChannelShared, private readonly peers: PeerTable, private readonly drops: DropCounters) {
+  /** `now`: the control plane's clock. */
+  constructor(shared: ControlChannelShared, private readonly peers: PeerTable, private readonly drops: DropCounters, now: () => number) {
     this.tallies = SpscRing.attach(shared.tallies);
     this.messages = SpscRing.attach(shared.messages);
+    this.lanes = new LaneWriter(shared.handshakes, drops, now);
   }
 
   needsSession(peer: number, data: Uint8Array, offset: number, length: number): void {
@@ -116,21 +124,7 @@ export class ChannelWriter implements OutboundControl, InboundControl {
   }
 
   handshakes(batch: PacketBatch, indices: Int32Array, count: number): void {
-    const w = this.message.words;
-    for (let k = 0; k < count; k++) {
-      const i = indices[k]!;
-      const offset = batch.offsets[i]!;
-      const length = batch.lengths[i]!;
-      if (length > MESSAGE_MAX_BYTES) continue; // handshake messages are at most 148 bytes: the classifier let no longer one through
-      w[0] = HANDSHAKE;
-      w[1] = length;
-      // The first record of a batch says how many came together (the engine's load signal).
-      w[2] = k === 0 ? count : 0;
-      w[3] = batch.slots;
-      this.message.bytes.set(batch.addrs.subarray(i * ADDR_STRIDE, (i + 1) * ADDR_STRIDE), M_ADDR * 4);
-      this.message.bytes.set(batch.data.subarray(offset, offset + length), M_DATA);
-      if (!this.messages.tryPush(w)) this.drops.add(Drop.ControlRingFull);
-    }
+    this.lanes.handshakes(batch, indices, count);
   }
 
   received(peer: number, slot: number, generation: number, bytes: number, packets: number, dataCame: boolean, batch: PacketBatch, lastPacket: number): void {
@@ -249,10 +243,6 @@ export class ChannelReader {
       if (kind === SENT || kind === RECEIVED) this.apply(words, this.urgentAddr);
       else if (kind === NEEDS_SESSION) this.control.needsSession(words[2]!, bytes, M_DATA, length);
       else if (kind === SOURCE_GONE) this.control.sourceGone(this.messageAddr, 0);
-      else {
-        if (words[2]! > 0) this.control.handshakeBacklog(words[2]!, words[3]!);
-        this.control.handshake(bytes, M_DATA, length, bytes.subarray(M_ADDR * 4), 0);
-      }
     }
   }
 }

@@ -40,7 +40,7 @@ const inbound: InboundContext = { keys, routes, now: now(), drops, open: aead.op
 
 const loop = new QueueLoop({
   tun: data.tun, udp: data.udp, settings: data.settings, counters: new OffloadCounters(data.offload), stats: new QueueStats(data.stats), log,
-  outbound, inbound, control: new ChannelWriter(data.channel, peers, drops),
+  outbound, inbound, control: new ChannelWriter(data.channel, peers, drops, now),
   refresh() {
     const t = now();
     outbound.now = t;

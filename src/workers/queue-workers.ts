@@ -21,6 +21,7 @@ import type { EngineControl } from '../stages/engine-control.js';
 import type { SharedStageCounters, StageSpec } from '../stages/user-host.js';
 import type { TunQueue } from '../device/tun-port.js';
 import { ChannelReader, createControlChannel, type ControlChannelShared } from './control-channel.js';
+import { LaneReader, type HandshakeGate } from './handshake-lanes.js';
 import { CryptoPool } from './crypto-pool.js';
 
 /** What a queue worker starts from (structured-cloneable; buffers are shared, not copied). */
@@ -77,6 +78,8 @@ export interface QueueWorkersOptions {
   /** Crypto pool workers that seal and open for the queues; 0: each queue worker does its own. */
   workers: number;
   control: EngineControl;
+  /** Takes each queue's handshake lanes; the gate is its word to their writers. */
+  handshakes: { add(reader: LaneReader): void; readonly gate: HandshakeGate };
   /** Counts what the supervisor sees (worker_batch_lost). */
   drops: DropCounters;
   /** After the control plane applied a channel's records: send what the engine queued. */
@@ -90,6 +93,7 @@ interface Queue {
   readonly stats: QueueStats;
   readonly channel: ControlChannelShared;
   readonly reader: ChannelReader;
+  readonly lanes: LaneReader;
   readonly flights: QueueFlightsShared | undefined;
   readonly pool: QueuePool | undefined;
   worker: Worker | undefined;
@@ -120,10 +124,12 @@ export class QueueWorkers {
       : CryptoPool.share(o.keys.share(), o.crypto, BATCH_SIZE, flights.flatMap((f) => [...f.outbound, ...f.inbound]), o.tun.length, o.workers);
     this.pool = poolShared === undefined ? undefined : new CryptoPool({ workers: o.workers, shared: poolShared, log: o.log });
     this.queues = o.tun.map((_, index) => {
-      const channel = createControlChannel();
+      const channel = createControlChannel(o.handshakes.gate);
+      const lanes = new LaneReader(channel.handshakes);
+      o.handshakes.add(lanes);
       return {
         index, drops: new DropCounters(), offload: new OffloadCounters(), stats: new QueueStats(), channel,
-        reader: new ChannelReader(channel, o.control, () => o.afterWork()),
+        reader: new ChannelReader(channel, o.control, () => o.afterWork()), lanes,
         flights: flights[index],
         pool: poolShared === undefined ? undefined : { jobs: poolShared.jobs, done: poolShared.done[index]!, queue: index },
         worker: undefined, startedAt: 0, backoff: RESTART_MIN_MS, restartTimer: undefined, restarts: 0,
@@ -154,6 +160,7 @@ export class QueueWorkers {
   snapshot(): Record<string, number>[] {
     return this.queues.map((q) => ({
       ...q.stats.snapshot(), restarts: q.restarts, ring_tallies: q.reader.queued.tallies, ring_messages: q.reader.queued.messages,
+      ring_handshakes: q.lanes.waiting,
       ...(q.flights === undefined ? {} : { flights_out: [...q.flights.outbound, ...q.flights.inbound].filter((f) => Atomics.load(q.flights!.out, f.id) === 1).length }),
     }));
   }

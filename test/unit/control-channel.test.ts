@@ -11,6 +11,7 @@ import { PeerTable } from '../../src/pipeline/peer-table.js';
 import { Drop, DropCounters } from '../../src/protocol/drop-reasons.js';
 import type { EngineControl } from '../../src/stages/engine-control.js';
 import { ChannelReader, ChannelWriter, createControlChannel, MESSAGE_MAX_BYTES } from '../../src/workers/control-channel.js';
+import { BULK_CAPACITY, HandshakeGate, LaneReader } from '../../src/workers/handshake-lanes.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** An EngineControl that writes down what it is told. */
@@ -25,8 +26,6 @@ function recorder(): { control: EngineControl; calls: string[] } {
     },
     needsSession: (peer: number, data: Uint8Array, offset: number, length: number) =>
       calls.push(`needs ${peer} ${Array.from(data.subarray(offset, offset + length)).join(',')}`),
-    handshakeBacklog: (count: number, slots: number) => calls.push(`backlog ${count}/${slots}`),
-    handshake: (data: Uint8Array, offset: number, length: number) => calls.push(`handshake ${data[offset]} ${length}`),
     sourceGone: (addrs: Uint8Array, i: number) => calls.push(`gone ${readLocal(addrs, i)?.address}`),
   };
   return { control: control as unknown as EngineControl, calls };
@@ -47,19 +46,22 @@ function doorbell(ring: RingShared): { sleepers: () => number; rung: () => numbe
 }
 
 function setup(capacity?: { tallies: number; messages: number }, read = true) {
-  const shared = createControlChannel(capacity?.tallies, capacity?.messages);
+  const shared = createControlChannel(new HandshakeGate(), capacity?.tallies, capacity?.messages);
   const peers = new PeerTable(8);
   const peer = peers.allocate();
   peers.setSendSlot(peer, 5);
   peers.setEndpoint(peer, { address: '198.18.0.2', port: 51820 });
   const drops = new DropCounters();
-  const writer = new ChannelWriter(shared, peers, drops);
+  const writer = new ChannelWriter(shared, peers, drops, () => performance.now());
   const { control, calls } = recorder();
   let work = 0;
   const reader = read ? new ChannelReader(shared, control, () => { work++; }) : undefined;
   const batch = new PacketBatch(4, 256);
   batch.resetOffsets(0);
-  return { writer, reader: reader!, calls, drops, peer, peers, batch, afterWork: () => work, tallyBell: doorbell(shared.tallies), messageBell: doorbell(shared.messages) };
+  return {
+    writer, reader: reader!, calls, drops, peer, peers, batch, afterWork: () => work, tallyBell: doorbell(shared.tallies), messageBell: doorbell(shared.messages),
+    lanes: new LaneReader(shared.handshakes),
+  };
 }
 
 test('tallies that can wait arrive on the interval; urgent ones wake the main thread, after those made before them', async () => {
@@ -146,19 +148,28 @@ test('a datagram to another local address is urgent (it moves the sticky source)
   }
 });
 
-test('handshakes and packets without a session arrive whole, with the batch size once', async () => {
-  const { writer, reader, calls, batch } = setup();
+test('handshake messages take their own lanes: a flood of them fills those, and urgent records still arrive', async () => {
+  const { writer, reader, calls, drops, batch, lanes } = setup();
   try {
-    for (let i = 0; i < 3; i++) {
-      batch.data[batch.offsets[i]!] = i + 1;
-      batch.lengths[i] = 148 - i * 56;
+    for (let i = 0; i < 2; i++) {
+      batch.data[batch.offsets[i]!] = 1; // an initiation without MAC2
+      batch.lengths[i] = 148;
+      writeAddr(batch.addrs, i, `198.18.9.${i}`, 40000);
     }
-    writer.handshakes(batch, Int32Array.of(0, 2), 2);
+    // Nobody drains the lanes: more than they hold (from 2 sources, under the per-source limits).
+    for (let n = 0; n < BULK_CAPACITY; n++) writer.handshakes(batch, Int32Array.of(0, 1), 2);
+    assert.ok(drops.get(Drop.HandshakeQueueFull) > 0 || drops.get(Drop.CookieRateLimited) > 0, 'the excess was dropped and counted');
+    assert.ok(lanes.waiting > 0 && lanes.waiting <= lanes.capacity);
     writer.needsSession(3, Uint8Array.of(9, 8, 7, 6), 1, 2);
-    await arrived(calls, 4);
-    assert.deepEqual(calls, ['backlog 2/4', 'handshake 1 148', 'handshake 3 36', 'needs 3 8,7']);
+    await arrived(calls, 1);
+    assert.deepEqual(calls, ['needs 3 8,7'], 'the urgent record came through; no handshake went over the message ring');
+    assert.equal(drops.get(Drop.ControlRingFull), 0);
+    assert.ok(lanes.pop('bulk'));
+    assert.equal(lanes.message().length, 148);
+    assert.deepEqual(readAddr(lanes.addr, 0), { address: '198.18.9.0', port: 40000 }, 'a message arrives whole, with its source');
   } finally {
     reader.close();
+    lanes.close();
   }
 });
 

@@ -1,0 +1,223 @@
+// The handshake-flood benchmark (`npm run bench:flood`): two tunnel ends of one
+// implementation in the p2p topology, and a stranger on a's underlay (a second address)
+// flooding b with initiations that carry a valid MAC1 (bench/flood/sender.ts). For each
+// flood, paced to --rate and unpaced (as fast as one core sends), it measures on b:
+//   - TCP through the tunnel (iperf3, one stream a→b) during the flood, against before it;
+//   - how long `wg show` takes to answer (the control thread's latency), median and worst;
+//   - how long a fresh handshake of the real peer takes (a forgets and re-learns b, then pings);
+//   - how far b's RSS grows over its figure before the flood.
+// Every implementation runs each flood in turn, --rounds times; the report gives medians
+// and the targets tundra holds itself to.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { parseImpl, type ImplSpec } from '../e2e/impls.js';
+import { runLoad } from '../e2e/loads.js';
+import { downAllSync, Topology } from '../e2e/topology.js';
+
+const SENDER = fileURLToPath(new URL('./sender.js', import.meta.url));
+/** The flood's source: a second address on a's side of the underlay. */
+const FLOOD_SOURCE = '198.18.0.3';
+const PEER_OVERLAY = '100.96.0.2';
+/** The flood runs this long before anything is measured. */
+const WARM_UP_MS = 2_000;
+const WG_SHOW_SAMPLES = 5;
+const WG_SHOW_TIMEOUT_MS = 10_000;
+/** A fresh handshake that takes longer than this is reported as not done. */
+const HANDSHAKE_LIMIT_MS = 30_000;
+const RSS_SAMPLE_MS = 250;
+
+type FloodName = 'paced' | 'unpaced';
+
+interface FloodFigures {
+  /** `wg show` before the flood: what the machine's own load costs it. */
+  wgShowBeforeMs: number[];
+  tcpBeforeBps: number;
+  tcpDuringBps: number;
+  wgShowMs: number[];
+  /** undefined: no handshake within HANDSHAKE_LIMIT_MS. */
+  handshakeMs: number | undefined;
+  rssBeforeKb: number;
+  rssMaxKb: number;
+  flood: { sent: number; rate: number; cookieReplies: number } | undefined;
+}
+
+/** Targets of issue 20 for tundra: [paced, unpaced]. */
+const TARGETS = {
+  paced: { tcpRatio: 0.9, wgShowMs: 100, handshakeMs: 6_000, rssGrowthMb: 20 },
+  unpaced: { tcpRatio: undefined, wgShowMs: 200, handshakeMs: 12_000, rssGrowthMb: 20 },
+} as const;
+
+function rssKb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m === null ? 0 : Number(m[1]);
+}
+
+/** Runs argv in ns and resolves with how long it took (ms), or the limit when it did not end by then. */
+function timed(ns: string, argv: string[], limitMs: number): Promise<{ ms: number; ok: boolean }> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: 'ignore' });
+    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ ms: performance.now() - started, ok: code === 0 });
+    });
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function wgShowTimes(topology: Topology, samples: number): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const r = await timed(topology.server.ns, ['wg', 'show', topology.interfaceNames().peer], WG_SHOW_TIMEOUT_MS);
+    times.push(r.ok ? r.ms : WG_SHOW_TIMEOUT_MS);
+    await sleep(200);
+  }
+  return times;
+}
+
+/** The client forgets the peer and pings it: the time until a ping is answered, or undefined. */
+async function freshHandshake(topology: Topology): Promise<number | undefined> {
+  const started = performance.now();
+  topology.renewClientPeer();
+  while (performance.now() - started < HANDSHAKE_LIMIT_MS) {
+    const r = await timed(topology.client.ns, ['ping', '-c1', '-W1', '-i0.2', PEER_OVERLAY], 3_000);
+    if (r.ok) return performance.now() - started;
+  }
+  return undefined;
+}
+
+async function measure(impl: ImplSpec, floodName: FloodName, rate: number, seconds: number, runId: string, logDir: string, say: (line: string) => void): Promise<FloodFigures> {
+  const topology = await Topology.up({ name: 'p2p', runId, impl, logDir, log: say });
+  try {
+    const pid = topology.daemonPids().peer;
+    if (pid === null) throw new Error(`${impl.label}: the peer's daemon has no pid (a kernel implementation is not flooded here)`);
+    // A transfer that cannot even start (no session under the flood) carried nothing.
+    const tcp = async (): Promise<number> => {
+      try {
+        const r = await runLoad('tcp1', topology, { seconds, reverse: false, logDir });
+        return r.measurements.find((m) => m.metric === 'throughput_bps')?.value ?? 0;
+      } catch (err) {
+        topology.check();
+        say(`TCP carried nothing: ${(err as Error).message.split('\n')[0]}`);
+        return 0;
+      }
+    };
+    const tcpBeforeBps = await tcp();
+    const wgShowBeforeMs = await wgShowTimes(topology, WG_SHOW_SAMPLES);
+    const rssBeforeKb = rssKb(pid);
+    topology.addClientUnderlayAddress(FLOOD_SOURCE);
+    const listen = topology.peerListen();
+    const floodLog = join(logDir, `flood-${floodName}.log`);
+    const sender = topology.spawn(topology.client.ns, [
+      process.execPath, SENDER, '--from', FLOOD_SOURCE, '--to', `${listen.address}:${listen.port}`, '--public-key', listen.publicKey,
+      ...(rate > 0 ? ['--rate', String(rate)] : ['--unpaced']), '--seconds', '600',
+    ], floodLog);
+    let rssMaxKb = rssBeforeKb;
+    const sampler = setInterval(() => { rssMaxKb = Math.max(rssMaxKb, rssKb(pid)); }, RSS_SAMPLE_MS);
+    try {
+      await sleep(WARM_UP_MS);
+      const wgShowMs = await wgShowTimes(topology, WG_SHOW_SAMPLES);
+      const handshakeMs = await freshHandshake(topology);
+      const [tcpDuringBps, more] = await Promise.all([tcp(), wgShowTimes(topology, WG_SHOW_SAMPLES)]);
+      wgShowMs.push(...more);
+      topology.check();
+      sender.kill('SIGTERM');
+      await new Promise((resolve) => sender.once('exit', resolve));
+      const line = readFileSync(floodLog, 'utf8').trim().split('\n').pop() ?? '';
+      let flood: FloodFigures['flood'];
+      try {
+        flood = JSON.parse(line) as FloodFigures['flood'];
+      } catch {
+        say(`the flood sender printed no result: ${line}`);
+      }
+      return { wgShowBeforeMs, tcpBeforeBps, tcpDuringBps, wgShowMs, handshakeMs, rssBeforeKb, rssMaxKb, flood };
+    } finally {
+      clearInterval(sampler);
+      if (sender.exitCode === null) sender.kill('SIGKILL');
+    }
+  } finally {
+    await topology.down();
+  }
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+function report(results: Map<string, FloodFigures[]>, impls: ImplSpec[], floods: FloodName[], rate: number): string {
+  const lines: string[] = [];
+  for (const floodName of floods) {
+    lines.push(`### ${floodName === 'paced' ? `Paced flood, ${rate} initiations/s` : 'Unpaced flood (one sender core)'}`, '');
+    lines.push(`| | ${impls.map((i) => i.label).join(' | ')} |${floodName === 'paced' || floodName === 'unpaced' ? ' tundra target |' : ''}`);
+    lines.push(`| --- | ${impls.map(() => '---:').join(' | ')} | --- |`);
+    const rows: [string, (f: FloodFigures) => string, string][] = [];
+    const t = TARGETS[floodName];
+    rows.push(['flood sent (initiations/s)', (f) => (f.flood === undefined ? '?' : `${Math.round(f.flood.rate)}`), '']);
+    rows.push(['cookie replies the flood got', (f) => (f.flood === undefined ? '?' : `${f.flood.cookieReplies}`), '']);
+    rows.push(['TCP before (Mbit/s)', (f) => (f.tcpBeforeBps / 1e6).toFixed(0), '']);
+    rows.push(['TCP during (Mbit/s)', (f) => (f.tcpDuringBps / 1e6).toFixed(0), '']);
+    rows.push(['TCP during / before', (f) => (f.tcpDuringBps / Math.max(1, f.tcpBeforeBps)).toFixed(2), t.tcpRatio === undefined ? '≥ upstream\'s' : `≥ ${t.tcpRatio}`]);
+    rows.push(['`wg show` before the flood, worst (ms)', (f) => Math.max(...f.wgShowBeforeMs).toFixed(0), '']);
+    rows.push(['`wg show` median (ms)', (f) => median(f.wgShowMs).toFixed(0), '']);
+    rows.push(['`wg show` worst (ms)', (f) => Math.max(...f.wgShowMs).toFixed(0), `< ${t.wgShowMs}`]);
+    rows.push(['fresh handshake (s)', (f) => (f.handshakeMs === undefined ? `none in ${HANDSHAKE_LIMIT_MS / 1000}` : (f.handshakeMs / 1000).toFixed(1)), `≤ ${t.handshakeMs / 1000}`]);
+    rows.push(['RSS growth (MB)', (f) => ((f.rssMaxKb - f.rssBeforeKb) / 1024).toFixed(1), `< ${t.rssGrowthMb}`]);
+    for (const [name, cell, target] of rows) {
+      const cells = impls.map((impl) => (results.get(`${impl.label}/${floodName}`) ?? []).map(cell).join(', ') || '—');
+      lines.push(`| ${name} | ${cells.join(' | ')} | ${target} |`);
+    }
+    lines.push('');
+  }
+  lines.push('Each cell lists the rounds in order. `wg show` times are the worst of 10 samples (5 after a 2 s warm-up, 5 during the TCP run).');
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      impl: { type: 'string', multiple: true }, flood: { type: 'string', default: 'paced,unpaced' }, rate: { type: 'string', default: '20000' },
+      rounds: { type: 'string', default: '1' }, seconds: { type: 'string', default: '5' }, out: { type: 'string' },
+    },
+  });
+  const impls = (values.impl ?? ['tundra']).map((text) => parseImpl(text));
+  const floods = values.flood.split(',').map((f) => f.trim()) as FloodName[];
+  for (const f of floods) if (f !== 'paced' && f !== 'unpaced') throw new Error(`--flood takes paced and/or unpaced, not '${f}'`);
+  const rate = Number(values.rate);
+  const rounds = Number(values.rounds);
+  const seconds = Number(values.seconds);
+  if (!(rate > 0) || !Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(seconds) || seconds < 1) throw new Error('--rate > 0, --rounds and --seconds whole numbers >= 1');
+  const runId = randomBytes(3).readUIntBE(0, 3).toString(36).padStart(4, '0').slice(-4);
+  const dir = values.out ?? join('bench-out', `flood-${new Date().toISOString().replace(/[:.]/g, '-')}-${runId}`);
+  mkdirSync(dir, { recursive: true });
+  process.on('exit', downAllSync);
+  for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) process.on(signal, () => { downAllSync(); process.exit(status); });
+  const say = (line: string): void => { process.stderr.write(`bench:flood: ${line}\n`); };
+  const results = new Map<string, FloodFigures[]>();
+  for (let round = 1; round <= rounds; round++) {
+    for (const floodName of floods) {
+      for (const impl of impls) {
+        say(`round ${round}: ${impl.label}, ${floodName} flood`);
+        const figures = await measure(impl, floodName, floodName === 'paced' ? rate : 0, seconds, runId, join(dir, `${impl.label}-${floodName}-${round}`), say);
+        const key = `${impl.label}/${floodName}`;
+        results.set(key, [...(results.get(key) ?? []), figures]);
+        writeFileSync(join(dir, 'results.json'), `${JSON.stringify(Object.fromEntries(results), null, 2)}\n`);
+      }
+    }
+  }
+  const md = report(results, impls, floods, rate);
+  writeFileSync(join(dir, 'report.md'), `${md}\n`);
+  process.stdout.write(`${md}\n`);
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`bench:flood: ${err.message}\n`);
+  process.exit(1);
+});
