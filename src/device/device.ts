@@ -306,11 +306,11 @@ export class Device implements UapiDevice {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
-    this.handshakes.close();
     this.sourceCheck?.close();
     this.sourceCheck = undefined;
     await this.stopQueues();
     await this.workers?.close();
+    this.handshakes.close();
     this.inlineStages?.close();
     for (const s of this.udp) closeFd(s.fd);
     for (const q of this.tun) closeFd(q.fd);

@@ -7,13 +7,12 @@
 //              cost a thread wake-up per batch. An interval that finds none stops
 //              and the main thread sleeps on this ring's doorbell until the next
 //              tally, so an idle tunnel wakes nobody 50 times a second.
-//   messages — what cannot wait: packets for a peer without a usable session, and
-//              the tallies the control
-//              plane must act on now (counters used up; data on a keypair that is
-//              not yet the peer's sending one, which confirms it; a source that is
-//              not the peer's endpoint, which roams it — the worker has put it in the
-//              shared peer table already), and local addresses a send
-//              found gone (sticky sources to forget). The main thread waits on
+//   messages — what cannot wait: packets for a peer without a usable session, the
+//              tallies the control plane must act on now (counters used up; data on
+//              a keypair that is not yet the peer's sending one, which confirms it;
+//              a source that is not the peer's endpoint, which roams it — the worker
+//              has put it in the shared peer table already), and local addresses a
+//              send found gone (sticky sources to forget). The main thread waits on
 //              this ring with Atomics.waitAsync (a doorbell: a producer wakes it only
 //              when it sleeps), and reads the tallies ring first, so that records
 //              apply in the order they were made.

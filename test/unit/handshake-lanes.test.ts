@@ -9,6 +9,7 @@ import { PacketBatch, SLOT_SIZE } from '../../src/pipeline/batch.js';
 import { REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX } from '../../src/protocol/constants.js';
 import { Drop, DropCounters } from '../../src/protocol/drop-reasons.js';
 import { Engine } from '../../src/protocol/engine.js';
+import { RateLimiter } from '../../src/protocol/ratelimiter.js';
 import { HandshakeScheduler } from '../../src/device/handshake-scheduler.js';
 import { createHandshakeLanes, HandshakeGate, LaneReader, LaneWriter } from '../../src/workers/handshake-lanes.js';
 import { floodInitiations } from '../../bench/flood/sender.js';
@@ -205,4 +206,18 @@ test('an old backlog head means under load even when the backlog is short', () =
   assert.equal(b.isUnderLoad(), false);
   b.noteHandshakeBacklog(1, 1152, 25);
   assert.ok(b.isUnderLoad());
+});
+
+test('the engine\'s rate limiter: 5 at once, then 20 a second, per IPv4 address and per IPv6 /64', () => {
+  const clock = { t: 0 };
+  const limiter = new RateLimiter(() => clock.t);
+  const allowed = (address: string, n: number): number => Array.from({ length: n }, () => limiter.allow(address)).filter(Boolean).length;
+  assert.equal(allowed('198.18.0.3', 20), 5);
+  clock.t += 100;
+  assert.equal(allowed('198.18.0.3', 20), 2, '100 ms at 20/s');
+  assert.equal(allowed('198.18.0.4', 20), 5, 'another address');
+  assert.equal(allowed('fd7a:7d0:1:2::1', 3) + allowed('fd7a:7d0:1:2:ffff::9', 3), 5, 'one /64');
+  assert.equal(allowed('fd7a:7d0:1:3::1', 20), 5, 'the next /64');
+  clock.t += 10_000;
+  assert.equal(allowed('198.18.0.3', 20), 5, 'idle buckets fill again (and are forgotten)');
 });
