@@ -21,8 +21,11 @@ import { OVERLAY, Tunnel, TUNDRA_MAIN } from '../helpers/tunnel.js';
 const WALK = fileURLToPath(new URL('../helpers/tun-netns-walk.js', import.meta.url));
 
 const skip = networkTestsUnavailable(['ip', 'wg', 'wireguard-go', 'ping', 'ss']);
-/** How long tundra may take to notice the deletion and stop: its link check runs each second. */
-const EXIT_BOUND_MS = 10_000;
+/**
+ * A bound for a daemon that never notices the deletion, not a speed (issue 20): its link
+ * check runs each second and the stop takes well under one, however busy the machine.
+ */
+const EXIT_BOUND_MS = 30_000;
 
 /** The "container": a third namespace next to the tunnel's, deleted by remove() (also at exit). */
 class Container {
