@@ -61,7 +61,7 @@ function configure(ns: string, name: string, mtu: number): void {
 async function pingWorks(ns: string, address: string): Promise<void> {
   const family = address.includes(':') ? '-6' : '-4';
   await waitFor(`a ping from ${ns} to ${address}`, () =>
-    spawnSync('ip', ['netns', 'exec', ns, 'ping', family, '-c', '1', '-W', '1', address]).status === 0, 15_000);
+    spawnSync('ip', ['netns', 'exec', ns, 'ping', family, '-c', '1', '-W', '1', address]).status === 0);
 }
 
 /** Pings both ways over both families: from `ns` (side a's interface) to side b, and back. */
@@ -82,7 +82,7 @@ function daemonOf(tunnel: Tunnel): { alive: () => boolean; waitForLog: (line: st
       if (output().indexOf(line, from) >= 0) return true;
       if (!alive()) throw new Error(`tundra exited (${daemon.exitCode ?? daemon.signalCode}): ${output()}`);
       return false;
-    }, 10_000),
+    }),
     exit: () => new Promise((resolve, reject) => {
       if (!alive()) {
         resolve(daemon.exitCode);
