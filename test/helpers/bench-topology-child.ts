@@ -15,9 +15,9 @@ process.once('SIGINT', () => {
 setTimeout(() => {
   downAllSync();
   process.exit(2);
-}, 30_000);
+}, 180_000);
 
 const topology = await Topology.up({
-  name: 'p2p', runId, logDir, impl: { label: 'tundra', kind: 'userspace', argv: [process.execPath, TUNDRA_MAIN, '-f', '%IF%'], env: {} },
+  name: 'p2p', runId, logDir, startTimeoutMs: 60_000, impl: { label: 'tundra', kind: 'userspace', argv: [process.execPath, TUNDRA_MAIN, '-f', '%IF%'], env: {} },
 });
 process.stdout.write(`READY ${JSON.stringify(topology.daemonPids())}\n`);

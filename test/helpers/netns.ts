@@ -36,6 +36,9 @@ export class TwoHosts {
   readonly b: string;
   readonly underlayA = '198.18.0.1';
   readonly underlayB = '198.18.0.2';
+  /** The veth ends in a and in b, which carry the underlay addresses. */
+  readonly vethA: string;
+  readonly vethB: string;
   private readonly children: ChildProcess[] = [];
   private readonly onExit = (): void => this.destroy();
 
@@ -47,8 +50,8 @@ export class TwoHosts {
     try {
       run('ip', ['netns', 'add', this.a]);
       run('ip', ['netns', 'add', this.b]);
-      const vethA = `tdr${id}va`.slice(0, 15);
-      const vethB = `tdr${id}vb`.slice(0, 15);
+      const vethA = this.vethA = `tdr${id}va`.slice(0, 15);
+      const vethB = this.vethB = `tdr${id}vb`.slice(0, 15);
       run('ip', ['-n', this.a, 'link', 'add', vethA, 'type', 'veth', 'peer', 'name', vethB, 'netns', this.b]);
       run('ip', ['-n', this.a, 'addr', 'add', `${this.underlayA}/24`, 'dev', vethA]);
       run('ip', ['-n', this.b, 'addr', 'add', `${this.underlayB}/24`, 'dev', vethB]);

@@ -87,7 +87,7 @@ export async function waitForRoutes(hosts: TwoHosts, ns: string, dev: string, pr
     const missing = prefixes.filter((p) => !have.includes(routeKey(p)));
     if (missing.length > 0 && what().includes('ERROR')) throw new Error(`set-up failed: ${what()}`);
     return missing.length === 0;
-  }, 15_000);
+  });
 }
 
 /**

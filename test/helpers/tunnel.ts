@@ -144,9 +144,39 @@ export class Tunnel {
 
   /** TCP and UDP checksum errors the kernel counted in the side's namespace since it was made (nstat). */
   checksumErrors(side: Side): { tcp: number; udp: number } {
-    const out = this.hosts.exec(this.ns(side), 'nstat', ['-azs', 'TcpInCsumErrors', 'UdpInCsumErrors', 'Udp6InCsumErrors']);
-    const value = (name: string): number => Number(new RegExp(`^${name}\\s+(\\d+)`, 'm').exec(out)?.[1] ?? NaN);
-    return { tcp: value('TcpInCsumErrors'), udp: value('UdpInCsumErrors') + value('Udp6InCsumErrors') };
+    const n = this.nstat(side, ['TcpInCsumErrors', 'UdpInCsumErrors', 'Udp6InCsumErrors']);
+    return { tcp: n.TcpInCsumErrors!, udp: n.UdpInCsumErrors! + n.Udp6InCsumErrors! };
+  }
+
+  /** The kernel's counters `names` in the side's namespace since it was made (nstat); NaN for a name it lacks. */
+  private nstat(side: Side, names: string[]): Record<string, number> {
+    const out = this.hosts.exec(this.ns(side), 'nstat', ['-azs', ...names]);
+    return Object.fromEntries(names.map((name) => [name, Number(new RegExp(`^${name}\\s+(\\d+)`, 'm').exec(out)?.[1] ?? NaN)]));
+  }
+
+  /**
+   * Every packet drop counted in the side's namespace so far, by counter: the kernel's (UDP
+   * socket buffers full, IP discards, each link's and each qdisc's drops) and, when tundra
+   * runs there, tundra's (by reason). Where a datagram that never arrived may have gone.
+   */
+  async drops(side: Side): Promise<Record<string, number>> {
+    const ns = this.ns(side);
+    const drops = this.nstat(side, ['UdpRcvbufErrors', 'UdpSndbufErrors', 'UdpMemErrors', 'Udp6RcvbufErrors', 'Udp6SndbufErrors',
+      'Udp6MemErrors', 'IpInDiscards', 'IpOutDiscards', 'Ip6InDiscards', 'Ip6OutDiscards']);
+    type Link = { ifname: string; stats64: { rx: { dropped: number }; tx: { dropped: number } } };
+    for (const l of JSON.parse(this.hosts.exec(ns, 'ip', ['-s', '-j', 'link', 'show'])) as Link[]) {
+      drops[`${l.ifname} rx`] = l.stats64.rx.dropped;
+      drops[`${l.ifname} tx`] = l.stats64.tx.dropped;
+    }
+    // mq only adds up its children's.
+    type Qdisc = { kind: string; handle: string; parent?: string; dev: string; drops: number };
+    for (const q of JSON.parse(this.hosts.exec(ns, 'tc', ['-s', '-j', 'qdisc', 'show'])) as Qdisc[]) {
+      if (q.kind !== 'mq') drops[`${q.dev} qdisc ${q.handle} ${q.parent ?? 'root'}`] = q.drops;
+    }
+    if (this.options[side] === 'tundra') {
+      for (const [reason, n] of Object.entries((await this.counters(side)).drops)) drops[`tundra ${reason}`] = n;
+    }
+    return drops;
   }
 
   /** tundra's counters on `side` (SIGUSR1 makes it print them as one JSON line). */

@@ -16,16 +16,16 @@ const RUN = fileURLToPath(new URL('../../bench/e2e/run.js', import.meta.url));
 const FAKE = fileURLToPath(new URL('../../../test/helpers/bench-fake-impl.sh', import.meta.url));
 const skip = networkTestsUnavailable(['ip', 'wg', 'ping', 'iperf3']);
 
-// No timing assertions (issue 20): the run uses the default --start-timeout (10 s), which a
-// busy machine's tundra meets; 'never' is skipped after it either way, and this test is
-// about why the others are skipped. Throughput only has to be measured, not fast (that is
+// No timing assertions (issue 20): --start-timeout 30 is a bound for a hang, which a busy
+// machine's tundra needs (the default 10 s was seen to fall short under load); 'never' is
+// skipped after it either way, and this test is about why the others are skipped. Throughput only has to be measured, not fast (that is
 // the benchmark's business); the other bounds are for hangs.
-test('a short run measures tundra and skips, with the reason, an impl that fails, one that never makes its interface, a missing binary and a missing tool', { skip, timeout: 120_000 }, withDir('bench-e2e', async (dir) => {
+test('a short run measures tundra and skips, with the reason, an impl that fails, one that never makes its interface, a missing binary and a missing tool', { skip, timeout: 300_000 }, withDir('bench-e2e', async (dir) => {
   const r = spawnSync(process.execPath, [
-    RUN, '--topology', 'p2p', '--load', 'tcp1,secnetperf', '--rounds', '1', '--seconds', '2',
+    RUN, '--topology', 'p2p', '--load', 'tcp1,secnetperf', '--rounds', '1', '--seconds', '2', '--start-timeout', '30',
     '--impl', 'tundra', '--impl', `never=sh ${FAKE} never %IF%`, '--impl', `fail=sh ${FAKE} fail %IF%`,
     '--impl', 'ghost=no-such-wireguard-xyz -f %IF%', '--out', dir,
-  ], { encoding: 'utf8', timeout: 110_000 });
+  ], { encoding: 'utf8', timeout: 290_000 });
   assert.equal(r.status, 1, `exit 1: two implementations failed\n${r.stderr}`);
   const report: Report = parseReport(readFileSync(join(dir, 'report.json'), 'utf8'), 'report.json');
   assert.equal(report.kind, 'e2e');
@@ -50,14 +50,16 @@ test('a short run measures tundra and skips, with the reason, an impl that fails
   assert.deepEqual(processesOf(report.run.id), []);
 }));
 
-test('Ctrl-C during a load: exit 130, the run\'s namespaces and daemons are gone, the partial report is written', { skip, timeout: 180_000 }, withDir('bench-e2e', async (dir) => {
-  const child = spawn(process.execPath, [RUN, '--topology', 'p2p', '--load', 'tcp1', '--rounds', '1', '--seconds', '30', '--impl', 'tundra', '--out', dir], {
+test('Ctrl-C during a load: exit 130, the run\'s namespaces and daemons are gone, the partial report is written', { skip, timeout: 300_000 }, withDir('bench-e2e', async (dir) => {
+  const child = spawn(process.execPath, [
+    RUN, '--topology', 'p2p', '--load', 'tcp1', '--rounds', '1', '--seconds', '30', '--start-timeout', '60', '--impl', 'tundra', '--out', dir,
+  ], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const loading = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no tcp1 progress line in 90 s: ${stderr}`)), 90_000);
+    const timer = setTimeout(() => reject(new Error(`no tcp1 progress line in 180 s: ${stderr}`)), 180_000);
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
       const id = /bench: run (\w{4}):/.exec(stderr)?.[1];

@@ -17,10 +17,16 @@ import { startWireguardGo } from '../helpers/wireguard-go.js';
 
 const skip = networkTestsUnavailable(['ip', 'wg', 'wireguard-go', 'ping', 'setpriv']);
 const UNIT = fileURLToPath(new URL('../../../contrib/systemd/tundra@.service', import.meta.url));
-/** How long a stop may take: closing the workers is well under a second; this leaves room for a loaded machine. */
-const EXIT_BOUND_MS = 5000;
+/**
+ * How long a stop may take: the unit's TimeoutStopSec, after which systemd kills tundra
+ * (its socket and link left behind). Not a speed claim (issue 20): a stop takes well under a
+ * second of tundra's time (a worker that ignores it is terminated after 2 s), so a busy
+ * machine stays far inside it; what it catches is a stop that never ends (a worker,
+ * timer or handle left alive) or one that waits out a long timer of its own.
+ */
+const EXIT_BOUND_MS = Number(/^TimeoutStopSec=(\d+)s$/m.exec(readFileSync(UNIT, 'utf8'))![1]) * 1000;
 
-describe('stopping tundra cleanly', { skip, timeout: 180_000 }, () => {
+describe('stopping tundra cleanly', { skip, timeout: 300_000 }, () => {
   let hosts: TwoHosts;
   let dir: string;
   const name = `tdrl${process.pid % 100000}`;

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../src/crypto/keys.js';
 import { captureOutput, networkTestsUnavailable, run, waitFor } from '../helpers/netns.js';
 import { Tunnel, type Implementation } from '../helpers/tunnel.js';
+import { UdpCapture } from '../helpers/udp-capture.js';
 
 const skip = networkTestsUnavailable(['ip', 'wg', 'wireguard-go', 'ping', 'tcpdump']);
 const IDLE_PEERS = 2000;
@@ -51,9 +52,8 @@ class InitiationCapture {
 
   constructor(tunnel: Tunnel) {
     const { hosts } = tunnel;
-    const veth = hosts.exec(hosts.b, 'ip', ['-o', 'link', 'show', 'type', 'veth']).split(':')[1]!.trim().split('@')[0]!;
     const filter = `udp and dst host ${hosts.underlayB} and dst portrange ${FIRST_IDLE_PORT}-${FIRST_IDLE_PORT + IDLE_PEERS - 1} and udp[8] = 1 and udp[4:2] = 156`;
-    this.child = hosts.spawn(hosts.b, 'tcpdump', ['-i', veth, '-nn', '-l', '-q', '-B', '8192', filter]);
+    this.child = hosts.spawn(hosts.b, 'tcpdump', ['-i', hosts.vethB, '-nn', '-l', '-q', '-B', '8192', filter]);
     this.output = captureOutput(this.child);
   }
 
@@ -89,7 +89,7 @@ function latestHandshake(tunnel: Tunnel, side: 'a' | 'b', peerKey: string): numb
 }
 
 for (const [b, tag] of [['tundra', 'mt'], ['wireguard-go', 'mw']] as [Implementation, string][]) {
-  describe(`tundra with ${IDLE_PEERS} idle peers ↔ ${b}`, { skip, timeout: 150_000 }, () => {
+  describe(`tundra with ${IDLE_PEERS} idle peers ↔ ${b}`, { skip, timeout: 300_000 }, () => {
     let tunnel: Tunnel;
     let capture: InitiationCapture;
     let loadedAt = 0;
@@ -139,14 +139,19 @@ for (const [b, tag] of [['tundra', 'mt'], ['wireguard-go', 'mw']] as [Implementa
         'set', tunnel.ifName.b, 'peer', keyA, 'endpoint', `${tunnel.hosts.underlayA}:51820`, 'allowed-ips', '100.96.0.1/32,fd7a:7d0::1/128',
       ]);
       assert.equal(latestHandshake(tunnel, 'b', keyA), 0, 'b starts over');
-      const started = Date.now();
+      const initiations = await UdpCapture.start(tunnel.hosts, tunnel.ns('b'), tunnel.hosts.vethB,
+        ['-Q', 'out', 'udp', 'and', 'dst', 'port', '51820', 'and', 'udp[8]', '=', '1', 'and', 'udp[4:2]', '=', '156']);
       // One ping makes b initiate. Its reply can be lost today: a may seal it with the old session,
       // which b has forgotten, before it has switched to the new one. The handshake is what counts here.
       tunnel.ping('b', 4, 1);
-      await waitFor('a new handshake at both ends', () => latestHandshake(tunnel, 'a', keyB) > before && latestHandshake(tunnel, 'b', keyA) > 0, 5_000);
-      const elapsed = Date.now() - started;
-      // A handshake takes milliseconds; one stuck behind the idle peers' timers would take seconds.
-      assert.ok(elapsed < 3000, `the new handshake took ${elapsed} ms`);
+      // A bound for a hang only (issue 20): how long it took is no proof, a busy machine makes it seconds.
+      await waitFor('a new handshake at both ends', () => latestHandshake(tunnel, 'a', keyB) > before && latestHandshake(tunnel, 'b', keyA) > 0, 60_000);
+      // What proves a was not starved is the protocol's own deadline: b sends its initiation
+      // again if no response came within REKEY_TIMEOUT (5 s). A handshake takes milliseconds
+      // of a's time, so a answers the first one however busy the machine; one stuck behind
+      // the idle peers' timers makes b retry, and the handshake completes on a later initiation.
+      const sent = (await initiations.stop((d) => d.length > 0)).filter((d) => d.destination === tunnel.hosts.underlayA);
+      assert.equal(sent.length, 1, `a answered b's first initiation: b sent ${sent.length}`);
       assert.equal(tunnel.ping('b', 4, 3), 3, 'the new session carries traffic both ways');
     });
 
@@ -154,7 +159,8 @@ for (const [b, tag] of [['tundra', 'mt'], ['wireguard-go', 'mw']] as [Implementa
       // Each idle peer initiates when its keepalive is set, then again every ~5 s.
       const since = Date.now() - loadedAt;
       if (since < 2 * RETRY_WINDOW_MS) await new Promise((r) => setTimeout(r, 2 * RETRY_WINDOW_MS - since));
-      await waitFor('the idle peers\' retries', () => capture.portsWithAtLeast(2) === IDLE_PEERS, 2 * RETRY_WINDOW_MS);
+      // A bound for a hang: a busy machine may take longer to send 2,000 initiations twice.
+      await waitFor('the idle peers\' retries', () => capture.portsWithAtLeast(2) === IDLE_PEERS, 10 * RETRY_WINDOW_MS);
       const counts = capture.counts();
       assert.equal(counts.size, IDLE_PEERS, 'initiations went to every idle endpoint');
       const handshakes = tunnel.wg('a', ['show', tunnel.ifName.a, 'latest-handshakes']).trim().split('\n');
@@ -168,7 +174,7 @@ for (const [b, tag] of [['tundra', 'mt'], ['wireguard-go', 'mw']] as [Implementa
       const namespaces = run('ip', ['netns', 'list']);
       for (const ns of names) assert.ok(!namespaces.split('\n').some((l) => l.split(' ')[0] === ns), `namespace ${ns} is gone`);
       // The daemons remove their UAPI sockets as they exit, which may take a moment after SIGTERM.
-      return waitFor('the UAPI sockets to go', () => sockets.every((path) => !existsSync(path)), 5_000);
+      return waitFor('the UAPI sockets to go', () => sockets.every((path) => !existsSync(path)), 30_000);
     });
   });
 }

@@ -21,8 +21,11 @@ import { OVERLAY, Tunnel, TUNDRA_MAIN } from '../helpers/tunnel.js';
 const WALK = fileURLToPath(new URL('../helpers/tun-netns-walk.js', import.meta.url));
 
 const skip = networkTestsUnavailable(['ip', 'wg', 'wireguard-go', 'ping', 'ss']);
-/** How long tundra may take to notice the deletion and stop: its link check runs each second. */
-const EXIT_BOUND_MS = 10_000;
+/**
+ * A bound for a daemon that never notices the deletion, not a speed (issue 20): its link
+ * check runs each second and the stop takes well under one, however busy the machine.
+ */
+const EXIT_BOUND_MS = 30_000;
 
 /** The "container": a third namespace next to the tunnel's, deleted by remove() (also at exit). */
 class Container {
@@ -58,7 +61,7 @@ function configure(ns: string, name: string, mtu: number): void {
 async function pingWorks(ns: string, address: string): Promise<void> {
   const family = address.includes(':') ? '-6' : '-4';
   await waitFor(`a ping from ${ns} to ${address}`, () =>
-    spawnSync('ip', ['netns', 'exec', ns, 'ping', family, '-c', '1', '-W', '1', address]).status === 0, 15_000);
+    spawnSync('ip', ['netns', 'exec', ns, 'ping', family, '-c', '1', '-W', '1', address]).status === 0);
 }
 
 /** Pings both ways over both families: from `ns` (side a's interface) to side b, and back. */
@@ -79,7 +82,7 @@ function daemonOf(tunnel: Tunnel): { alive: () => boolean; waitForLog: (line: st
       if (output().indexOf(line, from) >= 0) return true;
       if (!alive()) throw new Error(`tundra exited (${daemon.exitCode ?? daemon.signalCode}): ${output()}`);
       return false;
-    }, 10_000),
+    }),
     exit: () => new Promise((resolve, reject) => {
       if (!alive()) {
         resolve(daemon.exitCode);

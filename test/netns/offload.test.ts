@@ -13,7 +13,7 @@ import { Tunnel, UPSTREAM_WIREGUARD_GO, type Implementation, type Side } from '.
 const skip = networkTestsUnavailable(['ip', 'wg', 'wireguard-go', 'ping', 'nstat', 'ethtool']);
 const FULL = 200 * 1024 * 1024;
 const SMALL = 20 * 1024 * 1024;
-/** Datagrams of the UDP transfer, at a rate every configuration carries without loss. */
+/** Datagrams of the UDP transfer, at a rate every configuration carries without loss on an idle machine. */
 const UDP_COUNT = 20_000;
 const UDP_MBITS = 100;
 /**
@@ -21,7 +21,7 @@ const UDP_MBITS = 100;
  * these datagrams: 9 ms at 100 Mbit/s), so a few milliseconds without CPU — the suite runs
  * two files at once on two cores — drop datagrams before it reads them. At this rate the
  * same buffer holds 60 ms (at 30 Mbit/s, 30 ms were seen to fall short once in seven
- * runs: 59 of 20,000 lost). Every datagram must still arrive, in order.
+ * runs: 59 of 20,000 lost). A datagram may go missing only where a drop was counted.
  */
 const UDP_MBITS_DEBIAN = 15;
 
@@ -34,15 +34,40 @@ async function exercise(tunnel: Tunnel, bytes: number, udpMbits = UDP_MBITS): Pr
     assert.equal(received.bytes, bytes, `TCP/IPv${family} from ${from}: bytes`);
     assert.equal(received.sha256, sent.sha256, `TCP/IPv${family} from ${from}: SHA-256`);
   }
-  const udp = await tunnel.udpTransfer('a', UDP_COUNT, udpMbits);
-  assert.deepEqual(
-    { received: udp.received, lost: udp.lost, reordered: udp.reordered, duplicates: udp.duplicates, corrupt: udp.corrupt },
-    { received: UDP_COUNT, lost: 0, reordered: 0, duplicates: 0, corrupt: 0 },
-    'UDP: every datagram, once, in order, intact',
-  );
+  await udpExact(tunnel, udpMbits);
   for (const side of ['a', 'b'] as const) {
     assert.deepEqual(tunnel.checksumErrors(side), { tcp: 0, udp: 0 }, `no checksum errors in ${side}'s namespace`);
   }
+}
+
+/**
+ * A UDP transfer from a: what arrives comes once, in order and intact, and a datagram goes
+ * missing only where a drop was counted. Not "none lost" (issue 20): UDP may drop, and on a
+ * busy machine a reader without CPU for some milliseconds (a's or b's daemon, the sink)
+ * overflows its socket buffer, as the kernel counts; what the test catches is a datagram
+ * lost without a trace (tundra losing one and counting nothing) or damaged. On an idle
+ * machine nothing is dropped, so every datagram must arrive.
+ */
+async function udpExact(tunnel: Tunnel, mbits: number): Promise<void> {
+  const before = await dropsOf(tunnel);
+  const udp = await tunnel.udpTransfer('a', UDP_COUNT, mbits);
+  const after = await dropsOf(tunnel);
+  const dropped: Record<string, number> = {};
+  for (const [k, n] of Object.entries(after)) if (n !== before[k]) dropped[k] = n - (before[k] ?? 0);
+  const counted = Object.values(dropped).reduce((sum, n) => sum + n, 0);
+  assert.deepEqual(
+    { arrived: udp.received + udp.lost, reordered: udp.reordered, duplicates: udp.duplicates, corrupt: udp.corrupt },
+    { arrived: UDP_COUNT, reordered: 0, duplicates: 0, corrupt: 0 },
+    'UDP: what arrived came once, in order, intact',
+  );
+  assert.ok(udp.lost <= counted, `UDP: ${udp.lost} of ${UDP_COUNT} lost, ${counted} drops counted: ${JSON.stringify(dropped)}`);
+}
+
+/** Both sides' drop counters, in one record. */
+async function dropsOf(tunnel: Tunnel): Promise<Record<string, number>> {
+  const drops: Record<string, number> = {};
+  for (const side of ['a', 'b'] as const) for (const [k, n] of Object.entries(await tunnel.drops(side))) drops[`${side} ${k}`] = n;
+  return drops;
 }
 
 function features(tunnel: Tunnel, side: Side): Record<string, string> {
@@ -185,12 +210,11 @@ describe('UDP GSO refused by the kernel: every datagram still arrives', { skip, 
 
   // Before Linux 6.11 the kernel refuses GSO out of such a device with EIO (tundra then
   // turns GSO off for the family, once); later kernels checksum in software instead.
-  test('an egress veth without TX checksumming: nothing is lost', async () => {
+  test('an egress veth without TX checksumming: nothing is lost uncounted', async () => {
     tunnel.hosts.exec(tunnel.ns('a'), 'ethtool', ['-K', vethOf(tunnel, 'a'), 'tx-checksumming', 'off']);
     const { sent, received } = await tunnel.transfer('a', SMALL, 4);
     assert.equal(received.sha256, sent.sha256);
-    const udp = await tunnel.udpTransfer('a', UDP_COUNT, UDP_MBITS);
-    assert.equal(udp.received, UDP_COUNT);
+    await udpExact(tunnel, UDP_MBITS);
     assert.ok(((await tunnel.counters('a')).offload.fallbacks.udp_gso_eio ?? 0) <= 1, 'GSO is turned off at most once per family');
     assert.deepEqual(tunnel.checksumErrors('b'), { tcp: 0, udp: 0 });
   });

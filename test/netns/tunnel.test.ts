@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeKey, publicKeyOf } from '../../src/crypto/keys.js';
-import { networkTestsUnavailable } from '../helpers/netns.js';
+import { networkTestsUnavailable, waitFor } from '../helpers/netns.js';
 import { Tunnel, type Implementation } from '../helpers/tunnel.js';
 
 const skip = networkTestsUnavailable(['ip', 'wg', 'wireguard-go', 'ping']);
@@ -40,8 +40,11 @@ for (const [a, b, tag] of [['tundra', 'wireguard-go', 'tw'], ['tundra', 'tundra'
 
     test('after the MTU is raised to 8920, jumbo packets cross both ways', async () => {
       for (const side of ['a', 'b'] as const) tunnel.hosts.exec(tunnel.ns(side), 'ip', ['link', 'set', 'mtu', '8920', 'dev', tunnel.ifName[side]]);
-      // tundra looks at its MTU once a second (padding follows it); packets of any size fit its slots.
-      await new Promise((resolve) => setTimeout(resolve, 1100));
+      // tundra looks at its MTU once a second (padding follows it): wait until each tundra saw
+      // it (bounded, for a hang), not a second that a busy machine may stretch. Packets of any
+      // size fit its slots.
+      await waitFor('tundra to see the new MTU', () => (['a', 'b'] as const).every((side) =>
+        tunnel.options[side] !== 'tundra' || tunnel.output[side]().includes('MTU updated: 8920')), 30_000);
       for (const from of ['a', 'b'] as const) {
         const to = from === 'a' ? '100.96.0.2' : '100.96.0.1';
         const out = tunnel.hosts.exec(tunnel.ns(from), 'ping', ['-4', '-c', '2', '-i', '0.2', '-W', '2', '-M', 'do', '-s', '8892', to]);

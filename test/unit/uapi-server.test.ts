@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { EADDRINUSE, formatGetResponse, UapiError, type SetRequest, type UapiDevice, type UapiInterfaceState } from '../../src/uapi/protocol.js';
 import { startUapiServer, type UapiServer } from '../../src/uapi/server.js';
 import { parsePrefix } from '../../src/routing/prefix.js';
+import { waitFor } from '../helpers/wait.js';
 
 const PEER = Buffer.alloc(32, 0x11).toString('hex');
 
@@ -175,7 +176,7 @@ describe('uapi server', () => {
     for (const [request, key] of requests) {
       const before = logged.length;
       const { text } = await exchange(server.path, request, { ms: 500, answers: request.startsWith('get') ? 2 : 1 });
-      await waitUntil(() => logged.length > before);
+      await waitFor('the log line', () => logged.length > before);
       const lines = logged.slice(before).join('\n');
       for (const out of [text, lines]) {
         for (let i = 0; i + 10 <= secret.length; i++) assert.ok(!out.includes(secret.slice(i, i + 10)), `${request.slice(0, 30)}: ${out}`);
@@ -294,7 +295,7 @@ describe('uapi server: the socket file', () => {
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(fired, 0);
     await rm(server.path);
-    await waitUntil(() => fired > 0);
+    await waitFor('the callback', () => fired > 0);
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(fired, 1);
     await server.close();
@@ -306,7 +307,7 @@ describe('uapi server: the socket file', () => {
     server.watchRemoval(() => (fired = true));
     await writeFile(join(dir, 'other'), 'another daemon');
     await rename(join(dir, 'other'), server.path);
-    await waitUntil(() => fired);
+    await waitFor('the callback', () => fired);
     await server.close();
     assert.equal(await readFile(server.path, 'utf8'), 'another daemon');
   });
@@ -316,15 +317,7 @@ describe('uapi server: the socket file', () => {
     await rm(server.path);
     let fired = false;
     server.watchRemoval(() => (fired = true));
-    await waitUntil(() => fired);
+    await waitFor('the callback', () => fired);
     await server.close();
   });
 });
-
-async function waitUntil(check: () => boolean, ms = 2000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

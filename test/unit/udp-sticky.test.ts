@@ -31,8 +31,8 @@ interface Got {
   payload: number[];
 }
 
-/** Receives until `n` datagrams came or `timeoutMs` passed (polling: bounded). */
-async function receive(fd: number, n: number, timeoutMs = 3000): Promise<Got[]> {
+/** Receives until `n` datagrams came or `timeoutMs` passed (polling: bounded, for a hang). */
+async function receive(fd: number, n: number, timeoutMs = 10_000): Promise<Got[]> {
   const slots = 64;
   const data = new Uint8Array(slots * 2048);
   const offsets = Uint32Array.from({ length: slots }, (_, i) => i * 2048);
