@@ -1,0 +1,276 @@
+// `npm run bench:soak` (as root): two tundra daemons in bench/e2e's p2p topology with keys
+// rotated every few seconds (--rekey-after-seconds at both ends), byte-exact TCP
+// transfers and a checked UDP stream both ways at once for --minutes, and each daemon's
+// RSS, open fds, threads and libuv handles sampled all along. See plan.ts's USAGE.
+//
+// Exit status: 0 every transfer matched, keys rotated and nothing grew past its bound;
+// 1 something did not (the report says what); 2 bad usage, not root or a missing tool;
+// 130/143 interrupted (namespaces and processes removed).
+import { randomBytes } from 'node:crypto';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { runInfo } from '../report-schema.js';
+import { ImplFailed, Unavailable } from '../e2e/errors.js';
+import { builtinImpl } from '../e2e/impls.js';
+import { downAllSync, Topology } from '../e2e/topology.js';
+import { parseVmRss } from '../peers/peers.js';
+import { parseSoakPlan, UsageError, USAGE, type SoakPlan } from './plan.js';
+import { rotations, soakMarkdown, verdict, type Direction, type Proc, type Sample, type SoakResult } from './report.js';
+
+const TRAFFIC = fileURLToPath(new URL('./traffic.js', import.meta.url));
+/** Each daemon's /metrics, on the loopback of its own namespace. */
+const METRICS = '127.0.0.1:9587';
+const TCP_PORT = 5301;
+const UDP_PORT = 5302;
+/** Run inside a namespace: prints the daemon's metrics text. */
+const SCRAPE = 'fetch(process.argv[1]).then(async (r) => { if (!r.ok) throw new Error(r.status); process.stdout.write(await r.text()); })';
+/** After the last planned second, how long the traffic has to end by itself (a stalled transfer times out in 60 s). */
+const END_GRACE_MS = 90_000;
+/** Time for the UDP sinks' last report (they report every second). */
+const SETTLE_MS = 2_500;
+const LISTEN_TIMEOUT_MS = 10_000;
+
+type Side = 'a' | 'b';
+const other = (side: Side): Side => (side === 'a' ? 'b' : 'a');
+
+const say = (line: string): void => { process.stderr.write(`${line}\n`); };
+
+function stamp(d: Date): string {
+  return d.toISOString().replace(/\..*$/, '').replace(/[-:]/g, '').replace('T', '-');
+}
+
+/** The JSON lines a traffic process wrote to its log. */
+function eventsOf(file: string): { event: string; [k: string]: unknown }[] {
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  return text.split('\n').filter((l) => l.startsWith('{')).flatMap((l) => {
+    try {
+      return [JSON.parse(l) as { event: string }];
+    } catch {
+      return []; // a line cut short by the end of the process
+    }
+  });
+}
+
+/** Sum of every series of a metric in Prometheus text. */
+function metric(text: string, name: string): number {
+  let sum = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) sum += Number(m[1]);
+  return sum;
+}
+
+class Soak {
+  readonly samples: Sample[] = [];
+  readonly errors: string[] = [];
+  private readonly ns: Record<Side, string>;
+  private readonly addr: Record<Side, string>;
+  private readonly pid: Record<Side, number>;
+  private readonly sources: { name: string; child: ChildProcess }[] = [];
+  private t0 = 0;
+  /** Each daemon's last /metrics text, kept in the logs: its drops by reason. */
+  private readonly lastMetrics: Record<Side, string> = { a: '', b: '' };
+
+  constructor(private readonly plan: SoakPlan, private readonly topology: Topology, private readonly logDir: string) {
+    this.ns = { a: topology.client.ns, b: topology.server.ns };
+    this.addr = { a: topology.client.v4, b: topology.server.v4 };
+    const pids = topology.daemonPids();
+    if (pids.client === null || pids.peer === null) throw new ImplFailed('tundra: a daemon has no process');
+    this.pid = { a: pids.client, b: pids.peer };
+  }
+
+  private log(name: string): string {
+    return join(this.logDir, `${name}.log`);
+  }
+
+  private traffic(side: Side, name: string, args: (string | number)[]): { name: string; child: ChildProcess } {
+    return { name, child: this.topology.spawn(this.ns[side], [process.execPath, TRAFFIC, ...args.map(String)], this.log(name)) };
+  }
+
+  async run(): Promise<void> {
+    const { plan } = this;
+    const udp = plan.udpMbits > 0;
+    const sinks: string[] = [];
+    for (const side of ['a', 'b'] as const) {
+      this.traffic(side, `tcp-sink-${side}`, ['tcp-sink', this.addr[side], TCP_PORT]);
+      sinks.push(`tcp-sink-${side}`);
+      if (!udp) continue;
+      this.traffic(side, `udp-sink-${side}`, ['udp-sink', this.addr[side], UDP_PORT]);
+      sinks.push(`udp-sink-${side}`);
+    }
+    const deadline = Date.now() + LISTEN_TIMEOUT_MS;
+    while (!sinks.every((s) => eventsOf(this.log(s)).some((e) => e.event === 'listening'))) {
+      if (Date.now() > deadline) throw new Error(`the traffic sinks did not listen within ${LISTEN_TIMEOUT_MS / 1000} s (logs in ${this.logDir})`);
+      await sleep(50);
+    }
+    this.t0 = performance.now();
+    for (const from of ['a', 'b'] as const) {
+      const to = this.addr[other(from)];
+      this.sources.push(this.traffic(from, `tcp-${from}-to-${other(from)}`, ['tcp-source', to, TCP_PORT, plan.transferBytes, plan.tcpMbits, plan.seconds]));
+      if (udp) this.sources.push(this.traffic(from, `udp-${from}-to-${other(from)}`, ['udp-source', to, UDP_PORT, plan.udpMbits, plan.seconds]));
+    }
+    say(`bench:soak: traffic runs for ${plan.seconds} s; a sample every ${plan.sampleSeconds} s`);
+    const endBy = this.t0 + plan.seconds * 1000 + END_GRACE_MS;
+    for (let next = this.t0; ; next += plan.sampleSeconds * 1000) {
+      this.sample();
+      try {
+        this.topology.check();
+      } catch (e) {
+        this.errors.push((e as Error).message);
+        return;
+      }
+      while (performance.now() < next + plan.sampleSeconds * 1000 && !this.trafficDone()) await sleep(250);
+      if (this.trafficDone()) break;
+      if (performance.now() > endBy) {
+        this.errors.push(`the traffic had not ended ${END_GRACE_MS / 1000} s after the planned ${plan.seconds} s`);
+        break;
+      }
+    }
+    await sleep(SETTLE_MS);
+    this.sample();
+    for (const side of ['a', 'b'] as const) writeFileSync(join(this.logDir, `metrics-${side}.txt`), this.lastMetrics[side]);
+  }
+
+  private trafficDone(): boolean {
+    return this.sources.every(({ child }) => child.exitCode !== null || child.signalCode !== null);
+  }
+
+  private sample(): void {
+    const t = (performance.now() - this.t0) / 1000;
+    const s: Sample = { t, a: this.proc('a'), b: this.proc('b') };
+    this.samples.push(s);
+    const mib = (p: Proc): string => (p.rssBytes / 2 ** 20).toFixed(1);
+    const sent = (['a', 'b'] as const).map((side) => eventsOf(this.log(`tcp-${side}-to-${other(side)}`)).filter((e) => e.event === 'tcp-sent').length);
+    say(`[${Math.round(t)}/${this.plan.seconds} s] RSS ${mib(s.a)} / ${mib(s.b)} MiB, fds ${s.a.fds} / ${s.b.fds}, threads ${s.a.threads} / ${s.b.threads}, `
+      + `handles ${s.a.handles} / ${s.b.handles}, rotations ${rotations(this.samples)}, TCP transfers a→b ${sent[0]}, b→a ${sent[1]}`);
+  }
+
+  /** The daemon's /proc figures first (the scrape's own connection must not count), then its metrics. */
+  private proc(side: Side): Proc {
+    const pid = this.pid[side];
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const fds = readdirSync(`/proc/${pid}/fd`).length;
+    // Read through the daemon: /proc/PID/net is its network namespace's.
+    const udp = /^Udp: (.*)\nUdp: (.*)$/m.exec(readFileSync(`/proc/${pid}/net/snmp`, 'utf8'));
+    const rcvbufErrors = udp === null ? NaN : Number(udp[2]!.split(' ')[udp[1]!.split(' ').indexOf('RcvbufErrors')]);
+    const text = this.topology.exec(this.ns[side], [process.execPath, '-e', SCRAPE, `http://${METRICS}/metrics`]);
+    this.lastMetrics[side] = text;
+    return {
+      rssBytes: parseVmRss(status),
+      fds,
+      threads: Number(/^Threads:\s+(\d+)$/m.exec(status)?.[1] ?? NaN),
+      handles: metric(text, 'nodejs_active_handles_total'),
+      initiated: metric(text, 'tundra_handshake_responses_received_total'),
+      answered: metric(text, 'tundra_handshake_responses_sent_total'),
+      handshakeFailures: metric(text, 'tundra_handshake_failures_total'),
+      drops: metric(text, 'tundra_dropped_packets_total') + metric(text, 'tundra_udp_receive_queue_overflows_total'),
+      udpRcvbufErrors: rcvbufErrors,
+    };
+  }
+
+  /** Each direction's transfers, source against sink; errors any traffic process reported. */
+  directions(): Direction[] {
+    for (const file of readdirSync(this.logDir).filter((f) => /^(tcp|udp)-.*\.log$/.test(f))) {
+      for (const e of eventsOf(join(this.logDir, file))) if (e.event === 'error') this.errors.push(`${file}: ${String(e.message)}`);
+    }
+    for (const { name, child } of this.sources) {
+      if (child.exitCode !== 0 && child.exitCode !== null) this.errors.push(`${name}: exited ${child.exitCode}`);
+    }
+    return (['a', 'b'] as const).map((from) => {
+      const to = other(from);
+      const by = (name: string, event: string): Map<number, string> =>
+        new Map(eventsOf(this.log(name)).filter((e) => e.event === event).map((e) => [Number(e.id), `${e.bytes} ${e.sha256}`]));
+      const sent = by(`tcp-${from}-to-${to}`, 'tcp-sent');
+      const received = by(`tcp-sink-${to}`, 'tcp-received');
+      const ids = new Set([...sent.keys(), ...received.keys()]);
+      const d: Direction = {
+        label: `${from} → ${to}`,
+        tcpSent: sent.size,
+        tcpReceived: received.size,
+        tcpBytes: sent.size * this.plan.transferBytes,
+        tcpMismatched: [...ids].filter((id) => sent.get(id) !== received.get(id)).sort((x, y) => x - y),
+      };
+      if (this.plan.udpMbits > 0) {
+        const last = (name: string, event: string): Record<string, unknown> => eventsOf(this.log(name)).filter((e) => e.event === event).at(-1) ?? {};
+        const out = last(`udp-${from}-to-${to}`, 'udp-sent');
+        const got = last(`udp-sink-${to}`, 'udp-received');
+        d.udp = { sent: Number(out.sent ?? 0), received: Number(got.received ?? 0), corrupt: Number(got.corrupt ?? 0), duplicates: Number(got.duplicates ?? 0) };
+      }
+      return d;
+    });
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  let plan: SoakPlan | 'help';
+  try {
+    plan = parseSoakPlan(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`bench:soak: ${e.message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (plan === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench:soak: it makes network namespaces and needs root: run it with sudo\n');
+    return 2;
+  }
+  const runId = randomBytes(3).readUIntBE(0, 3).toString(36).padStart(4, '0').slice(-4);
+  const started = new Date();
+  const dir = plan.out ?? join('bench-out', `soak-${stamp(started)}-${runId}`);
+  const logDir = join(dir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const command = argv.length === 0 ? 'npm run bench:soak' : ['npm run bench:soak --', ...argv].join(' ');
+  const info = runInfo(runId, command);
+
+  process.on('exit', downAllSync);
+  for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.on(signal, () => {
+      downAllSync();
+      say(`bench:soak: interrupted; run ${runId}'s namespaces and processes are removed (logs in ${logDir})`);
+      process.exit(status);
+    });
+  }
+  const impl = builtinImpl('tundra')!;
+  impl.env = { TUNDRA_REKEY_AFTER_SECONDS: String(plan.rekeySeconds), TUNDRA_METRICS_LISTEN: METRICS };
+  let topology: Topology;
+  try {
+    topology = await Topology.up({ name: 'p2p', runId, impl, logDir, log: say });
+  } catch (e) {
+    if (!(e instanceof Unavailable)) throw e;
+    say(`bench:soak: ${e.message}`);
+    return 2;
+  }
+  let result: SoakResult;
+  try {
+    const soak = new Soak(plan, topology, logDir);
+    try {
+      await soak.run();
+    } catch (e) {
+      soak.errors.push((e as Error).message);
+    }
+    result = {
+      plan, command, runId, started: started.toISOString(), samples: soak.samples, directions: soak.directions(), errors: soak.errors,
+      host: `${info.host.cpus} CPUs, kernel ${info.host.kernel}, Node ${info.host.node}${info.revision === undefined ? '' : `, revision ${info.revision}`}`,
+    };
+  } finally {
+    await topology.down();
+  }
+  const md = soakMarkdown(result);
+  writeFileSync(join(dir, 'report.md'), md);
+  writeFileSync(join(dir, 'samples.json'), `${JSON.stringify(result, null, 2)}\n`);
+  process.stdout.write(`${md}\nreport: ${join(dir, 'report.md')} (samples.json and logs beside it)\n`);
+  const v = verdict(result);
+  return v.correct && v.flat ? 0 : 1;
+}
+
+process.exitCode = await main(process.argv.slice(2));
