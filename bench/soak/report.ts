@@ -151,7 +151,9 @@ export function soakMarkdown(r: SoakResult): string {
   lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const d of r.directions) {
     const u = d.udp;
-    const udp = u === undefined ? ['–', '–', '–'] : [`${fmt(u.sent)} / ${fmt(u.received)} (${fmt(u.sent - u.received)})`, fmt(u.corrupt), fmt(u.duplicates)];
+    // A source ended before its report (a run cut short) has no count of what it sent.
+    const lost = u === undefined || u.sent === 0 ? '–' : fmt(u.sent - u.received);
+    const udp = u === undefined ? ['–', '–', '–'] : [`${fmt(u.sent)} / ${fmt(u.received)} (${lost})`, fmt(u.corrupt), fmt(u.duplicates)];
     lines.push(`| ${d.label} | ${fmt(d.tcpSent)} / ${fmt(d.tcpReceived)} | ${fmt(d.tcpBytes)} | ${d.tcpMismatched.length} | ${udp.join(' | ')} |`);
   }
   const last = samples.at(-1);

@@ -21,17 +21,17 @@ import { parseSoakPlan, UsageError, USAGE, type SoakPlan } from './plan.js';
 import { rotations, soakMarkdown, verdict, type Direction, type Proc, type Sample, type SoakResult } from './report.js';
 
 const TRAFFIC = fileURLToPath(new URL('./traffic.js', import.meta.url));
+const SCRAPE = fileURLToPath(new URL('./scrape.js', import.meta.url));
 /** Each daemon's /metrics, on the loopback of its own namespace. */
 const METRICS = '127.0.0.1:9587';
 const TCP_PORT = 5301;
 const UDP_PORT = 5302;
-/** Run inside a namespace: prints the daemon's metrics text. */
-const SCRAPE = 'fetch(process.argv[1]).then(async (r) => { if (!r.ok) throw new Error(r.status); process.stdout.write(await r.text()); })';
 /** After the last planned second, how long the traffic has to end by itself (a stalled transfer times out in 60 s). */
 const END_GRACE_MS = 90_000;
 /** Time for the UDP sinks' last report (they report every second). */
 const SETTLE_MS = 2_500;
-const LISTEN_TIMEOUT_MS = 10_000;
+/** For the sinks to listen and the scrapers' first figures: a Node.js start can take long on a busy machine. */
+const START_TIMEOUT_MS = 60_000;
 
 type Side = 'a' | 'b';
 const other = (side: Side): Side => (side === 'a' ? 'b' : 'a');
@@ -59,12 +59,7 @@ function eventsOf(file: string): { event: string; [k: string]: unknown }[] {
   });
 }
 
-/** Sum of every series of a metric in Prometheus text. */
-function metric(text: string, name: string): number {
-  let sum = 0;
-  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) sum += Number(m[1]);
-  return sum;
-}
+type Scraped = Omit<Proc, 'rssBytes' | 'fds' | 'threads' | 'udpRcvbufErrors'>;
 
 class Soak {
   readonly samples: Sample[] = [];
@@ -74,8 +69,6 @@ class Soak {
   private readonly pid: Record<Side, number>;
   private readonly sources: { name: string; child: ChildProcess }[] = [];
   private t0 = 0;
-  /** Each daemon's last /metrics text, kept in the logs: its drops by reason. */
-  private readonly lastMetrics: Record<Side, string> = { a: '', b: '' };
 
   constructor(private readonly plan: SoakPlan, private readonly topology: Topology, private readonly logDir: string) {
     this.ns = { a: topology.client.ns, b: topology.server.ns };
@@ -97,17 +90,20 @@ class Soak {
     const { plan } = this;
     const udp = plan.udpMbits > 0;
     const sinks: string[] = [];
+    const scrapeSeconds = Math.min(5, plan.sampleSeconds);
     for (const side of ['a', 'b'] as const) {
+      const url = `http://${METRICS}/metrics`;
+      this.topology.spawn(this.ns[side], [process.execPath, SCRAPE, url, String(scrapeSeconds), join(this.logDir, `metrics-${side}.txt`)], this.log(`scrape-${side}`));
       this.traffic(side, `tcp-sink-${side}`, ['tcp-sink', this.addr[side], TCP_PORT]);
       sinks.push(`tcp-sink-${side}`);
       if (!udp) continue;
       this.traffic(side, `udp-sink-${side}`, ['udp-sink', this.addr[side], UDP_PORT]);
       sinks.push(`udp-sink-${side}`);
     }
-    const deadline = Date.now() + LISTEN_TIMEOUT_MS;
-    while (!sinks.every((s) => eventsOf(this.log(s)).some((e) => e.event === 'listening'))) {
-      if (Date.now() > deadline) throw new Error(`the traffic sinks did not listen within ${LISTEN_TIMEOUT_MS / 1000} s (logs in ${this.logDir})`);
-      await sleep(50);
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (!sinks.every((s) => eventsOf(this.log(s)).some((e) => e.event === 'listening')) || this.scraped('a') === undefined || this.scraped('b') === undefined) {
+      if (Date.now() > deadline) throw new Error(`the traffic sinks did not listen or the metrics did not come within ${START_TIMEOUT_MS / 1000} s (logs in ${this.logDir})`);
+      await sleep(100);
     }
     this.t0 = performance.now();
     for (const from of ['a', 'b'] as const) {
@@ -118,8 +114,8 @@ class Soak {
     say(`bench:soak: traffic runs for ${plan.seconds} s; a sample every ${plan.sampleSeconds} s`);
     const endBy = this.t0 + plan.seconds * 1000 + END_GRACE_MS;
     for (let next = this.t0; ; next += plan.sampleSeconds * 1000) {
-      this.sample();
       try {
+        this.sample();
         this.topology.check();
       } catch (e) {
         this.errors.push((e as Error).message);
@@ -132,9 +128,25 @@ class Soak {
         break;
       }
     }
+    // The last sample with figures scraped after the traffic ended.
+    const seen = { a: this.scrapes('a'), b: this.scrapes('b') };
     await sleep(SETTLE_MS);
+    const settled = Date.now() + 3 * scrapeSeconds * 1000;
+    while ((this.scrapes('a') === seen.a || this.scrapes('b') === seen.b) && Date.now() < settled) await sleep(250);
+    for (const side of ['a', 'b'] as const) {
+      if (this.scrapes(side) === seen[side]) this.errors.push(`daemon ${side}: no metrics came after the traffic ended (see logs/scrape-${side}.log)`);
+    }
     this.sample();
-    for (const side of ['a', 'b'] as const) writeFileSync(join(this.logDir, `metrics-${side}.txt`), this.lastMetrics[side]);
+  }
+
+  /** How many scrapes brought figures so far. */
+  private scrapes(side: Side): number {
+    return eventsOf(this.log(`scrape-${side}`)).filter((e) => e.event === 'metrics').length;
+  }
+
+  /** The daemon's figures from its last scrape. */
+  private scraped(side: Side): Scraped | undefined {
+    return eventsOf(this.log(`scrape-${side}`)).filter((e) => e.event === 'metrics').at(-1) as Scraped | undefined;
   }
 
   private trafficDone(): boolean {
@@ -143,7 +155,11 @@ class Soak {
 
   private sample(): void {
     const t = (performance.now() - this.t0) / 1000;
-    const s: Sample = { t, a: this.proc('a'), b: this.proc('b') };
+    const scraped = (side: Side): Scraped => {
+      const { handles, initiated, answered, handshakeFailures, drops } = this.scraped(side)!;
+      return { handles, initiated, answered, handshakeFailures, drops };
+    };
+    const s: Sample = { t, a: { ...this.procFigures('a'), ...scraped('a') }, b: { ...this.procFigures('b'), ...scraped('b') } };
     this.samples.push(s);
     const mib = (p: Proc): string => (p.rssBytes / 2 ** 20).toFixed(1);
     const sent = (['a', 'b'] as const).map((side) => eventsOf(this.log(`tcp-${side}-to-${other(side)}`)).filter((e) => e.event === 'tcp-sent').length);
@@ -151,26 +167,16 @@ class Soak {
       + `handles ${s.a.handles} / ${s.b.handles}, rotations ${rotations(this.samples)}, TCP transfers a→b ${sent[0]}, b→a ${sent[1]}`);
   }
 
-  /** The daemon's /proc figures first (the scrape's own connection must not count), then its metrics. */
-  private proc(side: Side): Proc {
+  private procFigures(side: Side): Pick<Proc, 'rssBytes' | 'fds' | 'threads' | 'udpRcvbufErrors'> {
     const pid = this.pid[side];
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const fds = readdirSync(`/proc/${pid}/fd`).length;
     // Read through the daemon: /proc/PID/net is its network namespace's.
     const udp = /^Udp: (.*)\nUdp: (.*)$/m.exec(readFileSync(`/proc/${pid}/net/snmp`, 'utf8'));
-    const rcvbufErrors = udp === null ? NaN : Number(udp[2]!.split(' ')[udp[1]!.split(' ').indexOf('RcvbufErrors')]);
-    const text = this.topology.exec(this.ns[side], [process.execPath, '-e', SCRAPE, `http://${METRICS}/metrics`]);
-    this.lastMetrics[side] = text;
     return {
       rssBytes: parseVmRss(status),
-      fds,
+      fds: readdirSync(`/proc/${pid}/fd`).length,
       threads: Number(/^Threads:\s+(\d+)$/m.exec(status)?.[1] ?? NaN),
-      handles: metric(text, 'nodejs_active_handles_total'),
-      initiated: metric(text, 'tundra_handshake_responses_received_total'),
-      answered: metric(text, 'tundra_handshake_responses_sent_total'),
-      handshakeFailures: metric(text, 'tundra_handshake_failures_total'),
-      drops: metric(text, 'tundra_dropped_packets_total') + metric(text, 'tundra_udp_receive_queue_overflows_total'),
-      udpRcvbufErrors: rcvbufErrors,
+      udpRcvbufErrors: udp === null ? NaN : Number(udp[2]!.split(' ')[udp[1]!.split(' ').indexOf('RcvbufErrors')]),
     };
   }
 
