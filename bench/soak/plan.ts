@@ -1,5 +1,5 @@
 // What a soak runs, from its command line.
-import { parseArgs } from 'node:util';
+import { parseFlags, UsageError } from '../cli.js';
 
 export const USAGE = `usage: npm run bench:soak -- [OPTIONS]     (as root: it makes network namespaces)
   Two tundra daemons in a p2p tunnel (bench/e2e's topology), keys rotated every few seconds
@@ -20,7 +20,7 @@ export const USAGE = `usage: npm run bench:soak -- [OPTIONS]     (as root: it ma
                        (default bench-out/soak-<time>-<run id>)
   --help`;
 
-export class UsageError extends Error {}
+export { UsageError };
 
 export interface SoakPlan {
   seconds: number;
@@ -45,28 +45,18 @@ function num(flag: string, text: string | undefined, fallback: number, min: numb
 
 /** The plan of a command line (without the node and script words); 'help' for --help. */
 export function parseSoakPlan(argv: string[]): SoakPlan | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        minutes: { type: 'string' },
-        'rekey-seconds': { type: 'string' },
-        'tcp-mbits': { type: 'string' },
-        'transfer-mib': { type: 'string' },
-        'udp-mbits': { type: 'string' },
-        'sample-seconds': { type: 'string' },
-        'warmup-seconds': { type: 'string' },
-        'rss-bound-mib': { type: 'string' },
-        out: { type: 'string' },
-        help: { type: 'boolean' },
-      },
-    }));
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const values = parseFlags(argv, {
+    minutes: { type: 'string' },
+    'rekey-seconds': { type: 'string' },
+    'tcp-mbits': { type: 'string' },
+    'transfer-mib': { type: 'string' },
+    'udp-mbits': { type: 'string' },
+    'sample-seconds': { type: 'string' },
+    'warmup-seconds': { type: 'string' },
+    'rss-bound-mib': { type: 'string' },
+    out: { type: 'string' },
+    help: { type: 'boolean' },
+  });
   if (values.help === true) return 'help';
   const plan: SoakPlan = {
     seconds: num('--minutes', values.minutes, 10, 0.1, 24 * 60) * 60,

@@ -6,7 +6,6 @@
 // Exit status: 0 every transfer matched, keys rotated and nothing grew past its bound;
 // 1 something did not (the report says what); 2 bad usage, not root or a missing tool;
 // 130/143 interrupted (namespaces and processes removed).
-import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,7 +16,8 @@ import { ImplFailed, Unavailable } from '../e2e/errors.js';
 import { builtinImpl } from '../e2e/impls.js';
 import { downAllSync, Topology } from '../e2e/topology.js';
 import { parseVmRss } from '../peers/peers.js';
-import { parseSoakPlan, UsageError, USAGE, type SoakPlan } from './plan.js';
+import { newRun, planOrStatus } from '../cli.js';
+import { parseSoakPlan, USAGE, type SoakPlan } from './plan.js';
 import { rotations, soakMarkdown, verdict, type Direction, type Proc, type Sample, type SoakResult } from './report.js';
 
 const TRAFFIC = fileURLToPath(new URL('./traffic.js', import.meta.url));
@@ -37,10 +37,6 @@ type Side = 'a' | 'b';
 const other = (side: Side): Side => (side === 'a' ? 'b' : 'a');
 
 const say = (line: string): void => { process.stderr.write(`${line}\n`); };
-
-function stamp(d: Date): string {
-  return d.toISOString().replace(/\..*$/, '').replace(/[-:]/g, '').replace('T', '-');
-}
 
 /** The JSON lines a traffic process wrote to its log. */
 function eventsOf(file: string): { event: string; [k: string]: unknown }[] {
@@ -214,25 +210,9 @@ class Soak {
 }
 
 async function main(argv: string[]): Promise<number> {
-  let plan: SoakPlan | 'help';
-  try {
-    plan = parseSoakPlan(argv);
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    process.stderr.write(`bench:soak: ${e.message}\n${USAGE}\n`);
-    return 2;
-  }
-  if (plan === 'help') {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  if (process.getuid?.() !== 0) {
-    process.stderr.write('bench:soak: it makes network namespaces and needs root: run it with sudo\n');
-    return 2;
-  }
-  const runId = randomBytes(3).readUIntBE(0, 3).toString(36).padStart(4, '0').slice(-4);
-  const started = new Date();
-  const dir = plan.out ?? join('bench-out', `soak-${stamp(started)}-${runId}`);
+  const plan = planOrStatus(argv, parseSoakPlan, USAGE, 'bench:soak', 'it makes network namespaces and needs root: run it with sudo');
+  if (typeof plan === 'number') return plan;
+  const { runId, started, dir } = newRun('soak', plan.out);
   const logDir = join(dir, 'logs');
   mkdirSync(logDir, { recursive: true });
   const command = argv.length === 0 ? 'npm run bench:soak' : ['npm run bench:soak --', ...argv].join(' ');
