@@ -15,6 +15,8 @@ export interface Proc {
   handshakeFailures: number;
   /** Packets it dropped, every reason, its socket's receive queue overflows included. */
   drops: number;
+  /** Packets the kernel dropped at its TUN before it read them (a full queue: the daemon short of CPU). */
+  tunDrops: number;
   /** UDP datagrams its network namespace dropped for a full receive buffer (any socket: its own, a UDP sink's). */
   udpRcvbufErrors: number;
 }
@@ -158,8 +160,9 @@ export function soakMarkdown(r: SoakResult): string {
   }
   const last = samples.at(-1);
   if (last !== undefined) {
-    lines.push('', `Packets tundra dropped (every reason; by reason in logs/metrics-a.txt, metrics-b.txt): a ${fmt(last.a.drops)}, b ${fmt(last.b.drops)}. `
-      + `UDP datagrams dropped for a full receive buffer in a's namespace: ${fmt(last.a.udpRcvbufErrors)}, in b's: ${fmt(last.b.udpRcvbufErrors)}.`);
+    lines.push('', `Where packets were lost: tundra dropped (every reason; by reason in logs/metrics-a.txt, metrics-b.txt) a ${fmt(last.a.drops)}, b ${fmt(last.b.drops)}; `
+      + `the kernel dropped at the TUN before tundra read them a ${fmt(last.a.tunDrops)}, b ${fmt(last.b.tunDrops)}; `
+      + `UDP datagrams dropped for a full receive buffer in a's namespace ${fmt(last.a.udpRcvbufErrors)}, in b's ${fmt(last.b.udpRcvbufErrors)}.`);
   }
   lines.push('', '## Key rotation', '');
   lines.push(`Handshakes completed during the run: ${rotations(samples)} (at least ${expectedRotations(plan)} expected).`

@@ -152,8 +152,8 @@ class Soak {
   private sample(): void {
     const t = (performance.now() - this.t0) / 1000;
     const scraped = (side: Side): Scraped => {
-      const { handles, initiated, answered, handshakeFailures, drops } = this.scraped(side)!;
-      return { handles, initiated, answered, handshakeFailures, drops };
+      const { handles, initiated, answered, handshakeFailures, drops, tunDrops } = this.scraped(side)!;
+      return { handles, initiated, answered, handshakeFailures, drops, tunDrops };
     };
     const s: Sample = { t, a: { ...this.procFigures('a'), ...scraped('a') }, b: { ...this.procFigures('b'), ...scraped('b') } };
     this.samples.push(s);

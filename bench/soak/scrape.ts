@@ -40,6 +40,7 @@ async function scrape(): Promise<void> {
       answered: metric(text, 'tundra_handshake_responses_sent_total'),
       handshakeFailures: metric(text, 'tundra_handshake_failures_total'),
       drops: metric(text, 'tundra_dropped_packets_total') + metric(text, 'tundra_udp_receive_queue_overflows_total'),
+      tunDrops: metric(text, 'tundra_tun_tx_dropped_packets'),
     })}\n`);
   } catch (err) {
     // The next round tries again; the soak judges from the lines that came.

@@ -10,7 +10,7 @@ const MiB = 2 ** 20;
 const PLAN = parseSoakPlan(['--minutes', '2', '--warmup-seconds', '30']) as SoakPlan;
 
 const proc = (over: Partial<Proc> = {}): Proc => ({
-  rssBytes: 80 * MiB, fds: 30, threads: 12, handles: 4, initiated: 1, answered: 0, handshakeFailures: 0, drops: 0, udpRcvbufErrors: 0, ...over,
+  rssBytes: 80 * MiB, fds: 30, threads: 12, handles: 4, initiated: 1, answered: 0, handshakeFailures: 0, drops: 0, tunDrops: 0, udpRcvbufErrors: 0, ...over,
 });
 
 /** 13 samples 10 s apart; handshakes every 5 s on a; `b` shapes daemon b at sample i. */
