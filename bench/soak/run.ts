@@ -30,7 +30,7 @@ const UDP_PORT = 5302;
 const END_GRACE_MS = 90_000;
 /** Time for the UDP sinks' last report (they report every second). */
 const SETTLE_MS = 2_500;
-/** For the sinks to listen and the scrapers' first figures: a Node.js start can take long on a busy machine. */
+/** For the daemons to start and handshake, the sinks to listen and the scrapers' first figures: a Node.js start can take long on a busy machine. */
 const START_TIMEOUT_MS = 60_000;
 
 type Side = 'a' | 'b';
@@ -38,7 +38,7 @@ const other = (side: Side): Side => (side === 'a' ? 'b' : 'a');
 
 const say = (line: string): void => { process.stderr.write(`${line}\n`); };
 
-/** The JSON lines a traffic process wrote to its log. */
+/** The JSON lines a traffic or scrape process wrote to its log. */
 function eventsOf(file: string): { event: string; [k: string]: unknown }[] {
   let text = '';
   try {
@@ -230,11 +230,11 @@ async function main(argv: string[]): Promise<number> {
   impl.env = { TUNDRA_REKEY_AFTER_SECONDS: String(plan.rekeySeconds), TUNDRA_METRICS_LISTEN: METRICS };
   let topology: Topology;
   try {
-    topology = await Topology.up({ name: 'p2p', runId, impl, logDir, log: say });
+    topology = await Topology.up({ name: 'p2p', runId, impl, logDir, log: say, startTimeoutMs: START_TIMEOUT_MS, handshakeTimeoutMs: START_TIMEOUT_MS });
   } catch (e) {
-    if (!(e instanceof Unavailable)) throw e;
+    if (!(e instanceof Unavailable || e instanceof ImplFailed)) throw e;
     say(`bench:soak: ${e.message}`);
-    return 2;
+    return e instanceof Unavailable ? 2 : 1;
   }
   let result: SoakResult;
   try {
