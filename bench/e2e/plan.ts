@@ -1,6 +1,6 @@
 // What an end-to-end run measures, from its command line: the short run (`npm run bench`),
 // the whole matrix (`--full`), or the parts given; and the interleaved order of its steps.
-import { parseArgs } from 'node:util';
+import { parseFlags, UsageError } from '../cli.js';
 import { builtinImpl, parseImpl, UPSTREAM_ENV, type ImplSpec } from './impls.js';
 import { expectedSeconds, LOADS, type LoadName } from './loads.js';
 import { TOPOLOGIES, type TopologyName } from './topology.js';
@@ -22,7 +22,7 @@ export const USAGE = `usage: npm run bench -- [OPTIONS]          (as root: it ma
   --out DIR            where the reports and logs go (default bench-out/e2e-<time>-<run id>)
   --help`;
 
-export class UsageError extends Error {}
+export { UsageError };
 
 export interface Plan {
   full: boolean;
@@ -64,28 +64,18 @@ function whole(flag: string, text: string | undefined, fallback: number, max: nu
 
 /** The plan of a command line (without the node and script words); 'help' for --help. */
 export function parsePlan(argv: string[], env: NodeJS.ProcessEnv = process.env): Plan | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        full: { type: 'boolean' },
-        topology: { type: 'string' },
-        impl: { type: 'string', multiple: true },
-        load: { type: 'string' },
-        rounds: { type: 'string' },
-        seconds: { type: 'string' },
-        reference: { type: 'string' },
-        'start-timeout': { type: 'string' },
-        out: { type: 'string' },
-        help: { type: 'boolean' },
-      },
-    }));
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const values = parseFlags(argv, {
+    full: { type: 'boolean' },
+    topology: { type: 'string' },
+    impl: { type: 'string', multiple: true },
+    load: { type: 'string' },
+    rounds: { type: 'string' },
+    seconds: { type: 'string' },
+    reference: { type: 'string' },
+    'start-timeout': { type: 'string' },
+    out: { type: 'string' },
+    help: { type: 'boolean' },
+  });
   if (values.help === true) return 'help';
   const full = values.full === true;
   const defaultImpls = full

@@ -9,15 +9,15 @@
 // (a missing tool: said, with its Debian package); 1 an implementation or a load failed
 // (said, and in the report's skipped list); 2 bad usage or this machine cannot run it at
 // all; 130/143 interrupted (namespaces and daemons removed, the partial reports written).
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { newRun, planOrStatus } from '../cli.js';
 import { cellKey, runInfo, SCHEMA, summarize, type Report, type Result, type Skipped } from '../report-schema.js';
 import { ImplFailed, Unavailable } from './errors.js';
 import { implProblem } from './impls.js';
 import { expectedSeconds, loadTools, runLoad, type LoadName, type Measurement } from './loads.js';
 import { markdownReport } from './markdown.js';
-import { parsePlan, reverseFor, SETUP_SECONDS, stepSeconds, steps, UsageError, USAGE, type Plan, type Step } from './plan.js';
+import { parsePlan, reverseFor, SETUP_SECONDS, stepSeconds, steps, USAGE, type Plan, type Step } from './plan.js';
 import { svgChart } from './svg.js';
 import { missingToolMessage, which } from './tools.js';
 import { downAllSync, Topology } from './topology.js';
@@ -92,10 +92,6 @@ class Results {
   }
 }
 
-function stamp(d: Date): string {
-  return d.toISOString().replace(/\..*$/, '').replace(/[-:]/g, '').replace('T', '-');
-}
-
 function writeReports(dir: string, report: Report): void {
   writeFileSync(join(dir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(join(dir, 'report.md'), markdownReport(report));
@@ -148,32 +144,15 @@ async function runStep(plan: Plan, step: Step, runId: string, dir: string, resul
 }
 
 async function main(argv: string[]): Promise<number> {
-  let plan: Plan | 'help';
-  try {
-    plan = parsePlan(argv);
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    process.stderr.write(`bench: ${e.message}\n${USAGE}\n`);
-    return 2;
-  }
-  if (plan === 'help') {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  if (process.getuid?.() !== 0) {
-    process.stderr.write('bench: the end-to-end benchmark makes network namespaces and needs root: run it with sudo (npm run bench:micro needs no root)\n');
-    return 2;
-  }
+  const plan = planOrStatus(argv, parsePlan, USAGE, 'bench', 'the end-to-end benchmark makes network namespaces and needs root: run it with sudo (npm run bench:micro needs no root)');
+  if (typeof plan === 'number') return plan;
   const missing = BASE_TOOLS.filter((t) => which(t) === null);
   if (missing.length > 0) {
     for (const t of missing) process.stderr.write(`bench: ${missingToolMessage(t)}\n`);
     return 2;
   }
 
-  const runId = randomBytes(3).readUIntBE(0, 3).toString(36).padStart(4, '0').slice(-4);
-  const started = new Date();
-  const dir = plan.out ?? join('bench-out', `e2e-${stamp(started)}-${runId}`);
-  mkdirSync(dir, { recursive: true });
+  const { runId, started, dir } = newRun('e2e', plan.out);
   const results = new Results();
   const report = (): Report => ({
     schema: SCHEMA,

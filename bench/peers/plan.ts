@@ -1,6 +1,6 @@
 // What a many-peers run measures, from its command line, and the interleaved order of its
 // steps: per round, each kind of step with every implementation in turn (A B A B ...).
-import { parseArgs } from 'node:util';
+import { parseFlags, UsageError } from '../cli.js';
 import { builtinImpl, parseImpl, UPSTREAM_ENV, type ImplSpec } from '../e2e/impls.js';
 
 export const MEASURES = ['idle', 'tcp', 'rss', 'wg'] as const;
@@ -31,7 +31,7 @@ export const USAGE = `usage: npm run bench:peers -- [OPTIONS]     (as root: it m
   --out DIR            where the reports and logs go (default bench-out/peers-<time>-<run id>)
   --help`;
 
-export class UsageError extends Error {}
+export { UsageError };
 
 export interface PeersPlan {
   impls: ImplSpec[];
@@ -84,31 +84,21 @@ function measureList(text: string): MeasureName[] {
 
 /** The plan of a command line (without the node and script words); 'help' for --help. */
 export function parsePeersPlan(argv: string[], env: NodeJS.ProcessEnv = process.env): PeersPlan | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        impl: { type: 'string', multiple: true },
-        only: { type: 'string' },
-        'skip-tcp': { type: 'boolean' },
-        rounds: { type: 'string' },
-        peers: { type: 'string' },
-        'rss-peers': { type: 'string' },
-        'settle-seconds': { type: 'string' },
-        'idle-seconds': { type: 'string' },
-        seconds: { type: 'string' },
-        reference: { type: 'string' },
-        'start-timeout': { type: 'string' },
-        out: { type: 'string' },
-        help: { type: 'boolean' },
-      },
-    }));
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const values = parseFlags(argv, {
+    impl: { type: 'string', multiple: true },
+    only: { type: 'string' },
+    'skip-tcp': { type: 'boolean' },
+    rounds: { type: 'string' },
+    peers: { type: 'string' },
+    'rss-peers': { type: 'string' },
+    'settle-seconds': { type: 'string' },
+    'idle-seconds': { type: 'string' },
+    seconds: { type: 'string' },
+    reference: { type: 'string' },
+    'start-timeout': { type: 'string' },
+    out: { type: 'string' },
+    help: { type: 'boolean' },
+  });
   if (values.help === true) return 'help';
 
   const impls: ImplSpec[] = [];

@@ -7,10 +7,10 @@
 // implementations; 1 an implementation or a measure failed (said, and in the report's
 // skipped list); 2 bad usage or not root; 130/143 interrupted (namespaces and daemons
 // removed, the partial reports written).
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { newRun, planOrStatus } from '../cli.js';
 import { cellKey, runInfo, SCHEMA, summarize, type Report, type Result, type Skipped } from '../report-schema.js';
 import { ImplFailed, Unavailable } from '../e2e/errors.js';
 import { implProblem } from '../e2e/impls.js';
@@ -19,7 +19,7 @@ import { missingToolMessage, which } from '../e2e/tools.js';
 import { downAllSync, Topology } from '../e2e/topology.js';
 import { GROUP, peersMarkdown } from './markdown.js';
 import { checkDump, confPeerKeys, idleCpu, idleEndpointRoutes, makePeers, peersConf, rssBytes, timed } from './peers.js';
-import { parsePeersPlan, peerSteps, UsageError, USAGE, type PeersPlan, type PeersStep } from './plan.js';
+import { parsePeersPlan, peerSteps, USAGE, type PeersPlan, type PeersStep } from './plan.js';
 
 const BASE_TOOLS = ['ip', 'wg', 'ping'];
 /** Seconds RSS is read after the peers are added (no keepalive: nothing else is going on). */
@@ -64,10 +64,6 @@ class Results {
 }
 
 const say = (line: string): void => { process.stderr.write(`${line}\n`); };
-
-function stamp(d: Date): string {
-  return d.toISOString().replace(/\..*$/, '').replace(/[-:]/g, '').replace('T', '-');
-}
 
 function writeReports(dir: string, report: Report): void {
   writeFileSync(join(dir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
@@ -224,22 +220,8 @@ async function runStep(plan: PeersPlan, step: PeersStep, total: number, runId: s
 }
 
 async function main(argv: string[]): Promise<number> {
-  let plan: PeersPlan | 'help';
-  try {
-    plan = parsePeersPlan(argv);
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    process.stderr.write(`bench:peers: ${e.message}\n${USAGE}\n`);
-    return 2;
-  }
-  if (plan === 'help') {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  if (process.getuid?.() !== 0) {
-    process.stderr.write('bench:peers: it makes network namespaces and needs root: run it with sudo\n');
-    return 2;
-  }
+  const plan = planOrStatus(argv, parsePeersPlan, USAGE, 'bench:peers', 'it makes network namespaces and needs root: run it with sudo');
+  if (typeof plan === 'number') return plan;
   const tools = [...BASE_TOOLS, ...(plan.measures.includes('tcp') ? ['iperf3', 'ss'] : [])];
   const missing = tools.filter((t) => which(t) === null);
   if (missing.length > 0) {
@@ -247,10 +229,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
 
-  const runId = randomBytes(3).readUIntBE(0, 3).toString(36).padStart(4, '0').slice(-4);
-  const started = new Date();
-  const dir = plan.out ?? join('bench-out', `peers-${stamp(started)}-${runId}`);
-  mkdirSync(dir, { recursive: true });
+  const { runId, started, dir } = newRun('peers', plan.out);
   const results = new Results();
   const command = argv.length === 0 ? 'npm run bench:peers' : ['npm run bench:peers --', ...argv].join(' ');
   const p = plan;

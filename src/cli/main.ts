@@ -18,7 +18,8 @@ const VERSION = '0.1.0';
 
 const USAGE = `Usage: tundra [-f|--foreground] [--offload=…] [--crypto=…] [--stage=…]
               [--queues=N] [--workers=N] [--metrics-listen=ADDR:PORT]
-              [--metrics-peers=on|off] [--] INTERFACE
+              [--metrics-peers=on|off] [--rekey-after-seconds=N]
+              [--] INTERFACE
        tundra up [SETTINGS…] CONFIG-FILE
        tundra stats INTERFACE [--json]
        tundra doctor [--json] [--skip=CHECK,…] [INTERFACE]
@@ -58,12 +59,16 @@ const USAGE = `Usage: tundra [-f|--foreground] [--offload=…] [--crypto=…] [-
                      (default: off; e.g. 127.0.0.1:9587, [::1]:9587, :9587)
   --metrics-peers=off
                      leave out the per-peer series (routers with many peers)
+  --rekey-after-seconds=N
+                     a testing knob: as a session's initiator, rekey after N
+                     seconds (5 to 120) instead of 120, for tests and soaks
   --                 the next argument is an interface name, even one that
                      looks like a command
 
 Environment: LOG_LEVEL=verbose|error|silent (default error), WG_PROCESS_FOREGROUND=1,
              TUNDRA_OFFLOAD, TUNDRA_CRYPTO, TUNDRA_STAGES, TUNDRA_QUEUES,
-             TUNDRA_WORKERS, TUNDRA_METRICS_LISTEN, TUNDRA_METRICS_PEERS
+             TUNDRA_WORKERS, TUNDRA_METRICS_LISTEN, TUNDRA_METRICS_PEERS,
+             TUNDRA_REKEY_AFTER_SECONDS
              (as the flags; a flag wins)
 `;
 

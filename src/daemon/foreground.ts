@@ -37,6 +37,8 @@ export interface InterfaceOptions {
   metricsListen?: MetricsEndpoint | undefined;
   /** Per-peer metric series (default true). */
   metricsPeers?: boolean;
+  /** A testing knob: seconds after which the initiator rekeys (default REKEY_AFTER_TIME, 120 s). */
+  rekeyAfterSeconds?: number | undefined;
 }
 
 export async function startInterface(name: string, logger: Logger, options: InterfaceOptions = {}): Promise<RunningInterface> {
@@ -109,6 +111,7 @@ export async function startInterface(name: string, logger: Logger, options: Inte
   }
 
   logger.verbose('Device started');
+  if (options.rekeyAfterSeconds !== undefined) logger.verbose(`Rekeying after ${options.rekeyAfterSeconds} s, not 120 s (a testing knob)`);
   const onReload = (callback: () => void): void => {
     reload = callback;
   };

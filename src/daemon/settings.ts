@@ -7,6 +7,7 @@ import { CryptoSettingError, parseCryptoBackend, type CryptoBackendName } from '
 import { OffloadSettingError, parseOffloadSettings, type OffloadSettings } from '../offload/settings.js';
 import { parseStageSpecs, StageSettingError, type StageSpec } from '../stages/user-host.js';
 import { MetricsListenError, parseMetricsListen, type MetricsEndpoint } from '../metrics/server.js';
+import { REKEY_AFTER_TIME, REKEY_TIMEOUT } from '../protocol/constants.js';
 
 export interface TundraSettings {
   readonly offload: OffloadSettings;
@@ -18,6 +19,8 @@ export interface TundraSettings {
   readonly metricsListen: MetricsEndpoint | undefined;
   /** Series per peer in the metrics (default true). */
   readonly metricsPeers: boolean;
+  /** A testing knob: seconds after which the initiator rekeys; undefined (the default): REKEY_AFTER_TIME, 120 s. */
+  readonly rekeyAfterSeconds: number | undefined;
 }
 
 /**
@@ -60,6 +63,20 @@ export function parseWorkers(value: string, source: string): number {
   return n;
 }
 
+export class RekeySettingError extends Error {
+  override name = 'RekeySettingError';
+}
+
+/** Whole seconds between REKEY_TIMEOUT (5, the least time between two initiations) and REKEY_AFTER_TIME (120). */
+export function parseRekeyAfterSeconds(value: string, source: string): number {
+  const n = count(value);
+  const [min, max] = [REKEY_TIMEOUT / 1000, REKEY_AFTER_TIME / 1000];
+  if (!(n >= min && n <= max)) {
+    throw new RekeySettingError(`${source}: "${value}" is not a rekey interval (whole seconds, ${min} to ${max}; a testing knob, unset by default)`);
+  }
+  return n;
+}
+
 /** Parses on/off (also yes/no, true/false, 1/0). */
 export function parseSwitch(value: string, source: string): boolean {
   const text = value.trim().toLowerCase();
@@ -85,12 +102,13 @@ export const SETTINGS: readonly Setting[] = [
   { flag: '--workers', variable: 'TUNDRA_WORKERS', repeatable: false, check: parseWorkers },
   { flag: '--metrics-listen', variable: 'TUNDRA_METRICS_LISTEN', repeatable: false, check: parseMetricsListen },
   { flag: '--metrics-peers', variable: 'TUNDRA_METRICS_PEERS', repeatable: false, check: parseSwitch },
+  { flag: '--rekey-after-seconds', variable: 'TUNDRA_REKEY_AFTER_SECONDS', repeatable: false, check: parseRekeyAfterSeconds },
 ];
 
 /** A bad setting: the message names the flag or variable and what it takes. */
 export function isSettingError(err: unknown): err is Error {
   return err instanceof OffloadSettingError || err instanceof CryptoSettingError || err instanceof StageSettingError
-    || err instanceof QueueSettingError || err instanceof MetricsListenError;
+    || err instanceof QueueSettingError || err instanceof MetricsListenError || err instanceof RekeySettingError;
 }
 
 export function settingsFromEnv(env: NodeJS.ProcessEnv): TundraSettings {
@@ -103,6 +121,8 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv): TundraSettings {
     metricsListen: env.TUNDRA_METRICS_LISTEN === undefined || env.TUNDRA_METRICS_LISTEN.trim() === ''
       ? undefined : parseMetricsListen(env.TUNDRA_METRICS_LISTEN, 'TUNDRA_METRICS_LISTEN'),
     metricsPeers: env.TUNDRA_METRICS_PEERS === undefined || env.TUNDRA_METRICS_PEERS.trim() === '' ? true : parseSwitch(env.TUNDRA_METRICS_PEERS, 'TUNDRA_METRICS_PEERS'),
+    rekeyAfterSeconds: env.TUNDRA_REKEY_AFTER_SECONDS === undefined || env.TUNDRA_REKEY_AFTER_SECONDS.trim() === ''
+      ? undefined : parseRekeyAfterSeconds(env.TUNDRA_REKEY_AFTER_SECONDS, 'TUNDRA_REKEY_AFTER_SECONDS'),
   };
 }
 

@@ -57,6 +57,8 @@ export interface DeviceOptions {
   queues?: number;
   /** Crypto pool workers sealing and opening for the queue workers; 0 (the default): each queue worker does its own. */
   workers?: number;
+  /** A testing knob: seconds after which the initiator rekeys (default REKEY_AFTER_TIME, 120 s). */
+  rekeyAfterSeconds?: number | undefined;
 }
 
 /** What `tundra stats` shows. */
@@ -130,7 +132,8 @@ export class Device implements UapiDevice {
     const queues = options.queues ?? 1;
     if (!Number.isInteger(queues) || queues < 0) throw new RangeError(`queues must be an integer >= 0, not ${queues}`);
     const mtu = options.mtu ?? 1420;
-    this.engine = new Engine({ mtu, onEndpointChange: (peer) => this.sourceCheck?.endpointChanged(peer) });
+    const rekeyAfterTime = options.rekeyAfterSeconds === undefined ? undefined : options.rekeyAfterSeconds * 1000;
+    this.engine = new Engine({ mtu, rekeyAfterTime, onEndpointChange: (peer) => this.sourceCheck?.endpointChanged(peer) });
     const gate = new HandshakeGate();
     this.handshakes = new HandshakeScheduler(this.engine, gate, () => this.afterWork());
     // The inline queue's lanes (unused when the queues are workers', which have their own).

@@ -26,7 +26,7 @@ import { HandshakeStats } from './handshake-stats.js';
 import { Peer, MAX_STAGED_PACKETS, sameEndpoint, type Endpoint, type PeerOptions } from './peer.js';
 import { RateLimiter } from './ratelimiter.js';
 import { TimerQueue } from './timer-queue.js';
-import { shouldRekeyOnReceive, shouldRekeyOnSend, TimerAction } from './timers.js';
+import { rekeyAfterTimeOf, shouldRekeyOnReceive, shouldRekeyOnSend, TimerAction } from './timers.js';
 
 /** A datagram to send: to a peer's endpoint, or (cookie replies) to whoever asked. */
 export interface Outgoing {
@@ -58,6 +58,8 @@ export interface EngineOptions {
   maxPeers?: number;
   /** Told each timer that expires, before the engine acts on it (tests, tracing). */
   onTimer?: (peer: Peer, action: TimerAction) => void;
+  /** Ms after which the initiator rekeys (tests and soaks: REKEY_TIMEOUT..REKEY_AFTER_TIME, the default). */
+  rekeyAfterTime?: number;
   /** Told after a peer's endpoint changed (set, learnt or roamed), once the peer table has it. */
   onEndpointChange?: (peer: Peer) => void;
 }
@@ -77,6 +79,7 @@ export class Engine {
   private readonly wallClock: () => number;
   private readonly random: () => number;
   private readonly onTimer: ((peer: Peer, action: TimerAction) => void) | undefined;
+  private readonly rekeyAfterTime: number;
   private readonly onEndpointChange: ((peer: Peer) => void) | undefined;
   mtu: number;
   private local: StaticKey | undefined;
@@ -111,6 +114,7 @@ export class Engine {
     this.wallClock = options.wallClock ?? Date.now;
     this.random = options.random ?? Math.random;
     this.onTimer = options.onTimer;
+    this.rekeyAfterTime = rekeyAfterTimeOf(options.rekeyAfterTime);
     this.onEndpointChange = options.onEndpointChange;
     this.mtu = options.mtu ?? 1420;
     this.local = options.privateKey === undefined ? undefined : importPrivateKey(options.privateKey);
@@ -404,7 +408,7 @@ export class Engine {
     peer.timers.anyAuthenticatedPacketTraversal();
     peer.timers.anyAuthenticatedPacketSent();
     if (carriedData) peer.timers.dataSent();
-    if (shouldRekeyOnSend(keypair, this.now())) this.initiateHandshake(peer, false);
+    if (shouldRekeyOnSend(keypair, this.now(), this.rekeyAfterTime)) this.initiateHandshake(peer, false);
   }
 
   /** Sends a keepalive, or whatever is staged; without a keypair that starts a handshake (wireguard-go's SendKeepalive). */

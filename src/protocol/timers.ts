@@ -66,12 +66,27 @@ export interface KeypairAge {
 export const REKEY_ON_RECEIVE_AGE = REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT;
 
 /**
- * keepKeyFreshSending: after sending with the current keypair, whether to start a new
- * handshake (then call wantInitiation(false)). `sendCounter` is the next counter to send.
+ * The time (ms) after which an initiator rekeys: REKEY_AFTER_TIME, unless a test or soak
+ * shortens it (--rekey-after-seconds). Not below REKEY_TIMEOUT, the least time between
+ * two initiations, which would set the pace instead; not above REKEY_AFTER_TIME, so
+ * REJECT_AFTER_TIME and the rekey on receive still come after it, as they do by default.
  */
-export function shouldRekeyOnSend(keypair: KeypairAge & { readonly sendCounter: bigint }, now: number): boolean {
+export function rekeyAfterTimeOf(ms: number | undefined): number {
+  if (ms === undefined) return REKEY_AFTER_TIME;
+  if (!(ms >= REKEY_TIMEOUT && ms <= REKEY_AFTER_TIME)) {
+    throw new RangeError(`rekeyAfterTime must be ${REKEY_TIMEOUT} to ${REKEY_AFTER_TIME} ms, not ${ms}`);
+  }
+  return ms;
+}
+
+/**
+ * keepKeyFreshSending: after sending with the current keypair, whether to start a new
+ * handshake (then call wantInitiation(false)). `sendCounter` is the next counter to send;
+ * only the initiator rekeys by age, after `rekeyAfterTime` ms (see rekeyAfterTimeOf).
+ */
+export function shouldRekeyOnSend(keypair: KeypairAge & { readonly sendCounter: bigint }, now: number, rekeyAfterTime = REKEY_AFTER_TIME): boolean {
   return keypair.sendCounter > REKEY_AFTER_MESSAGES
-    || (keypair.isInitiator && now - keypair.createdAt > REKEY_AFTER_TIME);
+    || (keypair.isInitiator && now - keypair.createdAt > rekeyAfterTime);
 }
 
 /**

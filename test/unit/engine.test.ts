@@ -16,15 +16,16 @@ const A_ENDPOINT: Endpoint = { address: '198.18.0.1', port: 51820 };
 const B_ENDPOINT: Endpoint = { address: '198.18.0.2', port: 51821 };
 
 /** Two engines on one fake clock, each with the other as its peer. */
-function pair(options: { psk?: boolean; bKnowsA?: boolean } = {}) {
+function pair(options: { psk?: boolean; bKnowsA?: boolean; rekeyAfterTime?: number } = {}) {
   const clock = { t: 1_000_000 };
   const now = (): number => clock.t;
   let wall = 1_700_000_000_000;
   const wallClock = (): number => (wall += 17);
   const aKey = generatePrivateKey();
   const bKey = generatePrivateKey();
-  const a = new Engine({ privateKey: aKey, now, wallClock, random: () => 0.5 });
-  const b = new Engine({ privateKey: bKey, now, wallClock, random: () => 0.5 });
+  const { rekeyAfterTime } = options;
+  const a = new Engine({ privateKey: aKey, now, wallClock, random: () => 0.5, rekeyAfterTime });
+  const b = new Engine({ privateKey: bKey, now, wallClock, random: () => 0.5, rekeyAfterTime });
   const psk = options.psk === false ? undefined : generatePresharedKey();
   const pskOpt = psk === undefined ? {} : { presharedKey: psk };
   const aPeer = a.addPeer(b.publicKey!, { endpoint: B_ENDPOINT, ...pskOpt });
@@ -244,6 +245,45 @@ test('the initiator rekeys after REKEY_AFTER_TIME when it sends; old keypair sti
   assert.equal(aPeer.keypairs.previous, first);
   b.send(bPeer, ping(3, '100.96.0.2', '100.96.0.1'));
   assert.equal(parseIcmpEcho(dataOf(pump(a, b))[0]!)?.seq, 3);
+});
+
+/**
+ * A minute of pings both ways every 100 ms; returns when a sent initiations (ms after the
+ * session began), and the distinct keypairs each side sent with. Every ping must arrive.
+ */
+function minuteOfPings(rekeyAfterTime: number | undefined) {
+  const { a, b, aPeer, bPeer, clock } = pair({ rekeyAfterTime });
+  a.send(aPeer, ping(0));
+  pump(a, b);
+  const start = clock.t;
+  const initiations: number[] = [];
+  const keypairs = { a: new Set([aPeer.keypairs.current]), b: new Set([bPeer.keypairs.current]) };
+  for (let step = 1; step <= 600; step++) {
+    clock.t = start + step * 100;
+    a.send(aPeer, ping(step));
+    b.send(bPeer, ping(step, '100.96.0.2', '100.96.0.1'));
+    if (a.outbox.some((o) => o.packet[0] === 1)) initiations.push(clock.t - start);
+    assert.ok(b.outbox.every((o) => o.packet[0] !== 1), 'the responder never rekeys by age');
+    const seqs = dataOf(pump(a, b)).map((p) => parseIcmpEcho(p)?.seq);
+    assert.deepEqual(seqs, [step, step], `both pings of step ${step} arrive`);
+    a.poll();
+    b.poll();
+    pump(a, b);
+    keypairs.a.add(aPeer.keypairs.current);
+    keypairs.b.add(bPeer.keypairs.current);
+  }
+  return { initiations, keypairs: { a: keypairs.a.size, b: keypairs.b.size } };
+}
+
+test('the rekey knob at 5 s: the initiator starts a new handshake once its keypair is older than 5 s, and both sides rotate', () => {
+  const fast = minuteOfPings(5000);
+  // The first send after the keypair turned 5 s old, then every 5.1 s from the new one.
+  assert.deepEqual(fast.initiations, Array.from({ length: 11 }, (_, k) => (k + 1) * 5100));
+  assert.deepEqual(fast.keypairs, { a: 12, b: 12 });
+  const standard = minuteOfPings(undefined);
+  assert.deepEqual(standard.initiations, [], 'by default, no rekey within REKEY_AFTER_TIME');
+  assert.deepEqual(standard.keypairs, { a: 1, b: 1 });
+  assert.throws(() => new Engine({ rekeyAfterTime: REKEY_TIMEOUT - 1 }), /RangeError: rekeyAfterTime must be 5000 to 120000 ms/);
 });
 
 test('keypairs expire after REJECT_AFTER_TIME and keys are zeroed after 3 × REJECT_AFTER_TIME', () => {

@@ -75,3 +75,20 @@ test('--metrics-listen / TUNDRA_METRICS_LISTEN: ADDR:PORT, [V6]:PORT or :PORT; o
   }
   assert.throws(() => takeSettingFlags(['--metrics-peers=maybe'], {}), /--metrics-peers: "maybe" is not on or off/);
 });
+
+test('--rekey-after-seconds / TUNDRA_REKEY_AFTER_SECONDS: a testing knob, 5 to 120 whole seconds; unset by default', () => {
+  assert.equal(settingsFromEnv({}).rekeyAfterSeconds, undefined, 'REKEY_AFTER_TIME by default');
+  const env: NodeJS.ProcessEnv = {};
+  assert.deepEqual(takeSettingFlags(['--rekey-after-seconds', '5', 'wg0'], env), ['wg0']);
+  assert.equal(env.TUNDRA_REKEY_AFTER_SECONDS, '5');
+  assert.equal(settingsFromEnv(env).rekeyAfterSeconds, 5);
+  assert.equal(settingsFromEnv({ TUNDRA_REKEY_AFTER_SECONDS: '120' }).rekeyAfterSeconds, 120);
+  for (const bad of ['4', '121', '2.5', 'soon', '']) {
+    assert.throws(() => takeSettingFlags([`--rekey-after-seconds=${bad}`], {}),
+      /^RekeySettingError: --rekey-after-seconds: ".*" is not a rekey interval \(whole seconds, 5 to 120; a testing knob, unset by default\)$/, bad);
+  }
+  assert.throws(() => settingsFromEnv({ TUNDRA_REKEY_AFTER_SECONDS: '0' }), /TUNDRA_REKEY_AFTER_SECONDS: "0" is not a rekey interval/);
+  const cli = spawnSync(process.execPath, [CLI, '-f', '--rekey-after-seconds=1', 'tdrbad1'], { encoding: 'utf8' });
+  assert.equal(cli.status, 1);
+  assert.equal(cli.stderr, 'tundra: --rekey-after-seconds: "1" is not a rekey interval (whole seconds, 5 to 120; a testing knob, unset by default)\n');
+});

@@ -5,7 +5,7 @@ import {
   REKEY_TIMEOUT_JITTER_MAX, ZERO_KEYS_AFTER,
 } from '../../src/protocol/constants.js';
 import {
-  PeerTimers, REKEY_ON_RECEIVE_AGE, shouldRekeyOnReceive, shouldRekeyOnSend, TimerAction,
+  PeerTimers, rekeyAfterTimeOf, REKEY_ON_RECEIVE_AGE, shouldRekeyOnReceive, shouldRekeyOnSend, TimerAction,
 } from '../../src/protocol/timers.js';
 
 /** A fake clock, the timers, and a device that acts on poll() as wireguard-go's send paths do. */
@@ -351,6 +351,18 @@ test('rekey on send: by age (initiator only) and by counter', () => {
   assert.equal(shouldRekeyOnSend(responder, 1e9), false);
   assert.equal(shouldRekeyOnSend({ ...responder, sendCounter: REKEY_AFTER_MESSAGES }, 1000), false);
   assert.equal(shouldRekeyOnSend({ ...responder, sendCounter: REKEY_AFTER_MESSAGES + 1n }, 1000), true);
+});
+
+test('rekey on send with a shortened rekey time (the testing knob): still by age of the initiator only', () => {
+  const initiator = { isInitiator: true, createdAt: 1000, sendCounter: 0n };
+  assert.equal(shouldRekeyOnSend(initiator, 1000 + 5000, 5000), false);
+  assert.equal(shouldRekeyOnSend(initiator, 1000 + 5001, 5000), true);
+  assert.equal(shouldRekeyOnSend({ ...initiator, isInitiator: false }, 1e9, 5000), false);
+  assert.equal(rekeyAfterTimeOf(undefined), REKEY_AFTER_TIME);
+  assert.equal(rekeyAfterTimeOf(REKEY_TIMEOUT), REKEY_TIMEOUT);
+  for (const bad of [REKEY_TIMEOUT - 1, REKEY_AFTER_TIME + 1, NaN]) {
+    assert.throws(() => rekeyAfterTimeOf(bad), /^RangeError: rekeyAfterTime must be 5000 to 120000 ms/, String(bad));
+  }
 });
 
 test('rekey on receive: initiator keypair older than 165 s, once per session', () => {
