@@ -9,11 +9,10 @@
 // Every implementation runs each flood in turn, --rounds times; the report gives medians
 // and the targets tundra holds itself to.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { newRun, parseFlags, planOrStatus, UsageError } from '../cli.js';
 import { parseImpl, type ImplSpec } from '../e2e/impls.js';
 import { runLoad } from '../e2e/loads.js';
 import { downAllSync, Topology } from '../e2e/topology.js';
@@ -180,23 +179,34 @@ function report(results: Map<string, FloodFigures[]>, impls: ImplSpec[], floods:
   return lines.join('\n');
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      impl: { type: 'string', multiple: true }, flood: { type: 'string', default: 'paced,unpaced' }, rate: { type: 'string', default: '20000' },
-      rounds: { type: 'string', default: '1' }, seconds: { type: 'string', default: '5' }, out: { type: 'string' },
-    },
+const USAGE = `usage: npm run bench:flood -- [--impl IMPL]... [--flood paced,unpaced] [--rate N] [--rounds N] [--seconds N] [--out DIR]
+  --impl     an implementation as bench:e2e takes it (default tundra; e.g. --impl tundra --impl wireguard-go-upstream)
+  --flood    which floods: paced (to --rate initiations/s, default 20000) and/or unpaced (as fast as one core sends)
+  --rounds   each implementation runs each flood this many times, in turn (default 1)
+  --seconds  length of each TCP measurement (default 5)`;
+
+interface FloodPlan { impls: ImplSpec[]; floods: FloodName[]; rate: number; rounds: number; seconds: number; out: string | undefined }
+
+function parseFloodPlan(argv: string[]): FloodPlan | 'help' {
+  const values = parseFlags(argv, {
+    help: { type: 'boolean' }, impl: { type: 'string', multiple: true }, flood: { type: 'string', default: 'paced,unpaced' },
+    rate: { type: 'string', default: '20000' }, rounds: { type: 'string', default: '1' }, seconds: { type: 'string', default: '5' }, out: { type: 'string' },
   });
-  const impls = (values.impl ?? ['tundra']).map((text) => parseImpl(text));
-  const floods = values.flood.split(',').map((f) => f.trim()) as FloodName[];
-  for (const f of floods) if (f !== 'paced' && f !== 'unpaced') throw new Error(`--flood takes paced and/or unpaced, not '${f}'`);
-  const rate = Number(values.rate);
-  const rounds = Number(values.rounds);
-  const seconds = Number(values.seconds);
-  if (!(rate > 0) || !Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(seconds) || seconds < 1) throw new Error('--rate > 0, --rounds and --seconds whole numbers >= 1');
-  const runId = randomBytes(3).readUIntBE(0, 3).toString(36).padStart(4, '0').slice(-4);
-  const dir = values.out ?? join('bench-out', `flood-${new Date().toISOString().replace(/[:.]/g, '-')}-${runId}`);
-  mkdirSync(dir, { recursive: true });
+  if (values.help === true) return 'help';
+  const floods = values.flood.split(',').map((f) => f.trim());
+  for (const f of floods) if (f !== 'paced' && f !== 'unpaced') throw new UsageError(`--flood takes paced and/or unpaced, not '${f}'`);
+  const [rate, rounds, seconds] = [Number(values.rate), Number(values.rounds), Number(values.seconds)];
+  if (!(rate > 0) || !Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(seconds) || seconds < 1) {
+    throw new UsageError('--rate must be > 0, --rounds and --seconds whole numbers >= 1');
+  }
+  return { impls: (values.impl ?? ['tundra']).map((text) => parseImpl(text)), floods: floods as FloodName[], rate, rounds, seconds, out: values.out };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const plan = planOrStatus(argv, parseFloodPlan, USAGE, 'bench:flood', 'it makes network namespaces and needs root: run it with sudo');
+  if (typeof plan === 'number') return plan;
+  const { impls, floods, rate, rounds, seconds } = plan;
+  const { runId, dir } = newRun('flood', plan.out);
   process.on('exit', downAllSync);
   for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) process.on(signal, () => { downAllSync(); process.exit(status); });
   const say = (line: string): void => { process.stderr.write(`bench:flood: ${line}\n`); };
@@ -215,9 +225,10 @@ async function main(): Promise<void> {
   const md = report(results, impls, floods, rate);
   writeFileSync(join(dir, 'report.md'), `${md}\n`);
   process.stdout.write(`${md}\n`);
+  return 0;
 }
 
-main().catch((err: Error) => {
+main(process.argv.slice(2)).then((status) => { process.exitCode = status; }, (err: Error) => {
   process.stderr.write(`bench:flood: ${err.message}\n`);
   process.exit(1);
 });
