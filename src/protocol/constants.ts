@@ -21,10 +21,12 @@ export const COOKIE_REFRESH_TIME = 120_000;
 /**
  * Under load (the responder demands cookies, MAC2): once the handshake backlog is an
  * eighth of its capacity (wireguard-go's rule), or its oldest message waited this long
- * (tundra's: a backlog that drains slowly is a load too), and for UNDER_LOAD_STICKY after.
+ * (tundra's: a backlog that does not move is a load, however short), and for
+ * UNDER_LOAD_STICKY after. Not shorter: a busy machine's event loop can hold a lone
+ * initiation for tens of milliseconds, and a cookie costs its peer a retransmission (5 s).
  */
 export const UNDER_LOAD_SHARE = 1 / 8;
-export const UNDER_LOAD_AGE = 20;
+export const UNDER_LOAD_AGE = 1_000;
 export const UNDER_LOAD_STICKY = 1_000;
 /** Handshake initiations to one peer are at most one per this interval (50/s). */
 export const HANDSHAKE_INITIATION_RATE = 20;
