@@ -7,7 +7,7 @@
 // lengths, 8 the IPv4 and L4 checksums. Checked: the bytes outside the items'
 // slots are untouched, a packet left alone is unchanged, the items' segment
 // counts add up to the packets, and every coalesced item splits (SplitPacket)
-// into that many segments.
+// into that many segments, which carry the payloads of as many packets.
 #include <cstring>
 #include <vector>
 
@@ -43,12 +43,20 @@ bool Headers(const std::vector<uint8_t>& p, size_t* iphlen, uint8_t* proto) {
   return false;
 }
 
+// Where a TCP or UDP packet's payload starts (its size when it has none).
+size_t PayloadStart(const std::vector<uint8_t>& p) {
+  size_t iphlen;
+  uint8_t proto;
+  if (!Headers(p, &iphlen, &proto) || (proto != 6 && proto != 17)) return p.size();
+  const size_t l4hlen = proto == 17 ? 8 : p.size() >= iphlen + 20 ? static_cast<size_t>(p[iphlen + 12] >> 4) * 4 : 20;
+  return std::min(p.size(), iphlen + l4hlen);
+}
+
 size_t TcpPayload(const std::vector<uint8_t>& p) {
   size_t iphlen;
   uint8_t proto;
-  if (!Headers(p, &iphlen, &proto) || proto != 6 || p.size() < iphlen + 20) return 0;
-  const size_t doff = static_cast<size_t>(p[iphlen + 12] >> 4) * 4;
-  return p.size() >= iphlen + doff ? p.size() - iphlen - doff : 0;
+  if (!Headers(p, &iphlen, &proto) || proto != 6) return 0;
+  return p.size() - PayloadStart(p);
 }
 
 void Fix(std::vector<uint8_t>& p, const std::vector<uint8_t>* prev, uint8_t ctrl) {
@@ -117,7 +125,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* in, size_t in_size) {
                         flags, stats, &items, &bad));
   FUZZ_REQUIRE(items <= count && (items > 0) == (count > 0));
 
-  std::vector<bool> head(count, false);
+  std::vector<bool> head(count, false), used(count, false);
+  // Packets left alone are no coalesced item's.
+  for (size_t k = 0; k < items; k++) {
+    if (data[offsets[k] + 1] == kGsoNone) used[std::min(offsets[k] / stride, count - 1)] = true;
+  }
   size_t segments = 0, coalesced_items = 0, coalesced_packets = 0;
   for (size_t k = 0; k < items; k++) {
     const size_t slot = offsets[k] / stride;
@@ -147,6 +159,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* in, size_t in_size) {
     for (size_t j = 0; j < n; j++) out_offsets[j] = static_cast<uint32_t>(j * capacity);
     FUZZ_REQUIRE(SplitPacket(item, lengths[k], out.data(), out.size(), out_offsets.data(),
                              out_lengths.data(), n, capacity) == static_cast<int>(n));
+    // Each segment carries the payload of one of the packets, each packet's once.
+    for (size_t j = 0; j < n; j++) {
+      const uint8_t* seg = out.data() + out_offsets[j] + hdr;
+      const size_t seg_payload = out_lengths[j] - hdr;
+      bool found = false;
+      for (size_t i = 0; i < count && !found; i++) {
+        const size_t start = PayloadStart(pkts[i]);
+        found = !used[i] && pkts[i].size() - start == seg_payload &&
+                fuzz::Equal(pkts[i].data() + start, seg, seg_payload);
+        used[i] = used[i] || found;
+      }
+      FUZZ_REQUIRE(found);
+    }
   }
   FUZZ_REQUIRE(segments == count);
   FUZZ_REQUIRE(stats[kStatCoalescedItems] == coalesced_items &&
