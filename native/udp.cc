@@ -38,11 +38,6 @@ constexpr uint32_t kDefaultBuffer = 7 << 20;  // wireguard-go's socketBufferSize
 // recv consumes one), so a strange persistent error cannot spin us here.
 constexpr int kMaxSkippedErrors = 16;
 
-// Receive control room per message: SO_RXQ_OVFL (u32), UDP_GRO (int),
-// IP_PKTINFO and IPV6_PKTINFO (a dual socket asks only for the second, but
-// room for both costs nothing). Too little would cost datagrams (MSG_CTRUNC).
-constexpr size_t kRecvControl = CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int)) +
-                                CMSG_SPACE(sizeof(in_pktinfo)) + CMSG_SPACE(sizeof(in6_pktinfo));
 // Send control: a UDP_SEGMENT cmsg, whose payload is a u16 (the kernel
 // insists on cmsg_len == CMSG_LEN(2)), and an IP_PKTINFO or IPV6_PKTINFO one.
 constexpr size_t kSendControl = CMSG_SPACE(sizeof(uint16_t)) + CMSG_SPACE(sizeof(in6_pktinfo));
@@ -65,13 +60,6 @@ inline bool IsV4Mapped(const in6_addr& a) {
   static const uint8_t kPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   return std::memcmp(a.s6_addr, kPrefix, sizeof kPrefix) == 0;
 }
-
-// The local side of a received datagram, from its IP_PKTINFO / IPV6_PKTINFO.
-struct Local {
-  uint8_t family = 0;  // 0: no pktinfo came
-  uint32_t ifindex = 0;
-  uint8_t address[16] = {};
-};
 
 inline void PutIfindex(uint8_t* rec, uint32_t ifindex) {
   for (size_t k = 0; k < 4; k++) rec[kAddrLocalIfindex + k] = static_cast<uint8_t>(ifindex >> (8 * k));
@@ -322,12 +310,7 @@ int RecvSome(int fd, mmsghdr* msgs, size_t n, int* skipped, int* fatal) {
   }
 }
 
-struct RecvCmsgs {
-  int gso_size = 0;  // UDP_GRO: the size of each coalesced datagram (an int)
-  bool has_overflow = false;
-  uint32_t overflow = 0;  // SO_RXQ_OVFL: the socket's drop count (a u32)
-  Local local;
-};
+}  // namespace
 
 RecvCmsgs ParseCmsgs(msghdr* h, double* stats) {
   RecvCmsgs out;
@@ -366,6 +349,8 @@ RecvCmsgs ParseCmsgs(msghdr* h, double* stats) {
   if ((h->msg_flags & MSG_CTRUNC) != 0) Bump(stats, kCtruncDrops);
   return out;
 }
+
+namespace {
 
 // The GRO stash header, read once per call (the state may be shared memory).
 struct Stash {
@@ -505,7 +490,9 @@ size_t GroRecvBatch(int fd, uint8_t* data, size_t data_len, const uint32_t* offs
       }
       const uint32_t piece = drop != 0 ? 0 : std::min(seg, len - s.cut);
       const bool fits = piece <= capacity;
-      if (fits) std::memcpy(data + off, msg + s.cut, piece);
+      // Not for 0 bytes: an empty data array may have a null pointer, and memcpy
+      // must not get one even then.
+      if (fits && piece > 0) std::memcpy(data + off, msg + s.cut, piece);
       lengths[filled] = fits ? piece : 0;
       std::memcpy(addrs + filled * kAddrStride, rec, kAddrStride);
       filled++;

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <napi.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -93,6 +95,33 @@ enum RecvStat : size_t {
   kRecvSegmentsHistogram,
   kRecvStatCount = kRecvSegmentsHistogram + kHistogramEntries
 };
+
+// ---- receive control messages ----
+// Receive control room per message: SO_RXQ_OVFL (u32), UDP_GRO (int),
+// IP_PKTINFO and IPV6_PKTINFO (a dual socket asks only for the second, but
+// room for both costs nothing). Too little would cost datagrams (MSG_CTRUNC).
+constexpr size_t kRecvControl = CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int)) +
+                                CMSG_SPACE(sizeof(in_pktinfo)) + CMSG_SPACE(sizeof(in6_pktinfo));
+
+// The local side of a received datagram, from its IP_PKTINFO / IPV6_PKTINFO.
+struct Local {
+  uint8_t family = 0;  // 0: no pktinfo came
+  uint32_t ifindex = 0;
+  uint8_t address[16] = {};
+};
+
+struct RecvCmsgs {
+  int gso_size = 0;  // UDP_GRO: the size of each coalesced datagram (an int)
+  bool has_overflow = false;
+  uint32_t overflow = 0;  // SO_RXQ_OVFL: the socket's drop count (a u32)
+  Local local;
+};
+
+// The control messages of one received message (h->msg_control, of at most
+// kRecvControl bytes, as the kernel left it), and its MSG_CTRUNC, into stats
+// (kRxqOverflowRaw assigned, kCtruncDrops incremented; may be null). No
+// system call: fuzz/native/udp_cmsg.cc runs it on arbitrary bytes.
+RecvCmsgs ParseCmsgs(msghdr* h, double* stats);
 
 struct GroBuffers {
   uint8_t* scratch = nullptr;  // messages * kGroMessageStride bytes

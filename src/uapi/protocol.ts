@@ -358,8 +358,9 @@ export function formatSetRequest(request: SetRequest): string {
   if (request.replacePeers) lines.push('replace_peers=true');
   for (const peer of request.peers) {
     lines.push(`public_key=${encodeKeyHex(peer.publicKey)}`);
-    if (peer.remove) lines.push('remove=true');
+    // update_only first: after remove=true the parser ignores the peer's lines.
     if (peer.updateOnly) lines.push('update_only=true');
+    if (peer.remove) lines.push('remove=true');
     if (peer.presharedKey !== undefined) lines.push(`preshared_key=${encodeKeyHex(peer.presharedKey)}`);
     if (peer.endpoint !== undefined) lines.push(`endpoint=${formatEndpoint(peer.endpoint)}`);
     if (peer.persistentKeepalive !== undefined) lines.push(`persistent_keepalive_interval=${peer.persistentKeepalive}`);

@@ -257,6 +257,8 @@ describe('uapi set: round trips through formatSetRequest', () => {
           ],
         },
         { publicKey: key(0x22), remove: true, updateOnly: false, replaceAllowedIPs: false, allowedIPs: [] },
+        // update_only before remove=true (found by fuzz/ts/uapi.ts): after it, it would be ignored.
+        { publicKey: key(0x33), remove: true, updateOnly: true, replaceAllowedIPs: false, allowedIPs: [] },
       ],
     },
   ];
