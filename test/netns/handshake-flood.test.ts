@@ -39,8 +39,7 @@ for (const { name, env } of [
       await tunnel.start();
       assert.equal(tunnel.ping('a', 4), 3, 'the tunnel works before the flood');
       const ns = tunnel.ns('a');
-      const veth = /^\d+:\s+(\S+?)(@\S+)?\s+inet 198\.18\.0\.1\//m.exec(tunnel.hosts.exec(ns, 'ip', ['-o', '-4', 'addr', 'show']))![1]!;
-      for (const address of [FLOOD_SOURCE, COOKIE_SOURCE]) tunnel.hosts.exec(ns, 'ip', ['addr', 'add', `${address}/24`, 'dev', veth]);
+      for (const address of [FLOOD_SOURCE, COOKIE_SOURCE]) tunnel.hosts.exec(ns, 'ip', ['addr', 'add', `${address}/24`, 'dev', tunnel.hosts.vethA]);
       bKey = encodeKey(publicKeyOf(tunnel.keys.b));
       tunnel.hosts.spawn(ns, process.execPath, [
         SENDER, '--from', FLOOD_SOURCE, '--to', `${tunnel.underlay('b')}:${B_PORT}`, '--public-key', bKey, '--rate', '3000', '--seconds', '170',
