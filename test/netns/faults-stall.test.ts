@@ -32,10 +32,10 @@ describe('the daemon stopped (SIGSTOP) for 10 s during a transfer', { skip, time
   after(() => tunnel?.destroy());
 
   test('the transfer completes byte-exact, no handshake storm follows, and b goes on', async () => {
-    assert.equal(tunnel.ping('a', 4), 3);
+    assert.ok(tunnel.pingUntilReply('a'), 'the tunnel works');
     const before = { a: handshakes('a'), b: handshakes('b') };
     const b = tunnel.daemons.b.pid!;
-    const bytes = 64 * 1024 * 1024;
+    const bytes = 32 * 1024 * 1024;
     const transfer = tunnel.transfer('a', bytes);
     let atStop = 0;
     for (let i = 0; i < 200 && atStop < 1024 * 1024; i++) {
@@ -84,7 +84,7 @@ describe('a full device queue under b\'s sends (ENOBUFS, EAGAIN)', { skip, timeo
   before(async () => {
     tunnel = new Tunnel('fnobuf', { a: 'tundra', b: 'tundra' });
     await tunnel.start();
-    assert.equal(tunnel.ping('a', 4), 3);
+    assert.ok(tunnel.pingUntilReply('a'), 'the tunnel works');
   });
   after(() => tunnel?.destroy());
 

@@ -49,6 +49,7 @@ describe('a UDP port taken by another program', { skip, timeout: 120_000 }, () =
   before(async () => {
     tunnel = new Tunnel('fport', { a: 'tundra', b: 'tundra' });
     await tunnel.start();
+    assert.ok(tunnel.pingUntilReply('a'), 'the tunnel works');
     // The other program: a UDP socket on TAKEN_PORT in b's namespace, until the test ends.
     const holder = tunnel.hosts.spawn(tunnel.ns('b'), process.execPath, ['-e',
       `const s = require('node:dgram').createSocket('udp4'); s.bind(${TAKEN_PORT}, () => console.log('bound')); setTimeout(() => {}, 120000);`]);
@@ -112,6 +113,7 @@ describe('a queue worker killed during a handshake flood', { skip, timeout: 180_
     // One queue: the worker that dies is the one reading the flood.
     tunnel = new Tunnel('fkill', { a: 'tundra', b: 'tundra', env: { b: { TUNDRA_QUEUES: '1', TUNDRA_STAGES: `${CRASH_STAGE}=${marker}` } } });
     await tunnel.start();
+    assert.ok(tunnel.pingUntilReply('a'), 'the tunnel works');
     flood(tunnel, ['--rate', '3000']);
   });
   after(() => {
