@@ -59,8 +59,9 @@ describe('the daemon stopped (SIGSTOP) for 10 s during a transfer', { skip, time
     const again = await tunnel.transfer('b', 4 * 1024 * 1024);
     assert.equal(again.received.sha256, again.sent.sha256, 'and a transfer the other way');
     assert.equal(tunnel.daemons.b.exitCode, null, 'b is running');
-    // 10 s is less than a's 15 s without a reply before it handshakes again: at most one
-    // new handshake each way (none, as measured), not one per packet or per timer that fell due while stopped.
+    // 10 s is less than a's 15 s without a reply before it handshakes again: at most one new
+    // handshake (two initiations if b asks for a cookie first; none, as measured), not one
+    // per packet or per timer that fell due while stopped.
     const after = { a: handshakes('a'), b: handshakes('b') };
     const grew = (side: Side, name: string): number => after[side][name]! - before[side][name]!;
     for (const side of ['a', 'b'] as const) {

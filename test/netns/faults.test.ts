@@ -32,15 +32,14 @@ function flood(tunnel: Tunnel, pace: readonly string[]): void {
   ]);
 }
 
-/** b's cookie_rate_limited drops once they exceed `above`: b is reading the flood and cutting it. */
-async function floodCut(tunnel: Tunnel, above = 0): Promise<number> {
+/** Waits for b's cookie_rate_limited drops to exceed `above`: b is reading the flood and cutting it. */
+async function floodCut(tunnel: Tunnel, above = 0): Promise<void> {
   let cut = 0;
   for (let i = 0; i < 300 && cut <= above; i++) {
     cut = (await tunnel.counters('b')).drops.cookie_rate_limited ?? 0;
     if (cut <= above) await new Promise((r) => setTimeout(r, 200));
   }
   assert.ok(cut > above, `b cut the flood: cookie_rate_limited ${cut} > ${above}`);
-  return cut;
 }
 
 describe('a UDP port taken by another program', { skip, timeout: 120_000 }, () => {
