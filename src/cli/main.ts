@@ -113,6 +113,10 @@ function explain(message: string, err: unknown): string {
   if (code === 'EPERM' || code === 'EACCES') {
     return `${message}\n  creating a TUN interface needs root or CAP_NET_ADMIN: run it with sudo, or give node the capability (setcap cap_net_admin+ep "$(command -v node)")`;
   }
+  const port = /cannot listen on port (\d+)/.exec(message)?.[1];
+  if (code === 'EADDRINUSE' && port !== undefined) {
+    return `${message}\n  another program or interface has UDP port ${port} (see: ss -ulpn 'sport = ${port}'): stop it, or give this interface another ListenPort`;
+  }
   return message;
 }
 

@@ -36,7 +36,7 @@ export class TwoHosts {
   readonly b: string;
   readonly underlayA = '198.18.0.1';
   readonly underlayB = '198.18.0.2';
-  /** The veth ends in a and in b, which carry the underlay addresses. */
+  /** The veth ends carrying the underlay addresses, in a and in b. */
   readonly vethA: string;
   readonly vethB: string;
   private readonly children: ChildProcess[] = [];
@@ -46,12 +46,12 @@ export class TwoHosts {
     const id = `${tag}${process.pid % 100000}`;
     this.a = `tdr-${id}-a`;
     this.b = `tdr-${id}-b`;
+    const vethA = this.vethA = `tdr${id}va`.slice(0, 15);
+    const vethB = this.vethB = `tdr${id}vb`.slice(0, 15);
     process.once('exit', this.onExit);
     try {
       run('ip', ['netns', 'add', this.a]);
       run('ip', ['netns', 'add', this.b]);
-      const vethA = this.vethA = `tdr${id}va`.slice(0, 15);
-      const vethB = this.vethB = `tdr${id}vb`.slice(0, 15);
       run('ip', ['-n', this.a, 'link', 'add', vethA, 'type', 'veth', 'peer', 'name', vethB, 'netns', this.b]);
       run('ip', ['-n', this.a, 'addr', 'add', `${this.underlayA}/24`, 'dev', vethA]);
       run('ip', ['-n', this.b, 'addr', 'add', `${this.underlayB}/24`, 'dev', vethB]);

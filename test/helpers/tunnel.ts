@@ -89,7 +89,7 @@ export class Tunnel {
       } catch {
         return false;
       }
-    });
+    }, 60_000);
   }
 
   private configure(side: Side): void {
@@ -123,6 +123,16 @@ export class Tunnel {
     }
     const match = /(\d+) received/.exec(out);
     return match === null ? 0 : Number(match[1]);
+  }
+
+  /**
+   * Pings until a reply comes back, a bounded number of times; whether one did. The first
+   * handshake takes a retransmission (5 s) when the responder asks for a cookie first,
+   * as it does under load (also a busy machine's: a handshake that waited 20 ms).
+   */
+  pingUntilReply(from: Side, family: 4 | 6 = 4): boolean {
+    for (let attempt = 0; attempt < 20; attempt++) if (this.ping(from, family, 1) === 1) return true;
+    return false;
   }
 
   /** Sends `bytes` over TCP from one side to the other; returns both ends' byte counts and SHA-256. */
