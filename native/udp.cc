@@ -314,7 +314,11 @@ int RecvSome(int fd, mmsghdr* msgs, size_t n, int* skipped, int* fatal) {
 
 RecvCmsgs ParseCmsgs(msghdr* h, double* stats) {
   RecvCmsgs out;
+  const uint8_t* end = static_cast<const uint8_t*>(h->msg_control) + h->msg_controllen;
   for (cmsghdr* c = CMSG_FIRSTHDR(h); c != nullptr; c = CMSG_NXTHDR(h, c)) {
+    // CMSG_FIRSTHDR does not hold the first message's length to msg_controllen (found
+    // by fuzz/native/udp_cmsg.cc): one that claims more than was written is not read.
+    if (c->cmsg_len > static_cast<size_t>(end - reinterpret_cast<const uint8_t*>(c))) break;
     if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
         c->cmsg_len >= CMSG_LEN(sizeof(int))) {
       std::memcpy(&out.gso_size, CMSG_DATA(c), sizeof(int));
