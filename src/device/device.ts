@@ -136,10 +136,10 @@ export class Device implements UapiDevice {
     this.engine = new Engine({ mtu, rekeyAfterTime, onEndpointChange: (peer) => this.sourceCheck?.endpointChanged(peer) });
     const gate = new HandshakeGate();
     this.handshakes = new HandshakeScheduler(this.engine, gate, () => this.afterWork());
-    // The inline queue's lanes (unused when the queues are workers', which have their own).
-    const inlineLanes = createHandshakeLanes(gate);
-    this.handshakes.add(new LaneReader(inlineLanes));
-    this.control = new EngineControl(this.engine, new LaneWriter(inlineLanes, this.engine.drops, this.engine.now));
+    // The inline queue's handshake lanes (queue workers have their own, in their control channels).
+    const inlineLanes = queues === 0 ? createHandshakeLanes(gate) : undefined;
+    if (inlineLanes !== undefined) this.handshakes.add(new LaneReader(inlineLanes));
+    this.control = new EngineControl(this.engine, inlineLanes === undefined ? undefined : new LaneWriter(inlineLanes, this.engine.drops, this.engine.now));
     this.tun = openTunDevice(options.name, this.offload, Math.max(1, queues));
     try {
       // Not when it is already so: a persistent TUN made beforehand can then be run without CAP_NET_ADMIN.
