@@ -113,7 +113,7 @@ describe('a queue worker killed during a handshake flood', { skip, timeout: 180_
     tunnel = new Tunnel('fkill', { a: 'tundra', b: 'tundra', env: { b: { TUNDRA_QUEUES: '1', TUNDRA_STAGES: `${CRASH_STAGE}=${marker}` } } });
     await tunnel.start();
     assert.ok(tunnel.pingUntilReply('a'), 'the tunnel works');
-    flood(tunnel, ['--rate', '3000']);
+    flood(tunnel, ['--rate', '40000']); // more DH than a core does: b goes under load and cuts
   });
   after(() => {
     tunnel?.destroy();
