@@ -15,6 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { newRun, parseFlags, planOrStatus, UsageError } from '../cli.js';
 import { parseImpl, type ImplSpec } from '../e2e/impls.js';
 import { runLoad } from '../e2e/loads.js';
+import { rssBytes } from '../peers/peers.js';
+import { summarize } from '../report-schema.js';
 import { downAllSync, Topology } from '../e2e/topology.js';
 
 const SENDER = fileURLToPath(new URL('./sender.js', import.meta.url));
@@ -39,8 +41,8 @@ interface FloodFigures {
   wgShowMs: number[];
   /** undefined: no handshake within HANDSHAKE_LIMIT_MS. */
   handshakeMs: number | undefined;
-  rssBeforeKb: number;
-  rssMaxKb: number;
+  rssBeforeBytes: number;
+  rssMaxBytes: number;
   flood: { sent: number; rate: number; cookieReplies: number } | undefined;
 }
 
@@ -49,11 +51,6 @@ const TARGETS = {
   paced: { tcpRatio: 0.9, wgShowMs: 100, handshakeMs: 6_000, rssGrowthMb: 20 },
   unpaced: { tcpRatio: undefined, wgShowMs: 200, handshakeMs: 12_000, rssGrowthMb: 20 },
 } as const;
-
-function rssKb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m === null ? 0 : Number(m[1]);
-}
 
 /** Runs argv in ns and resolves with how long it took (ms), or the limit when it did not end by then. */
 function timed(ns: string, argv: string[], limitMs: number): Promise<{ ms: number; ok: boolean }> {
@@ -109,7 +106,7 @@ async function measure(impl: ImplSpec, floodName: FloodName, rate: number, secon
     };
     const tcpBeforeBps = await tcp();
     const wgShowBeforeMs = await wgShowTimes(topology, WG_SHOW_SAMPLES);
-    const rssBeforeKb = rssKb(pid);
+    const rssBeforeBytes = rssBytes(pid);
     topology.addClientUnderlayAddress(FLOOD_SOURCE);
     const listen = topology.peerListen();
     const floodLog = join(logDir, `flood-${floodName}.log`);
@@ -117,8 +114,8 @@ async function measure(impl: ImplSpec, floodName: FloodName, rate: number, secon
       process.execPath, SENDER, '--from', FLOOD_SOURCE, '--to', `${listen.address}:${listen.port}`, '--public-key', listen.publicKey,
       ...(rate > 0 ? ['--rate', String(rate)] : ['--unpaced']), '--seconds', '600',
     ], floodLog);
-    let rssMaxKb = rssBeforeKb;
-    const sampler = setInterval(() => { rssMaxKb = Math.max(rssMaxKb, rssKb(pid)); }, RSS_SAMPLE_MS);
+    let rssMaxBytes = rssBeforeBytes;
+    const sampler = setInterval(() => { rssMaxBytes = Math.max(rssMaxBytes, rssBytes(pid)); }, RSS_SAMPLE_MS);
     try {
       await sleep(WARM_UP_MS);
       const wgShowMs = await wgShowTimes(topology, WG_SHOW_SAMPLES);
@@ -135,7 +132,7 @@ async function measure(impl: ImplSpec, floodName: FloodName, rate: number, secon
       } catch {
         say(`the flood sender printed no result: ${line}`);
       }
-      return { wgShowBeforeMs, tcpBeforeBps, tcpDuringBps, wgShowMs, handshakeMs, rssBeforeKb, rssMaxKb, flood };
+      return { wgShowBeforeMs, tcpBeforeBps, tcpDuringBps, wgShowMs, handshakeMs, rssBeforeBytes, rssMaxBytes, flood };
     } finally {
       clearInterval(sampler);
       if (sender.exitCode === null) sender.kill('SIGKILL');
@@ -145,17 +142,11 @@ async function measure(impl: ImplSpec, floodName: FloodName, rate: number, secon
   }
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
-
 function report(results: Map<string, FloodFigures[]>, impls: ImplSpec[], floods: FloodName[], rate: number): string {
   const lines: string[] = [];
   for (const floodName of floods) {
     lines.push(`### ${floodName === 'paced' ? `Paced flood, ${rate} initiations/s` : 'Unpaced flood (one sender core)'}`, '');
-    lines.push(`| | ${impls.map((i) => i.label).join(' | ')} |${floodName === 'paced' || floodName === 'unpaced' ? ' tundra target |' : ''}`);
+    lines.push(`| | ${impls.map((i) => i.label).join(' | ')} | tundra target |`);
     lines.push(`| --- | ${impls.map(() => '---:').join(' | ')} | --- |`);
     const rows: [string, (f: FloodFigures) => string, string][] = [];
     const t = TARGETS[floodName];
@@ -165,10 +156,10 @@ function report(results: Map<string, FloodFigures[]>, impls: ImplSpec[], floods:
     rows.push(['TCP during (Mbit/s)', (f) => (f.tcpDuringBps / 1e6).toFixed(0), '']);
     rows.push(['TCP during / before', (f) => (f.tcpDuringBps / Math.max(1, f.tcpBeforeBps)).toFixed(2), t.tcpRatio === undefined ? '≥ upstream\'s' : `≥ ${t.tcpRatio}`]);
     rows.push(['`wg show` before the flood, worst (ms)', (f) => Math.max(...f.wgShowBeforeMs).toFixed(0), '']);
-    rows.push(['`wg show` median (ms)', (f) => median(f.wgShowMs).toFixed(0), '']);
+    rows.push(['`wg show` median (ms)', (f) => summarize(f.wgShowMs).median.toFixed(0), '']);
     rows.push(['`wg show` worst (ms)', (f) => Math.max(...f.wgShowMs).toFixed(0), `< ${t.wgShowMs}`]);
     rows.push(['fresh handshake (s)', (f) => (f.handshakeMs === undefined ? `none in ${HANDSHAKE_LIMIT_MS / 1000}` : (f.handshakeMs / 1000).toFixed(1)), `≤ ${t.handshakeMs / 1000}`]);
-    rows.push(['RSS growth (MB)', (f) => ((f.rssMaxKb - f.rssBeforeKb) / 1024).toFixed(1), `< ${t.rssGrowthMb}`]);
+    rows.push(['RSS growth (MB)', (f) => ((f.rssMaxBytes - f.rssBeforeBytes) / 2 ** 20).toFixed(1), `< ${t.rssGrowthMb}`]);
     for (const [name, cell, target] of rows) {
       const cells = impls.map((impl) => (results.get(`${impl.label}/${floodName}`) ?? []).map(cell).join(', ') || '—');
       lines.push(`| ${name} | ${cells.join(' | ')} | ${target} |`);
