@@ -1,4 +1,4 @@
-// A QUIC-like UDP load generator on src/io/udp.ts, with UDP GSO on send and GRO on
+// A QUIC-like UDP load generator on src/conn/udp.ts, with UDP GSO on send and GRO on
 // receive (iperf3 cannot use UDP GSO):
 //
 //   node dist/bench/udp-load.js send (--to ADDR:PORT | --reply-to ADDR:PORT) --seconds S [--size 1200] [--rate-mbit R] [--gso 1|0]
@@ -40,7 +40,7 @@ import {
   writeAddr,
   type UdpFamily,
   type UdpSocket,
-} from '../src/io/udp.js';
+} from '../src/conn/udp.js';
 import { closeFd } from '../src/io/fd.js';
 import { FdWatcher } from '../src/io/watch.js';
 import { SequenceTracker } from './e2e/sequence.js';

@@ -5,11 +5,11 @@
 // the contract of a user stage (also on its own as "tundra/stage").
 // README.md § "The toolkit" shows how they fit.
 export { PacketBatch, HEADROOM, TAILROOM, SLOT_SIZE, BATCH_SIZE } from './pipeline/batch.js';
-export { ADDR_STRIDE, readAddr, writeAddr } from './io/udp.js';
+export { ADDR_STRIDE, readAddr, writeAddr } from './conn/udp.js';
 export { BatchArena, type ArenaShared } from './pipeline/arena.js';
 export { SpscRing, MpmcRing, type RingShared } from './pipeline/ring.js';
-export { KeyTable, KEY_SLOTS, KEY_SLOT_BITS, type KeyTableShared } from './pipeline/key-table.js';
-export { PeerTable, PeerTableFullError, MAX_PEERS, type PeerTableShared } from './pipeline/peer-table.js';
+export { KeyTable, KEY_SLOTS, KEY_SLOT_BITS, type KeyTableShared } from './protocol/key-table.js';
+export { PeerTable, PeerTableFullError, MAX_PEERS, type PeerTableShared } from './protocol/peer-table.js';
 export { carveScratch, type ScratchSpec, type ScratchArrays } from './pipeline/scratch.js';
 export { RouteTable } from './routing/route-table.js';
 export { AllowedIPs } from './routing/allowed-ips.js';
@@ -23,10 +23,10 @@ export { DESC_STRIDE, DESC_OFFSET, DESC_LENGTH, DESC_KEY_INDEX, DESC_COUNTER_LO,
 export { Engine, type EngineOptions } from './protocol/engine.js';
 export { Drop, DROP_REASON_NAMES, DropCounters, type DropReason } from './protocol/drop-reasons.js';
 export { Device, type DeviceOptions } from './device/device.js';
-export { QueueLoop, QueueStats, type QueueLoopOptions } from './pipeline/queue-loop.js';
-export { CryptoPool, type CryptoPoolShared } from './workers/crypto-pool.js';
-export { QueueWorkers, type QueueWorkersOptions } from './workers/queue-workers.js';
-export { ChannelReader, ChannelWriter, createControlChannel, type ControlChannelShared } from './workers/control-channel.js';
+export { QueueLoop, QueueStats, type QueueLoopOptions } from './dataplane/queue-loop.js';
+export { CryptoPool, type CryptoPoolShared } from './dataplane/crypto-pool.js';
+export { QueueWorkers, type QueueWorkersOptions } from './dataplane/queue-workers.js';
+export { ChannelReader, ChannelWriter, createControlChannel, type ControlChannelShared } from './dataplane/control-channel.js';
 export { OffloadCounters } from './offload/counters.js';
 export { UserStages, parseStageSpecs, type StageSpec } from './stages/user-host.js';
 export * from './stages/user-stage.js';

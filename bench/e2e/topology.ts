@@ -33,7 +33,7 @@ export interface TopologyOptions {
 }
 
 // dist/bench/e2e/topology.js → the repository: scripts/ and examples/ are not under dist.
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const REPO = fileURLToPath(new URL('../../..', import.meta.url));
 const ETHTOOL_TUNE = join(REPO, 'scripts', 'ethtool-tune.sh');
 const EXIT_RULESET = join(REPO, 'examples', 'exit-node', 'tdr-exit.nft');
 const UAPI_DIR = '/var/run/wireguard';

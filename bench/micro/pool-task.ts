@@ -52,7 +52,7 @@ export function sealRegion(task: SealTask): number {
 export default sealRegion;
 
 // ---- the ring-fed variant: one long-lived task per thread --------------------------
-// As src/workers/crypto-worker.ts does for the data path: piscina starts the thread and
+// As src/dataplane/crypto-worker.ts does for the data path: piscina starts the thread and
 // runs ringServe once; it takes [region, count, kind] from the jobs ring until told to
 // stop and answers [region, result] on the done ring. No message per batch.
 

@@ -138,7 +138,7 @@ function piscinaVariant(tasksPerWorker: number): PoolVariant {
 
 /**
  * Long-lived workers fed by rings, as the data path's crypto pool is built
- * (src/workers/crypto-pool.ts): piscina starts one never-ending task per thread;
+ * (src/dataplane/crypto-pool.ts): piscina starts one never-ending task per thread;
  * a batch is a ring entry each way, and the main thread takes completions on a
  * waitNotEmptyAsync doorbell.
  */

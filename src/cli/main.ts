@@ -12,7 +12,7 @@ import { Logger, logLevelFromEnv } from '../log.js';
 import { isSettingError, settingsFromEnv, takeSettingFlags } from '../daemon/settings.js';
 import { runDoctor } from '../doctor/doctor.js';
 import { runStats } from './stats.js';
-import { interfaceNameProblem } from '../io/tun.js';
+import { interfaceNameProblem } from '../tun/tun.js';
 
 const VERSION = '0.1.0';
 

@@ -3,7 +3,7 @@
 // (foreground or background daemon alike; `kill -USR1` prints the same line).
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { interfaceNameProblem } from '../io/tun.js';
+import { interfaceNameProblem } from '../tun/tun.js';
 import type { DeviceStats } from '../device/device.js';
 import { DEFAULT_SOCKET_DIRECTORY } from '../uapi/server.js';
 import { STATS_OPERATION } from '../uapi/protocol.js';

@@ -1,6 +1,6 @@
 // One WireGuard interface: the protocol engine and its data path. The data path
-// is one queue per worker thread (src/workers/: a TUN queue and a UDP socket of an
-// SO_REUSEPORT group each, src/pipeline/queue-loop.ts on the worker's event loop),
+// is one queue per worker thread (src/dataplane/: a TUN queue and a UDP socket of an
+// SO_REUSEPORT group each, src/dataplane/queue-loop.ts on the worker's event loop),
 // or in the inline mode (queues 0) one queue on this thread. This thread keeps the
 // control plane: handshakes, timers and the UAPI server's get()/set(), and it sends
 // what the engine queues (handshakes, keepalives, staged data) through the first
@@ -8,8 +8,8 @@
 import { Engine } from '../protocol/engine.js';
 import { DropCounters, Drop } from '../protocol/drop-reasons.js';
 import { BATCH_SIZE, PacketBatch, SLOT_SIZE } from '../pipeline/batch.js';
-import { PeerTableFullError } from '../pipeline/peer-table.js';
-import { QueueLoop, QueueStats } from '../pipeline/queue-loop.js';
+import { PeerTableFullError } from '../protocol/peer-table.js';
+import { QueueLoop, QueueStats } from '../dataplane/queue-loop.js';
 import { aeadBackend, type CryptoBackendName } from '../crypto/backends.js';
 import { UserStages, type StageSnapshot, type StageSpec } from '../stages/user-host.js';
 import { EngineControl, inboundContextOf, outboundContextOf } from '../stages/engine-control.js';
@@ -17,18 +17,18 @@ import { readFileSync } from 'node:fs';
 import { isZeroKey } from '../crypto/keys.js';
 import { closeFd, socketBufferSizes } from '../io/fd.js';
 import type { DeviceMetrics } from '../metrics/metrics.js';
-import { linkMtu, setLinkMtu, tunLink, tunName, type TunLink } from '../io/tun.js';
-import { udpSetFwmark, writeAddr, type UdpSocket } from '../io/udp.js';
+import { linkMtu, setLinkMtu, tunLink, tunName, type TunLink } from '../tun/tun.js';
+import { udpSetFwmark, writeAddr, type UdpSocket } from '../conn/udp.js';
 import type { Logger } from '../log.js';
 import { OffloadCounters } from '../offload/counters.js';
 import { ALL_OFFLOADS, type OffloadSettings } from '../offload/settings.js';
 import type { RouteTable } from '../routing/route-table.js';
-import { QueueWorkers } from '../workers/queue-workers.js';
-import { describeTunOffloads, openTunDevice, type TunQueue } from './tun-port.js';
+import { QueueWorkers } from '../dataplane/queue-workers.js';
+import { describeTunOffloads, openTunDevice, type TunQueue } from '../tun/tun-port.js';
 import { SourceCheck } from './source-check.js';
 import { HandshakeScheduler } from './handshake-scheduler.js';
-import { createHandshakeLanes, HandshakeGate, LaneReader, LaneWriter } from '../workers/handshake-lanes.js';
-import { openUdpSockets, UdpPort } from './udp-port.js';
+import { createHandshakeLanes, HandshakeGate, LaneReader, LaneWriter } from '../dataplane/handshake-lanes.js';
+import { openUdpSockets, UdpPort } from '../conn/udp-port.js';
 import {
   EADDRINUSE, EIO, ENOSPC, UapiError, type SetRequest, type UapiDevice, type UapiInterfaceState, type UapiPeerState,
 } from '../uapi/protocol.js';

@@ -1,13 +1,13 @@
 // The control plane's handshake work, a slice at a time. Handshake messages wait in
-// each queue's lanes (src/workers/handshake-lanes.ts); a slice takes them, the priority
+// each queue's lanes (src/dataplane/handshake-lanes.ts); a slice takes them, the priority
 // lanes first, for at most SLICE_MS, sends what they produced at once, and hands the
 // thread back to the event loop before the next slice: timers, the UAPI socket,
 // signals, the control channel and sends all get their turn between slices, however
 // long the backlog. Each slice judges the load by the backlog's depth and age, and by
 // whether a writer is cutting a flood, and tells the lanes' writers through the gate.
-import { readAddr } from '../io/udp.js';
+import { readAddr } from '../conn/udp.js';
 import type { Engine } from '../protocol/engine.js';
-import type { HandshakeGate, LaneReader } from '../workers/handshake-lanes.js';
+import type { HandshakeGate, LaneReader } from '../dataplane/handshake-lanes.js';
 
 /** Work per slice: a few Diffie-Hellman handshakes, or a hundred cookie replies. */
 const SLICE_MS = 2;

@@ -2,7 +2,7 @@
 // the network namespace it runs in and says what is wrong and the command that fixes
 // it. Exit status 0 when nothing is wrong, 1 when something is, 2 for a usage error.
 import { fileURLToPath } from 'node:url';
-import { interfaceNameProblem } from '../io/tun.js';
+import { interfaceNameProblem } from '../tun/tun.js';
 import {
   checkForwarding, checkInterface, checkKernel, checkMss, checkMtu, checkRpFilter, checkTunOffloads,
   checkUplinkOffloads, checkWireguardModule, confName, type ClampSearch, type Finding, type Link,

@@ -7,8 +7,8 @@ import { openTransport, sealTransport } from '../crypto/aead.js';
 import { importPrivateKey, type StaticKey } from '../crypto/x25519.js';
 import { AllowedIPs } from '../routing/allowed-ips.js';
 import { RouteTable } from '../routing/route-table.js';
-import { KeyTable } from '../pipeline/key-table.js';
-import { PeerTable } from '../pipeline/peer-table.js';
+import { KeyTable } from './key-table.js';
+import { PeerTable } from './peer-table.js';
 import {
   MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT,
   MESSAGE_TRANSPORT_HEADER_SIZE, PADDING_MULTIPLE, UNDER_LOAD_AGE, UNDER_LOAD_SHARE, UNDER_LOAD_STICKY,

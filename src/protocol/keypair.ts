@@ -4,7 +4,7 @@
 // this object is the control plane's handle on that slot.
 import { KEY_SIZE, REJECT_AFTER_TIME } from './constants.js';
 import { REPLAY_STATE_WORDS, ReplayWindow } from './replay.js';
-import type { KeyTable } from '../pipeline/key-table.js';
+import type { KeyTable } from './key-table.js';
 
 export class Keypair {
   /** The key table slot its local index names. */

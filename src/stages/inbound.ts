@@ -15,7 +15,7 @@ import { ipPacketLength } from '../protocol/ip-packet.js';
 import { classifyMessage } from '../protocol/messages.js';
 import { replayAccept } from '../protocol/replay.js';
 import type { PacketBatch } from '../pipeline/batch.js';
-import type { KeyTable } from '../pipeline/key-table.js';
+import type { KeyTable } from '../protocol/key-table.js';
 import type { RouteTable } from '../routing/route-table.js';
 import type { BatchStages } from './batch-stages.js';
 import { carveScratch } from '../pipeline/scratch.js';

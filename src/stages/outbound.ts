@@ -12,19 +12,19 @@
 //
 // A packet no peer's allowed IPs cover, or whose peer has no endpoint (configured or
 // learned), is dropped and answered with ICMP "destination unreachable" as the
-// kernel's WireGuard does (ctx.unreachable, src/pipeline/unreachable.ts): that
+// kernel's WireGuard does (ctx.unreachable, src/stages/unreachable.ts): that
 // happens in prepare(), which runs on the thread that owns the TUN queue.
 import { DESC_COUNTER_HI, DESC_COUNTER_LO, DESC_KEY_INDEX, DESC_LENGTH, DESC_OFFSET, DESC_STRIDE, type SealBatch } from '../crypto/native-aead.js';
 import { AEAD_TAG_SIZE, MESSAGE_TRANSPORT_HEADER_SIZE, REJECT_AFTER_TIME } from '../protocol/constants.js';
 import { Drop, type DropCounters } from '../protocol/drop-reasons.js';
 import { paddingSize } from '../protocol/engine.js';
 import { writeTransportHeader } from '../protocol/messages.js';
-import { ADDR_BYTES, ADDR_FAMILY, ADDR_PORT, ADDR_STRIDE } from '../io/udp.js';
+import { ADDR_BYTES, ADDR_FAMILY, ADDR_PORT, ADDR_STRIDE } from '../conn/udp.js';
 import { HEADROOM, type PacketBatch } from '../pipeline/batch.js';
-import type { KeyTable } from '../pipeline/key-table.js';
-import type { PeerTable } from '../pipeline/peer-table.js';
+import type { KeyTable } from '../protocol/key-table.js';
+import type { PeerTable } from '../protocol/peer-table.js';
 import type { RouteTable } from '../routing/route-table.js';
-import type { UnreachableReplies } from '../pipeline/unreachable.js';
+import type { UnreachableReplies } from './unreachable.js';
 import type { BatchStages } from './batch-stages.js';
 import { carveScratch } from '../pipeline/scratch.js';
 

@@ -5,7 +5,7 @@ import { watch, type FSWatcher, lstatSync, unlinkSync } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
-import { interfaceNameProblem } from '../io/tun.js';
+import { interfaceNameProblem } from '../tun/tun.js';
 import {
   formatErrno,
   formatGetResponse,

@@ -1,7 +1,7 @@
 // A worker for test/unit/peer-table.test.ts: rewrites one peer's endpoint, alternating
 // between two records, until told to stop; posts how many writes it made.
 import { parentPort, workerData } from 'node:worker_threads';
-import { PeerTable, type PeerTableShared } from '../../src/pipeline/peer-table.js';
+import { PeerTable, type PeerTableShared } from '../../src/protocol/peer-table.js';
 
 const { shared, records, stop, peer } = workerData as { shared: PeerTableShared; records: SharedArrayBuffer; stop: SharedArrayBuffer; peer: number };
 const peers = PeerTable.attach(shared);

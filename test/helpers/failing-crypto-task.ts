@@ -5,9 +5,9 @@
 import { unlinkSync } from 'node:fs';
 import { workerData } from 'piscina';
 import { MpmcRing } from '../../src/pipeline/ring.js';
-import serve from '../../src/workers/crypto-worker.js';
-import { JOB_EPOCH, JOB_FLIGHT, JOB_QUEUE, JOB_USE, JOB_WORDS } from '../../src/pipeline/flights.js';
-import { statusAt, type CryptoPoolShared, type CryptoTask } from '../../src/workers/crypto-pool.js';
+import serve from '../../src/dataplane/crypto-worker.js';
+import { JOB_EPOCH, JOB_FLIGHT, JOB_QUEUE, JOB_USE, JOB_WORDS } from '../../src/dataplane/flights.js';
+import { statusAt, type CryptoPoolShared, type CryptoTask } from '../../src/dataplane/crypto-pool.js';
 
 const shared = workerData as CryptoPoolShared;
 

@@ -6,7 +6,7 @@
 // It exits by itself when stdin closes (the test ended) or after 60 s.
 import { createInterface } from 'node:readline';
 import { closeFd } from '../../src/io/fd.js';
-import { linkMtu, openTun, setLinkMtu, setLinkUp, tunRead, tunWrite } from '../../src/io/tun.js';
+import { linkMtu, openTun, setLinkMtu, setLinkUp, tunRead, tunWrite } from '../../src/tun/tun.js';
 import { FdWatcher } from '../../src/io/watch.js';
 import { icmpEcho, internetChecksum } from './packets.js';
 

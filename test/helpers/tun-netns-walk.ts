@@ -5,7 +5,7 @@
 // line of what tunLink and tunName say ({ step, link } or { step, error }). Bounded:
 // the wait for the deletion is at most 10 s. The caller makes and deletes the namespaces.
 import { spawnSync } from 'node:child_process';
-import { openTun, tunLink, tunName } from '../../src/io/tun.js';
+import { openTun, tunLink, tunName } from '../../src/tun/tun.js';
 
 const [name, renamed, home, c, d] = process.argv.slice(2);
 if (d === undefined) throw new Error('usage: tun-netns-walk IFNAME RENAMED HOME C D');

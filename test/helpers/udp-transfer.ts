@@ -7,7 +7,7 @@
 // so the sink checks each one's content, order, loss and duplicates.
 import {
   udpGroBuffers, udpGroStashed, udpOpen, udpRecv, udpRecvStats, udpSend, writeAddr, ADDR_STRIDE, UDP_GSO_IPV4, UDP_GSO_IPV6, UDP_RECV_STAT_NAMES,
-} from '../../src/io/udp.js';
+} from '../../src/conn/udp.js';
 import { FdWatcher } from '../../src/io/watch.js';
 
 const SIZE = 1200;

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fetchStats } from '../../src/cli/stats.js';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../src/crypto/keys.js';
-import { ICMP_MSGS_BURST, ICMP_MSGS_PER_SEC } from '../../src/pipeline/unreachable.js';
+import { ICMP_MSGS_BURST, ICMP_MSGS_PER_SEC } from '../../src/stages/unreachable.js';
 import { networkTestsUnavailable, waitFor } from '../helpers/netns.js';
 import { Tunnel } from '../helpers/tunnel.js';
 

@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { encodeKey, publicKeyOf } from '../../src/crypto/keys.js';
-import { tunLink, tunName, type TunLink } from '../../src/io/tun.js';
+import { tunLink, tunName, type TunLink } from '../../src/tun/tun.js';
 import { networkTestsUnavailable, run, TwoHosts, waitFor } from '../helpers/netns.js';
 import { OVERLAY, Tunnel, TUNDRA_MAIN } from '../helpers/tunnel.js';
 

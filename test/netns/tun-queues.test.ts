@@ -15,8 +15,8 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { closeFd } from '../../src/io/fd.js';
-import { openTunQueues, setLinkUp, tunRead, tunWrite } from '../../src/io/tun.js';
-import { ADDR_STRIDE, udpOpen, udpRecv, udpSend, writeAddr } from '../../src/io/udp.js';
+import { openTunQueues, setLinkUp, tunRead, tunWrite } from '../../src/tun/tun.js';
+import { ADDR_STRIDE, udpOpen, udpRecv, udpSend, writeAddr } from '../../src/conn/udp.js';
 import { networkTestsUnavailable, TwoHosts } from '../helpers/netns.js';
 
 const SELF = fileURLToPath(import.meta.url);

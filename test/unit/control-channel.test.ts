@@ -4,14 +4,14 @@
 // apply in the order they were made, and a full ring drops and counts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADDR_STRIDE, readAddr, readLocal, writeAddr } from '../../src/io/udp.js';
+import { ADDR_STRIDE, readAddr, readLocal, writeAddr } from '../../src/conn/udp.js';
 import { PacketBatch } from '../../src/pipeline/batch.js';
 import { RING_LAYOUT, type RingShared } from '../../src/pipeline/ring.js';
-import { PeerTable } from '../../src/pipeline/peer-table.js';
+import { PeerTable } from '../../src/protocol/peer-table.js';
 import { Drop, DropCounters } from '../../src/protocol/drop-reasons.js';
 import type { EngineControl } from '../../src/stages/engine-control.js';
-import { ChannelReader, ChannelWriter, createControlChannel, MESSAGE_MAX_BYTES } from '../../src/workers/control-channel.js';
-import { BULK_CAPACITY, HandshakeGate, LaneReader } from '../../src/workers/handshake-lanes.js';
+import { ChannelReader, ChannelWriter, createControlChannel, MESSAGE_MAX_BYTES } from '../../src/dataplane/control-channel.js';
+import { BULK_CAPACITY, HandshakeGate, LaneReader } from '../../src/dataplane/handshake-lanes.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** An EngineControl that writes down what it is told. */

@@ -10,15 +10,15 @@ import assert from 'node:assert/strict';
 import { Logger } from '../../src/log.js';
 import { HEADROOM, PacketBatch, SLOT_SIZE } from '../../src/pipeline/batch.js';
 import { BATCH_SIZE } from '../../src/pipeline/batch.js';
-import { createQueueFlights, DONE_LOST, JOB_EPOCH, JOB_FLIGHT, JOB_USE, JOB_WORDS } from '../../src/pipeline/flights.js';
+import { createQueueFlights, DONE_LOST, JOB_EPOCH, JOB_FLIGHT, JOB_USE, JOB_WORDS } from '../../src/dataplane/flights.js';
 import { MpmcRing } from '../../src/pipeline/ring.js';
 import { EngineControl, inboundContextOf, outboundContextOf } from '../../src/stages/engine-control.js';
 import { InboundStage } from '../../src/stages/inbound.js';
 import { OutboundStage } from '../../src/stages/outbound.js';
 import { aeadBackend } from '../../src/crypto/backends.js';
-import { CryptoPool } from '../../src/workers/crypto-pool.js';
+import { CryptoPool } from '../../src/dataplane/crypto-pool.js';
 import { A, connectedEngines } from '../helpers/engines.js';
-import { writeAddr } from '../../src/io/udp.js';
+import { writeAddr } from '../../src/conn/udp.js';
 import { icmpEcho } from '../helpers/packets.js';
 
 const FAILING_TASK = new URL('../helpers/failing-crypto-task.js', import.meta.url).href;

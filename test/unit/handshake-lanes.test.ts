@@ -4,14 +4,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generatePrivateKey } from '../../src/crypto/keys.js';
-import { writeAddr } from '../../src/io/udp.js';
+import { writeAddr } from '../../src/conn/udp.js';
 import { PacketBatch, SLOT_SIZE } from '../../src/pipeline/batch.js';
 import { REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX } from '../../src/protocol/constants.js';
 import { Drop, DropCounters } from '../../src/protocol/drop-reasons.js';
 import { Engine } from '../../src/protocol/engine.js';
 import { RateLimiter } from '../../src/protocol/ratelimiter.js';
 import { HandshakeScheduler } from '../../src/device/handshake-scheduler.js';
-import { createHandshakeLanes, HandshakeGate, LaneReader, LaneWriter } from '../../src/workers/handshake-lanes.js';
+import { createHandshakeLanes, HandshakeGate, LaneReader, LaneWriter } from '../../src/dataplane/handshake-lanes.js';
 import { floodInitiations } from '../../bench/flood/sender.js';
 
 /** One batch holding `datagrams`, each from its source. */

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { sealBatch } from '../../src/crypto/native-aead.js';
 import { generatePrivateKey } from '../../src/crypto/keys.js';
 import { HEADROOM } from '../../src/pipeline/batch.js';
-import { ICMP_MSGS_BURST, UnreachableReplies } from '../../src/pipeline/unreachable.js';
+import { ICMP_MSGS_BURST, UnreachableReplies } from '../../src/stages/unreachable.js';
 import { Drop } from '../../src/protocol/drop-reasons.js';
 import { Engine } from '../../src/protocol/engine.js';
 import {

@@ -15,7 +15,7 @@ import { SPLIT_DROP_NAMES } from '../../src/offload/split.js';
 import {
   VNET_F_NEEDS_CSUM, VNET_GSO_ECN, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_GSO_UDP, VNET_GSO_UDP_L4, VNET_HDR_LEN,
 } from '../../src/offload/vnet-header.js';
-import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_USO4, TUN_F_USO6, TUN_READ_SCRATCH_SIZE, tunReadVnet } from '../../src/io/tun.js';
+import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_USO4, TUN_F_USO6, TUN_READ_SCRATCH_SIZE, tunReadVnet } from '../../src/tun/tun.js';
 import { networkTestsUnavailable, run } from '../helpers/netns.js';
 import { prng } from '../helpers/prng.js';
 
@@ -502,7 +502,7 @@ describe('tunReadVnet on a TUN in a namespace', { skip, timeout: 60_000 }, () =>
   });
 
   test('a small packet, then a USO super-packet kept pending for the next call', (t) => {
-    const tunUrl = new URL('../../src/io/tun.js', import.meta.url).href;
+    const tunUrl = new URL('../../src/tun/tun.js', import.meta.url).href;
     const fdUrl = new URL('../../src/io/fd.js', import.meta.url).href;
     // The fixture runs inside the namespace: opens the TUN with a vnet header, sends one
     // plain UDP datagram and one UDP_SEGMENT (GSO) send of 5 x 1000 bytes through it,

@@ -6,8 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
-import { ADDR_STRIDE, readAddr, writeAddr } from '../../src/io/udp.js';
-import { PeerTable } from '../../src/pipeline/peer-table.js';
+import { ADDR_STRIDE, readAddr, writeAddr } from '../../src/conn/udp.js';
+import { PeerTable } from '../../src/protocol/peer-table.js';
 
 const WRITER = new URL('../helpers/endpoint-writer.js', import.meta.url);
 

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openTransport } from '../../src/crypto/aead.js';
 import { generatePrivateKey } from '../../src/crypto/keys.js';
-import { readAddr, writeAddr } from '../../src/io/udp.js';
+import { readAddr, writeAddr } from '../../src/conn/udp.js';
 import { openBatch, sealBatch } from '../../src/crypto/native-aead.js';
 import { EngineControl, inboundContextOf, outboundContextOf } from '../../src/stages/engine-control.js';
 import { HEADROOM, PacketBatch, SLOT_SIZE, TAILROOM } from '../../src/pipeline/batch.js';

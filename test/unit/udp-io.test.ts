@@ -16,15 +16,15 @@ import {
   udpSetFwmark,
   writeAddr,
   type UdpSocket,
-} from '../../src/io/udp.js';
+} from '../../src/conn/udp.js';
 import { closeFd } from '../../src/io/fd.js';
-import { tunRead, tunWrite } from '../../src/io/tun.js';
+import { tunRead, tunWrite } from '../../src/tun/tun.js';
 import { FdWatcher } from '../../src/io/watch.js';
 import { prng } from '../helpers/prng.js';
 import { waitFor } from '../helpers/wait.js';
 
 const E = constants.errno;
-const UDP_URL = new URL('../../src/io/udp.js', import.meta.url).href;
+const UDP_URL = new URL('../../src/conn/udp.js', import.meta.url).href;
 const WATCH_URL = new URL('../../src/io/watch.js', import.meta.url).href;
 const FD_URL = new URL('../../src/io/fd.js', import.meta.url).href;
 

@@ -25,7 +25,7 @@ import {
   writeAddr,
   type UdpGroBuffers,
   type UdpSocket,
-} from '../../src/io/udp.js';
+} from '../../src/conn/udp.js';
 import { closeFd } from '../../src/io/fd.js';
 import { histogramNames } from '../../src/offload/histogram.js';
 import { FdWatcher } from '../../src/io/watch.js';
@@ -33,7 +33,7 @@ import { networkTestsUnavailable, run, TwoHosts } from '../helpers/netns.js';
 import { prng } from '../helpers/prng.js';
 
 const E = constants.errno;
-const UDP_URL = new URL('../../src/io/udp.js', import.meta.url).href;
+const UDP_URL = new URL('../../src/conn/udp.js', import.meta.url).href;
 
 interface Dest {
   address: string;

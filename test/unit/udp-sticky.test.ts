@@ -10,9 +10,9 @@ import { constants } from 'node:os';
 import {
   ADDR_STRIDE, clearLocal, hasLocal, readAddr, readLocal, sameAddr, udpOpen, udpRecv, udpSend, udpSendStats, UDP_GSO_IPV4, UDP_GSO_IPV6,
   writeAddr, type LocalAddress, type UdpSocket,
-} from '../../src/io/udp.js';
+} from '../../src/conn/udp.js';
 import { closeFd } from '../../src/io/fd.js';
-import { UdpPort } from '../../src/device/udp-port.js';
+import { UdpPort } from '../../src/conn/udp-port.js';
 import { Logger } from '../../src/log.js';
 import { OffloadCounters } from '../../src/offload/counters.js';
 import { ALL_OFFLOADS } from '../../src/offload/settings.js';

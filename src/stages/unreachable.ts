@@ -6,7 +6,7 @@
 // limit (1000 a second, bursts of 50): with N queues the host may get up to N times
 // as many errors, as the kernel's limit is per host.
 import { TokenBucket, UNREACHABLE_MAX_BYTES, unanswerable, NoAnswer, writeUnreachable } from '../protocol/icmp.js';
-import { HEADROOM, PacketBatch } from './batch.js';
+import { HEADROOM, PacketBatch } from '../pipeline/batch.js';
 
 /** net.ipv4.icmp_msgs_per_sec and net.ipv4.icmp_msgs_burst's defaults. */
 export const ICMP_MSGS_PER_SEC = 1000;

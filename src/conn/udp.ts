@@ -16,7 +16,7 @@
 // coalesced messages back into one slot per datagram. The native side only reports
 // (statuses, counters); whether to stop using GSO after an error is the caller's call.
 import { expectNativeConstants, nativeFunction } from '../native/addon.js';
-import { closeFd } from './fd.js';
+import { closeFd } from '../io/fd.js';
 import { formatAddress, parseAddress, PrefixError } from '../routing/prefix.js';
 import { histogramNames } from '../offload/histogram.js';
 

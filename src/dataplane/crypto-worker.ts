@@ -6,11 +6,11 @@
 // is pushed: a duplicate is harmless, a stranded flight would not be).
 import { workerData } from 'piscina';
 import { aeadBackend } from '../crypto/backends.js';
-import { KeyTable } from '../pipeline/key-table.js';
+import { KeyTable } from '../protocol/key-table.js';
 import { MpmcRing } from '../pipeline/ring.js';
 import { InboundStage } from '../stages/inbound.js';
 import { OutboundStage } from '../stages/outbound.js';
-import { DONE_LOST, JOB_EPOCH, JOB_FLIGHT, JOB_QUEUE, JOB_USE, JOB_WORDS } from '../pipeline/flights.js';
+import { DONE_LOST, JOB_EPOCH, JOB_FLIGHT, JOB_QUEUE, JOB_USE, JOB_WORDS } from './flights.js';
 import { POOL_POLL_MS, STATUS_STOP, statusAt, type CryptoPoolShared, type CryptoTask } from './crypto-pool.js';
 
 const shared = workerData as CryptoPoolShared;

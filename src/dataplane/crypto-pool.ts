@@ -1,7 +1,7 @@
 // The crypto pool (--workers N): long-lived piscina workers that seal and open
 // whole batches for the queue workers, so that one flow's AEAD is not bound to its
 // queue's thread. piscina starts and supervises the threads; each runs one task
-// that never returns while the pool is up (src/workers/crypto-worker.ts), fed by a
+// that never returns while the pool is up (src/dataplane/crypto-worker.ts), fed by a
 // ring: a queue worker pushes a job naming one of its flights (a batch and its
 // stage's scratch, in shared memory), a pool worker seals or opens it in place and
 // pushes the flight back to that queue's done ring; the queue worker then finishes
@@ -13,9 +13,9 @@
 import { Piscina } from 'piscina';
 import type { CryptoBackendName } from '../crypto/backends.js';
 import type { Logger } from '../log.js';
-import type { KeyTableShared } from '../pipeline/key-table.js';
+import type { KeyTableShared } from '../protocol/key-table.js';
 import { MpmcRing, type RingShared } from '../pipeline/ring.js';
-import { JOB_WORDS, type FlightViews } from '../pipeline/flights.js';
+import { JOB_WORDS, type FlightViews } from './flights.js';
 
 /** What a pool worker starts from (workerData; all in shared memory). */
 export interface CryptoPoolShared {

@@ -8,7 +8,7 @@ import { constants } from 'node:os';
 import {
   ADDR_FAMILY, ADDR_STRIDE, clearLocal, hasLocal, openUdpGroup, sameLocalAddress, UDP_GSO_IPV4, UDP_GSO_IPV6, udpGroBuffers,
   udpGroStashed, udpRecv, udpSend, type UdpGroBuffers, type UdpRecvOptions, type UdpSocket,
-} from '../io/udp.js';
+} from './udp.js';
 import { FdWatcher } from '../io/watch.js';
 import type { Logger } from '../log.js';
 import type { PacketBatch } from '../pipeline/batch.js';

@@ -12,7 +12,7 @@
 // System errors throw an Error naming the interface or fd and the errno, with
 // `.code` ('EPERM'), `.errno` (negative, like node's) and `.syscall`.
 import { nativeFunction, nativeNumber } from '../native/addon.js';
-import { closeFd } from './fd.js';
+import { closeFd } from '../io/fd.js';
 
 /** An open TUN device. */
 export interface Tun {

@@ -1,5 +1,5 @@
 // A queue worker: the data path of one TUN queue and one UDP socket of the group,
-// on this thread's own event loop (src/pipeline/queue-loop.ts), over the tables the
+// on this thread's own event loop (src/dataplane/queue-loop.ts), over the tables the
 // main thread shares. What the control plane needs goes back over the control
 // channel; counters are in shared memory the main thread made. The fds are the main
 // thread's: they outlive this worker, so a restarted worker takes them up again.
@@ -7,9 +7,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { aeadBackend } from '../crypto/backends.js';
 import { Logger } from '../log.js';
 import { OffloadCounters } from '../offload/counters.js';
-import { KeyTable } from '../pipeline/key-table.js';
-import { PeerTable } from '../pipeline/peer-table.js';
-import { QueueLoop, QueueStats } from '../pipeline/queue-loop.js';
+import { KeyTable } from '../protocol/key-table.js';
+import { PeerTable } from '../protocol/peer-table.js';
+import { QueueLoop, QueueStats } from './queue-loop.js';
 import { DropCounters } from '../protocol/drop-reasons.js';
 import { RouteTable } from '../routing/route-table.js';
 import type { InboundContext } from '../stages/inbound.js';

@@ -7,19 +7,19 @@
 // With --workers N it also runs the crypto pool, and gives each queue its flights.
 import { Worker } from 'node:worker_threads';
 import type { CryptoBackendName } from '../crypto/backends.js';
-import type { UdpSocket } from '../io/udp.js';
+import type { UdpSocket } from '../conn/udp.js';
 import type { Logger, LogLevel } from '../log.js';
 import { OffloadCounters } from '../offload/counters.js';
 import type { OffloadSettings } from '../offload/settings.js';
-import type { KeyTable, KeyTableShared } from '../pipeline/key-table.js';
-import type { PeerTableShared } from '../pipeline/peer-table.js';
+import type { KeyTable, KeyTableShared } from '../protocol/key-table.js';
+import type { PeerTableShared } from '../protocol/peer-table.js';
 import { BATCH_SIZE } from '../pipeline/batch.js';
-import { createQueueFlights, POOL_FLIGHTS, type QueueFlightsShared, type QueuePool } from '../pipeline/flights.js';
-import { QueueStats } from '../pipeline/queue-loop.js';
+import { createQueueFlights, POOL_FLIGHTS, type QueueFlightsShared, type QueuePool } from './flights.js';
+import { QueueStats } from './queue-loop.js';
 import { Drop, DropCounters } from '../protocol/drop-reasons.js';
 import type { EngineControl } from '../stages/engine-control.js';
 import type { SharedStageCounters, StageSpec } from '../stages/user-host.js';
-import type { TunQueue } from '../device/tun-port.js';
+import type { TunQueue } from '../tun/tun-port.js';
 import { ChannelReader, createControlChannel, type ControlChannelShared } from './control-channel.js';
 import { LaneReader, type HandshakeGate } from './handshake-lanes.js';
 import { CryptoPool } from './crypto-pool.js';

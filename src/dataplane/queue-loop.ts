@@ -9,30 +9,30 @@
 //
 // A batch in the loop is a flight: a batch and the scratch of the stage that works on
 // it. Without a crypto pool there is one flight per direction and each batch is
-// sealed or opened here, between its two halves. With a pool (src/workers/crypto-
+// sealed or opened here, between its two halves. With a pool (src/dataplane/crypto-
 // pool.ts) several flights per direction are out at once: prepared here, sealed or
 // opened by a pool worker, and finished here strictly in the order they were read,
 // so the pool's reordering never reaches the wire or the TUN. When every flight of a
 // direction is out, its fd is not watched until one comes back.
 //
 // The ICMP "destination unreachable" errors the outbound stage writes while it
-// prepares a batch (src/pipeline/unreachable.ts) go back into this thread's TUN
+// prepares a batch (src/stages/unreachable.ts) go back into this thread's TUN
 // queue right after, in one batch write: prepare always runs here, never in the pool.
 import { Drop, type DropCounters } from '../protocol/drop-reasons.js';
 import { MESSAGE_TRANSPORT_HEADER_SIZE } from '../protocol/constants.js';
-import type { UdpSocket } from '../io/udp.js';
+import type { UdpSocket } from '../conn/udp.js';
 import { FdWatcher } from '../io/watch.js';
 import { DONE_LOST, JOB_EPOCH, JOB_FLIGHT, JOB_QUEUE, JOB_USE, JOB_WORDS, type FlightViews, type QueueFlightsShared, type QueuePool } from './flights.js';
-import { MpmcRing } from './ring.js';
+import { MpmcRing } from '../pipeline/ring.js';
 import type { Logger } from '../log.js';
 import type { OffloadCounters } from '../offload/counters.js';
 import type { OffloadSettings } from '../offload/settings.js';
 import { InboundStage, type InboundContext, type InboundControl } from '../stages/inbound.js';
 import { OutboundStage, type OutboundContext, type OutboundControl } from '../stages/outbound.js';
-import { TunPort, type TunQueue } from '../device/tun-port.js';
-import { UdpPort, type SourceGone } from '../device/udp-port.js';
-import { BATCH_SIZE, PacketBatch, SLOT_SIZE } from './batch.js';
-import { UnreachableReplies } from './unreachable.js';
+import { TunPort, type TunQueue } from '../tun/tun-port.js';
+import { UdpPort, type SourceGone } from '../conn/udp-port.js';
+import { BATCH_SIZE, PacketBatch, SLOT_SIZE } from '../pipeline/batch.js';
+import { UnreachableReplies } from '../stages/unreachable.js';
 /** Batches one wakeup may move before yielding to the event loop (libuv polls level-triggered). */
 const BATCHES_PER_WAKEUP = 8;
 /**

@@ -3,16 +3,16 @@
 // plain batched reads and writes when it has not. The stages never see a vnet header.
 import { constants } from 'node:os';
 import { closeFd } from '../io/fd.js';
-import { openTunQueues, tunRead, tunReadVnet, tunWrite, TUN_READ_SCRATCH_SIZE } from '../io/tun.js';
+import { openTunQueues, tunRead, tunReadVnet, tunWrite, TUN_READ_SCRATCH_SIZE } from './tun.js';
 import type { Logger } from '../log.js';
 import { HEADROOM, TAILROOM, type PacketBatch } from '../pipeline/batch.js';
 import type { OffloadCounters } from '../offload/counters.js';
-import { buildGroProbe } from '../offload/gro-probe.js';
+import { buildGroProbe } from './gro-probe.js';
 import { COALESCE_TCP, COALESCE_UDP } from '../offload/coalesce.js';
 import { nativeCoalesce } from '../offload/native.js';
 import { readVnetHeader, VNET_GSO_NONE, VNET_HDR_LEN } from '../offload/vnet-header.js';
 import type { OffloadSettings } from '../offload/settings.js';
-import { negotiateTunOffloads, NO_TUN_OFFLOADS, wantsVnetHeader, type TunOffloads } from '../offload/tun-offloads.js';
+import { negotiateTunOffloads, NO_TUN_OFFLOADS, wantsVnetHeader, type TunOffloads } from './tun-offloads.js';
 
 const { EIO, EINVAL } = constants.errno;
 /** How often a GRO write probe is retried while the link is down (it fails with EIO then). */

@@ -2,8 +2,8 @@
 // batch and the scratch of the stage that works on it, both in shared memory made by
 // the main thread, so that they outlive a queue worker that dies. Rings carry small
 // entries that name a flight, never the packets.
-import { BATCH_SIZE, PacketBatch, SLOT_SIZE, type PacketBatchViews } from './batch.js';
-import type { RingShared } from './ring.js';
+import { BATCH_SIZE, PacketBatch, SLOT_SIZE, type PacketBatchViews } from '../pipeline/batch.js';
+import type { RingShared } from '../pipeline/ring.js';
 import { InboundStage } from '../stages/inbound.js';
 import { OutboundStage } from '../stages/outbound.js';
 

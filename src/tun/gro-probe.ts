@@ -3,9 +3,9 @@
 // stable kernels (6.1.103, 6.6.44, 6.10.x before 89add40066f9) refuse every such
 // write with EINVAL. The packets have TTL 0 and 127.0.0.1 at both ends, so a kernel
 // that takes the write drops them at once as martians: nothing leaves the host.
-import { COALESCE_TCP } from './coalesce.js';
-import { nativeCoalesce, nativeSplit } from './native.js';
-import { VNET_GSO_TCPV4, VNET_HDR_LEN } from './vnet-header.js';
+import { COALESCE_TCP } from '../offload/coalesce.js';
+import { nativeCoalesce, nativeSplit } from '../offload/native.js';
+import { VNET_GSO_TCPV4, VNET_HDR_LEN } from '../offload/vnet-header.js';
 
 const FINGERPRINT = new TextEncoder().encode('tundra-gro-probe');
 const SEGMENTS = 2;

@@ -2,9 +2,9 @@
 // kernel takes (TUNSETOFFLOAD), falling back a group of bits at a time, and what each
 // switch leaves on. The native calls only report errno values; the policy is here.
 import { getSystemErrorName } from 'node:util';
-import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6, tunSetOffload, tunSetVnetHeaderSize } from '../io/tun.js';
-import { VNET_HDR_LEN } from './vnet-header.js';
-import type { OffloadSettings } from './settings.js';
+import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6, tunSetOffload, tunSetVnetHeaderSize } from './tun.js';
+import { VNET_HDR_LEN } from '../offload/vnet-header.js';
+import type { OffloadSettings } from '../offload/settings.js';
 
 export interface TunOffloads {
   /** Reads and writes carry a virtio_net_hdr (IFF_VNET_HDR). */
