@@ -22,25 +22,9 @@
 // refused, sender only). A GSO message the kernel refuses (EIO, EINVAL, EMSGSIZE)
 // turns GSO off for the rest of the run, as a device would.
 import { performance } from 'node:perf_hooks';
-import {
-  ADDR_STRIDE,
-  UDP_GSO_IPV4,
-  UDP_GSO_IPV6,
-  UDP_GSO_MAX_SEGMENTS,
-  UDP_RECV_STAT_NAMES,
-  UDP_SEND_STAT_NAMES,
-  udpGroBuffers,
-  udpGroStashed,
-  udpOpen,
-  udpRecv,
-  udpRecvStats,
-  udpSend,
-  udpSendStats,
-  readAddr,
-  writeAddr,
-  type UdpFamily,
-  type UdpSocket,
-} from '../src/conn/udp.js';
+import { ADDR_STRIDE, readAddr, writeAddr } from '../src/pipeline/address.js';
+import { UDP_GSO_IPV4, UDP_GSO_IPV6, UDP_GSO_MAX_SEGMENTS, udpGroBuffers, udpGroStashed, udpOpen, udpRecv, udpSend, type UdpFamily, type UdpSocket } from '../src/conn/udp.js';
+import { UDP_RECV_STAT_NAMES, UDP_SEND_STAT_NAMES, udpRecvStats, udpSendStats } from '../src/offload/udp-stats.js';
 import { closeFd } from '../src/io/fd.js';
 import { FdWatcher } from '../src/io/watch.js';
 import { SequenceTracker } from './e2e/sequence.js';

@@ -17,7 +17,8 @@ import { decodeCookieReply } from '../../src/protocol/messages.js';
 import { mac } from '../../src/crypto/blake2s.js';
 import { MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_INITIATION_SIZE } from '../../src/protocol/constants.js';
 import { INITIATION_MAC1_OFFSET } from '../../src/protocol/messages.js';
-import { udpOpen, udpRecv, udpSend, writeAddr } from '../../src/conn/udp.js';
+import { udpOpen, udpRecv, udpSend } from '../../src/conn/udp.js';
+import { writeAddr } from '../../src/pipeline/address.js';
 import { closeFd } from '../../src/io/fd.js';
 
 /** Distinct initiations sent in turn (the responder cannot recognise a repeat before its DH). */

@@ -9,7 +9,7 @@
 import { cpus } from 'node:os';
 import { Bench } from 'tinybench';
 import { openBatch, sealBatch } from '../../src/crypto/native-aead.js';
-import { writeAddr } from '../../src/conn/udp.js';
+import { writeAddr } from '../../src/pipeline/address.js';
 import { HEADROOM, PacketBatch, SLOT_SIZE } from '../../src/pipeline/batch.js';
 import { REPLAY_STATE_WORDS } from '../../src/protocol/replay.js';
 import { EngineControl, inboundContextOf, outboundContextOf } from '../../src/stages/engine-control.js';

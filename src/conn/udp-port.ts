@@ -5,10 +5,8 @@
 // source address when this host no longer has it. The native calls report; this
 // decides.
 import { constants } from 'node:os';
-import {
-  ADDR_FAMILY, ADDR_STRIDE, clearLocal, hasLocal, openUdpGroup, sameLocalAddress, UDP_GSO_IPV4, UDP_GSO_IPV6, udpGroBuffers,
-  udpGroStashed, udpRecv, udpSend, type UdpGroBuffers, type UdpRecvOptions, type UdpSocket,
-} from './udp.js';
+import { ADDR_FAMILY, ADDR_STRIDE, clearLocal, hasLocal, sameLocalAddress } from '../pipeline/address.js';
+import { openUdpGroup, UDP_GSO_IPV4, UDP_GSO_IPV6, udpGroBuffers, udpGroStashed, udpRecv, udpSend, type UdpGroBuffers, type UdpRecvOptions, type UdpSocket } from './udp.js';
 import { FdWatcher } from '../io/watch.js';
 import type { Logger } from '../log.js';
 import type { PacketBatch } from '../pipeline/batch.js';

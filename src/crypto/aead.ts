@@ -5,6 +5,7 @@
 // Bulk transport data goes through the native batch (native-aead.ts) instead.
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { nativeFunction } from '../native/addon.js';
+import { AEAD_TAG_SIZE as TAG_SIZE } from './sizes.js';
 
 type ZeroNonceFn = (out: Uint8Array, key: Uint8Array, input: Uint8Array, aad: Uint8Array) => boolean;
 const chachaSealZeroNonce = nativeFunction<ZeroNonceFn>('chachaSealZeroNonce');
@@ -12,7 +13,6 @@ const chachaOpenZeroNonce = nativeFunction<ZeroNonceFn>('chachaOpenZeroNonce');
 type XChaChaFn = (out: Uint8Array, key: Uint8Array, nonce: Uint8Array, input: Uint8Array, aad: Uint8Array) => boolean;
 const xchachaSeal = nativeFunction<XChaChaFn>('xchachaSeal');
 const xchachaOpen = nativeFunction<XChaChaFn>('xchachaOpen');
-const TAG_SIZE = 16;
 
 /** ChaCha20-Poly1305 with the all-zero nonce (each handshake key is used once). */
 export function sealZeroNonce(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {

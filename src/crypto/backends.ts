@@ -25,20 +25,8 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { types } from 'node:util';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
-import {
-  AEAD_TAG_SIZE,
-  DESC_COUNTER_HI,
-  DESC_COUNTER_LO,
-  DESC_KEY_INDEX,
-  DESC_LENGTH,
-  DESC_OFFSET,
-  DESC_STRIDE,
-  KEY_SIZE,
-  openBatch,
-  sealBatch,
-  type OpenBatch,
-  type SealBatch,
-} from './native-aead.js';
+import { DESC_COUNTER_HI, DESC_COUNTER_LO, DESC_KEY_INDEX, DESC_LENGTH, DESC_OFFSET, DESC_STRIDE, openBatch, sealBatch, type OpenBatch, type SealBatch } from './native-aead.js';
+import { AEAD_TAG_SIZE, KEY_SIZE } from './sizes.js';
 
 export type { OpenBatch, SealBatch };
 

@@ -1,8 +1,7 @@
 // Key text as `wg` reads and writes it: base64 of 32 bytes; private keys clamped.
 import { randomBytes } from 'node:crypto';
+import { KEY_SIZE } from './sizes.js';
 import { importPrivateKey } from './x25519.js';
-
-export const KEY_LENGTH = 32;
 
 export class KeyFormatError extends Error {}
 
@@ -15,11 +14,11 @@ export function clamp(key: Uint8Array): Uint8Array {
 }
 
 export function generatePrivateKey(): Uint8Array {
-  return clamp(randomBytes(KEY_LENGTH));
+  return clamp(randomBytes(KEY_SIZE));
 }
 
 export function generatePresharedKey(): Uint8Array {
-  return new Uint8Array(randomBytes(KEY_LENGTH));
+  return new Uint8Array(randomBytes(KEY_SIZE));
 }
 
 export function publicKeyOf(privateKey: Uint8Array): Uint8Array {
@@ -36,7 +35,7 @@ export function encodeKey(key: Uint8Array): string {
 export function decodeKey(text: string): Uint8Array {
   const trimmed = text.trim();
   const bytes = Buffer.from(trimmed, 'base64');
-  if (bytes.length !== KEY_LENGTH || bytes.toString('base64') !== trimmed) {
+  if (bytes.length !== KEY_SIZE || bytes.toString('base64') !== trimmed) {
     throw new KeyFormatError('a key is 32 bytes in base64 (44 characters ending in "=")');
   }
   return new Uint8Array(bytes);

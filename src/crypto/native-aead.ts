@@ -6,9 +6,7 @@
 // per-packet allocation. The functions below are the native functions
 // themselves (no JS shim): all argument checks happen in C++, once per call.
 import { expectNativeConstants, nativeFunction } from '../native/addon.js';
-import { AEAD_TAG_SIZE, KEY_SIZE } from '../protocol/constants.js';
-
-export { AEAD_TAG_SIZE, KEY_SIZE };
+import { AEAD_TAG_SIZE, KEY_SIZE } from './sizes.js';
 
 /** uint32 slots per packet in a descriptor array. */
 export const DESC_STRIDE = 5;

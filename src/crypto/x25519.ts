@@ -1,12 +1,11 @@
 // X25519 for the handshake in the addon (native/noise_crypto.cc, OpenSSL underneath):
 // raw 32-byte keys in and out, one call per key pair or shared secret, no KeyObjects.
 import { nativeFunction } from '../native/addon.js';
+import { KEY_SIZE } from './sizes.js';
 
 const x25519Generate = nativeFunction<(out: Uint8Array) => void>('x25519Generate');
 const x25519Public = nativeFunction<(out: Uint8Array, privateKey: Uint8Array) => boolean>('x25519Public');
 const x25519 = nativeFunction<(out: Uint8Array, privateKey: Uint8Array, publicKey: Uint8Array) => boolean>('x25519');
-
-const KEY_SIZE = 32;
 
 /** A private key with its public key; `privateKey` is its holder's own copy, to zero when done with it. */
 export interface StaticKey {

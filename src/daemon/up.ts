@@ -12,7 +12,8 @@ import { spawnSync } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { basename } from 'node:path';
 import { ConfigError, readConfigFile, worldAccessibleWarning, type PeerConfig, type WireGuardConfig } from '../config/wg-config.js';
-import { clamp, encodeKey, KEY_LENGTH } from '../crypto/keys.js';
+import { clamp, encodeKey } from '../crypto/keys.js';
+import { KEY_SIZE } from '../crypto/sizes.js';
 import { Logger, type LogLevel } from '../log.js';
 import { settingsFromEnv } from './settings.js';
 import { formatPrefix, type Prefix } from '../routing/prefix.js';
@@ -95,7 +96,7 @@ export function syncRequest(
   const request: SetRequest = { replacePeers: false, peers: [] };
   const summary: SyncSummary = { added: 0, removed: 0, updated: 0, interfaceKeys: [] };
   const iface = next.interface;
-  if (iface.privateKey !== undefined && !equalBytes(clamp(iface.privateKey), current.privateKey === undefined ? new Uint8Array(KEY_LENGTH) : clamp(current.privateKey))) {
+  if (iface.privateKey !== undefined && !equalBytes(clamp(iface.privateKey), current.privateKey === undefined ? new Uint8Array(KEY_SIZE) : clamp(current.privateKey))) {
     request.privateKey = clamp(iface.privateKey);
     summary.interfaceKeys.push('PrivateKey');
   }
@@ -127,8 +128,8 @@ export function syncRequest(
     }
     const change: PeerChange = { publicKey: peer.publicKey, remove: false, updateOnly: true, replaceAllowedIPs: false, allowedIPs: [] };
     let changed = false;
-    const psk = peer.presharedKey ?? new Uint8Array(KEY_LENGTH);
-    if (!equalBytes(psk, now.presharedKey ?? new Uint8Array(KEY_LENGTH))) {
+    const psk = peer.presharedKey ?? new Uint8Array(KEY_SIZE);
+    if (!equalBytes(psk, now.presharedKey ?? new Uint8Array(KEY_SIZE))) {
       change.presharedKey = psk;
       changed = true;
     }

@@ -20,7 +20,7 @@
 // lost tally costs a byte count, a lost message a packet that the peer resends.
 // Handshake messages take a path of their own (handshake-lanes.ts), which a flood of
 // them can fill without pushing any of these records out.
-import { ADDR_STRIDE, sameAddr } from '../conn/udp.js';
+import { ADDR_STRIDE, sameAddr } from '../pipeline/address.js';
 import type { PacketBatch } from '../pipeline/batch.js';
 import type { PeerTable } from '../protocol/peer-table.js';
 import { MAX_WORDS, SpscRing, type RingShared } from '../pipeline/ring.js';

@@ -17,7 +17,7 @@
 // is cutting a flood (which keeps the control plane under load: what a writer cuts
 // never shows in the backlog).
 import { randomBytes } from 'node:crypto';
-import { ADDR_STRIDE } from '../conn/udp.js';
+import { ADDR_STRIDE } from '../pipeline/address.js';
 import type { PacketBatch } from '../pipeline/batch.js';
 import { SpscRing, type RingShared } from '../pipeline/ring.js';
 import {

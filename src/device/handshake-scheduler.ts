@@ -5,7 +5,7 @@
 // signals, the control channel and sends all get their turn between slices, however
 // long the backlog. Each slice judges the load by the backlog's depth and age, and by
 // whether a writer is cutting a flood, and tells the lanes' writers through the gate.
-import { readAddr } from '../conn/udp.js';
+import { readAddr } from '../pipeline/address.js';
 import type { Engine } from '../protocol/engine.js';
 import type { HandshakeGate, LaneReader } from '../dataplane/handshake-lanes.js';
 

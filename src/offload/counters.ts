@@ -2,7 +2,7 @@
 // arrays (cumulative, never reset), the fallbacks the TypeScript side takes, and the
 // socket receive-queue overflows the kernel reports, and the segments-per-read and
 // per-write histograms.
-import { rxqDropsSince, UDP_RECV_RXQ_OVERFLOW_RAW, UDP_RECV_STAT_NAMES, UDP_SEND_STAT_NAMES, udpRecvStats } from '../conn/udp.js';
+import { rxqDropsSince, UDP_RECV_RXQ_OVERFLOW_RAW, UDP_RECV_STAT_NAMES, UDP_SEND_STAT_NAMES, udpRecvStats } from './udp-stats.js';
 import { COALESCE_STAT_NAMES } from './coalesce.js';
 import { isHistogramEntry, readHistograms, type HistogramValue } from './histogram.js';
 import { OFFLOAD_STAT_NAMES } from './native.js';

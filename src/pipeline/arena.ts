@@ -8,7 +8,7 @@
 // only by compareExchange, so releasing a batch that is already free throws (and a
 // race between two releases lets exactly one win), and `inUse` counts acquired
 // batches exactly, so a test (or a supervisor) can see a batch that was never given back.
-import { ADDR_STRIDE } from '../conn/udp.js';
+import { ADDR_STRIDE } from './address.js';
 import { HEADER_COUNT, HEADER_WORDS, PacketBatch } from './batch.js';
 import { MpmcRing, type RingShared } from './ring.js';
 

@@ -1,7 +1,7 @@
 // A batch of packets in shared memory (design.md §3): one arena of fixed-size slots
 // and typed-array descriptors, so no JS object is made per packet. The same batch
 // object is filled by a read, rewritten in place by the stages and drained by a write.
-import { ADDR_STRIDE } from '../conn/udp.js';
+import { ADDR_STRIDE } from './address.js';
 
 /** Room before a plaintext packet for the 16-byte transport header, so sealing is in place. */
 export const HEADROOM = 16;

@@ -1,5 +1,6 @@
 // Protocol constants of WireGuard (whitepaper §6 and wireguard-go's device/constants.go).
 // Times are in milliseconds, the unit of every clock in tundra.
+import { AEAD_TAG_SIZE } from '../crypto/sizes.js';
 
 export const CONSTRUCTION = 'Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s';
 export const IDENTIFIER = 'WireGuard v1 zx2c4 Jason@zx2c4.com';
@@ -48,13 +49,11 @@ export const MESSAGE_RESPONSE_SIZE = 92;
 export const MESSAGE_COOKIE_REPLY_SIZE = 64;
 /** Header of a transport message: type, reserved, receiver index, counter. */
 export const MESSAGE_TRANSPORT_HEADER_SIZE = 16;
-export const AEAD_TAG_SIZE = 16;
 /** A keepalive: header and the tag of an empty payload. */
 export const MESSAGE_TRANSPORT_MIN_SIZE = MESSAGE_TRANSPORT_HEADER_SIZE + AEAD_TAG_SIZE;
 /** Largest UDP payload a transport message can be. */
 export const MAX_MESSAGE_SIZE = 65535;
 
-export const KEY_SIZE = 32;
 export const COOKIE_SIZE = 16;
 export const MAC_SIZE = 16;
 export const TIMESTAMP_SIZE = 12;

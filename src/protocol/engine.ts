@@ -11,7 +11,7 @@ import { KeyTable } from './key-table.js';
 import { PeerTable } from './peer-table.js';
 import {
   MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT,
-  MESSAGE_TRANSPORT_HEADER_SIZE, PADDING_MULTIPLE, UNDER_LOAD_AGE, UNDER_LOAD_SHARE, UNDER_LOAD_STICKY,
+  MESSAGE_TRANSPORT_HEADER_SIZE, UNDER_LOAD_AGE, UNDER_LOAD_SHARE, UNDER_LOAD_STICKY,
 } from './constants.js';
 import { CookieChecker } from './cookie.js';
 import { Drop, DropCounters, type DropReason } from './drop-reasons.js';
@@ -19,7 +19,7 @@ import { ipPacketLength } from './ip-packet.js';
 import { Keypair } from './keypair.js';
 import {
   classifyMessage, decodeCookieReply, decodeInitiation, decodeResponse, decodeTransportHeader,
-  encodeInitiation, encodeResponse, writeTransportHeader,
+  encodeInitiation, encodeResponse, paddingSize, writeTransportHeader,
 } from './messages.js';
 import { consumeInitiation, consumeResponse, createInitiation, createResponse, deriveSessionKeys } from './noise.js';
 import { HandshakeStats } from './handshake-stats.js';
@@ -630,12 +630,4 @@ const encoder = new TextEncoder();
 /** Bytes identifying a UDP source, for cookies: only this side ever checks them. */
 function endpointBytes(endpoint: Endpoint): Uint8Array {
   return encoder.encode(`${endpoint.address} ${endpoint.port}`);
-}
-
-/** wireguard-go's calculatePaddingSize: pad to a multiple of 16, but not past the MTU. */
-export function paddingSize(length: number, mtu: number): number {
-  let last = length;
-  if (last > mtu) last %= mtu;
-  const padded = Math.min(Math.ceil(last / PADDING_MULTIPLE) * PADDING_MULTIPLE, mtu);
-  return Math.max(0, padded - last);
 }

@@ -23,7 +23,8 @@
 // no free slot fails with a counted drop (and `wg set` adding a peer past the peer
 // table's capacity gets ENOSPC, see peer-table.ts).
 import { getRandomValues, randomInt } from 'node:crypto';
-import { KEY_SIZE, REJECT_AFTER_MESSAGES } from './constants.js';
+import { REJECT_AFTER_MESSAGES } from './constants.js';
+import { KEY_SIZE } from '../crypto/sizes.js';
 import { REPLAY_STATE_WORDS } from './replay.js';
 
 /** Bits of a (deciphered) receiver index that name the slot. */

@@ -2,7 +2,8 @@
 // of wireguard-go's noise-protocol.go. A keypair's keys, send counter and replay
 // window live in its slot of the shared key table, where the data path reads them;
 // this object is the control plane's handle on that slot.
-import { KEY_SIZE, REJECT_AFTER_TIME } from './constants.js';
+import { REJECT_AFTER_TIME } from './constants.js';
+import { KEY_SIZE } from '../crypto/sizes.js';
 import { REPLAY_STATE_WORDS, ReplayWindow } from './replay.js';
 import type { KeyTable } from './key-table.js';
 

@@ -4,7 +4,7 @@
 import {
   MESSAGE_COOKIE_REPLY, MESSAGE_COOKIE_REPLY_SIZE, MESSAGE_INITIATION, MESSAGE_INITIATION_SIZE,
   MESSAGE_RESPONSE, MESSAGE_RESPONSE_SIZE, MESSAGE_TRANSPORT,
-  MESSAGE_TRANSPORT_MIN_SIZE, MAX_MESSAGE_SIZE,
+  MESSAGE_TRANSPORT_MIN_SIZE, MAX_MESSAGE_SIZE, PADDING_MULTIPLE,
 } from './constants.js';
 import { Drop, type DropReason } from './drop-reasons.js';
 
@@ -180,4 +180,12 @@ function writeU32LE(buf: Uint8Array, offset: number, value: number): void {
   buf[offset + 1] = (value >>> 8) & 0xff;
   buf[offset + 2] = (value >>> 16) & 0xff;
   buf[offset + 3] = value >>> 24;
+}
+
+/** wireguard-go's calculatePaddingSize: pad to a multiple of 16, but not past the MTU. */
+export function paddingSize(length: number, mtu: number): number {
+  let last = length;
+  if (last > mtu) last %= mtu;
+  const padded = Math.min(Math.ceil(last / PADDING_MULTIPLE) * PADDING_MULTIPLE, mtu);
+  return Math.max(0, padded - last);
 }

@@ -12,7 +12,7 @@
 // peer from any queue). Each record is guarded by a sequence lock: a writer takes the
 // even sequence to odd, writes, and releases it at the next even value; a reader
 // copies the record and keeps the copy only if the sequence was even and unchanged.
-import { ADDR_LOCAL_FAMILY, ADDR_STRIDE, writeAddr } from '../conn/udp.js';
+import { ADDR_LOCAL_FAMILY, ADDR_STRIDE, writeAddr } from '../pipeline/address.js';
 import type { Endpoint } from './peer.js';
 
 export const MAX_PEERS = 16_384;

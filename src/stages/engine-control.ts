@@ -1,7 +1,7 @@
 // The control plane's half of the stages when it is an Engine on the same thread
 // (the inline mode, and the main thread of the pipeline): it applies the tallies
 // the kernels hand back to the engine's peers, timers and handshakes.
-import { readAddr, readLocal, sameAddr } from '../conn/udp.js';
+import { readAddr, readLocal, sameAddr } from '../pipeline/address.js';
 import { Drop } from '../protocol/drop-reasons.js';
 import type { PacketBatch } from '../pipeline/batch.js';
 import type { Engine } from '../protocol/engine.js';

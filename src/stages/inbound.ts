@@ -9,7 +9,8 @@
 // (bytes, whether data came, the source of the last packet) for its timers and
 // roaming.
 import { DESC_COUNTER_HI, DESC_COUNTER_LO, DESC_KEY_INDEX, DESC_LENGTH, DESC_OFFSET, DESC_STRIDE, type OpenBatch } from '../crypto/native-aead.js';
-import { AEAD_TAG_SIZE, MESSAGE_TRANSPORT, MESSAGE_TRANSPORT_HEADER_SIZE, REJECT_AFTER_TIME } from '../protocol/constants.js';
+import { MESSAGE_TRANSPORT, MESSAGE_TRANSPORT_HEADER_SIZE, REJECT_AFTER_TIME } from '../protocol/constants.js';
+import { AEAD_TAG_SIZE } from '../crypto/sizes.js';
 import { Drop, type DropCounters } from '../protocol/drop-reasons.js';
 import { ipPacketLength } from '../protocol/ip-packet.js';
 import { classifyMessage } from '../protocol/messages.js';

@@ -15,11 +15,12 @@
 // kernel's WireGuard does (ctx.unreachable, src/stages/unreachable.ts): that
 // happens in prepare(), which runs on the thread that owns the TUN queue.
 import { DESC_COUNTER_HI, DESC_COUNTER_LO, DESC_KEY_INDEX, DESC_LENGTH, DESC_OFFSET, DESC_STRIDE, type SealBatch } from '../crypto/native-aead.js';
-import { AEAD_TAG_SIZE, MESSAGE_TRANSPORT_HEADER_SIZE, REJECT_AFTER_TIME } from '../protocol/constants.js';
+import { MESSAGE_TRANSPORT_HEADER_SIZE, REJECT_AFTER_TIME } from '../protocol/constants.js';
+import { AEAD_TAG_SIZE } from '../crypto/sizes.js';
 import { Drop, type DropCounters } from '../protocol/drop-reasons.js';
-import { paddingSize } from '../protocol/engine.js';
+import { paddingSize } from '../protocol/messages.js';
 import { writeTransportHeader } from '../protocol/messages.js';
-import { ADDR_BYTES, ADDR_FAMILY, ADDR_PORT, ADDR_STRIDE } from '../conn/udp.js';
+import { ADDR_BYTES, ADDR_FAMILY, ADDR_PORT, ADDR_STRIDE } from '../pipeline/address.js';
 import { HEADROOM, type PacketBatch } from '../pipeline/batch.js';
 import type { KeyTable } from '../protocol/key-table.js';
 import type { PeerTable } from '../protocol/peer-table.js';

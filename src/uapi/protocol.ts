@@ -1,7 +1,8 @@
 // The cross-platform configuration protocol (wireguard.com/xplatform) as wireguard-go
 // speaks it on its Unix socket, and `wg` expects: parsing `set` requests, formatting
 // `get` responses, and cutting a byte stream into operations. Pure: no I/O, no clock.
-import { clamp, encodeKeyHex, isZeroKey, KEY_LENGTH } from '../crypto/keys.js';
+import { clamp, encodeKeyHex, isZeroKey } from '../crypto/keys.js';
+import { KEY_SIZE } from '../crypto/sizes.js';
 import { formatAddress, formatPrefix, parseAddress, parsePrefix, type Prefix } from '../routing/prefix.js';
 
 // Linux errno values. On the wire they travel negated (`errno=-22`), as wireguard-go
@@ -137,7 +138,7 @@ export function formatGetResponse(state: UapiInterfaceState): string {
   return `${text}errno=0\n\n`;
 }
 
-const ZERO_KEY_HEX = '0'.repeat(2 * KEY_LENGTH);
+const ZERO_KEY_HEX = '0'.repeat(2 * KEY_SIZE);
 
 export function formatEndpoint(endpoint: UapiEndpoint): string {
   return endpoint.address.includes(':') ? `[${endpoint.address}]:${endpoint.port}` : `${endpoint.address}:${endpoint.port}`;
@@ -279,8 +280,8 @@ function peerLine(peer: PeerChange, key: string, value: string): void {
 function parseKey(key: string, value: string): Uint8Array {
   // Buffer's hex decoder stops at the first pair that is not two hex digits, so 32
   // bytes out of 64 characters means all of them were.
-  const bytes = value.length === 2 * KEY_LENGTH ? Buffer.from(value, 'hex') : undefined;
-  if (bytes === undefined || bytes.length !== KEY_LENGTH) {
+  const bytes = value.length === 2 * KEY_SIZE ? Buffer.from(value, 'hex') : undefined;
+  if (bytes === undefined || bytes.length !== KEY_SIZE) {
     // The daemon logs this: a mistyped private or preshared key is nearly the secret itself.
     bytes?.fill(0);
     throw new UapiError(EINVAL, `${key}: must be 64 hex digits (the value has ${value.length} characters; not shown)`);
@@ -352,7 +353,7 @@ export function wipeSetRequest(request: SetRequest): void {
 /** The request text for `request`: what `wg` would send (useful to clients and tests). */
 export function formatSetRequest(request: SetRequest): string {
   const lines = ['set=1'];
-  if (request.privateKey !== undefined) lines.push(`private_key=${encodeKeyHex(request.privateKey ?? new Uint8Array(KEY_LENGTH))}`);
+  if (request.privateKey !== undefined) lines.push(`private_key=${encodeKeyHex(request.privateKey ?? new Uint8Array(KEY_SIZE))}`);
   if (request.listenPort !== undefined) lines.push(`listen_port=${request.listenPort}`);
   if (request.fwmark !== undefined) lines.push(`fwmark=${request.fwmark}`);
   if (request.replacePeers) lines.push('replace_peers=true');

@@ -5,9 +5,9 @@
 //   node udp-transfer.js source ADDRESS PORT COUNT MBITS  sends COUNT datagrams at MBITS
 // Datagram i is SIZE bytes: i as a u32, then bytes that depend on i and their place,
 // so the sink checks each one's content, order, loss and duplicates.
-import {
-  udpGroBuffers, udpGroStashed, udpOpen, udpRecv, udpRecvStats, udpSend, writeAddr, ADDR_STRIDE, UDP_GSO_IPV4, UDP_GSO_IPV6, UDP_RECV_STAT_NAMES,
-} from '../../src/conn/udp.js';
+import { udpGroBuffers, udpGroStashed, udpOpen, udpRecv, udpSend, UDP_GSO_IPV4, UDP_GSO_IPV6 } from '../../src/conn/udp.js';
+import { udpRecvStats, UDP_RECV_STAT_NAMES } from '../../src/offload/udp-stats.js';
+import { writeAddr, ADDR_STRIDE } from '../../src/pipeline/address.js';
 import { FdWatcher } from '../../src/io/watch.js';
 
 const SIZE = 1200;

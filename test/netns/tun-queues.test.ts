@@ -16,7 +16,8 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { closeFd } from '../../src/io/fd.js';
 import { openTunQueues, setLinkUp, tunRead, tunWrite } from '../../src/tun/tun.js';
-import { ADDR_STRIDE, udpOpen, udpRecv, udpSend, writeAddr } from '../../src/conn/udp.js';
+import { ADDR_STRIDE, writeAddr } from '../../src/pipeline/address.js';
+import { udpOpen, udpRecv, udpSend } from '../../src/conn/udp.js';
 import { networkTestsUnavailable, TwoHosts } from '../helpers/netns.js';
 
 const SELF = fileURLToPath(import.meta.url);

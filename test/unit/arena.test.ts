@@ -2,7 +2,7 @@ import { setPriority } from 'node:os';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
-import { ADDR_STRIDE } from '../../src/conn/udp.js';
+import { ADDR_STRIDE } from '../../src/pipeline/address.js';
 import { BatchArena } from '../../src/pipeline/arena.js';
 import { HEADER_COUNT, HEADER_SPARE, HEADER_SPARE_WORDS, HEADER_WORDS, PacketBatch, SLOT_SIZE } from '../../src/pipeline/batch.js';
 import type { ArenaJob, ArenaResult } from '../helpers/ring-worker.js';

@@ -4,7 +4,7 @@
 // apply in the order they were made, and a full ring drops and counts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADDR_STRIDE, readAddr, readLocal, writeAddr } from '../../src/conn/udp.js';
+import { ADDR_STRIDE, readAddr, readLocal, writeAddr } from '../../src/pipeline/address.js';
 import { PacketBatch } from '../../src/pipeline/batch.js';
 import { RING_LAYOUT, type RingShared } from '../../src/pipeline/ring.js';
 import { PeerTable } from '../../src/protocol/peer-table.js';

@@ -18,7 +18,7 @@ import { OutboundStage } from '../../src/stages/outbound.js';
 import { aeadBackend } from '../../src/crypto/backends.js';
 import { CryptoPool } from '../../src/dataplane/crypto-pool.js';
 import { A, connectedEngines } from '../helpers/engines.js';
-import { writeAddr } from '../../src/conn/udp.js';
+import { writeAddr } from '../../src/pipeline/address.js';
 import { icmpEcho } from '../helpers/packets.js';
 
 const FAILING_TASK = new URL('../helpers/failing-crypto-task.js', import.meta.url).href;

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generatePrivateKey } from '../../src/crypto/keys.js';
-import { writeAddr } from '../../src/conn/udp.js';
+import { writeAddr } from '../../src/pipeline/address.js';
 import { PacketBatch, SLOT_SIZE } from '../../src/pipeline/batch.js';
 import { REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX } from '../../src/protocol/constants.js';
 import { Drop, DropCounters } from '../../src/protocol/drop-reasons.js';

@@ -12,7 +12,7 @@ import { Drop } from '../../src/protocol/drop-reasons.js';
 import { Engine } from '../../src/protocol/engine.js';
 import { replayAccept } from '../../src/protocol/replay.js';
 import { generatePrivateKey } from '../../src/crypto/keys.js';
-import { readAddr, writeAddr } from '../../src/conn/udp.js';
+import { readAddr, writeAddr } from '../../src/pipeline/address.js';
 import { openBatch, sealBatch } from '../../src/crypto/native-aead.js';
 import { EngineControl, inboundContextOf, outboundContextOf } from '../../src/stages/engine-control.js';
 import { InboundStage } from '../../src/stages/inbound.js';

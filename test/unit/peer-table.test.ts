@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
-import { ADDR_STRIDE, readAddr, writeAddr } from '../../src/conn/udp.js';
+import { ADDR_STRIDE, readAddr, writeAddr } from '../../src/pipeline/address.js';
 import { PeerTable } from '../../src/protocol/peer-table.js';
 
 const WRITER = new URL('../helpers/endpoint-writer.js', import.meta.url);

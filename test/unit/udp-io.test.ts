@@ -6,17 +6,8 @@ import { spawnSync } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import {
-  ADDR_STRIDE,
-  readAddr,
-  sameAddr,
-  udpOpen,
-  udpRecv,
-  udpSend,
-  udpSetFwmark,
-  writeAddr,
-  type UdpSocket,
-} from '../../src/conn/udp.js';
+import { ADDR_STRIDE, readAddr, sameAddr, writeAddr } from '../../src/pipeline/address.js';
+import { udpOpen, udpRecv, udpSend, udpSetFwmark, type UdpSocket } from '../../src/conn/udp.js';
 import { closeFd } from '../../src/io/fd.js';
 import { tunRead, tunWrite } from '../../src/tun/tun.js';
 import { FdWatcher } from '../../src/io/watch.js';
@@ -25,6 +16,7 @@ import { waitFor } from '../helpers/wait.js';
 
 const E = constants.errno;
 const UDP_URL = new URL('../../src/conn/udp.js', import.meta.url).href;
+const ADDRESS_URL = new URL('../../src/pipeline/address.js', import.meta.url).href;
 const WATCH_URL = new URL('../../src/io/watch.js', import.meta.url).href;
 const FD_URL = new URL('../../src/io/fd.js', import.meta.url).href;
 
@@ -583,7 +575,8 @@ test('FdWatcher keeps the process alive while watching, unless unref()ed', () =>
 
 test('an exception thrown in the callback is an uncaught exception; nextTick and promise jobs run after the callback', () => {
   const r = runNode(`
-    import { udpOpen, udpSend, writeAddr } from ${JSON.stringify(UDP_URL)};
+    import { udpOpen, udpSend } from ${JSON.stringify(UDP_URL)};
+    import { writeAddr } from ${JSON.stringify(ADDRESS_URL)};
     import { FdWatcher } from ${JSON.stringify(WATCH_URL)};
     const s = udpOpen({ port: 0, family: 4, bindAddress: '127.0.0.1' });
     const order = [];
@@ -638,7 +631,7 @@ const WORKER_SOURCE = `
     const s = udp.udpOpen({ port: 0, family: 4, bindAddress: '127.0.0.1' });
     const slots = 8, cap = 2048;
     const data = new Uint8Array(slots * cap), offsets = new Uint32Array(slots), lengths = new Uint32Array(slots);
-    const addrs = new Uint8Array(slots * udp.ADDR_STRIDE);
+    const addrs = new Uint8Array(slots * workerData.addrStride);
     for (let i = 0; i < slots; i++) offsets[i] = i * cap;
     let received = 0, bytes = 0;
     const w = new watch.FdWatcher(s.fd, () => {
@@ -663,7 +656,7 @@ const WORKER_SOURCE = `
 
 async function workerRun(end: 'exit' | 'terminate' | 'throw'): Promise<{ received: number; bytes: number; exitCode: number; error?: Error }> {
   const expect = 40;
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { udp: UDP_URL, watch: WATCH_URL, expect, end } });
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { udp: UDP_URL, watch: WATCH_URL, addrStride: ADDR_STRIDE, expect, end } });
   const tx = open(4, '127.0.0.1');
   let error: Error | undefined;
   worker.on('error', (err) => { error = err; });

@@ -5,27 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { constants } from 'node:os';
-import {
-  ADDR_STRIDE,
-  readAddr,
-  rxqDropsSince,
-  UDP_GRO_STATE_WORDS,
-  UDP_GSO_IPV4,
-  UDP_GSO_IPV6,
-  UDP_RECV_RXQ_OVERFLOW_RAW,
-  UDP_RECV_STAT_NAMES,
-  UDP_SEND_STAT_NAMES,
-  udpGroBuffers,
-  udpGroStashed,
-  udpOpen,
-  udpRecv,
-  udpRecvStats,
-  udpSend,
-  udpSendStats,
-  writeAddr,
-  type UdpGroBuffers,
-  type UdpSocket,
-} from '../../src/conn/udp.js';
+import { ADDR_STRIDE, readAddr, writeAddr } from '../../src/pipeline/address.js';
+import { rxqDropsSince, UDP_RECV_RXQ_OVERFLOW_RAW, UDP_RECV_STAT_NAMES, UDP_SEND_STAT_NAMES, udpRecvStats, udpSendStats } from '../../src/offload/udp-stats.js';
+import { UDP_GRO_STATE_WORDS, UDP_GSO_IPV4, UDP_GSO_IPV6, udpGroBuffers, udpGroStashed, udpOpen, udpRecv, udpSend, type UdpGroBuffers, type UdpSocket } from '../../src/conn/udp.js';
 import { closeFd } from '../../src/io/fd.js';
 import { histogramNames } from '../../src/offload/histogram.js';
 import { FdWatcher } from '../../src/io/watch.js';
@@ -34,6 +16,8 @@ import { prng } from '../helpers/prng.js';
 
 const E = constants.errno;
 const UDP_URL = new URL('../../src/conn/udp.js', import.meta.url).href;
+const ADDRESS_URL = new URL('../../src/pipeline/address.js', import.meta.url).href;
+const UDP_STATS_URL = new URL('../../src/offload/udp-stats.js', import.meta.url).href;
 
 interface Dest {
   address: string;
@@ -470,7 +454,9 @@ test('malformed offload arguments throw TypeError or RangeError before any syste
 // Run inside namespace A: sends one batch with GSO, then resends what failed without
 // it (the caller's fallback), and prints both status arrays as JSON.
 const SENDER = `
-  import { udpOpen, udpSend, writeAddr, udpSendStats, ADDR_STRIDE } from ${JSON.stringify(UDP_URL)};
+  import { udpOpen, udpSend } from ${JSON.stringify(UDP_URL)};
+  import { writeAddr, ADDR_STRIDE } from ${JSON.stringify(ADDRESS_URL)};
+  import { udpSendStats } from ${JSON.stringify(UDP_STATS_URL)};
   const [to, port, spec] = [process.argv[1], Number(process.argv[2]), JSON.parse(process.argv[3])];
   const s = udpOpen({ port: 0, family: 4 });
   const sizes = spec.map(([size]) => size);
@@ -496,7 +482,8 @@ const SENDER = `
 // Run inside namespace B: receives `expect` datagrams (or gives up after 10 s) and
 // prints [length, tag] for each (byte k is tag + k; -2 if any byte is wrong).
 const RECEIVER = `
-  import { udpOpen, udpRecv, ADDR_STRIDE } from ${JSON.stringify(UDP_URL)};
+  import { udpOpen, udpRecv } from ${JSON.stringify(UDP_URL)};
+  import { ADDR_STRIDE } from ${JSON.stringify(ADDRESS_URL)};
   import { FdWatcher } from ${JSON.stringify(new URL('../../src/io/watch.js', import.meta.url).href)};
   const [bind, expect] = [process.argv[1], Number(process.argv[2])];
   const s = udpOpen({ port: 0, family: 4, bindAddress: bind });

@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { closeFd } from '../../src/io/fd.js';
-import { ADDR_STRIDE, openUdpGroup, readAddr, udpOpen, udpRecv, udpSend, writeAddr, type UdpSocket } from '../../src/conn/udp.js';
+import { ADDR_STRIDE, readAddr, writeAddr } from '../../src/pipeline/address.js';
+import { openUdpGroup, udpOpen, udpRecv, udpSend, type UdpSocket } from '../../src/conn/udp.js';
 
 const HOST = '127.0.0.1';
 const SOURCES = 32; // 2 sockets: all 32 flows on one socket by chance is 2^-31

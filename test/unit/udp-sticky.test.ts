@@ -7,10 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { constants } from 'node:os';
-import {
-  ADDR_STRIDE, clearLocal, hasLocal, readAddr, readLocal, sameAddr, udpOpen, udpRecv, udpSend, udpSendStats, UDP_GSO_IPV4, UDP_GSO_IPV6,
-  writeAddr, type LocalAddress, type UdpSocket,
-} from '../../src/conn/udp.js';
+import { ADDR_STRIDE, clearLocal, hasLocal, readAddr, readLocal, sameAddr, writeAddr, type LocalAddress } from '../../src/pipeline/address.js';
+import { udpOpen, udpRecv, udpSend, UDP_GSO_IPV4, UDP_GSO_IPV6, type UdpSocket } from '../../src/conn/udp.js';
+import { udpSendStats } from '../../src/offload/udp-stats.js';
 import { closeFd } from '../../src/io/fd.js';
 import { UdpPort } from '../../src/conn/udp-port.js';
 import { Logger } from '../../src/log.js';
