@@ -1,6 +1,6 @@
 // The benchmark's test networks: namespaces joined by veths, the implementation under test
 // at both tunnel ends, configured with `wg` and `ip`, and everything removed again, also
-// when set-up fails half-way or the runner is interrupted (design.md §7: names tdr-…,
+// when set-up fails half-way or the runner is interrupted (docs/design.md §11: names tdr-…,
 // underlay 198.18.0.0/15, overlay 100.96.0.0/16 and fd7a:7d0::/48, processes ended by pid).
 //
 //   a (client) —198.18.0.0/24— b (peer / router) —198.18.N.0/24, fd7a:7d0:N::/64— c (LAN or internet host)

@@ -49,7 +49,7 @@ interface FloodFigures {
   flood: { sent: number; rate: number; cookieReplies: number } | undefined;
 }
 
-/** Targets of issue 20 for tundra: [paced, unpaced]. */
+/** What tundra should hold to under each flood (the report's last column): [paced, unpaced]. */
 const TARGETS = {
   paced: { tcpRatio: 0.9, wgShowMs: 100, handshakeMs: 6_000, rssGrowthMb: 20 },
   unpaced: { tcpRatio: undefined, wgShowMs: 200, handshakeMs: 12_000, rssGrowthMb: 20 },

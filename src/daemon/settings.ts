@@ -1,4 +1,4 @@
-// tundra's own settings (design.md §9): each is a flag and an environment variable.
+// tundra's own settings (docs/design.md §9): each is a flag and an environment variable.
 // The daemon reads only the environment — a flag is checked and copied into its
 // variable — so the same settings work after detaching and under wg-quick, which
 // starts the daemon itself. A flag wins over its variable.

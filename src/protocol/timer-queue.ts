@@ -1,7 +1,7 @@
 // The peers whose timers are pending, ordered by when to wake them: a binary min-heap,
 // so the device's one OS timer finds the earliest deadline in O(1) and each wakeup
-// costs O(log n) per due peer, whatever the number of idle peers (issue 10). The
-// kernel and wireguard-go avoid scans the same way, with one timer per peer.
+// costs O(log n) per due peer, whatever the number of idle peers (a router with
+// thousands of peers must not scan them all on every wakeup). The kernel and wireguard-go avoid scans the same way, with one timer per peer.
 //
 // A peer's wake time may be earlier than its earliest real deadline (a timer pushed
 // later or cancelled does not move it), never later: waking a peer with nothing due

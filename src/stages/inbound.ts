@@ -1,4 +1,4 @@
-// Inbound stage (design.md §2): classify received datagrams, hand handshake and
+// Inbound stage (docs/design.md §5): classify received datagrams, hand handshake and
 // cookie messages to the control plane, open transport messages in one batch call,
 // then — as the in-order consumer of each keypair's packets — check replay and
 // inner source and rewrite the batch in place into the plaintext IP packets to

@@ -1,4 +1,4 @@
-// Outbound stage (design.md §2): route plaintext packets read from the TUN by
+// Outbound stage (docs/design.md §4): route plaintext packets read from the TUN by
 // allowed-IPs, number and pad them, seal them in one batch call and rewrite the
 // batch in place into transport datagrams addressed to each peer's endpoint, each
 // keypair's datagrams consecutive and in their order (so UDP GSO can send a run of

@@ -1,4 +1,4 @@
-// Test hosts in network namespaces (design.md §7): names start with `tdr-`, the
+// Test hosts in network namespaces (docs/design.md §11): names start with `tdr-`, the
 // test makes and removes them itself, underlay 198.18.0.0/15, overlay 100.96.0.0/16
 // and fd7a:7d0::/48. Only processes started here are ended, by pid.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';

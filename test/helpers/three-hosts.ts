@@ -1,4 +1,4 @@
-// Three namespaces in a line for router tests (design.md §7):
+// Three namespaces in a line for router tests (docs/design.md §11):
 //   a (the client) —198.18.0.0/24— b (the router) —198.18.N.0/24, fd7a:7d0:N::/64— c
 // where c is a LAN host behind a subnet router, or the upstream "internet" of an exit
 // node. TwoHosts makes a and b; this adds c, and removes it with the other two.

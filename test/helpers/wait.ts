@@ -1,6 +1,6 @@
 /**
  * Polls `check` every `everyMs` until it returns true, or throws after `timeoutMs`: a
- * bound for a hang, not a speed (issue 20), so give it room for a busy machine (the
+ * bound for a hang, not a speed (the suite must pass on a busy machine), so give it room for a busy machine (the
  * default: a daemon's start-up was seen to take over 10 s with the suite beside
  * stress-ng and other builds).
  */

@@ -1,4 +1,4 @@
-// Telling a lost wake-up from a slow scheduler (issue 20: a suite that passes on a busy
+// Telling a lost wake-up from a slow scheduler (the suite must pass on a busy
 // machine). A test that counts every long wait as a lost wake-up fails whenever the
 // machine is busy: the other thread was descheduled, or still starting up, or the waiter
 // was woken at once but waited for a CPU. A lost wake-up is something else: the step the

@@ -1,5 +1,6 @@
 // The end-to-end benchmark runner (bench/e2e/run.ts) as a user runs it: a short real run
-// with implementations that fail in each way the issue names, and Ctrl-C in the middle
+// with implementations that fail in each way the runner must report (exits with an
+// error, never makes its interface, a missing binary, a missing tool), and Ctrl-C in the middle
 // of a load. After each, nothing of the run is left: no namespace, link or daemon.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +17,7 @@ const RUN = fileURLToPath(new URL('../../bench/e2e/run.js', import.meta.url));
 const FAKE = fileURLToPath(new URL('../../../test/helpers/bench-fake-impl.sh', import.meta.url));
 const skip = networkTestsUnavailable(['ip', 'wg', 'ping', 'iperf3']);
 
-// No timing assertions (issue 20): --start-timeout 30 is a bound for a hang, which a busy
+// No timing assertions (the suite passes on a busy machine): --start-timeout 30 is a bound for a hang, which a busy
 // machine's tundra needs (the default 10 s was seen to fall short under load); 'never' is
 // skipped after it either way, and this test is about why the others are skipped. Throughput only has to be measured, not fast (that is
 // the benchmark's business); the other bounds are for hangs.

@@ -15,7 +15,7 @@ import { networkTestsUnavailable, waitFor } from '../helpers/netns.js';
 
 const RUN = fileURLToPath(new URL('../../bench/peers/run.js', import.meta.url));
 const skip = networkTestsUnavailable(['ip', 'wg', 'ping', 'iperf3', 'ss']);
-// --start-timeout: a bound for a hang, which a busy machine's tundra needs (issue 20).
+// --start-timeout: a bound for a hang, which a busy machine's tundra needs.
 const SMALL = ['--impl', 'tundra', '--start-timeout', '60', '--rounds', '1', '--peers', '200', '--rss-peers', '200', '--settle-seconds', '1', '--idle-seconds', '1', '--seconds', '1'];
 
 test('a small run measures idle CPU, TCP, RSS and the wg commands with 1 and 201 peers, and leaves nothing', { skip, timeout: 300_000 }, withDir('bench-peers', async (dir) => {
@@ -33,7 +33,7 @@ test('a small run measures idle CPU, TCP, RSS and the wg commands with 1 and 201
   for (const peers of [1, 201]) {
     assert.ok(cell('idle', peers, 'cpu_ticks') >= 0);
     assert.ok(cell('idle', peers, 'cpu_core_pct') >= 0);
-    // Measured, not fast: speeds are the benchmark's business (issue 20).
+    // Measured, not fast: speeds are the benchmark's business, not the suite's.
     assert.ok(cell('tcp1', peers, 'throughput_bps') > 0, `tcp1 with ${peers} peers`);
     assert.ok(cell('tcp1', peers, 'cpu_ns_per_byte') > 0);
     assert.ok(cell('rss', peers, 'rss_bytes') > 10 * 2 ** 20, `a Node.js daemon's RSS with ${peers} peers`);

@@ -19,7 +19,7 @@ import { TCP_TRANSFER, TUNDRA_MAIN } from '../helpers/tunnel.js';
 
 const skip = networkTestsUnavailable(['ip', 'wg', 'wireguard-go', 'ping', 'sysctl', 'nft', 'ethtool', 'bash']);
 const CHILD = fileURLToPath(new URL('../helpers/bench-topology-child.js', import.meta.url));
-/** How long an implementation has to come up: a bound for a hang, which a busy machine's tundra needs (issue 20). */
+/** How long an implementation has to come up: a bound for a hang, which a busy machine's tundra needs. */
 const START_MS = 60_000;
 const TUNDRA: ImplSpec = { label: 'tundra', kind: 'userspace', argv: [process.execPath, TUNDRA_MAIN, '-f', '%IF%'], env: {} };
 const dirs: string[] = [];

@@ -1,4 +1,4 @@
-// Faults that stall a running tundra (issue 20; faults.test.ts has the others):
+// Faults that stall a running tundra (faults.test.ts has the others):
 //   - the daemon stopped (SIGSTOP) for 10 s mid-transfer, then continued: the transfer
 //     completes byte-exact, no handshake storm follows, and the tunnel goes on;
 //   - a full device queue under its sends. A queue that drops (tbf with a short limit)

@@ -1,4 +1,4 @@
-// Faults a running tundra meets (issue 20): each ends in recovery or a clean exit with a
+// Faults a running tundra meets: each ends in recovery or a clean exit with a
 // clear message, never a hang, never corrupted traffic. The bounds are for hangs only.
 //   - its UDP port taken by another program: `wg set listen-port` fails and leaves the
 //     old port working; `tundra up` with that port exits 1 saying what to do, leaving nothing;

@@ -19,7 +19,7 @@ const skip = networkTestsUnavailable(['ip', 'wg', 'wireguard-go', 'ping', 'setpr
 const UNIT = fileURLToPath(new URL('../../../contrib/systemd/tundra@.service', import.meta.url));
 /**
  * How long a stop may take: the unit's TimeoutStopSec, after which systemd kills tundra
- * (its socket and link left behind). Not a speed claim (issue 20): a stop takes well under a
+ * (its socket and link left behind). Not a speed claim (the suite passes on a busy machine): a stop takes well under a
  * second of tundra's time (a worker that ignores it is terminated after 2 s), so a busy
  * machine stays far inside it; what it catches is a stop that never ends (a worker,
  * timer or handle left alive) or one that waits out a long timer of its own.

@@ -22,7 +22,7 @@ const WALK = fileURLToPath(new URL('../helpers/tun-netns-walk.js', import.meta.u
 
 const skip = networkTestsUnavailable(['ip', 'wg', 'wireguard-go', 'ping', 'ss']);
 /**
- * A bound for a daemon that never notices the deletion, not a speed (issue 20): its link
+ * A bound for a daemon that never notices the deletion, not a speed (the suite passes on a busy machine): its link
  * check runs each second and the stop takes well under one, however busy the machine.
  */
 const EXIT_BOUND_MS = 30_000;

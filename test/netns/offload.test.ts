@@ -42,7 +42,7 @@ async function exercise(tunnel: Tunnel, bytes: number, udpMbits = UDP_MBITS): Pr
 
 /**
  * A UDP transfer from a: what arrives comes once, in order and intact, and a datagram goes
- * missing only where a drop was counted. Not "none lost" (issue 20): UDP may drop, and on a
+ * missing only where a drop was counted. Not "none lost": UDP may drop, and on a
  * busy machine a reader without CPU for some milliseconds (a's or b's daemon, the sink)
  * overflows its socket buffer, as the kernel counts; what the test catches is a datagram
  * lost without a trace (tundra losing one and counting nothing) or damaged. On an idle

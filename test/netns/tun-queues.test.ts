@@ -217,7 +217,7 @@ async function fixture(arg: string): Promise<void> {
   const steeredBack = await sendAll(all);
 
   // Lifetime: steer every flow away from its hash queue once more, then only read. Not a
-  // stopwatch (issue 20): the entry went between the last send that still found it and the
+  // stopwatch (the suite passes on a busy machine): the entry went between the last send that still found it and the
   // first that did not, so its lifetime is above (that send's start - the write's end) and
   // below (the finding send's end - the write's start), however late this process ran.
   const wrote = all.map((f) => {

@@ -13,7 +13,7 @@ import { Stamps, WakeJudge } from '../helpers/wake-judge.js';
 setPriority(19);
 
 const WORKER = new URL('../helpers/ring-worker.js', import.meta.url);
-// No timing assertions here (issue 20): at the lowest priority on a busy machine these
+// No timing assertions here (the suite passes on a busy machine): at the lowest priority on a busy machine these
 // threads may get a sliver of a CPU. A test that waits for something waits up to HANG_MS
 // (which only a hang reaches), and a wait that must be ended by something else than its
 // timeout waits NEVER_MS, longer than the test may run.

@@ -397,7 +397,7 @@ describe('uapi messages never echo a value', () => {
   // [input, the key the message must name (undefined: none to name)]
   const set = (...lines: string[]): string => `set=1\n${lines.join('\n')}\n\n`;
   const cases: Array<[string, string | undefined]> = [
-    [`private_key=${SECRET}\n\n`, 'private_key'], // without set=1: the issue's example
+    [`private_key=${SECRET}\n\n`, 'private_key'], // without set=1: a key pasted as the request
     [`${SECRET}\n\n`, undefined],
     [`${SECRET}=1\n\n`, undefined],
     [`get=1\n${SECRET}\n\n`, undefined], // a trailing character, then the rest as an operation
