@@ -9,7 +9,7 @@ import { Engine } from '../protocol/engine.js';
 import { DropCounters, Drop } from '../protocol/drop-reasons.js';
 import { BATCH_SIZE, PacketBatch, SLOT_SIZE } from '../pipeline/batch.js';
 import { PeerTableFullError } from '../protocol/peer-table.js';
-import { QueueLoop, QueueStats } from '../dataplane/queue-loop.js';
+import { QueueLoop, QueueStats, sendCounted } from '../dataplane/queue-loop.js';
 import { aeadBackend, type CryptoBackendName } from '../crypto/backends.js';
 import { UserStages, type StageSnapshot, type StageSpec } from '../stages/user-host.js';
 import { EngineControl, inboundContextOf, outboundContextOf } from '../stages/engine-control.js';
@@ -196,7 +196,7 @@ export class Device implements UapiDevice {
     const engine = this.engine;
     const offload = OffloadCounters.sum(this.allOffloadCounters());
     const [receive, send] = socketBufferSizes(this.udp[0]!.fd);
-    const on = new Set([...describeTunOffloads(this.tun[0]!.offloads).map((name) => name.split(' ')[0]!), ...this.sender.describe().on]);
+    const on = new Set([...describeTunOffloads(this.tun[0]!.offloads), ...this.sender.describe().on].map((o) => o.name));
     return {
       peers: [...engine.peers].map((peer) => {
         const { current, previous, next } = peer.keypairs;
@@ -290,7 +290,7 @@ export class Device implements UapiDevice {
     const udp = this.sender.describe();
     const offloads = this.tun[0]!.offloads;
     const notes = [...offloads.notes, ...udp.notes];
-    const on = [...describeTunOffloads(offloads), ...udp.on];
+    const on = [...describeTunOffloads(offloads), ...udp.on].map((o) => (o.detail === '' ? o.name : `${o.name} (${o.detail})`));
     const pool = this.workers?.poolSnapshot();
     const queues = this.workers === undefined ? 'inline (this thread)'
       : `${this.workers.count} queue worker${this.workers.count === 1 ? '' : 's'}${pool === undefined ? '' : `, ${pool.workers} crypto workers`}`;
@@ -338,15 +338,7 @@ export class Device implements UapiDevice {
     const loop = new QueueLoop({
       tun: this.tun[0]!, udp: udp[0]!, settings: this.offload, counters: this.offloadCounters, stats: this.inlineStats, log: this.log,
       outbound, inbound, control: this.control,
-      refresh: () => {
-        const now = this.engine.now();
-        const routes = this.engine.routeTable();
-        outbound.now = now;
-        inbound.now = now;
-        outbound.routes = routes;
-        inbound.routes = routes;
-        outbound.mtu = this.engine.mtu;
-      },
+      tables: { now: this.engine.now, routes: () => this.engine.routeTable(), mtu: () => this.engine.mtu },
       afterWork: () => this.afterWork(),
     });
     this.inline = loop;
@@ -405,14 +397,7 @@ export class Device implements UapiDevice {
       }
       batch.count = n;
       if (n === 0) continue;
-      let failed: number;
-      try {
-        failed = this.sender.send(batch);
-      } catch (err) {
-        this.log.error(`UDP send: ${(err as Error).message}`);
-        failed = n;
-      }
-      if (failed > 0) this.engine.drops.add(Drop.SendFailed, failed);
+      sendCounted(this.sender, batch, this.engine.drops, this.log);
     }
   }
 
