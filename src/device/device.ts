@@ -134,7 +134,9 @@ export class Device implements UapiDevice {
     if (!Number.isInteger(queues) || queues < 0) throw new RangeError(`queues must be an integer >= 0, not ${queues}`);
     const mtu = options.mtu ?? 1420;
     const rekeyAfterTime = options.rekeyAfterSeconds === undefined ? undefined : options.rekeyAfterSeconds * 1000;
-    this.engine = new Engine({ mtu, rekeyAfterTime, onEndpointChange: (peer) => this.sourceCheck?.endpointChanged(peer) });
+    this.engine = new Engine({
+      mtu, rekeyAfterTime, seal: aeadBackend(this.crypto).seal, onEndpointChange: (peer) => this.sourceCheck?.endpointChanged(peer),
+    });
     const gate = new HandshakeGate();
     this.handshakes = new HandshakeScheduler(this.engine, gate, () => this.afterWork());
     // The inline queue's handshake lanes (queue workers have their own, in their control channels).
