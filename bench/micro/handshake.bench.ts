@@ -10,6 +10,7 @@ import { generatePrivateKey } from '../../src/crypto/keys.js';
 import { generateStaticKey, sharedSecret } from '../../src/crypto/x25519.js';
 import { REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX } from '../../src/protocol/constants.js';
 import { Engine } from '../../src/protocol/engine.js';
+import { receive } from '../../test/helpers/engines.js';
 import { emit, result, taskResult, type Result } from './report.js';
 
 const A = { address: '198.18.0.1', port: 1 };
@@ -44,7 +45,7 @@ function consumeResponse(): void {
   message = a.outbox.splice(0)[0]!.packet;
 }
 function consumeKeepalive(): void {
-  if (b.receive(message, A).kind !== 'keepalive') throw new Error('keepalive rejected');
+  if (receive(b, message, A).kind !== 'keepalive') throw new Error('keepalive rejected');
 }
 const STEPS = [createInitiation, consumeInitiation, consumeResponse, consumeKeepalive];
 

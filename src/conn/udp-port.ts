@@ -12,6 +12,7 @@ import type { Logger } from '../log.js';
 import type { PacketBatch } from '../pipeline/batch.js';
 import type { OffloadCounters } from '../offload/counters.js';
 import type { OffloadSettings } from '../offload/settings.js';
+import type { OffloadOn } from '../tun/tun-offloads.js';
 
 const { EIO, EMSGSIZE, EINVAL, ENETUNREACH, ENODEV, EADDRNOTAVAIL } = constants.errno;
 
@@ -117,9 +118,11 @@ export class UdpPort {
     }
   }
 
-  /** What is on and why anything is off, for the start-up log line. */
-  describe(): { on: string[]; notes: string[] } {
-    const on = [this.gso !== 0 && 'udp-gso', this.gro !== undefined && 'udp-gro'].filter((x): x is string => typeof x === 'string');
+  /** What is on, and why anything is off (for the start-up log line). */
+  describe(): { on: OffloadOn[]; notes: string[] } {
+    const on: OffloadOn[] = [];
+    if (this.gso !== 0) on.push({ name: 'udp-gso', detail: '' });
+    if (this.gro !== undefined) on.push({ name: 'udp-gro', detail: '' });
     return { on, notes: this.notes };
   }
 

@@ -1,9 +1,7 @@
-// Single-message AEADs. The handshake's zero-nonce ones and the cookie's
-// XChaCha20-Poly1305 run in the addon (native/noise_crypto.cc, one call each: a cookie
-// reply under a handshake flood must cost little); the transport helpers the engine's
-// single-packet path uses are @noble/ciphers.
-// Bulk transport data goes through the native batch (native-aead.ts) instead.
-import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
+// Single-message AEADs of the handshake: its zero-nonce ChaCha20-Poly1305 and the
+// cookie's XChaCha20-Poly1305, in the addon (native/noise_crypto.cc, one call each: a
+// cookie reply under a handshake flood must cost little). Transport messages are
+// sealed and opened by the batch backends (backends.ts), even one at a time.
 import { nativeFunction } from '../native/addon.js';
 import { AEAD_TAG_SIZE as TAG_SIZE } from './sizes.js';
 
@@ -26,25 +24,6 @@ export function openZeroNonce(key: Uint8Array, ciphertext: Uint8Array, aad: Uint
   if (ciphertext.length < TAG_SIZE) return undefined;
   const out = new Uint8Array(ciphertext.length - TAG_SIZE);
   return chachaOpenZeroNonce(out, key, ciphertext, aad) ? out : undefined;
-}
-
-/** ChaCha20-Poly1305 with a WireGuard transport nonce: 4 zero bytes ‖ 64-bit little-endian counter. */
-export function transportNonce(counter: bigint): Uint8Array {
-  const nonce = new Uint8Array(12);
-  new DataView(nonce.buffer).setBigUint64(4, counter, true);
-  return nonce;
-}
-
-export function sealTransport(key: Uint8Array, counter: bigint, plaintext: Uint8Array): Uint8Array {
-  return chacha20poly1305(key, transportNonce(counter)).encrypt(plaintext);
-}
-
-export function openTransport(key: Uint8Array, counter: bigint, ciphertext: Uint8Array): Uint8Array | undefined {
-  try {
-    return chacha20poly1305(key, transportNonce(counter)).decrypt(ciphertext);
-  } catch {
-    return undefined;
-  }
 }
 
 /** XChaCha20-Poly1305 (24-byte nonce) of a cookie, into `out` (cookie + 16 bytes) when given. */

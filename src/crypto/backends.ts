@@ -1,5 +1,6 @@
-// Transport AEAD backends behind one interface (issue 7 item 4), chosen by
-// --crypto / TUNDRA_CRYPTO:
+// Transport AEAD backends behind one interface, chosen by --crypto / TUNDRA_CRYPTO
+// for the data path's batches and the engine's own sends (keepalives, staged packets)
+// alike:
 //
 // - native: the addon's batched ChaCha20-Poly1305 (native-aead.ts), the default;
 // - node:   node:crypto, one createCipheriv/createDecipheriv per packet;

@@ -33,6 +33,7 @@ import { TunPort, type TunQueue } from '../tun/tun-port.js';
 import { UdpPort, type SourceGone } from '../conn/udp-port.js';
 import { BATCH_SIZE, PacketBatch, SLOT_SIZE } from '../pipeline/batch.js';
 import { UnreachableReplies } from '../stages/unreachable.js';
+import type { RouteTable } from '../routing/route-table.js';
 /** Batches one wakeup may move before yielding to the event loop (libuv polls level-triggered). */
 const BATCHES_PER_WAKEUP = 8;
 /**
@@ -85,6 +86,13 @@ export class QueueStats {
   }
 }
 
+/** The control plane's clock, compiled routes and MTU, as this thread sees them. */
+export interface ControlTables {
+  now(): number;
+  routes(): RouteTable;
+  mtu(): number;
+}
+
 export interface QueueLoopOptions {
   tun: TunQueue;
   udp: UdpSocket;
@@ -96,8 +104,8 @@ export interface QueueLoopOptions {
   inbound: InboundContext;
   /** The stages' control plane, which also hears of sticky source addresses found gone on send. */
   control: OutboundControl & InboundControl & { sourceGone: SourceGone };
-  /** Brings the contexts up to date before a batch (clock, routes, MTU). */
-  refresh(): void;
+  /** Where the contexts are brought up to date from before each batch. */
+  tables: ControlTables;
   /** After each wakeup's batches: hand what the control plane needs on. */
   afterWork(): void;
   /** The flights, when a crypto pool seals and opens them (absent: one per direction, sealed here). */
@@ -277,7 +285,7 @@ export class QueueLoop {
       }
       this.stats[d.stat]! += n;
       this.take(f, n);
-      this.o.refresh();
+      this.refresh();
       const rows = d.prepare(f);
       lane.inOrder.push(f);
       if (rows < POOL_MIN_PACKETS || !this.submit(f)) {
@@ -290,6 +298,18 @@ export class QueueLoop {
     }
     if (round === BATCHES_PER_WAKEUP && more) setImmediate(() => this.closed || this.onReadable(lane));
     this.o.afterWork();
+  }
+
+  /** Stamps the clock, the routes and the MTU into both stage contexts. */
+  private refresh(): void {
+    const { outbound, inbound, tables } = this.o;
+    const now = tables.now();
+    const routes = tables.routes();
+    outbound.now = now;
+    inbound.now = now;
+    outbound.routes = routes;
+    inbound.routes = routes;
+    outbound.mtu = tables.mtu();
   }
 
   private take(f: Flight<unknown>, n: number): void {
@@ -388,9 +408,7 @@ export class QueueLoop {
 
   /** Sends the batch's datagrams through this queue's socket; failures are counted. */
   send(batch: PacketBatch): void {
-    const failed = this.guard('UDP send', () => this.port.send(batch)) ?? batch.count;
-    this.stats[UDP_SENT]! += batch.count - failed;
-    if (failed > 0) this.o.outbound.drops.add(Drop.SendFailed, failed);
+    this.stats[UDP_SENT]! += sendCounted(this.port, batch, this.o.outbound.drops, this.o.log);
   }
 
   private write(batch: PacketBatch): void {
@@ -432,4 +450,20 @@ export class QueueLoop {
       return undefined;
     }
   }
+}
+
+/**
+ * Sends the batch's datagrams through `port`; what is not sent is counted as
+ * send_failed, and a failing call is logged, not thrown. Returns how many were sent.
+ */
+export function sendCounted(port: UdpPort, batch: PacketBatch, drops: DropCounters, log: Logger): number {
+  let failed: number;
+  try {
+    failed = port.send(batch);
+  } catch (err) {
+    log.error(`UDP send: ${(err as Error).message}`);
+    failed = batch.count;
+  }
+  if (failed > 0) drops.add(Drop.SendFailed, failed);
+  return batch.count - failed;
 }

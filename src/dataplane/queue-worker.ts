@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { aeadBackend } from '../crypto/backends.js';
 import { Logger } from '../log.js';
 import { OffloadCounters } from '../offload/counters.js';
-import { KeyTable } from '../protocol/key-table.js';
+import { KeyTable, queueLockOwner } from '../protocol/key-table.js';
 import { PeerTable } from '../protocol/peer-table.js';
 import { QueueLoop, QueueStats } from './queue-loop.js';
 import { DropCounters } from '../protocol/drop-reasons.js';
@@ -28,7 +28,7 @@ const clockShift = performance.timeOrigin - data.timeOrigin;
 const now = (): number => performance.now() + clockShift;
 
 const stages = data.stages.length === 0 ? undefined : await UserStages.load(data.stages, thread, (line) => log.error(line));
-const keys = KeyTable.attach(data.keys, data.index + 2);
+const keys = KeyTable.attach(data.keys, queueLockOwner(data.index));
 const peers = PeerTable.attach(data.peers);
 const drops = new DropCounters(data.drops);
 const aead = aeadBackend(data.crypto);
@@ -41,14 +41,7 @@ const inbound: InboundContext = { keys, routes, now: now(), drops, open: aead.op
 const loop = new QueueLoop({
   tun: data.tun, udp: data.udp, settings: data.settings, counters: new OffloadCounters(data.offload), stats: new QueueStats(data.stats), log,
   outbound, inbound, control: new ChannelWriter(data.channel, peers, drops, now),
-  refresh() {
-    const t = now();
-    outbound.now = t;
-    inbound.now = t;
-    outbound.routes = routes;
-    inbound.routes = routes;
-    outbound.mtu = mtu;
-  },
+  tables: { now, routes: () => routes, mtu: () => mtu },
   afterWork() {},
   ...(data.flights === undefined ? {} : { flights: data.flights }),
   ...(data.pool === undefined ? {} : { pool: data.pool }),

@@ -11,7 +11,7 @@ import type { UdpSocket } from '../conn/udp.js';
 import type { Logger, LogLevel } from '../log.js';
 import { OffloadCounters } from '../offload/counters.js';
 import type { OffloadSettings } from '../offload/settings.js';
-import type { KeyTable, KeyTableShared } from '../protocol/key-table.js';
+import { queueLockOwner, type KeyTable, type KeyTableShared } from '../protocol/key-table.js';
 import type { PeerTableShared } from '../protocol/peer-table.js';
 import { BATCH_SIZE } from '../pipeline/batch.js';
 import { createQueueFlights, POOL_FLIGHTS, type QueueFlightsShared, type QueuePool } from './flights.js';
@@ -285,7 +285,7 @@ export class QueueWorkers {
   private died(q: Queue, code: number): void {
     const lost = q.stats.takeInHand();
     if (lost > 0) this.o.drops.add(Drop.WorkerBatchLost, lost);
-    this.o.keys.releaseReplayLocks(q.index + 2);
+    this.o.keys.releaseReplayLocks(queueLockOwner(q.index));
     q.restarts++;
     if (performance.now() - q.startedAt > RESTART_STABLE_MS) q.backoff = RESTART_MIN_MS;
     const wait = q.backoff;

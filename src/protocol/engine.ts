@@ -1,24 +1,26 @@
 // The protocol core of one WireGuard interface, free of I/O (design.md §6): it is fed
-// datagrams, plaintext packets and a clock, and answers with datagrams to send and
-// packets to deliver. The data path seals and opens in batches elsewhere and reports
-// back through noteTransportSent / noteTransportReceived; the single-packet methods
-// here serve keepalives, tests and the control path.
-import { openTransport, sealTransport } from '../crypto/aead.js';
+// handshake and cookie messages, plaintext packets and a clock, and answers with
+// datagrams to send. Transport messages are the data path's (src/stages/): it seals
+// and opens them in batches and reports back through noteTransportSent /
+// noteTransportReceived. What the engine sends itself (keepalives, packets staged for
+// a handshake) it seals one at a time with the data path's AEAD backend.
+import { aeadBackend, type SealBatch } from '../crypto/backends.js';
+import { DESC_COUNTER_HI, DESC_COUNTER_LO, DESC_KEY_INDEX, DESC_LENGTH, DESC_OFFSET, DESC_STRIDE } from '../crypto/native-aead.js';
+import { AEAD_TAG_SIZE } from '../crypto/sizes.js';
 import { importPrivateKey, type StaticKey } from '../crypto/x25519.js';
 import { AllowedIPs } from '../routing/allowed-ips.js';
 import { RouteTable } from '../routing/route-table.js';
 import { KeyTable } from './key-table.js';
 import { PeerTable } from './peer-table.js';
 import {
-  MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT,
+  MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE,
   MESSAGE_TRANSPORT_HEADER_SIZE, UNDER_LOAD_AGE, UNDER_LOAD_SHARE, UNDER_LOAD_STICKY,
 } from './constants.js';
 import { CookieChecker } from './cookie.js';
 import { Drop, DropCounters, type DropReason } from './drop-reasons.js';
-import { ipPacketLength } from './ip-packet.js';
 import { Keypair } from './keypair.js';
 import {
-  classifyMessage, decodeCookieReply, decodeInitiation, decodeResponse, decodeTransportHeader,
+  classifyMessage, decodeCookieReply, decodeInitiation, decodeResponse,
   encodeInitiation, encodeResponse, paddingSize, writeTransportHeader,
 } from './messages.js';
 import { consumeInitiation, consumeResponse, createInitiation, createResponse, deriveSessionKeys } from './noise.js';
@@ -35,10 +37,8 @@ export interface Outgoing {
   readonly packet: Uint8Array;
 }
 
-/** What receive() made of one datagram. */
+/** What receive() made of one handshake or cookie message. */
 export type Received =
-  | { readonly kind: 'data'; readonly peer: Peer; readonly packet: Uint8Array }
-  | { readonly kind: 'keepalive'; readonly peer: Peer }
   | { readonly kind: 'handshake'; readonly peer: Peer }
   | { readonly kind: 'cookie'; readonly peer: Peer }
   | { readonly kind: 'drop'; readonly reason: DropReason };
@@ -62,6 +62,8 @@ export interface EngineOptions {
   rekeyAfterTime?: number;
   /** Told after a peer's endpoint changed (set, learnt or roamed), once the peer table has it. */
   onEndpointChange?: (peer: Peer) => void;
+  /** The data path's transport AEAD (crypto/backends.ts), which keepalives and staged packets are sealed with too (default native). */
+  seal?: SealBatch;
 }
 
 /** What a local index names: a peer's handshake in progress, or one of its keypairs. */
@@ -81,6 +83,9 @@ export class Engine {
   private readonly onTimer: ((peer: Peer, action: TimerAction) => void) | undefined;
   private readonly rekeyAfterTime: number;
   private readonly onEndpointChange: ((peer: Peer) => void) | undefined;
+  private readonly seal: SealBatch;
+  /** The one descriptor row of the packet being sealed. */
+  private readonly sealDesc = new Uint32Array(DESC_STRIDE);
   mtu: number;
   private local: StaticKey | undefined;
   private readonly peersByKey = new Map<string, Peer>();
@@ -116,6 +121,7 @@ export class Engine {
     this.onTimer = options.onTimer;
     this.rekeyAfterTime = rekeyAfterTimeOf(options.rekeyAfterTime);
     this.onEndpointChange = options.onEndpointChange;
+    this.seal = options.seal ?? aeadBackend('native').seal;
     this.mtu = options.mtu ?? 1420;
     this.local = options.privateKey === undefined ? undefined : importPrivateKey(options.privateKey);
     this.cookieChecker = new CookieChecker(this.local?.publicKey ?? new Uint8Array(32), this.now);
@@ -235,14 +241,21 @@ export class Engine {
     return this.underLoadEnds;
   }
 
-  /** What a receiver index names (allocation-free: the data path looks up every packet). */
+  /**
+   * What a local index names, on the control plane (handshake responses, cookie replies).
+   * The data path resolves the indices of transport messages in the key table instead (KeyTable.activeSlot).
+   */
   lookupIndex(index: number): IndexEntry | undefined {
     return this.indices.get(index);
   }
 
   // ---- receive -------------------------------------------------------------
 
-  /** Handles one datagram from `from`. Replies (responses, cookies, staged data) go to the outbox. */
+  /**
+   * Handles one handshake or cookie message from `from` (the inbound stage hands them
+   * over; a transport message is dropped as unknown_type here). Replies (responses,
+   * keepalives, staged data) go to the outbox.
+   */
   receive(datagram: Uint8Array, from: Endpoint): Received {
     const type = classifyMessage(datagram, 0, datagram.length);
     if (typeof type !== 'number') return this.drop(type.drop);
@@ -252,8 +265,6 @@ export class Engine {
         return this.receiveHandshake(datagram, type, from);
       case MESSAGE_COOKIE_REPLY:
         return this.receiveCookieReply(datagram);
-      case MESSAGE_TRANSPORT:
-        return this.receiveTransport(datagram, from);
       default:
         return this.drop(Drop.UnknownType);
     }
@@ -343,26 +354,6 @@ export class Engine {
     return { kind: 'cookie', peer: entry.peer };
   }
 
-  private receiveTransport(datagram: Uint8Array, from: Endpoint): Received {
-    const header = decodeTransportHeader(datagram);
-    if ('drop' in header) return this.drop(header.drop);
-    const entry = this.indices.get(header.receiver);
-    if (entry?.keypair === undefined) return this.drop(Drop.UnknownIndex);
-    const { peer, keypair } = entry;
-    if (keypair.isExpired(this.now())) return this.drop(Drop.KeypairExpired);
-    const counter = BigInt(header.counterLo) + (BigInt(header.counterHi) << 32n);
-    const plaintext = openTransport(keypair.receiveKey, counter, datagram.subarray(MESSAGE_TRANSPORT_HEADER_SIZE));
-    if (plaintext === undefined) return this.drop(Drop.DecryptFailed);
-    if (!keypair.replay.accept(header.counterLo, header.counterHi)) return this.drop(Drop.Replay);
-    this.noteTransportReceived(peer, keypair, from, datagram.length, 1, plaintext.length === 0);
-    if (plaintext.length === 0) return { kind: 'keepalive', peer };
-    const length = ipPacketLength(plaintext, 0, plaintext.length);
-    if (length < 0) return this.drop(Drop.NotIp);
-    const packet = plaintext.subarray(0, length);
-    if (this.allowedIPs.lookupPacketSource(packet, 0, packet.length) !== peer) return this.drop(Drop.SourceNotAllowed);
-    return { kind: 'data', peer, packet };
-  }
-
   /**
    * Bookkeeping after a transport message opened and passed the replay check:
    * confirms a responder's keypair, roams the endpoint, runs the timers.
@@ -430,7 +421,10 @@ export class Engine {
     }
   }
 
-  /** Seals one payload with the next counter; false when the keypair is used up. */
+  /**
+   * Seals one payload with the next counter, as a batch of one (the key is the keypair's
+   * slot in the key table, as on the data path); false when the keypair is used up.
+   */
   private sealAndEmit(peer: Peer, keypair: Keypair, payload: Uint8Array): boolean {
     const counter = keypair.reserveSendCounters(1);
     if (counter === undefined) {
@@ -438,12 +432,23 @@ export class Engine {
       this.initiateHandshake(peer, false);
       return false;
     }
-    const padded = new Uint8Array(payload.length + paddingSize(payload.length, this.mtu));
-    padded.set(payload);
-    const sealed = sealTransport(keypair.sendKey, counter, padded);
-    const packet = new Uint8Array(MESSAGE_TRANSPORT_HEADER_SIZE + sealed.length);
-    writeTransportHeader(packet, 0, keypair.remoteIndex, Number(counter & 0xffffffffn), Number(counter >> 32n));
-    packet.set(sealed, MESSAGE_TRANSPORT_HEADER_SIZE);
+    const length = payload.length + paddingSize(payload.length, this.mtu);
+    const packet = new Uint8Array(MESSAGE_TRANSPORT_HEADER_SIZE + length + AEAD_TAG_SIZE);
+    const lo = Number(counter & 0xffffffffn);
+    const hi = Number(counter >> 32n);
+    writeTransportHeader(packet, 0, keypair.remoteIndex, lo, hi);
+    packet.set(payload, MESSAGE_TRANSPORT_HEADER_SIZE);
+    const desc = this.sealDesc;
+    desc[DESC_OFFSET] = MESSAGE_TRANSPORT_HEADER_SIZE;
+    desc[DESC_LENGTH] = length;
+    desc[DESC_KEY_INDEX] = keypair.slot;
+    desc[DESC_COUNTER_LO] = lo;
+    desc[DESC_COUNTER_HI] = hi;
+    if (this.seal(packet, this.keyTable.sendKeys, desc, 1) !== 1) {
+      // Only if the AEAD library itself failed: the packet is lost as a failed send is.
+      this.drops.add(Drop.SendFailed);
+      return true;
+    }
     if (this.emit(peer, packet)) this.noteTransportSent(peer, keypair, packet.length, 1, payload.length > 0);
     return true;
   }

@@ -62,6 +62,15 @@ export interface KeyTableShared {
 
 const LIMIT = REJECT_AFTER_MESSAGES;
 
+/**
+ * The replay-lock owner number of queue worker `queue`: 0 marks a free lock and 1 the
+ * control plane's view, so the queues start at 2. The supervisor frees a dead worker's
+ * locks by this number (releaseReplayLocks).
+ */
+export function queueLockOwner(queue: number): number {
+  return queue + 2;
+}
+
 /** The Feistel round function: 16 bits of a murmur3-style mix of `half` and the round key. */
 function round(half: number, key: number): number {
   let h = Math.imul(half ^ key, 0x85ebca6b);
@@ -85,7 +94,7 @@ export class KeyTable {
   readonly replay: Uint32Array;
   /** Free slots (control plane only; workers attach without one). */
   private readonly free: number[] = [];
-  /** What this view writes into a replay lock it holds: 1 on the control plane, a worker's number + 2 there. */
+  /** What this view writes into a replay lock it holds: 1 on the control plane, queueLockOwner(queue) on a queue worker. */
   private readonly lockOwner: number;
   /** Round keys of the index permutation (fields, not an array: read per packet). */
   private readonly k0: number;

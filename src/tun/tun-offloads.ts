@@ -6,6 +6,12 @@ import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6, tunSetOfflo
 import { VNET_HDR_LEN } from '../offload/vnet-header.js';
 import type { OffloadSettings } from '../offload/settings.js';
 
+/** An offload that is on, for the start-up log line and the metrics: its name, and a word on it ('' when none). */
+export interface OffloadOn {
+  readonly name: string;
+  readonly detail: string;
+}
+
 export interface TunOffloads {
   /** Reads and writes carry a virtio_net_hdr (IFF_VNET_HDR). */
   readonly vnetHeader: boolean;

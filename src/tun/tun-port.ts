@@ -12,7 +12,7 @@ import { COALESCE_TCP, COALESCE_UDP } from '../offload/coalesce.js';
 import { nativeCoalesce } from '../offload/native.js';
 import { readVnetHeader, VNET_GSO_NONE, VNET_HDR_LEN } from '../offload/vnet-header.js';
 import type { OffloadSettings } from '../offload/settings.js';
-import { negotiateTunOffloads, NO_TUN_OFFLOADS, wantsVnetHeader, type TunOffloads } from './tun-offloads.js';
+import { negotiateTunOffloads, NO_TUN_OFFLOADS, wantsVnetHeader, type OffloadOn, type TunOffloads } from './tun-offloads.js';
 
 const { EIO, EINVAL } = constants.errno;
 /** How often a GRO write probe is retried while the link is down (it fails with EIO then). */
@@ -43,11 +43,14 @@ export function openTunDevice(name: string, settings: OffloadSettings, count: nu
   }
 }
 
-/** The offloads on for a queue, for the start-up log line (TUN GRO waits for its write probe). */
-export function describeTunOffloads(o: TunOffloads): string[] {
-  const probe = ' (after its write probe)';
-  return [o.tso4 && 'tun-tso4', o.tso6 && 'tun-tso6', o.uso && 'tun-uso', o.groTcp && `tun-gro-tcp${probe}`, o.groUdp && `tun-gro-udp${probe}`]
-    .filter((x): x is string => typeof x === 'string');
+/** The offloads on for a queue (TUN GRO waits for its write probe). */
+export function describeTunOffloads(o: TunOffloads): OffloadOn[] {
+  const probe = 'after its write probe';
+  const all: [boolean, OffloadOn][] = [
+    [o.tso4, { name: 'tun-tso4', detail: '' }], [o.tso6, { name: 'tun-tso6', detail: '' }], [o.uso, { name: 'tun-uso', detail: '' }],
+    [o.groTcp, { name: 'tun-gro-tcp', detail: probe }], [o.groUdp, { name: 'tun-gro-udp', detail: probe }],
+  ];
+  return all.filter(([on]) => on).map(([, offload]) => offload);
 }
 
 /** Reads and writes of one TUN queue; the queue's fd stays its opener's to close. */

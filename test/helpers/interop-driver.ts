@@ -5,6 +5,7 @@ import { createSocket } from 'node:dgram';
 import { Engine } from '../../src/protocol/engine.js';
 import { parsePrefix } from '../../src/routing/prefix.js';
 import { icmpEcho, parseIcmpEcho } from './packets.js';
+import { receive } from './engines.js';
 
 interface DriverConfig {
   privateKey: string;
@@ -61,7 +62,7 @@ function finish(code: number, error?: string): void {
 
 socket.on('message', (msg, rinfo) => {
   if (report.firstMessageType === 0) report.firstMessageType = msg[0]!;
-  const result = engine.receive(new Uint8Array(msg), { address: rinfo.address, port: rinfo.port });
+  const result = receive(engine, new Uint8Array(msg), { address: rinfo.address, port: rinfo.port });
   flush();
   if (result.kind === 'handshake') {
     report.handshakes += 1;

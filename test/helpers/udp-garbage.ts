@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Engine } from '../../src/protocol/engine.js';
 import { parsePrefix } from '../../src/routing/prefix.js';
 import { icmpEcho, parseIcmpEcho } from './packets.js';
+import { receive } from './engines.js';
 
 interface GarbageConfig {
   target: { address: string; port: number };
@@ -52,7 +53,7 @@ engine.allowedIPs.insert(parsePrefix(`${config.peerTunnelAddress}/32`), peer);
 let echoDatagram: Uint8Array | undefined;
 
 socket.on('message', (msg, rinfo) => {
-  const result = engine.receive(new Uint8Array(msg), { address: rinfo.address, port: rinfo.port });
+  const result = receive(engine, new Uint8Array(msg), { address: rinfo.address, port: rinfo.port });
   for (const out of engine.outbox.splice(0)) {
     if (out.packet[0] === 4 && out.packet.length > 32 && echoDatagram === undefined) echoDatagram = out.packet;
     void send(out.packet);

@@ -8,9 +8,10 @@ import { hkdf } from '@noble/hashes/hkdf.js';
 import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { hash, hmac, kdf, mac } from '../../src/crypto/blake2s.js';
-import { openTransport, openZeroNonce, sealTransport, sealZeroNonce, transportNonce, xopenCookie, xsealCookie } from '../../src/crypto/aead.js';
+import { openZeroNonce, sealZeroNonce, xopenCookie, xsealCookie } from '../../src/crypto/aead.js';
 import { generateStaticKey, importPrivateKey, sharedSecret } from '../../src/crypto/x25519.js';
 import { nativeFunction } from '../../src/native/addon.js';
+import { openTransport, sealTransport, wgNonce as transportNonce } from '../helpers/aead.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const bytes = (h: string): Uint8Array => new Uint8Array(Buffer.from(h, 'hex'));

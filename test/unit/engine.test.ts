@@ -2,6 +2,7 @@
 // ways, transport data, keypair rotation, replays, cookies under load and timers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { aeadBackend, type SealBatch } from '../../src/crypto/backends.js';
 import { generatePresharedKey, generatePrivateKey } from '../../src/crypto/keys.js';
 import { Drop } from '../../src/protocol/drop-reasons.js';
 import { Engine, type Outgoing } from '../../src/protocol/engine.js';
@@ -11,6 +12,7 @@ import {
   REJECT_AFTER_TIME, REKEY_AFTER_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, ZERO_KEYS_AFTER,
 } from '../../src/protocol/constants.js';
 import { icmpEcho, parseIcmpEcho } from '../helpers/packets.js';
+import { receive, type Delivered } from '../helpers/engines.js';
 
 const A_ENDPOINT: Endpoint = { address: '198.18.0.1', port: 51820 };
 const B_ENDPOINT: Endpoint = { address: '198.18.0.2', port: 51821 };
@@ -37,13 +39,13 @@ function pair(options: { psk?: boolean; bKnowsA?: boolean; rekeyAfterTime?: numb
 
 /** Delivers every queued datagram, both ways, until both outboxes are empty. */
 function pump(a: Engine, b: Engine, drop?: (o: Outgoing, from: 'a' | 'b') => boolean) {
-  const delivered: ReturnType<Engine['receive']>[] = [];
+  const delivered: Delivered[] = [];
   for (let rounds = 0; rounds < 20; rounds++) {
     const fromA = a.outbox.splice(0);
     const fromB = b.outbox.splice(0);
     if (fromA.length === 0 && fromB.length === 0) return delivered;
-    for (const o of fromA) if (!drop?.(o, 'a')) delivered.push(b.receive(o.packet, A_ENDPOINT));
-    for (const o of fromB) if (!drop?.(o, 'b')) delivered.push(a.receive(o.packet, B_ENDPOINT));
+    for (const o of fromA) if (!drop?.(o, 'a')) delivered.push(receive(b, o.packet, A_ENDPOINT));
+    for (const o of fromB) if (!drop?.(o, 'b')) delivered.push(receive(a, o.packet, B_ENDPOINT));
   }
   throw new Error('engines did not go quiet');
 }
@@ -51,7 +53,7 @@ function pump(a: Engine, b: Engine, drop?: (o: Outgoing, from: 'a' | 'b') => boo
 const ping = (seq: number, from = '100.96.0.1', to = '100.96.0.2') =>
   icmpEcho(8, from, to, 1, seq, new TextEncoder().encode(`hello ${seq}`));
 
-function dataOf(results: ReturnType<Engine['receive']>[]): Uint8Array[] {
+function dataOf(results: Delivered[]): Uint8Array[] {
   return results.flatMap((r) => (r.kind === 'data' ? [r.packet] : []));
 }
 
@@ -77,16 +79,16 @@ test('the responder confirms its keypair only on the initiator\'s first transpor
   a.initiateHandshake(aPeer, false);
   // initiation a→b, response b→a; a then sends a keepalive that confirms b's keypair.
   const init = a.outbox.splice(0);
-  b.receive(init[0]!.packet, A_ENDPOINT);
+  receive(b, init[0]!.packet, A_ENDPOINT);
   assert.equal(bPeer.keypairs.current, undefined);
   assert.ok(bPeer.keypairs.next);
   const resp = b.outbox.splice(0);
-  a.receive(resp[0]!.packet, B_ENDPOINT);
+  receive(a, resp[0]!.packet, B_ENDPOINT);
   assert.ok(aPeer.keypairs.current);
   const keepalive = a.outbox.splice(0);
   assert.equal(keepalive.length, 1);
   assert.equal(keepalive[0]!.packet.length, 32, 'a keepalive is a bare 32-byte transport message');
-  assert.equal(b.receive(keepalive[0]!.packet, A_ENDPOINT).kind, 'keepalive');
+  assert.equal(receive(b, keepalive[0]!.packet, A_ENDPOINT).kind, 'keepalive');
   assert.ok(bPeer.keypairs.current);
   assert.equal(bPeer.keypairs.next, undefined);
 });
@@ -106,16 +108,16 @@ test('an unknown initiator, a bad mac1 and a replayed initiation are dropped wit
   const stranger = new Engine({ privateKey: generatePrivateKey() });
   const strangerPeer = stranger.addPeer(b.publicKey!, { endpoint: B_ENDPOINT });
   stranger.initiateHandshake(strangerPeer, false);
-  assert.deepEqual(b.receive(stranger.outbox[0]!.packet, A_ENDPOINT), { kind: 'drop', reason: Drop.UnknownPeer });
+  assert.deepEqual(receive(b, stranger.outbox[0]!.packet, A_ENDPOINT), { kind: 'drop', reason: Drop.UnknownPeer });
 
   a.initiateHandshake(aPeer, false);
   const init = a.outbox.splice(0)[0]!.packet;
   const tampered = Uint8Array.from(init);
   tampered[20]! ^= 1;
-  assert.deepEqual(b.receive(tampered, A_ENDPOINT), { kind: 'drop', reason: Drop.BadMac1 });
-  assert.equal(b.receive(init, A_ENDPOINT).kind, 'handshake');
+  assert.deepEqual(receive(b, tampered, A_ENDPOINT), { kind: 'drop', reason: Drop.BadMac1 });
+  assert.equal(receive(b, init, A_ENDPOINT).kind, 'handshake');
   b.outbox.length = 0;
-  assert.deepEqual(b.receive(init, A_ENDPOINT), { kind: 'drop', reason: Drop.StaleTimestamp });
+  assert.deepEqual(receive(b, init, A_ENDPOINT), { kind: 'drop', reason: Drop.StaleTimestamp });
 });
 
 test('replayed and tampered transport messages are dropped; reordered ones accepted once', () => {
@@ -126,14 +128,14 @@ test('replayed and tampered transport messages are dropped; reordered ones accep
   const msgs = a.outbox.splice(0).map((o) => o.packet);
   assert.equal(msgs.length, 4);
   const order = [msgs[2]!, msgs[0]!, msgs[3]!, msgs[1]!];
-  assert.deepEqual(order.map((m) => parseIcmpEcho((b.receive(m, A_ENDPOINT) as { packet: Uint8Array }).packet)?.seq), [4, 2, 5, 3]);
-  assert.deepEqual(b.receive(msgs[0]!, A_ENDPOINT), { kind: 'drop', reason: Drop.Replay });
+  assert.deepEqual(order.map((m) => parseIcmpEcho((receive(b, m, A_ENDPOINT) as { packet: Uint8Array }).packet)?.seq), [4, 2, 5, 3]);
+  assert.deepEqual(receive(b, msgs[0]!, A_ENDPOINT), { kind: 'drop', reason: Drop.Replay });
   const tampered = Uint8Array.from(msgs[1]!);
   tampered[40]! ^= 0x80;
-  assert.deepEqual(b.receive(tampered, A_ENDPOINT), { kind: 'drop', reason: Drop.DecryptFailed });
+  assert.deepEqual(receive(b, tampered, A_ENDPOINT), { kind: 'drop', reason: Drop.DecryptFailed });
   const unknown = Uint8Array.from(msgs[1]!);
   unknown[4]! ^= 0xff;
-  assert.deepEqual(b.receive(unknown, A_ENDPOINT), { kind: 'drop', reason: Drop.UnknownIndex });
+  assert.deepEqual(receive(b, unknown, A_ENDPOINT), { kind: 'drop', reason: Drop.UnknownIndex });
 });
 
 test('a packet whose inner source is not the peer\'s allowed IP is dropped', () => {
@@ -149,10 +151,10 @@ test('endpoint roams to the source of the latest authenticated packet', () => {
   pump(a, b);
   a.send(aPeer, ping(2));
   const roamed = { address: '198.18.1.9', port: 40000 };
-  b.receive(a.outbox.splice(0)[0]!.packet, roamed);
+  receive(b, a.outbox.splice(0)[0]!.packet, roamed);
   assert.deepEqual(bPeer.endpoint, roamed);
   // A forged packet from elsewhere does not move it.
-  b.receive(new Uint8Array(32).fill(0).map((_, i) => (i === 0 ? 4 : 0)), { address: '198.18.1.10', port: 1 });
+  receive(b, new Uint8Array(32).fill(0).map((_, i) => (i === 0 ? 4 : 0)), { address: '198.18.1.10', port: 1 });
   assert.deepEqual(bPeer.endpoint, roamed);
 });
 
@@ -161,12 +163,12 @@ test('under load, an initiation without mac2 gets a cookie reply that the initia
   b.noteHandshakeBacklog(128, 1024);
   assert.ok(b.isUnderLoad());
   a.initiateHandshake(aPeer, false);
-  b.receive(a.outbox.splice(0)[0]!.packet, A_ENDPOINT);
+  receive(b, a.outbox.splice(0)[0]!.packet, A_ENDPOINT);
   assert.equal(b.drops.get(Drop.CookieSent), 1);
   const reply = b.outbox.splice(0);
   assert.equal(reply.length, 1);
   assert.equal(reply[0]!.packet[0], 3);
-  assert.equal(a.receive(reply[0]!.packet, B_ENDPOINT).kind, 'cookie');
+  assert.equal(receive(a, reply[0]!.packet, B_ENDPOINT).kind, 'cookie');
   assert.equal(bPeer.keypairs.next, undefined, 'no session was made for the cookie-less initiation');
 });
 
@@ -174,14 +176,14 @@ test('under load, the cookie lets a retried initiation through', () => {
   const { a, b, aPeer, bPeer, clock } = pair();
   b.noteHandshakeBacklog(128, 1024);
   a.initiateHandshake(aPeer, false);
-  b.receive(a.outbox.splice(0)[0]!.packet, A_ENDPOINT);
-  a.receive(b.outbox.splice(0)[0]!.packet, B_ENDPOINT);
+  receive(b, a.outbox.splice(0)[0]!.packet, A_ENDPOINT);
+  receive(a, b.outbox.splice(0)[0]!.packet, B_ENDPOINT);
   clock.t += REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX;
   b.noteHandshakeBacklog(128, 1024);
   a.poll();
   const retry = a.outbox.splice(0);
   assert.equal(retry.length, 1, 'the retransmit timer sent a new initiation');
-  assert.equal(b.receive(retry[0]!.packet, A_ENDPOINT).kind, 'handshake');
+  assert.equal(receive(b, retry[0]!.packet, A_ENDPOINT).kind, 'handshake');
   assert.ok(bPeer.keypairs.next);
   const wrongSource = { address: '198.18.0.99', port: 51820 };
   clock.t += REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX;
@@ -189,7 +191,7 @@ test('under load, the cookie lets a retried initiation through', () => {
   a.initiateHandshake(aPeer, false);
   const moved = a.outbox.splice(0);
   assert.equal(moved.length, 1);
-  assert.deepEqual(b.receive(moved[0]!.packet, wrongSource), { kind: 'drop', reason: Drop.CookieSent }, 'a cookie is bound to the source address');
+  assert.deepEqual(receive(b, moved[0]!.packet, wrongSource), { kind: 'drop', reason: Drop.CookieSent }, 'a cookie is bound to the source address');
 });
 
 test('a lost initiation is retransmitted after REKEY_TIMEOUT plus jitter', () => {
@@ -293,7 +295,7 @@ test('keypairs expire after REJECT_AFTER_TIME and keys are zeroed after 3 × REJ
   a.send(aPeer, ping(2));
   const late = a.outbox.splice(0)[0]!.packet;
   clock.t += REJECT_AFTER_TIME;
-  assert.deepEqual(b.receive(late, A_ENDPOINT), { kind: 'drop', reason: Drop.KeypairExpired });
+  assert.deepEqual(receive(b, late, A_ENDPOINT), { kind: 'drop', reason: Drop.KeypairExpired });
   const keypair = bPeer.keypairs.current!;
   clock.t += ZERO_KEYS_AFTER - REJECT_AFTER_TIME;
   b.poll();
@@ -311,7 +313,7 @@ test('after receiving data and sending nothing for KEEPALIVE_TIMEOUT, a keepaliv
   b.poll();
   assert.equal(b.outbox.length, 1);
   assert.equal(b.outbox[0]!.packet.length, 32);
-  assert.equal(a.receive(b.outbox.splice(0)[0]!.packet, B_ENDPOINT).kind, 'keepalive');
+  assert.equal(receive(a, b.outbox.splice(0)[0]!.packet, B_ENDPOINT).kind, 'keepalive');
   assert.ok(bPeer.txBytes >= 32);
 });
 
@@ -347,7 +349,7 @@ test('random datagrams never throw and are counted', () => {
     const length = [0, 4, 32, 64, 92, 148, 200][i % 7]! + (i % 3);
     const buf = new Uint8Array(length).map(() => Math.floor(Math.random() * 256));
     if (length > 3) { buf[0] = 1 + (i % 4); buf[1] = buf[2] = buf[3] = 0; }
-    const r = b.receive(buf, A_ENDPOINT);
+    const r = receive(b, buf, A_ENDPOINT);
     assert.equal(r.kind, 'drop');
   }
   const total = Object.values(b.drops.snapshot()).reduce((x, y) => x + y, 0);
@@ -405,4 +407,25 @@ test('a replaced preshared key, and a removed peer\'s keys, are zeroed', () => {
   assert.ok(allZero(psk), 'the removed peer\'s preshared key is zeroed');
   assert.ok(allZero(staticStatic), 'and its static-static DH');
   assert.ok(allZero(sendKey), 'and its session keys (as before)');
+});
+
+test('keepalives and packets staged for a handshake are sealed with the backend the engine is given (--crypto)', () => {
+  const noble = aeadBackend('noble');
+  const sealed: number[] = [];
+  const counting: SealBatch = (data, keys, desc, count, ok) => {
+    sealed.push(count);
+    return noble.seal(data, keys, desc, count, ok);
+  };
+  const a = new Engine({ privateKey: generatePrivateKey(), seal: counting });
+  const b = new Engine({ privateKey: generatePrivateKey() });
+  const aPeer = a.addPeer(b.publicKey!, { endpoint: B_ENDPOINT });
+  b.allowedIPs.insert(parsePrefix('100.96.0.1/32'), b.addPeer(a.publicKey!, { endpoint: A_ENDPOINT }));
+  a.send(aPeer, ping(1));
+  assert.deepEqual(sealed, [], 'nothing to seal before the handshake');
+  const delivered = pump(a, b);
+  assert.deepEqual(sealed, [1], 'the staged ping, sealed through the backend as a batch of one');
+  assert.equal(parseIcmpEcho(dataOf(delivered)[0]!)?.seq, 1, 'and the peer opens it');
+  a.sendKeepalive(aPeer);
+  assert.deepEqual(sealed, [1, 1], 'the keepalive too');
+  assert.equal(receive(b, a.outbox.splice(0)[0]!.packet, A_ENDPOINT).kind, 'keepalive');
 });

@@ -18,7 +18,7 @@ import { EngineControl, inboundContextOf, outboundContextOf } from '../../src/st
 import { InboundStage } from '../../src/stages/inbound.js';
 import { OutboundStage } from '../../src/stages/outbound.js';
 import { icmpEcho, tunBatch } from '../helpers/packets.js';
-import { A, connectedEngines } from '../helpers/engines.js';
+import { A, connectedEngines, receive } from '../helpers/engines.js';
 
 const key = (b: number): Uint8Array => new Uint8Array(32).fill(b);
 
@@ -152,7 +152,7 @@ test('engine keeps the tables in step: handshake slots, the current send slot, e
   const current = aPeer.keypairs.current!;
   assert.equal(a.peerTable.sendSlot(aPeer.id), current.slot, 'the initiator sends at once');
   assert.equal(b.peerTable.sendSlot(bPeer.id), 0, 'the responder waits for confirmation');
-  b.receive(a.outbox.splice(0)[0]!.packet, { address: '198.18.7.7', port: 7 });
+  receive(b, a.outbox.splice(0)[0]!.packet, { address: '198.18.7.7', port: 7 });
   assert.equal(b.peerTable.sendSlot(bPeer.id), bPeer.keypairs.current!.slot, 'confirmed by the keepalive');
   assert.deepEqual(readAddr(b.peerTable.endpoints, bPeer.id), { address: '198.18.7.7', port: 7 }, 'roamed');
   a.removePeer(aPeer);

@@ -1,9 +1,8 @@
 // The outbound and inbound stages over shared-memory batches, with the native AEAD
-// batch, checked against the engine's single-packet path (@noble) as their twin:
+// batch, checked against @noble one message at a time (test/helpers/aead.ts) as their twin:
 // what the stages seal opens with @noble, and what they open equals what was sent.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openTransport } from '../../src/crypto/aead.js';
 import { generatePrivateKey } from '../../src/crypto/keys.js';
 import { readAddr, writeAddr } from '../../src/pipeline/address.js';
 import { openBatch, sealBatch } from '../../src/crypto/native-aead.js';
@@ -17,6 +16,7 @@ import { parsePrefix } from '../../src/routing/prefix.js';
 import { InboundStage } from '../../src/stages/inbound.js';
 import { OutboundStage } from '../../src/stages/outbound.js';
 import { icmpEcho, tunBatch } from '../helpers/packets.js';
+import { openTransport } from '../helpers/aead.js';
 import { A, B, connectedEngines } from '../helpers/engines.js';
 
 const SLOTS = 128;
