@@ -1,7 +1,7 @@
 // The native offloads (native/offload.cc, tun.cc's tunReadVnet) on their own: argument
 // checks, every split drop code, known segments of a TCPv4 super-packet, a two-packet TCP
 // coalesce and its round trip through split, and tunReadVnet against a real TUN in a
-// namespace. (The byte-for-byte comparison with the TypeScript twin is offload-twin.test.ts.)
+// namespace. (The byte-for-byte comparison with the TypeScript twin is offload-native-vs-twin.test.ts.)
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
