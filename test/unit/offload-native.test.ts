@@ -511,7 +511,7 @@ describe('tunReadVnet on a TUN in a namespace', { skip, timeout: 60_000 }, () =>
     writeFileSync(fixture, `
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { openTun, tunReadVnet, tunSetOffload, setLinkUp, TUN_READ_SCRATCH_SIZE } from ${JSON.stringify(tunUrl)};
+import { openTun, tunReadVnet, tunSetOffload, TUN_READ_SCRATCH_SIZE } from ${JSON.stringify(tunUrl)};
 import { closeFd } from ${JSON.stringify(fdUrl)};
 // No IPv6 here: no router solicitations or DAD probes on the TUN.
 for (const c of ['all', 'default']) writeFileSync('/proc/sys/net/ipv6/conf/' + c + '/disable_ipv6', '1');
@@ -519,7 +519,7 @@ const tun = openTun('tdrofl0', { vnetHeader: true });
 const uso = tunSetOffload(tun.fd, ${TUN_F_CSUM | TUN_F_TSO4 | TUN_F_USO4 | TUN_F_USO6});
 if (uso !== 0 && tunSetOffload(tun.fd, ${TUN_F_CSUM | TUN_F_TSO4}) !== 0) throw new Error('TUNSETOFFLOAD failed');
 execFileSync('ip', ['addr', 'add', '100.96.0.1/24', 'dev', tun.name]);
-setLinkUp(tun.name, true);
+execFileSync('ip', ['link', 'set', 'dev', tun.name, 'up']);
 execFileSync('python3', ['-c', [
   'import socket',
   's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
