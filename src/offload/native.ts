@@ -87,8 +87,3 @@ export type NativeCoalesce = (
 export const nativeSplit: NativeSplit = nativeFunction('offloadSplit');
 /** See {@link NativeCoalesce}. */
 export const nativeCoalesce: NativeCoalesce = nativeFunction('offloadCoalesce');
-/**
- * The folded RFC 1071 one's-complement sum of `bytes` (not complemented), 0..0xffff, as
- * a big-endian value: the native checksum loop, for tests and benchmarks.
- */
-export const nativeChecksum: (bytes: Uint8Array) => number = nativeFunction('offloadChecksum');
