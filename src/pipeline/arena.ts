@@ -28,8 +28,6 @@ export interface ArenaShared extends ArenaOptions {
   readonly lengths: SharedArrayBuffer;
   /** slotsPerBatch * ADDR_STRIDE bytes per batch. */
   readonly addrs: SharedArrayBuffer;
-  /** Int32, slotsPerBatch per batch. */
-  readonly marks: SharedArrayBuffer;
   /** Int32, HEADER_WORDS per batch (see batch.ts: count and spare words). */
   readonly headers: SharedArrayBuffer;
   /** Int32: [IN_USE, pad…, state of batch 0, 1, …]. */
@@ -103,7 +101,6 @@ export class BatchArena {
         offsets: new SharedArrayBuffer(slots * 4),
         lengths: new SharedArrayBuffer(slots * 4),
         addrs: new SharedArrayBuffer(slots * ADDR_STRIDE),
-        marks: new SharedArrayBuffer(slots * 4),
         headers: new SharedArrayBuffer(this.batches * HEADER_WORDS * 4),
         states: new SharedArrayBuffer((STATE_BASE + this.batches) * 4),
         // Twice the ids: in a Vyukov ring a pop in progress holds its cell until it
@@ -136,7 +133,6 @@ export class BatchArena {
         offsets: new Uint32Array(shared.offsets, i * n * 4, n),
         lengths: new Uint32Array(shared.lengths, i * n * 4, n),
         addrs: new Uint8Array(shared.addrs, i * n * ADDR_STRIDE, n * ADDR_STRIDE),
-        marks: new Int32Array(shared.marks, i * n * 4, n),
         header,
       });
     }

@@ -67,7 +67,6 @@ test('batch views: one object per id, disjoint, exactly slotsPerBatch * slotSize
     assert.equal(b.data.byteOffset, id * slotsPerBatch * slotSize);
     assert.equal(b.offsets.length, slotsPerBatch);
     assert.equal(b.lengths.length, slotsPerBatch);
-    assert.equal(b.marks.length, slotsPerBatch);
     assert.equal(b.addrs.byteLength, slotsPerBatch * ADDR_STRIDE);
     assert.equal(b.header, arena.header(id));
     assert.equal(b.header.length, HEADER_WORDS);
@@ -79,7 +78,6 @@ test('batch views: one object per id, disjoint, exactly slotsPerBatch * slotSize
     b.data.fill(id + 1);
     b.offsets.fill(id + 1);
     b.lengths.fill(id + 1);
-    b.marks.fill(id + 1);
     b.addrs.fill(id + 1);
     b.header.fill(id + 1);
   }
@@ -94,7 +92,7 @@ test('batch views: one object per id, disjoint, exactly slotsPerBatch * slotSize
   tiles(s.data, slotsPerBatch * slotSize);
   tiles(s.addrs, slotsPerBatch * ADDR_STRIDE);
   // Typed arrays of 4-byte words: compare words.
-  for (const [buf, per] of [[s.offsets, slotsPerBatch], [s.lengths, slotsPerBatch], [s.marks, slotsPerBatch], [s.headers, HEADER_WORDS]] as const) {
+  for (const [buf, per] of [[s.offsets, slotsPerBatch], [s.lengths, slotsPerBatch], [s.headers, HEADER_WORDS]] as const) {
     const words = new Int32Array(buf);
     assert.equal(words.length, per * batches);
     for (let i = 0; i < words.length; i++) assert.equal(words[i], Math.floor(i / per) + 1);
@@ -128,7 +126,7 @@ test('PacketBatch: new PacketBatch(slots, slotSize) still stands alone; fromView
   assert.equal(b.count, 0);
   assert.equal(a.data.byteLength, 2 * SLOT_SIZE);
   assert.notEqual(a.header.buffer, b.header.buffer);
-  const views = { data: a.data, offsets: a.offsets, lengths: a.lengths, marks: a.marks, addrs: a.addrs, header: a.header };
+  const views = { data: a.data, offsets: a.offsets, lengths: a.lengths, addrs: a.addrs, header: a.header };
   const c = PacketBatch.fromViews(2, SLOT_SIZE, views);
   assert.equal(c.count, 2, 'wraps the same header');
   assert.throws(() => PacketBatch.fromViews(3, SLOT_SIZE, views), RangeError);
