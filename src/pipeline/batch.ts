@@ -12,12 +12,9 @@ export const TAILROOM = 32;
  * Per-batch header words (Int32, in shared memory). `count` lives here rather than in
  * a JS field so that a batch handed to another thread carries it: the ring hand-off
  * (an Atomics store/load pair) orders the plain writes before it, so readers need no
- * Atomics of their own. Words HEADER_SPARE .. HEADER_SPARE + HEADER_SPARE_WORDS - 1 are
- * free for the pipeline (e.g. a key-table slot, a generation, a sequence number).
+ * Atomics of their own.
  */
 export const HEADER_COUNT = 0;
-export const HEADER_SPARE = 1;
-export const HEADER_SPARE_WORDS = 4;
 /** Words per header; padded to 64 bytes so two batches' headers never share a cache line. */
 export const HEADER_WORDS = 16;
 
@@ -71,7 +68,7 @@ export class PacketBatch {
     this.header = views.header;
   }
 
-  /** A batch over existing views (e.g. one batch of a BatchArena); allocates nothing but the object. */
+  /** A batch over existing views (a flight's batch on a queue worker); allocates nothing but the object. */
   static fromViews(slots: number, slotSize: number, views: PacketBatchViews): PacketBatch {
     return new PacketBatch(slots, slotSize, views);
   }
