@@ -705,7 +705,8 @@ Napi::Value CoalesceJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(items));
 }
 
-// offloadChecksum(bytes) -> the folded RFC 1071 sum (not complemented), 0..0xffff
+// offloadChecksum(bytes) -> the folded RFC 1071 sum (not complemented), 0..0xffff: the
+// loop split and coalesce run, on its own for the tests
 Napi::Value ChecksumJs(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   View bytes;

@@ -1,7 +1,7 @@
 // Segmentation offloads: virtio_net_hdr parsing, GSO split (TUN read side),
 // GRO coalesce (TUN write side) and Internet checksums. Pure functions over
 // buffers: no system calls, no policy. The semantics are those of
-// src/offload/README.md, which a TypeScript twin (src/offload/) implements too.
+// src/offload/README.md, which a TypeScript twin (reference/offload/) implements too.
 #pragma once
 
 #include <napi.h>

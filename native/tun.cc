@@ -2,7 +2,7 @@
 #include "tun.h"
 
 #include <fcntl.h>
-#include <net/if.h>  // before any linux/ header: glibc's struct ifreq, IFF_UP
+#include <net/if.h>  // before any linux/ header: glibc's struct ifreq
 #include <linux/if_tun.h>
 #include <linux/net_namespace.h>  // NETNSA_*
 #include <linux/netlink.h>
@@ -115,17 +115,6 @@ int GetMtu(const char name[IFNAMSIZ], int* err) {
   });
   if (*err == ENODEV) *err = 0;
   return mtu;
-}
-
-int SetUp(const char name[IFNAMSIZ], bool up) {
-  return WithIfreq(name, [up](int s, struct ifreq* ifr) {
-    if (ioctl(s, SIOCGIFFLAGS, ifr) < 0) return errno;
-    const short flags = ifr->ifr_flags;
-    const short want = static_cast<short>(up ? (flags | IFF_UP) : (flags & ~IFF_UP));
-    if (want == flags) return 0;
-    ifr->ifr_flags = want;
-    return ioctl(s, SIOCSIFFLAGS, ifr) < 0 ? errno : 0;
-  });
 }
 
 // ---- the interface behind a TUN fd, wherever it lives ---------------------
@@ -425,21 +414,6 @@ Napi::Value SetMtuJs(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
-Napi::Value SetUpJs(const Napi::CallbackInfo& info) {
-  napi_env env = info.Env();
-  char name[IFNAMSIZ];
-  const int bad = GetIfName(env, info[0], "setLinkUp", name);
-  if (bad < 0) return Napi::Value();
-  bool up = false;
-  if (!args::GetBool(env, info[1], "setLinkUp", "up", &up)) return Napi::Value();
-  const std::string what = std::string("cannot set ") +
-                           Quoted(info[0].As<Napi::String>().Utf8Value().c_str()) +
-                           (up ? " up" : " down");
-  const int err = bad > 0 ? bad : SetUp(name, up);
-  if (err != 0) ThrowErrno(env, err, "ioctl", what);
-  return Napi::Value();
-}
-
 // linkMtu(name): the interface's MTU, or 0 when there is no such interface (also
 // for names the kernel could never have), so a poller sees both changes and "gone".
 Napi::Value LinkMtuJs(const Napi::CallbackInfo& info) {
@@ -722,7 +696,6 @@ void Init(Napi::Env env, Napi::Object exports) {
               Napi::Function::New(env, SetVnetHeaderSizeJs, "tunSetVnetHeaderSize"));
   exports.Set("tunSetOffload", Napi::Function::New(env, SetOffloadJs, "tunSetOffload"));
   exports.Set("setLinkMtu", Napi::Function::New(env, SetMtuJs, "setLinkMtu"));
-  exports.Set("setLinkUp", Napi::Function::New(env, SetUpJs, "setLinkUp"));
   exports.Set("linkMtu", Napi::Function::New(env, LinkMtuJs, "linkMtu"));
   exports.Set("tunName", Napi::Function::New(env, NameJs, "tunName"));
   exports.Set("tunLink", Napi::Function::New(env, LinkJs, "tunLink"));

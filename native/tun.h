@@ -57,7 +57,7 @@ size_t ReadVnet(int fd, uint8_t* scratch, uint32_t* pending, uint8_t* data, size
                 double* stats, int* fatal);
 
 // Adds tunOpen, tunRead, tunWrite, tunReadVnet, tunSetVnetHeaderSize,
-// tunSetOffload, tunName, tunLink, setLinkMtu, setLinkUp, linkMtu and the TUN
+// tunSetOffload, tunName, tunLink, setLinkMtu, linkMtu and the TUN
 // constants.
 void Init(Napi::Env env, Napi::Object exports);
 

@@ -6,7 +6,6 @@
 // README.md § "The toolkit" shows how they fit.
 export { PacketBatch, HEADROOM, TAILROOM, SLOT_SIZE, BATCH_SIZE } from './pipeline/batch.js';
 export { ADDR_STRIDE, readAddr, writeAddr } from './pipeline/address.js';
-export { BatchArena, type ArenaShared } from './pipeline/arena.js';
 export { SpscRing, MpmcRing, type RingShared } from './pipeline/ring.js';
 export { KeyTable, KEY_SLOTS, KEY_SLOT_BITS, type KeyTableShared } from './protocol/key-table.js';
 export { PeerTable, PeerTableFullError, MAX_PEERS, type PeerTableShared } from './protocol/peer-table.js';

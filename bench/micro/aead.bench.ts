@@ -8,7 +8,8 @@
 import { cpus } from 'node:os';
 import { Bench, type Task } from 'tinybench';
 import { aeadBackend, CRYPTO_BACKENDS } from '../../src/crypto/backends.js';
-import { DESC_STRIDE, setDescriptor } from '../../src/crypto/native-aead.js';
+import { DESC_STRIDE } from '../../src/crypto/native-aead.js';
+import { setDescriptor } from '../../test/helpers/aead.js';
 import { AEAD_TAG_SIZE, KEY_SIZE } from '../../src/crypto/sizes.js';
 import { emit, taskResult, type Result } from './report.js';
 

@@ -8,8 +8,9 @@
 import { cpus } from 'node:os';
 import { Bench, type Task } from 'tinybench';
 import { nativeCoalesce, nativeSplit } from '../../src/offload/native.js';
-import { splitPacket } from '../../src/offload/split.js';
-import { COALESCE_TCP, COALESCE_UDP, coalescePackets } from '../../src/offload/coalesce.js';
+import { COALESCE_TCP, COALESCE_UDP } from '../../src/offload/coalesce.js';
+import { splitPacket } from '../../reference/offload/split.js';
+import { coalescePackets } from '../../reference/offload/coalesce.js';
 import { type L4Fields, buildPacket, ipv4, layoutBatch, randomBytes, superPacket } from '../../test/helpers/offload-packets.js';
 import { prng } from '../../test/helpers/prng.js';
 import { emit, taskResult, type Result } from './report.js';

@@ -83,37 +83,3 @@ expectNativeConstants([
 export const sealBatch: SealBatch = nativeFunction<SealBatch>('sealBatch');
 /** See {@link OpenBatch}. */
 export const openBatch: OpenBatch = nativeFunction<OpenBatch>('openBatch');
-
-const TWO_32 = 0x1_0000_0000;
-
-/**
- * Writes descriptor `index` of `desc`. `counter` is the 64-bit nonce counter, as a
- * bigint or as a non-negative safe integer. Throws a RangeError for a counter
- * outside [0, 2^64) or an inexact number.
- */
-export function setDescriptor(
-  desc: Uint32Array,
-  index: number,
-  offset: number,
-  length: number,
-  keyIndex: number,
-  counter: bigint | number,
-): void {
-  let lo: number;
-  let hi: number;
-  if (typeof counter === 'bigint') {
-    if (counter < 0n || counter >= 1n << 64n) throw new RangeError(`counter ${counter} is not a uint64`);
-    lo = Number(counter & 0xffff_ffffn);
-    hi = Number(counter >> 32n);
-  } else {
-    if (!Number.isSafeInteger(counter) || counter < 0) throw new RangeError(`counter ${counter} is not a safe uint`);
-    lo = counter % TWO_32;
-    hi = Math.floor(counter / TWO_32);
-  }
-  const base = index * DESC_STRIDE;
-  desc[base + DESC_OFFSET] = offset;
-  desc[base + DESC_LENGTH] = length;
-  desc[base + DESC_KEY_INDEX] = keyIndex;
-  desc[base + DESC_COUNTER_LO] = lo;
-  desc[base + DESC_COUNTER_HI] = hi;
-}

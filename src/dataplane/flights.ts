@@ -45,7 +45,7 @@ export interface QueueFlightsShared {
 export function createQueueFlights(firstId: number, perDirection: number, flightIds: number): QueueFlightsShared {
   const make = (k: number, direction: FlightViews['direction'], scratch: SharedArrayBuffer): FlightViews => {
     const b = new PacketBatch(BATCH_SIZE, SLOT_SIZE);
-    return { id: firstId + k, direction, batch: { data: b.data, offsets: b.offsets, lengths: b.lengths, marks: b.marks, addrs: b.addrs, header: b.header }, scratch };
+    return { id: firstId + k, direction, batch: { data: b.data, offsets: b.offsets, lengths: b.lengths, addrs: b.addrs, header: b.header }, scratch };
   };
   const outbound = Array.from({ length: perDirection }, (_, k) => make(k, 'outbound', new OutboundStage(BATCH_SIZE).scratch));
   const inbound = Array.from({ length: perDirection }, (_, k) => make(perDirection + k, 'inbound', new InboundStage(BATCH_SIZE).scratch));

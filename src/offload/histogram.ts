@@ -5,17 +5,9 @@
 
 /** The upper bounds of the buckets; one more bucket takes everything above. */
 export const HISTOGRAM_BOUNDS = [1, 2, 4, 8, 16, 32, 64] as const;
-export const HISTOGRAM_ENTRIES = HISTOGRAM_BOUNDS.length + 2;
 
 export function histogramNames(name: string): string[] {
   return [...HISTOGRAM_BOUNDS.map((le) => `${name}_bucket_${le}`), `${name}_bucket_inf`, `${name}_sum`];
-}
-
-/** Counts `value` into the histogram at `at` of `stats` (the TypeScript twin of Observe()). */
-export function observe(stats: Float64Array, at: number, value: number): void {
-  const bucket = value <= 1 ? 0 : 32 - Math.clz32(value - 1);
-  stats[at + Math.min(bucket, HISTOGRAM_BOUNDS.length)]! += 1;
-  stats[at + HISTOGRAM_BOUNDS.length + 1]! += value;
 }
 
 /** A histogram read out of a stats array: per-bucket counts (not cumulative), the count and the sum. */

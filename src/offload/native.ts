@@ -1,7 +1,7 @@
 // Typed wrappers over the addon's offload functions (native/offload.cc): GSO split of
 // one TUN read and GRO coalesce of a TUN write batch, with the semantics of
-// src/offload/README.md (the TypeScript twins in split.ts and coalesce.ts are the oracle
-// these are tested against, byte for byte).
+// src/offload/README.md (the TypeScript twins in reference/offload/ are the oracle these
+// are tested against, byte for byte).
 //
 // The functions are the native functions themselves. Their argument checks run in C++
 // once per call, before anything is read or written:
@@ -19,8 +19,8 @@ import { COALESCE_STAT_NAMES, COALESCE_TCP, COALESCE_UDP } from './coalesce.js';
 import { SPLIT_DROP_NAMES } from './split.js';
 import * as vnet from './vnet-header.js';
 
-// The constants are the twin's (vnet-header.ts, split.ts, coalesce.ts); a native side
-// that disagrees would misread every header or counter, so fail at load instead.
+// The constants are written down in vnet-header.ts, split.ts and coalesce.ts; a native
+// side that disagrees would misread every header or counter, so fail at load instead.
 expectNativeConstants([
   ['VNET_HDR_LEN', vnet.VNET_HDR_LEN], ['VNET_F_NEEDS_CSUM', vnet.VNET_F_NEEDS_CSUM], ['VNET_F_DATA_VALID', vnet.VNET_F_DATA_VALID],
   ['VNET_GSO_NONE', vnet.VNET_GSO_NONE], ['VNET_GSO_TCPV4', vnet.VNET_GSO_TCPV4], ['VNET_GSO_UDP', vnet.VNET_GSO_UDP],
@@ -87,8 +87,3 @@ export type NativeCoalesce = (
 export const nativeSplit: NativeSplit = nativeFunction('offloadSplit');
 /** See {@link NativeCoalesce}. */
 export const nativeCoalesce: NativeCoalesce = nativeFunction('offloadCoalesce');
-/**
- * The folded RFC 1071 one's-complement sum of `bytes` (not complemented), 0..0xffff, as
- * a big-endian value: the native checksum loop, for tests and benchmarks.
- */
-export const nativeChecksum: (bytes: Uint8Array) => number = nativeFunction('offloadChecksum');

@@ -1,7 +1,9 @@
 // The 10-byte legacy virtio_net_hdr that prefixes every TUN read and write once IFF_VNET_HDR is
 // set (README.md, "virtio_net_hdr"): flags u8, gso_type u8, hdr_len u16, gso_size u16,
 // csum_start u16, csum_offset u16 — the u16s little-endian (x86), unlike every packet header.
-import { setU16le, u16le } from './bytes.js';
+
+/** A header field: little-endian. */
+const u16le = (buf: Uint8Array, at: number): number => buf[at]! | (buf[at + 1]! << 8);
 
 export const VNET_HDR_LEN = 10;
 
@@ -40,21 +42,4 @@ export function readVnetHeader(buf: Uint8Array, offset = 0, out?: VnetHeader): V
   h.csumStart = u16le(buf, offset + 6);
   h.csumOffset = u16le(buf, offset + 8);
   return h;
-}
-
-/** Writes `h` at buf[offset, offset+10); every field is truncated to its width. */
-export function writeVnetHeader(buf: Uint8Array, offset: number, h: VnetHeader): void {
-  if (offset < 0 || offset + VNET_HDR_LEN > buf.length) throw new RangeError('vnet header out of range');
-  buf[offset] = h.flags & 0xff;
-  buf[offset + 1] = h.gsoType & 0xff;
-  setU16le(buf, offset + 2, h.hdrLen);
-  setU16le(buf, offset + 4, h.gsoSize);
-  setU16le(buf, offset + 6, h.csumStart);
-  setU16le(buf, offset + 8, h.csumOffset);
-}
-
-/** Writes an all-zero header (no offload) at buf[offset, offset+10). */
-export function clearVnetHeader(buf: Uint8Array, offset: number): void {
-  if (offset < 0 || offset + VNET_HDR_LEN > buf.length) throw new RangeError('vnet header out of range');
-  buf.fill(0, offset, offset + VNET_HDR_LEN);
 }

@@ -12,12 +12,9 @@ export const TAILROOM = 32;
  * Per-batch header words (Int32, in shared memory). `count` lives here rather than in
  * a JS field so that a batch handed to another thread carries it: the ring hand-off
  * (an Atomics store/load pair) orders the plain writes before it, so readers need no
- * Atomics of their own. Words HEADER_SPARE .. HEADER_SPARE + HEADER_SPARE_WORDS - 1 are
- * free for the pipeline (e.g. a key-table slot, a generation, a sequence number).
+ * Atomics of their own.
  */
 export const HEADER_COUNT = 0;
-export const HEADER_SPARE = 1;
-export const HEADER_SPARE_WORDS = 4;
 /** Words per header; padded to 64 bytes so two batches' headers never share a cache line. */
 export const HEADER_WORDS = 16;
 
@@ -28,7 +25,6 @@ export interface PacketBatchViews {
   /** slots entries each. */
   readonly offsets: Uint32Array;
   readonly lengths: Uint32Array;
-  readonly marks: Int32Array;
   /** slots * ADDR_STRIDE bytes. */
   readonly addrs: Uint8Array;
   /** At least HEADER_WORDS words; `count` is header[HEADER_COUNT]. */
@@ -41,8 +37,6 @@ export class PacketBatch {
   readonly lengths: Uint32Array;
   /** UDP peer address of each packet (source on receive, destination on send). */
   readonly addrs: Uint8Array;
-  /** Per-packet scratch for the stages (e.g. a status or a peer number). */
-  readonly marks: Int32Array;
   /** Shared per-batch words: count and spares (HEADER_* above). */
   readonly header: Int32Array;
 
@@ -56,7 +50,6 @@ export class PacketBatch {
       this.offsets = new Uint32Array(new SharedArrayBuffer(slots * 4));
       this.lengths = new Uint32Array(new SharedArrayBuffer(slots * 4));
       this.addrs = new Uint8Array(new SharedArrayBuffer(slots * ADDR_STRIDE));
-      this.marks = new Int32Array(new SharedArrayBuffer(slots * 4));
       this.header = new Int32Array(new SharedArrayBuffer(HEADER_WORDS * 4));
       return;
     }
@@ -66,18 +59,16 @@ export class PacketBatch {
     if (views.data.length < slots * slotSize) short('data', views.data.length, slots * slotSize);
     if (views.offsets.length < slots) short('offsets', views.offsets.length, slots);
     if (views.lengths.length < slots) short('lengths', views.lengths.length, slots);
-    if (views.marks.length < slots) short('marks', views.marks.length, slots);
     if (views.addrs.length < slots * ADDR_STRIDE) short('addrs', views.addrs.length, slots * ADDR_STRIDE);
     if (views.header.length < HEADER_WORDS) short('header', views.header.length, HEADER_WORDS);
     this.data = views.data;
     this.offsets = views.offsets;
     this.lengths = views.lengths;
     this.addrs = views.addrs;
-    this.marks = views.marks;
     this.header = views.header;
   }
 
-  /** A batch over existing views (e.g. one batch of a BatchArena); allocates nothing but the object. */
+  /** A batch over existing views (a flight's batch on a queue worker); allocates nothing but the object. */
   static fromViews(slots: number, slotSize: number, views: PacketBatchViews): PacketBatch {
     return new PacketBatch(slots, slotSize, views);
   }

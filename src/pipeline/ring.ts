@@ -330,7 +330,7 @@ export class SpscRing extends Ring {
  * producer stopped between claiming a cell and publishing it makes pops report empty
  * at that cell until it resumes, and a consumer stopped between claiming and freeing
  * a cell makes pushes report full at that cell one lap later (the known property of
- * this design; BatchArena sizes its free list for it).
+ * this design: a free list on it wants more cells than ids).
  *
  * Order, exactly: entries are popped in the order of the positions their pushes
  * claimed, and one producer's pushes claim increasing positions. So one consumer

@@ -114,9 +114,6 @@ export function openTunQueues(name: string, count: number, options: Omit<OpenTun
 /** Sets the interface's MTU (SIOCSIFMTU), in the caller's network namespace. */
 export const setLinkMtu: (name: string, mtu: number) => void = nativeFunction('setLinkMtu');
 
-/** Sets or clears IFF_UP on the interface (SIOCGIFFLAGS + SIOCSIFFLAGS). */
-export const setLinkUp: (name: string, up: boolean) => void = nativeFunction('setLinkUp');
-
 /**
  * The interface's MTU (SIOCGIFMTU), or 0 when there is no such interface: poll it to
  * follow MTU changes (wg-quick sets the MTU after start) and to notice that the

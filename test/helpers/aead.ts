@@ -1,8 +1,10 @@
-// Shared by the AEAD tests: the WireGuard nonce, one transport message sealed or
-// opened with @noble (the twin the batch backends are held to), hex literals, and a
-// byte comparison that names the first difference instead of printing a 64 KiB diff.
+// Shared by the AEAD tests and benches: the WireGuard nonce, one transport message sealed
+// or opened with @noble (the twin the batch backends are held to), hex literals, a byte
+// comparison that names the first difference instead of printing a 64 KiB diff, and
+// descriptors written one at a time (the stages write their rows in place).
 import assert from 'node:assert/strict';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { DESC_COUNTER_HI, DESC_COUNTER_LO, DESC_KEY_INDEX, DESC_LENGTH, DESC_OFFSET, DESC_STRIDE } from '../../src/crypto/native-aead.js';
 
 /** WireGuard's transport nonce: 4 zero bytes, then the 64-bit counter little-endian. */
 export function wgNonce(counter: bigint): Uint8Array {
@@ -35,4 +37,38 @@ export function equalBytes(actual: Uint8Array, expected: Uint8Array, what: strin
   let i = 0;
   while (i < a.length && a[i] === e[i]) i++;
   assert.fail(`${what}: bytes differ at ${i} (lengths ${a.length}/${e.length})`);
+}
+
+const TWO_32 = 0x1_0000_0000;
+
+/**
+ * Writes descriptor `index` of `desc`. `counter` is the 64-bit nonce counter, as a
+ * bigint or as a non-negative safe integer. Throws a RangeError for a counter
+ * outside [0, 2^64) or an inexact number.
+ */
+export function setDescriptor(
+  desc: Uint32Array,
+  index: number,
+  offset: number,
+  length: number,
+  keyIndex: number,
+  counter: bigint | number,
+): void {
+  let lo: number;
+  let hi: number;
+  if (typeof counter === 'bigint') {
+    if (counter < 0n || counter >= 1n << 64n) throw new RangeError(`counter ${counter} is not a uint64`);
+    lo = Number(counter & 0xffff_ffffn);
+    hi = Number(counter >> 32n);
+  } else {
+    if (!Number.isSafeInteger(counter) || counter < 0) throw new RangeError(`counter ${counter} is not a safe uint`);
+    lo = counter % TWO_32;
+    hi = Math.floor(counter / TWO_32);
+  }
+  const base = index * DESC_STRIDE;
+  desc[base + DESC_OFFSET] = offset;
+  desc[base + DESC_LENGTH] = length;
+  desc[base + DESC_KEY_INDEX] = keyIndex;
+  desc[base + DESC_COUNTER_LO] = lo;
+  desc[base + DESC_COUNTER_HI] = hi;
 }

@@ -3,8 +3,8 @@
 // hands them to a TUN, batch layouts with guard bytes, and a seeded generator of interleaved
 // flows of MTU-sized segments.
 //
-// Checksums here are computed with a separate, naive RFC 1071 routine (not src/offload/checksum),
-// so the tests do not only check the code against itself.
+// Checksums here are computed with a separate, naive RFC 1071 routine (not the twins' in
+// reference/offload/), so the tests do not only check the code against itself.
 
 import {
   VNET_F_NEEDS_CSUM,
@@ -65,7 +65,7 @@ export function ipv6(text: string): Uint8Array {
   return out;
 }
 
-// ---- checksums (naive, independent of src/offload/checksum.ts) -------------------------------
+// ---- checksums (naive, independent of reference/offload/checksum.ts) --------------------------
 
 /** The 16-bit one's-complement sum (folded, not complemented) of the byte list. */
 export function onesSum(bytes: ArrayLike<number>, start = 0, end = bytes.length): number {

@@ -1,8 +1,6 @@
-// Worker entry for the ring and arena stress tests and the ring bench. The role and
+// Worker entry for the ring stress tests and the ring bench. The role and
 // its inputs come in workerData; one result message goes back, then the worker ends.
 import { parentPort, workerData } from 'node:worker_threads';
-import { BatchArena, type ArenaShared } from '../../src/pipeline/arena.js';
-import { HEADER_SPARE } from '../../src/pipeline/batch.js';
 import { MpmcRing, SpscRing, type Ring, type RingShared } from '../../src/pipeline/ring.js';
 import { Stamps, WakeJudge, type StampsShared } from './wake-judge.js';
 
@@ -61,23 +59,6 @@ export interface ConsumeJob {
   /** As ProduceJob.ready; undefined: none (the close() test). */
   ready?: SharedArrayBuffer;
   /** Give up (gaveUp) after this long without a pop while the ring is open. */
-  giveUpMs: number;
-}
-
-export interface ArenaJob {
-  role: 'arena';
-  arena: ArenaShared;
-  worker: number;
-  /** At most this many iterations, and none started after budgetMs. */
-  iterations: number;
-  budgetMs: number;
-  /** Batches held at once per iteration. */
-  hold: number;
-  /** Int32[1] start barrier for `parties` workers, so they really overlap. */
-  barrier: SharedArrayBuffer;
-  parties: number;
-  /** How often a wait in acquireWait looks up; giveUpMs: how long it waits in all. */
-  timeoutMs: number;
   giveUpMs: number;
 }
 
@@ -167,7 +148,7 @@ export interface RoomJob {
   giveUpMs: number;
 }
 
-export type RingJob = ProduceJob | ConsumeJob | ArenaJob | BenchProduceJob | BenchConsumeJob | PingJob | EchoJob | RoomJob;
+export type RingJob = ProduceJob | ConsumeJob | BenchProduceJob | BenchConsumeJob | PingJob | EchoJob | RoomJob;
 
 export const PING_WARMUP = 100;
 
@@ -181,16 +162,6 @@ export interface EchoResult { echoed: number; lost: number; slow: number; worstA
 /** stalls: waits that hit their timeout (a slow other side or a lost wake-up, healed by the stream). */
 export interface ProduceResult { pushed: number; stalls: number; gaveUp: boolean }
 export interface ConsumeResult { popped: number; torn: number; outOfOrder: number; badIds: number; stalls: number; gaveUp: boolean }
-export interface ArenaResult {
-  iterations: number;
-  acquired: number;
-  conflicts: number;
-  /** acquireWait calls that hit their timeout and waited again (a holder was slow). */
-  stalls: number;
-  /** times acquire() found none free and acquireWait waited */
-  waits: number;
-  gaveUp: boolean;
-}
 
 /** Adds this thread to `ready` (a consumer that has started). */
 export function arrive(ready: SharedArrayBuffer): void {
@@ -261,53 +232,6 @@ function consume(job: ConsumeJob): ConsumeResult {
     if (seq <= last[p]!) r.outOfOrder++;
     last[p] = seq;
     Atomics.add(seen, p * job.count + seq, 1);
-  }
-  return r;
-}
-
-function arena(job: ArenaJob): ArenaResult {
-  const a = BatchArena.attach(job.arena);
-  const r: ArenaResult = { iterations: 0, acquired: 0, conflicts: 0, stalls: 0, waits: 0, gaveUp: false };
-  const mark = job.worker + 1;
-  const held = new Int32Array(job.hold);
-  const barrier = new Int32Array(job.barrier);
-  Atomics.add(barrier, 0, 1);
-  Atomics.notify(barrier, 0);
-  for (let v = Atomics.load(barrier, 0), t = 0; v < job.parties && t < 1000; v = Atomics.load(barrier, 0), t++) {
-    Atomics.wait(barrier, 0, v, 10);
-  }
-  const end = performance.now() + job.budgetMs;
-  for (let i = 0; i < job.iterations && performance.now() < end; i++) {
-    // Several at once, so with few batches the others must wait in acquireWait.
-    let n = 0;
-    while (n < job.hold) {
-      let id = a.acquire();
-      if (id < 0) {
-        r.waits++;
-        // A timeout only means the holders are slow (descheduled): wait again, up to giveUpMs.
-        const giveUp = performance.now() + job.giveUpMs;
-        while ((id = a.acquireWait(job.timeoutMs)) < 0 && performance.now() < giveUp) r.stalls++;
-      }
-      if (id < 0) {
-        r.gaveUp = true;
-        break;
-      }
-      r.acquired++;
-      // Ownership is exclusive: nobody else may write this batch while we hold it.
-      const h = a.header(id);
-      if (h[HEADER_SPARE] !== 0) r.conflicts++;
-      h[HEADER_SPARE] = mark;
-      a.batch(id).count = i & 63;
-      held[n++] = id;
-    }
-    for (let k = 0; k < n; k++) {
-      const h = a.header(held[k]!);
-      if (h[HEADER_SPARE] !== mark) r.conflicts++;
-      h[HEADER_SPARE] = 0;
-      a.release(held[k]!);
-    }
-    if (r.gaveUp) break;
-    r.iterations++;
   }
   return r;
 }
@@ -464,7 +388,6 @@ if (parentPort !== null && workerData !== null && typeof workerData === 'object'
   switch (job.role) {
     case 'produce': result = produce(job); break;
     case 'consume': result = consume(job); break;
-    case 'arena': result = arena(job); break;
     case 'bench-produce': result = benchProduce(job); break;
     case 'bench-consume': result = benchConsume(job); break;
     case 'ping': result = ping(job); break;

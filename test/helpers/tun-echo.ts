@@ -2,11 +2,11 @@
 // opens TUN IFNAME and answers ICMP/ICMPv6 echo requests read from it, in batches
 // driven by an FdWatcher, with replies written back by tunWrite. Reports events as
 // JSON lines on stdout and takes commands, one per line, on stdin:
-//   mtu N | up | down | read-mtu | malformed | capacity N | open-long | open-again | exit
+//   mtu N | read-mtu | malformed | capacity N | open-long | open-again | exit
 // It exits by itself when stdin closes (the test ended) or after 60 s.
 import { createInterface } from 'node:readline';
 import { closeFd } from '../../src/io/fd.js';
-import { linkMtu, openTun, setLinkMtu, setLinkUp, tunRead, tunWrite } from '../../src/tun/tun.js';
+import { linkMtu, openTun, setLinkMtu, tunRead, tunWrite } from '../../src/tun/tun.js';
 import { FdWatcher } from '../../src/io/watch.js';
 import { icmpEcho, internetChecksum } from './packets.js';
 
@@ -134,11 +134,6 @@ function command(line: string): void {
     switch (cmd) {
       case 'mtu':
         setLinkMtu(name!, Number(arg));
-        report('ok');
-        break;
-      case 'up':
-      case 'down':
-        setLinkUp(name!, cmd === 'up');
         report('ok');
         break;
       case 'read-mtu':

@@ -105,13 +105,9 @@ describe('TUN I/O in a namespace', { timeout: 120_000, skip }, () => {
     assert.notEqual(spawnSync('ip', ['link', 'show', 'dev', ifname]).status, 0);
   });
 
-  test('setLinkMtu and setLinkUp are reflected in ip link show', async () => {
+  test('setLinkMtu is reflected in ip link show', async () => {
     await fixture.command('mtu 1420');
     assert.equal(link().mtu, 1420);
-    await fixture.command('up');
-    assert.ok(link().flags.includes('UP'), JSON.stringify(link()));
-    await fixture.command('down');
-    assert.ok(!link().flags.includes('UP'));
     await fixture.command('mtu 1380');
     assert.equal(link().mtu, 1380);
     assert.equal((await fixture.command('read-mtu', 'mtu')).mtu, 1380);
@@ -119,13 +115,13 @@ describe('TUN I/O in a namespace', { timeout: 120_000, skip }, () => {
     assert.equal(bad.code, 'EINVAL');
     assert.match(String(bad.message), new RegExp(`cannot set the MTU of "${ifname}" to 10: Invalid argument \\(EINVAL\\)`));
     await fixture.command('mtu 1420');
-    await fixture.command('up');
-    assert.deepEqual([link().mtu, link().flags.includes('UP')], [1420, true]);
+    assert.equal(link().mtu, 1420);
   });
 
   test('ping through the TUN: echo requests read in batches, replies written with tunWrite', async () => {
     hosts.exec(ns, 'ip', ['addr', 'add', '100.96.0.1/24', 'dev', ifname]);
     hosts.exec(ns, 'ip', ['addr', 'add', 'fd7a:7d0::1/64', 'dev', ifname, 'nodad']);
+    hosts.exec(ns, 'ip', ['link', 'set', 'dev', ifname, 'up']);
     await fixture.command('stats', 'stats');
 
     const v4 = ping(['-c', '3', '-i', '0.2', '-W', '2', '100.96.0.2']);

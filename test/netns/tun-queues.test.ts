@@ -15,7 +15,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { closeFd } from '../../src/io/fd.js';
-import { openTunQueues, setLinkUp, tunRead, tunWrite } from '../../src/tun/tun.js';
+import { openTunQueues, tunRead, tunWrite } from '../../src/tun/tun.js';
 import { ADDR_STRIDE, writeAddr } from '../../src/pipeline/address.js';
 import { udpOpen, udpRecv, udpSend } from '../../src/conn/udp.js';
 import { networkTestsUnavailable, TwoHosts } from '../helpers/netns.js';
@@ -133,7 +133,7 @@ async function fixture(arg: string): Promise<void> {
     if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
   };
   ip('addr', 'add', `${LOCAL}/24`, 'dev', ifname);
-  setLinkUp(ifname, true);
+  ip('link', 'set', 'dev', ifname, 'up');
 
   const sockets = Array.from({ length: FLOWS }, () => udpOpen({ port: 0, family: 4, bindAddress: LOCAL }));
   const portToFlow = new Map(sockets.map((s, f) => [s.port, f]));

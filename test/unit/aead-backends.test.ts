@@ -11,10 +11,10 @@ import {
   type AeadBackend,
   type CryptoBackendName,
 } from '../../src/crypto/backends.js';
-import { DESC_KEY_INDEX, DESC_LENGTH, DESC_OFFSET, DESC_STRIDE, setDescriptor } from '../../src/crypto/native-aead.js';
+import { DESC_KEY_INDEX, DESC_LENGTH, DESC_OFFSET, DESC_STRIDE } from '../../src/crypto/native-aead.js';
 import { AEAD_TAG_SIZE, KEY_SIZE } from '../../src/crypto/sizes.js';
 import { fillRandom, prng, randInt } from '../helpers/prng.js';
-import { equalBytes, hex, wgNonce } from '../helpers/aead.js';
+import { equalBytes, hex, setDescriptor, wgNonce } from '../helpers/aead.js';
 
 const TAG = AEAD_TAG_SIZE;
 const backends: AeadBackend[] = CRYPTO_BACKENDS.map((name) => aeadBackend(name));

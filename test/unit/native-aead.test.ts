@@ -3,10 +3,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { DESC_COUNTER_HI, DESC_COUNTER_LO, DESC_LENGTH, DESC_STRIDE, openBatch, sealBatch, setDescriptor } from '../../src/crypto/native-aead.js';
+import { DESC_COUNTER_HI, DESC_COUNTER_LO, DESC_LENGTH, DESC_STRIDE, openBatch, sealBatch } from '../../src/crypto/native-aead.js';
 import { AEAD_TAG_SIZE, KEY_SIZE } from '../../src/crypto/sizes.js';
 import { fillRandom, prng, randInt } from '../helpers/prng.js';
-import { equalBytes, hex, wgNonce } from '../helpers/aead.js';
+import { equalBytes, hex, setDescriptor, wgNonce } from '../helpers/aead.js';
 
 const TAG = AEAD_TAG_SIZE;
 

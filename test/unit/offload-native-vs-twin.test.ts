@@ -1,13 +1,14 @@
 // The native offloads (offloadSplit / offloadCoalesce in native/offload.cc) against the
-// TypeScript twin (src/offload/{split,coalesce}.ts), the oracle: the same inputs must give the same
+// TypeScript twin (reference/offload/{split,coalesce}.ts), the oracle: the same inputs must give the same
 // return values, the same bytes in every slot, the same lengths and offsets and the same stats,
 // and nothing may be written outside the slots (guard bytes around every slot). Seeded and
 // bounded; a failure prints the case's bytes (or its seed and index when they are large).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nativeCoalesce, nativeSplit } from '../../src/offload/native.js';
-import { splitPacket, splitDropName } from '../../src/offload/split.js';
-import { COALESCE_STAT_NAMES, COALESCE_TCP, COALESCE_UDP, coalescePackets } from '../../src/offload/coalesce.js';
+import { COALESCE_STAT_NAMES, COALESCE_TCP, COALESCE_UDP } from '../../src/offload/coalesce.js';
+import { splitPacket, splitDropName } from '../../reference/offload/split.js';
+import { coalescePackets } from '../../reference/offload/coalesce.js';
 import {
   VNET_F_NEEDS_CSUM,
   VNET_GSO_ECN,

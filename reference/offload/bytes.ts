@@ -6,8 +6,6 @@ export const u16be = (buf: Uint8Array, at: number): number => (buf[at]! << 8) | 
 export const u32be = (buf: Uint8Array, at: number): number =>
   ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0;
 
-export const u16le = (buf: Uint8Array, at: number): number => buf[at]! | (buf[at + 1]! << 8);
-
 export function setU16be(buf: Uint8Array, at: number, value: number): void {
   buf[at] = (value >>> 8) & 0xff;
   buf[at + 1] = value & 0xff;
