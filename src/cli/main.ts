@@ -3,13 +3,13 @@
 // `tundra up CONFIG`, `tundra stats`, and key tools compatible with `wg genkey|pubkey|genpsk`.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '../config/wg-config.js';
-import { decodeKey, encodeKey, generatePresharedKey, generatePrivateKey, KeyFormatError, publicKeyOf } from '../crypto/keys.js';
+import { decodeKey, encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf } from '../crypto/keys.js';
 import { detach, tellParent } from '../daemon/detach.js';
 import { startInterface } from '../daemon/foreground.js';
-import { up, UpError } from '../daemon/up.js';
+import { up } from '../daemon/up.js';
 import { Logger, logLevelFromEnv } from '../log.js';
-import { isSettingError, settingsFromEnv, takeSettingFlags } from '../daemon/settings.js';
+import { settingsFromEnv, takeSettingFlags } from '../daemon/settings.js';
+import { ConfigError, KeyFormatError, SettingError, UpError } from '../errors.js';
 import { runDoctor } from '../doctor/doctor.js';
 import { runStats } from './stats.js';
 import { interfaceNameProblem } from '../tun/tun.js';
@@ -190,7 +190,7 @@ async function main(argv: string[]): Promise<void> {
     try {
       await up(files[0]!, logLevelFromEnv(process.env.LOG_LEVEL));
     } catch (err) {
-      if (err instanceof ConfigError || err instanceof UpError || isSettingError(err)) fail(err.message);
+      if (err instanceof ConfigError || err instanceof UpError || err instanceof SettingError) fail(err.message);
       fail(explain((err as Error).message, err));
     }
     return;
@@ -204,7 +204,7 @@ async function main(argv: string[]): Promise<void> {
     // The daemon reads its settings from the environment, also after detaching and under wg-quick.
     args = takeSettingFlags(argv, process.env);
   } catch (err) {
-    fail(`${(err as Error).message}${isSettingError(err) ? '' : `\n${USAGE}`}`);
+    fail(`${(err as Error).message}${err instanceof SettingError ? '' : `\n${USAGE}`}`);
   }
   let forced = false;
   for (const arg of args) {

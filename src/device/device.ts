@@ -8,7 +8,7 @@
 import { Engine } from '../protocol/engine.js';
 import { DropCounters, Drop } from '../protocol/drop-reasons.js';
 import { BATCH_SIZE, PacketBatch, SLOT_SIZE } from '../pipeline/batch.js';
-import { PeerTableFullError } from '../protocol/peer-table.js';
+import { errnoOf, PeerTableFullError, UapiError } from '../errors.js';
 import { QueueLoop, QueueStats } from '../dataplane/queue-loop.js';
 import { aeadBackend, type CryptoBackendName } from '../crypto/backends.js';
 import { UserStages, type StageSnapshot, type StageSpec } from '../stages/user-host.js';
@@ -30,9 +30,10 @@ import { SourceCheck } from './source-check.js';
 import { HandshakeScheduler } from './handshake-scheduler.js';
 import { createHandshakeLanes, HandshakeGate, LaneReader, LaneWriter } from '../dataplane/handshake-lanes.js';
 import { openUdpSockets, UdpPort } from '../conn/udp-port.js';
-import {
-  EADDRINUSE, EIO, ENOSPC, UapiError, type SetRequest, type UapiDevice, type UapiInterfaceState, type UapiPeerState,
-} from '../uapi/protocol.js';
+import { constants } from 'node:os';
+import { type SetRequest, type UapiDevice, type UapiInterfaceState, type UapiPeerState } from '../uapi/protocol.js';
+
+const { EADDRINUSE, ENOSPC } = constants.errno;
 
 /** Peers whose due timers one turn of the event loop runs (an initiation each, at most: ~0.1 ms). */
 const TIMER_SLICE = 64;
@@ -576,12 +577,6 @@ function readInterfaceStatistic(name: string, counter: string): number | undefin
   } catch {
     return undefined;
   }
-}
-
-/** The errno of a failed system call (positive), or EIO when the error carries none. */
-function errnoOf(err: unknown): number {
-  const errno = (err as { errno?: unknown } | null)?.errno;
-  return typeof errno === 'number' && Number.isInteger(errno) && errno !== 0 ? Math.abs(errno) : EIO;
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
