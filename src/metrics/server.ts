@@ -55,7 +55,7 @@ export async function startMetricsServer(endpoint: MetricsEndpoint, registry: Me
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       const why = err.code === 'EADDRINUSE' ? 'the address is in use (another interface or exporter has it: give each its own port)'
-        : err.code === 'EADDRNOTAVAIL' ? 'no interface has that address' : err.message;
+        : err.code === 'EADDRNOTAVAIL' ? 'no interface has that address (give one of this host\'s, or :PORT for every address)' : err.message;
       reject(new SettingError(`cannot serve metrics on ${shown}: ${why}`));
     });
     server.listen({ host: endpoint.host, port: endpoint.port, ipv6Only: false }, resolve);
