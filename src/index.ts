@@ -8,7 +8,8 @@ export { PacketBatch, HEADROOM, TAILROOM, SLOT_SIZE, BATCH_SIZE } from './pipeli
 export { ADDR_STRIDE, readAddr, writeAddr } from './pipeline/address.js';
 export { SpscRing, MpmcRing, type RingShared } from './pipeline/ring.js';
 export { KeyTable, KEY_SLOTS, KEY_SLOT_BITS, type KeyTableShared } from './protocol/key-table.js';
-export { PeerTable, PeerTableFullError, MAX_PEERS, type PeerTableShared } from './protocol/peer-table.js';
+export { PeerTable, MAX_PEERS, type PeerTableShared } from './protocol/peer-table.js';
+export { PeerTableFullError } from './errors.js';
 export { carveScratch, type ScratchSpec, type ScratchArrays } from './pipeline/scratch.js';
 export { RouteTable } from './routing/route-table.js';
 export { AllowedIPs } from './routing/allowed-ips.js';

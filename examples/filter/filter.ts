@@ -20,7 +20,8 @@
 // headers, or a first fragment too short to hold its ports), fragment. Counter: passed.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parsePrefix, PrefixError, type Prefix } from '../../src/routing/prefix.js';
+import { parsePrefix, type Prefix } from '../../src/routing/prefix.js';
+import { PrefixError } from '../../src/errors.js';
 import type { Stage, StageBatch, StageInit } from '../../src/stages/user-stage.js';
 
 const PROTOCOLS: Readonly<Record<string, number>> = { tcp: 6, udp: 17, icmp: 1, icmpv6: 58 };

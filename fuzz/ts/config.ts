@@ -1,6 +1,7 @@
 // The configuration file parser (wg and wg-quick modes) on any text: a config or
 // a ConfigError, and what parses is formatted and parsed back the same.
-import { ConfigError, formatConfig, parseConfig, type ConfigMode } from '../../src/config/wg-config.js';
+import { formatConfig, parseConfig, type ConfigMode } from '../../src/config/wg-config.js';
+import { ConfigError } from '../../src/errors.js';
 import { allowing, require, type TsTarget } from './target.js';
 
 export const config: TsTarget = {

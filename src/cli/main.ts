@@ -2,14 +2,15 @@
 // tundra's command line: a wireguard-go compatible daemon (`tundra [-f] IFNAME`),
 // `tundra up CONFIG`, `tundra stats`, and key tools compatible with `wg genkey|pubkey|genpsk`.
 import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '../config/wg-config.js';
-import { decodeKey, encodeKey, generatePresharedKey, generatePrivateKey, KeyFormatError, publicKeyOf } from '../crypto/keys.js';
+import { decodeKey, encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf } from '../crypto/keys.js';
 import { detach, tellParent } from '../daemon/detach.js';
 import { startInterface } from '../daemon/foreground.js';
-import { up, UpError } from '../daemon/up.js';
+import { up } from '../daemon/up.js';
 import { Logger, logLevelFromEnv } from '../log.js';
-import { isSettingError, settingsFromEnv, takeSettingFlags } from '../daemon/settings.js';
+import { settingsFromEnv, takeSettingFlags } from '../daemon/settings.js';
+import { ConfigError, errnoOf, KeyFormatError, SettingError, UpError } from '../errors.js';
 import { runDoctor } from '../doctor/doctor.js';
 import { runStats } from './stats.js';
 import { interfaceNameProblem } from '../tun/tun.js';
@@ -109,12 +110,15 @@ function suggestCommand(word: string): string | undefined {
 
 /** A start-up error with what to do about it, when the cause is a usual one (a long name is refused before: interfaceNameProblem). */
 function explain(message: string, err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code ?? /\((E[A-Z]+)\)/.exec(message)?.[1];
-  if (code === 'EPERM' || code === 'EACCES') {
+  // The errno the error carries (a system error's, a UapiError's), else the one its message names.
+  const named = /\((E[A-Z]+)\)/.exec(message)?.[1];
+  const errno = errnoOf(err, named === undefined ? 0 : (constants.errno as Record<string, number | undefined>)[named] ?? 0);
+  const { EACCES, EADDRINUSE, EPERM } = constants.errno;
+  if (errno === EPERM || errno === EACCES) {
     return `${message}\n  creating a TUN interface needs root or CAP_NET_ADMIN: run it with sudo, or give node the capability (setcap cap_net_admin+ep "$(command -v node)")`;
   }
   const port = /cannot listen on port (\d+)/.exec(message)?.[1];
-  if (code === 'EADDRINUSE' && port !== undefined) {
+  if (errno === EADDRINUSE && port !== undefined) {
     return `${message}\n  another program or interface has UDP port ${port} (see: ss -ulpn 'sport = ${port}'): stop it, or give this interface another ListenPort`;
   }
   return message;
@@ -190,7 +194,7 @@ async function main(argv: string[]): Promise<void> {
     try {
       await up(files[0]!, logLevelFromEnv(process.env.LOG_LEVEL));
     } catch (err) {
-      if (err instanceof ConfigError || err instanceof UpError || isSettingError(err)) fail(err.message);
+      if (err instanceof ConfigError || err instanceof UpError || err instanceof SettingError) fail(err.message);
       fail(explain((err as Error).message, err));
     }
     return;
@@ -204,7 +208,7 @@ async function main(argv: string[]): Promise<void> {
     // The daemon reads its settings from the environment, also after detaching and under wg-quick.
     args = takeSettingFlags(argv, process.env);
   } catch (err) {
-    fail(`${(err as Error).message}${isSettingError(err) ? '' : `\n${USAGE}`}`);
+    fail(`${(err as Error).message}${err instanceof SettingError ? '' : `\n${USAGE}`}`);
   }
   let forced = false;
   for (const arg of args) {

@@ -7,10 +7,9 @@ import { interfaceNameProblem } from '../tun/tun.js';
 import type { DeviceStats } from '../device/device.js';
 import { DEFAULT_SOCKET_DIRECTORY } from '../uapi/server.js';
 import { STATS_OPERATION } from '../uapi/protocol.js';
+import { StatsError } from '../errors.js';
 
 const TIMEOUT_MS = 5000;
-
-export class StatsError extends Error {}
 
 /** Asks the daemon serving `name` for its counters. */
 export async function fetchStats(name: string, directory = DEFAULT_SOCKET_DIRECTORY): Promise<DeviceStats> {

@@ -15,11 +15,11 @@
 
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { decodeKey, encodeKey, KeyFormatError } from '../crypto/keys.js';
+import { decodeKey, encodeKey } from '../crypto/keys.js';
+import { ConfigError, KeyFormatError, PrefixError } from '../errors.js';
 import {
   type InterfaceAddress,
   type Prefix,
-  PrefixError,
   formatAddress,
   formatPrefix,
   parseAddress,
@@ -67,25 +67,6 @@ export interface WireGuardConfig {
   interface: InterfaceConfig;
   peers: PeerConfig[];
 }
-
-/** A configuration problem, located as `file:line: Key: what is wrong`. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-
-  constructor(
-    readonly file: string,
-    /** 1-based; undefined when the problem is not on one line (e.g. an unreadable file). */
-    readonly line: number | undefined,
-    /** The key concerned, in its canonical spelling, or undefined. */
-    readonly key: string | undefined,
-    detail: string,
-  ) {
-    super(`${file}${line === undefined ? '' : `:${line}`}: ${key === undefined ? '' : `${key}: `}${detail}`);
-  }
-}
-
-/** A bad value; the caller adds file, line and key. */
-class ValueError extends Error {}
 
 interface PeerDraft {
   line: number;
@@ -158,7 +139,7 @@ export function parseConfig(text: string, options: { file: string; mode: ConfigM
   const finishPeer = () => {
     if (section?.kind !== 'peer') return;
     const { draft } = section;
-    if (draft.publicKey === undefined) throw new ConfigError(file, draft.line, 'PublicKey', 'this [Peer] section has no PublicKey');
+    if (draft.publicKey === undefined) throw new ConfigError('this [Peer] section has no PublicKey', file, draft.line, 'PublicKey');
     const peer: PeerConfig = { publicKey: draft.publicKey, allowedIPs: draft.allowedIPs };
     if (draft.presharedKey !== undefined) peer.presharedKey = draft.presharedKey;
     if (draft.endpoint !== undefined) peer.endpoint = draft.endpoint;
@@ -181,7 +162,7 @@ export function parseConfig(text: string, options: { file: string; mode: ConfigM
         const header = stripSpaces(line);
         const name = header.toLowerCase();
         if (name === '[interface]') {
-          if (interfaceLine !== undefined) throw new ValueError(`[Interface] appears twice (first on line ${interfaceLine})`);
+          if (interfaceLine !== undefined) throw new ConfigError(`[Interface] appears twice (first on line ${interfaceLine})`);
           finishPeer();
           interfaceLine = lineNumber;
           section = { kind: 'interface' };
@@ -190,7 +171,7 @@ export function parseConfig(text: string, options: { file: string; mode: ConfigM
           section = { kind: 'peer', draft: { line: lineNumber, allowedIPs: [] } };
         } else {
           const what = shown(header) === undefined ? 'an unknown section' : `unknown section ${quote(header)}`;
-          throw new ValueError(`${what} (expected [Interface] or [Peer])`);
+          throw new ConfigError(`${what} (expected [Interface] or [Peer])`);
         }
         seen = new Map();
         continue;
@@ -198,13 +179,13 @@ export function parseConfig(text: string, options: { file: string; mode: ConfigM
 
       const equals = line.indexOf('=');
       // The line is not echoed: a secret key written without "=" would land in logs.
-      if (equals < 0) throw new ValueError('expected "Key = Value" or a section header, found a line without "="');
+      if (equals < 0) throw new ConfigError('expected "Key = Value" or a section header, found a line without "="');
       const writtenKey = stripSpaces(line.slice(0, equals));
-      if (writtenKey === '') throw new ValueError('a line starts with "=" and has no key');
+      if (writtenKey === '') throw new ConfigError('a line starts with "=" and has no key');
       const value = line.slice(equals + 1).trim();
       if (section === undefined) {
         key = shown(writtenKey);
-        throw new ValueError('a key appears before any [Interface] or [Peer] section');
+        throw new ConfigError('a key appears before any [Interface] or [Peer] section');
       }
 
       const lower = writtenKey.toLowerCase();
@@ -214,17 +195,17 @@ export function parseConfig(text: string, options: { file: string; mode: ConfigM
         const here = section.kind === 'interface' ? '[Interface]' : '[Peer]';
         if (other === undefined) {
           key = shown(writtenKey);
-          throw new ValueError(key === undefined ? `unknown key in ${here} (too long to show)` : `unknown key in ${here}`);
+          throw new ConfigError(key === undefined ? `unknown key in ${here} (too long to show)` : `unknown key in ${here}`);
         }
         key = other.name;
-        throw new ValueError(`belongs in ${section.kind === 'interface' ? '[Peer]' : '[Interface]'}, not ${here}`);
+        throw new ConfigError(`belongs in ${section.kind === 'interface' ? '[Peer]' : '[Interface]'}, not ${here}`);
       }
       key = spec.name;
-      if (spec.wgQuickOnly && mode === 'wg') throw new ValueError('only wg-quick knows this key; `wg setconf` rejects it');
-      if (value === '') throw new ValueError('has no value');
+      if (spec.wgQuickOnly && mode === 'wg') throw new ConfigError('only wg-quick knows this key; `wg setconf` rejects it');
+      if (value === '') throw new ConfigError('has no value');
       if (!spec.repeatable) {
         const first = seen.get(spec.name);
-        if (first !== undefined) throw new ValueError(`given twice in one section (first on line ${first})`);
+        if (first !== undefined) throw new ConfigError(`given twice in one section (first on line ${first})`);
         seen.set(spec.name, lineNumber);
       }
 
@@ -236,7 +217,7 @@ export function parseConfig(text: string, options: { file: string; mode: ConfigM
         if (spec.name === 'PublicKey' && draft.publicKey !== undefined) {
           const encoded = encodeKey(draft.publicKey);
           const other = peerKeyLines.get(encoded);
-          if (other !== undefined) throw new ValueError(`the peer on line ${other} has the same public key`);
+          if (other !== undefined) throw new ConfigError(`the peer on line ${other} has the same public key`);
           peerKeyLines.set(encoded, draft.line);
         }
       }
@@ -244,10 +225,9 @@ export function parseConfig(text: string, options: { file: string; mode: ConfigM
     key = undefined;
     finishPeer();
   } catch (error) {
-    if (error instanceof ConfigError) throw error;
-    if (error instanceof ValueError) throw new ConfigError(file, lineNumber, key, error.message);
-    // Whatever else went wrong, callers get a ConfigError pointing at the line.
-    throw new ConfigError(file, lineNumber, key, `internal error: ${String(error)}`);
+    if (error instanceof ConfigError && error.file !== undefined) throw error;
+    // A bad value gets its place here; whatever else went wrong, callers get a ConfigError pointing at the line too.
+    throw new ConfigError(error instanceof ConfigError ? error.detail : `internal error: ${String(error)}`, file, lineNumber, key);
   }
   return { interface: iface, peers };
 }
@@ -283,7 +263,7 @@ export async function readConfigFile(path: string, mode: ConfigMode): Promise<Wi
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new ConfigError(path, undefined, undefined, `cannot read the file (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    throw new ConfigError(`cannot read the file (${(error as NodeJS.ErrnoException).code ?? String(error)})`, path);
   }
   return parseConfig(text, { file: path, mode });
 }
@@ -358,7 +338,7 @@ function stripSpaces(text: string): string {
 /** wg's lists: comma-separated, every entry non-empty. */
 function splitCommas(value: string): string[] {
   const items = value.split(',');
-  if (items.some((item) => item === '')) throw new ValueError(`${quote(value)} has an empty entry`);
+  if (items.some((item) => item === '')) throw new ConfigError(`${quote(value)} has an empty entry`);
   return items;
 }
 
@@ -371,7 +351,7 @@ function parseAddressItem<T>(item: string, parse: (text: string) => T, what: str
   try {
     return parse(item);
   } catch (error) {
-    if (error instanceof PrefixError) throw new ValueError(`${quote(item)} is not a valid ${what}: ${error.reason}`);
+    if (error instanceof PrefixError) throw new ConfigError(`${quote(item)} is not a valid ${what}: ${error.reason}`);
     throw error;
   }
 }
@@ -382,7 +362,7 @@ function parseKey(value: string, secret: boolean): Uint8Array {
     return decodeKey(value);
   } catch (error) {
     if (!(error instanceof KeyFormatError)) throw error;
-    throw new ValueError(`${secret ? 'the value' : quote(value)} is not a key (base64 of 32 bytes, 44 characters ending in "=")`);
+    throw new ConfigError(`${secret ? 'the value' : quote(value)} is not a key (base64 of 32 bytes, 44 characters ending in "=")`);
   }
 }
 
@@ -392,23 +372,23 @@ function formatKey(key: Uint8Array): string {
 }
 
 function parseInteger(value: string, min: number, max: number, what: string): number {
-  if (!/^[0-9]+$/.test(value)) throw new ValueError(`${quote(value)} is not ${what} (a decimal number)`);
+  if (!/^[0-9]+$/.test(value)) throw new ConfigError(`${quote(value)} is not ${what} (a decimal number)`);
   const n = Number(value);
-  if (n < min || n > max) throw new ValueError(`${shorten(value)} is out of range ${min}..${max}`);
+  if (n < min || n > max) throw new ConfigError(`${shorten(value)} is out of range ${min}..${max}`);
   return n;
 }
 
 function parseFwMark(value: string): number {
   if (value.toLowerCase() === 'off') return 0;
   const n = /^(?:[0-9]+|0x[0-9a-fA-F]+)$/.test(value) ? Number(value) : NaN;
-  if (!(n <= UINT32_MAX)) throw new ValueError(`${quote(value)} is neither off nor a number 0..0xffffffff`);
+  if (!(n <= UINT32_MAX)) throw new ConfigError(`${quote(value)} is neither off nor a number 0..0xffffffff`);
   return n;
 }
 
 function parseKeepalive(value: string): number {
   if (value.toLowerCase() === 'off') return 0;
   if (!/^[0-9]+$/.test(value) || Number(value) > 0xffff) {
-    throw new ValueError(`${quote(value)} is neither off nor a number of seconds 0..65535`);
+    throw new ConfigError(`${quote(value)} is neither off nor a number of seconds 0..65535`);
   }
   return Number(value);
 }
@@ -417,17 +397,17 @@ function parseBoolean(value: string): boolean {
   const lower = value.toLowerCase();
   if (lower === 'true') return true;
   if (lower === 'false') return false;
-  throw new ValueError(`${quote(value)} is neither true nor false`);
+  throw new ConfigError(`${quote(value)} is neither true nor false`);
 }
 
 function parseTable(value: string): string {
   const lower = value.toLowerCase();
   if (lower === 'off' || lower === 'auto') return lower;
   if (/^[0-9]+$/.test(value)) {
-    if (Number(value) > UINT32_MAX) throw new ValueError(`table ${shorten(value)} is out of range 0..4294967295`);
+    if (Number(value) > UINT32_MAX) throw new ConfigError(`table ${shorten(value)} is out of range 0..4294967295`);
     return value;
   }
-  if (!/^[A-Za-z0-9_.-]+$/.test(value)) throw new ValueError(`${quote(value)} is not off, auto, a table number or a table name`);
+  if (!/^[A-Za-z0-9_.-]+$/.test(value)) throw new ConfigError(`${quote(value)} is not off, auto, a table number or a table name`);
   return value;
 }
 
@@ -437,7 +417,7 @@ function parseDnsEntry(entry: string): string {
     const { family, address } = parseAddressItem(entry, parseAddress, 'DNS server address');
     return formatAddress(family, address);
   }
-  if (!isHostName(entry)) throw new ValueError(`${quote(entry)} is neither an address nor a search domain`);
+  if (!isHostName(entry)) throw new ConfigError(`${quote(entry)} is neither an address nor a search domain`);
   return entry;
 }
 
@@ -452,30 +432,30 @@ function parseEndpoint(value: string): ConfigEndpoint {
   let portText: string;
   if (value.startsWith('[')) {
     const close = value.indexOf(']');
-    if (close < 0) throw new ValueError(`${quote(value)} has "[" without "]"`);
-    if (value[close + 1] !== ':') throw new ValueError(`${quote(value)} needs ":port" after "]"`);
+    if (close < 0) throw new ConfigError(`${quote(value)} has "[" without "]"`);
+    if (value[close + 1] !== ':') throw new ConfigError(`${quote(value)} needs ":port" after "]"`);
     const [address = '', zone, ...rest] = value.slice(1, close).split('%');
     const parsed = parseAddressItem(address, parseAddress, 'IPv6 address');
-    if (parsed.family !== 6) throw new ValueError(`${quote(value)}: brackets are for IPv6 addresses only`);
+    if (parsed.family !== 6) throw new ConfigError(`${quote(value)}: brackets are for IPv6 addresses only`);
     if (rest.length > 0 || (zone !== undefined && !/^[A-Za-z0-9_.-]+$/.test(zone))) {
-      throw new ValueError(`${quote(value)} has a malformed zone`);
+      throw new ConfigError(`${quote(value)} has a malformed zone`);
     }
     host = formatAddress(6, parsed.address) + (zone === undefined ? '' : `%${zone}`);
     portText = value.slice(close + 2);
   } else {
     const colon = value.lastIndexOf(':');
-    if (colon < 0) throw new ValueError(`${quote(value)} has no port (host:port)`);
+    if (colon < 0) throw new ConfigError(`${quote(value)} has no port (host:port)`);
     host = value.slice(0, colon);
     portText = value.slice(colon + 1);
-    if (host.includes(':')) throw new ValueError(`${quote(value)}: an IPv6 address needs brackets, [address]:port`);
+    if (host.includes(':')) throw new ConfigError(`${quote(value)}: an IPv6 address needs brackets, [address]:port`);
     if (/^[0-9.]+$/.test(host)) {
       host = formatAddress(4, parseAddressItem(host, parseAddress, 'IPv4 address').address);
     } else if (!isHostName(host)) {
-      throw new ValueError(`${quote(host)} is neither an address nor a host name`);
+      throw new ConfigError(`${quote(host)} is neither an address nor a host name`);
     }
   }
   if (!/^[0-9]+$/.test(portText) || Number(portText) < 1 || Number(portText) > 0xffff) {
-    throw new ValueError(`${quote(value)}: port ${quote(portText)} is not a number 1..65535`);
+    throw new ConfigError(`${quote(value)}: port ${quote(portText)} is not a number 1..65535`);
   }
   return { host, port: Number(portText) };
 }

@@ -28,6 +28,7 @@ import { types } from 'node:util';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { DESC_COUNTER_HI, DESC_COUNTER_LO, DESC_KEY_INDEX, DESC_LENGTH, DESC_OFFSET, DESC_STRIDE, openBatch, sealBatch, type OpenBatch, type SealBatch } from './native-aead.js';
 import { AEAD_TAG_SIZE, KEY_SIZE } from './sizes.js';
+import { SettingError } from '../errors.js';
 
 export type { OpenBatch, SealBatch };
 
@@ -42,18 +43,13 @@ export interface AeadBackend {
   readonly open: OpenBatch;
 }
 
-/** A --crypto / TUNDRA_CRYPTO value that names no backend. */
-export class CryptoSettingError extends Error {
-  override name = 'CryptoSettingError';
-}
-
 /**
  * Parses a backend name as given on the command line or in the environment.
  * `source` names where it came from ("--crypto", "TUNDRA_CRYPTO") for the message.
  */
 export function parseCryptoBackend(value: string, source: string): CryptoBackendName {
   if ((CRYPTO_BACKENDS as readonly string[]).includes(value)) return value as CryptoBackendName;
-  throw new CryptoSettingError(`${source}: unknown crypto backend "${value}" (expected native, node or noble)`);
+  throw new SettingError(`${source}: unknown crypto backend "${value}" (expected native, node or noble)`);
 }
 
 // ---- shared validation: the checks native/aead.cc makes, in its order ------
@@ -226,7 +222,7 @@ const BACKENDS: Readonly<Record<CryptoBackendName, AeadBackend>> = Object.freeze
 export function aeadBackend(name: CryptoBackendName): AeadBackend {
   const backend = Object.hasOwn(BACKENDS, name) ? BACKENDS[name] : undefined;
   if (backend === undefined) {
-    throw new CryptoSettingError(`unknown crypto backend "${String(name)}" (expected native, node or noble)`);
+    throw new SettingError(`unknown crypto backend "${String(name)}" (expected native, node or noble)`);
   }
   return backend;
 }

@@ -2,8 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { KEY_SIZE } from './sizes.js';
 import { importPrivateKey } from './x25519.js';
-
-export class KeyFormatError extends Error {}
+import { KeyFormatError } from '../errors.js';
 
 /** Curve25519 clamping, as `wg genkey` applies it. */
 export function clamp(key: Uint8Array): Uint8Array {

@@ -3,11 +3,12 @@
 // variable — so the same settings work after detaching and under wg-quick, which
 // starts the daemon itself. A flag wins over its variable.
 import { availableParallelism } from 'node:os';
-import { CryptoSettingError, parseCryptoBackend, type CryptoBackendName } from '../crypto/backends.js';
-import { OffloadSettingError, parseOffloadSettings, type OffloadSettings } from '../offload/settings.js';
-import { parseStageSpecs, StageSettingError, type StageSpec } from '../stages/user-host.js';
-import { MetricsListenError, parseMetricsListen, type MetricsEndpoint } from '../metrics/server.js';
+import { parseCryptoBackend, type CryptoBackendName } from '../crypto/backends.js';
+import { parseOffloadSettings, type OffloadSettings } from '../offload/settings.js';
+import { parseStageSpecs, type StageSpec } from '../stages/user-host.js';
+import { parseMetricsListen, type MetricsEndpoint } from '../metrics/server.js';
 import { REKEY_AFTER_TIME, REKEY_TIMEOUT } from '../protocol/constants.js';
+import { SettingError } from '../errors.js';
 
 export interface TundraSettings {
   readonly offload: OffloadSettings;
@@ -36,10 +37,6 @@ export const MAX_QUEUES = 64;
 export const DEFAULT_WORKERS = 0;
 export const MAX_WORKERS = 64;
 
-export class QueueSettingError extends Error {
-  override name = 'QueueSettingError';
-}
-
 function count(value: string): number {
   const text = value.trim();
   return /^\d+$/.test(text) ? Number(text) : NaN;
@@ -49,7 +46,7 @@ function count(value: string): number {
 export function parseQueues(value: string, source: string): number {
   const n = count(value);
   if (!(n >= 0 && n <= MAX_QUEUES)) {
-    throw new QueueSettingError(`${source}: "${value}" is not a queue count (0 for the inline mode, or 1 to ${MAX_QUEUES} queue workers)`);
+    throw new SettingError(`${source}: "${value}" is not a queue count (0 for the inline mode, or 1 to ${MAX_QUEUES} queue workers)`);
   }
   return n;
 }
@@ -58,13 +55,9 @@ export function parseQueues(value: string, source: string): number {
 export function parseWorkers(value: string, source: string): number {
   const n = count(value);
   if (!(n >= 0 && n <= MAX_WORKERS)) {
-    throw new QueueSettingError(`${source}: "${value}" is not a crypto worker count (0 for none, or 1 to ${MAX_WORKERS})`);
+    throw new SettingError(`${source}: "${value}" is not a crypto worker count (0 for none, or 1 to ${MAX_WORKERS})`);
   }
   return n;
-}
-
-export class RekeySettingError extends Error {
-  override name = 'RekeySettingError';
 }
 
 /** Whole seconds between REKEY_TIMEOUT (5, the least time between two initiations) and REKEY_AFTER_TIME (120). */
@@ -72,7 +65,7 @@ export function parseRekeyAfterSeconds(value: string, source: string): number {
   const n = count(value);
   const [min, max] = [REKEY_TIMEOUT / 1000, REKEY_AFTER_TIME / 1000];
   if (!(n >= min && n <= max)) {
-    throw new RekeySettingError(`${source}: "${value}" is not a rekey interval (whole seconds, ${min} to ${max}; a testing knob, unset by default)`);
+    throw new SettingError(`${source}: "${value}" is not a rekey interval (whole seconds, ${min} to ${max}; a testing knob, unset by default)`);
   }
   return n;
 }
@@ -82,7 +75,7 @@ export function parseSwitch(value: string, source: string): boolean {
   const text = value.trim().toLowerCase();
   if (['on', 'yes', 'true', '1'].includes(text)) return true;
   if (['off', 'no', 'false', '0'].includes(text)) return false;
-  throw new MetricsListenError(`${source}: "${value}" is not on or off`);
+  throw new SettingError(`${source}: "${value}" is not on or off (also yes/no, true/false, 1/0)`);
 }
 
 interface Setting {
@@ -90,7 +83,7 @@ interface Setting {
   readonly variable: string;
   /** Given more than once, the values are joined with commas (the variable holds a list). */
   readonly repeatable: boolean;
-  /** Throws a SettingError-class error naming `source` when the text is bad. */
+  /** Throws a SettingError naming `source` when the text is bad. */
   readonly check: (text: string, source: string) => unknown;
 }
 
@@ -104,12 +97,6 @@ export const SETTINGS: readonly Setting[] = [
   { flag: '--metrics-peers', variable: 'TUNDRA_METRICS_PEERS', repeatable: false, check: parseSwitch },
   { flag: '--rekey-after-seconds', variable: 'TUNDRA_REKEY_AFTER_SECONDS', repeatable: false, check: parseRekeyAfterSeconds },
 ];
-
-/** A bad setting: the message names the flag or variable and what it takes. */
-export function isSettingError(err: unknown): err is Error {
-  return err instanceof OffloadSettingError || err instanceof CryptoSettingError || err instanceof StageSettingError
-    || err instanceof QueueSettingError || err instanceof MetricsListenError || err instanceof RekeySettingError;
-}
 
 export function settingsFromEnv(env: NodeJS.ProcessEnv): TundraSettings {
   return {
@@ -129,7 +116,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv): TundraSettings {
 /**
  * Takes tundra's flags out of `argv` (as `--flag=value` or `--flag value`), checks each
  * and copies it into its variable in `env`; returns the other arguments. Throws a
- * setting error for a bad value, or an Error for a flag without one.
+ * SettingError for a bad value, or an Error for a flag without one.
  */
 export function takeSettingFlags(argv: readonly string[], env: NodeJS.ProcessEnv): string[] {
   const rest: string[] = [];

@@ -11,7 +11,7 @@
 import { spawnSync } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { basename } from 'node:path';
-import { ConfigError, readConfigFile, worldAccessibleWarning, type PeerConfig, type WireGuardConfig } from '../config/wg-config.js';
+import { readConfigFile, worldAccessibleWarning, type PeerConfig, type WireGuardConfig } from '../config/wg-config.js';
 import { clamp, encodeKey } from '../crypto/keys.js';
 import { KEY_SIZE } from '../crypto/sizes.js';
 import { Logger, type LogLevel } from '../log.js';
@@ -19,10 +19,9 @@ import { settingsFromEnv } from './settings.js';
 import { formatPrefix, type Prefix } from '../routing/prefix.js';
 import { wipeSetRequest, type PeerChange, type SetRequest, type UapiEndpoint, type UapiInterfaceState } from '../uapi/protocol.js';
 import { startInterface, type RunningInterface } from './foreground.js';
+import { ConfigError, UpError } from '../errors.js';
 
 const INTERFACE_NAME = /^[a-zA-Z0-9_=+.-]{1,15}$/;
-
-export class UpError extends Error {}
 
 function ip(args: string[]): void {
   const r = spawnSync('ip', args, { encoding: 'utf8' });

@@ -47,7 +47,7 @@ const T_ADDR = 7;
 const MESSAGE_WORDS = MAX_WORDS;
 const M_ADDR = 4;
 const M_DATA = (M_ADDR + ADDR_WORDS) * 4;
-/** Largest packet a message record holds; a longer one without a session is dropped (queue_full). */
+/** Largest packet a message record holds; a longer one without a session is dropped (control_record_too_big). */
 export const MESSAGE_MAX_BYTES = MESSAGE_WORDS * 4 - M_DATA;
 
 /** How often the main thread reads the tallies that can wait, while they come. */
@@ -95,7 +95,7 @@ export class ChannelWriter implements OutboundControl, InboundControl {
 
   needsSession(peer: number, data: Uint8Array, offset: number, length: number): void {
     if (length > MESSAGE_MAX_BYTES) {
-      this.drops.add(Drop.QueueFull);
+      this.drops.add(Drop.ControlRecordTooBig);
       return;
     }
     const w = this.message.words;

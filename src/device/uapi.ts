@@ -2,16 +2,17 @@
 // reads, and the parts of a `wg set` request: the interface key and peers applied to
 // the engine, and the socket steps (a new listen port, a firewall mark) that fail with
 // the errno the request is answered with.
+import { constants } from 'node:os';
 import type { UdpSocket } from '../conn/udp.js';
 import { udpSetFwmark } from '../conn/udp.js';
 import { openUdpSockets } from '../conn/udp-port.js';
 import { isZeroKey } from '../crypto/keys.js';
 import type { OffloadSettings } from '../offload/settings.js';
 import type { Engine } from '../protocol/engine.js';
-import { PeerTableFullError } from '../protocol/peer-table.js';
-import {
-  EADDRINUSE, EIO, ENOSPC, UapiError, type SetRequest, type UapiInterfaceState, type UapiPeerState,
-} from '../uapi/protocol.js';
+import { errnoOf, PeerTableFullError, UapiError } from '../errors.js';
+import type { SetRequest, UapiInterfaceState, UapiPeerState } from '../uapi/protocol.js';
+
+const { EADDRINUSE, ENOSPC } = constants.errno;
 
 /** The interface and its peers, as `wg show` and `wg showconf` read them. */
 export function interfaceState(engine: Engine, listenPort: number, fwmark: number): UapiInterfaceState {
@@ -112,12 +113,6 @@ export function openListenSockets(port: number, fwmark: number, settings: Offloa
     const code = (err as NodeJS.ErrnoException).code;
     throw new UapiError(code === 'EADDRINUSE' ? EADDRINUSE : errnoOf(err), `cannot listen on port ${port}: ${(err as Error).message}`);
   }
-}
-
-/** The errno of a failed system call (positive), or EIO when the error carries none. */
-function errnoOf(err: unknown): number {
-  const errno = (err as { errno?: unknown } | null)?.errno;
-  return typeof errno === 'number' && Number.isInteger(errno) && errno !== 0 ? Math.abs(errno) : EIO;
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

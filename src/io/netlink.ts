@@ -2,6 +2,7 @@
 // that say routes or addresses changed, and route look-ups (`ip route get DST from
 // SRC mark MARK`) — what the kernel's WireGuard asks before it sends from a sticky
 // source address. The messages are built and read here; see rtnetlink(7).
+import { constants } from 'node:os';
 import { nativeFunction } from '../native/addon.js';
 import { formatAddress, parseAddress } from '../routing/prefix.js';
 
@@ -28,13 +29,12 @@ const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
 const AF_INET = 2;
 const AF_INET6 = 10;
-const ENOBUFS = 105;
 
 export const netlinkOpen: (groups: number) => number = nativeFunction('netlinkOpen');
 export const netlinkSend: (fd: number, data: Uint8Array) => void = nativeFunction('netlinkSend');
 /** Bytes read into `buf`, 0 when nothing waits, -ENOBUFS when the kernel dropped messages. */
 export const netlinkRecv: (fd: number, buf: Uint8Array) => number = nativeFunction('netlinkRecv');
-export const NETLINK_OVERRUN = -ENOBUFS;
+export const NETLINK_OVERRUN = -constants.errno.ENOBUFS;
 
 /** A route look-up: where a datagram to `destination` from `source` (if given) with `mark` would leave. */
 export interface RouteQuery {

@@ -1,10 +1,7 @@
 // The /metrics endpoint: an HTTP server on the address --metrics-listen names.
 import { createServer, type Server } from 'node:http';
 import type { MetricsRegistry } from './metrics.js';
-
-export class MetricsListenError extends Error {
-  override name = 'MetricsListenError';
-}
+import { SettingError } from '../errors.js';
 
 export interface MetricsEndpoint {
   readonly host: string;
@@ -13,14 +10,14 @@ export interface MetricsEndpoint {
 
 /**
  * Parses ADDR:PORT (`127.0.0.1:9587`, `[::1]:9587`, `:9587` for every address).
- * Throws a MetricsListenError naming `source` for anything else.
+ * Throws a SettingError naming `source` for anything else.
  */
 export function parseMetricsListen(value: string, source: string): MetricsEndpoint {
   const text = value.trim();
   const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
   const port = match === null ? NaN : Number(match[3]);
   if (match === null || !(port >= 1 && port <= 65535)) {
-    throw new MetricsListenError(`${source}: "${value}" is not ADDR:PORT (e.g. 127.0.0.1:9587, [::1]:9587, or :9587 for every address)`);
+    throw new SettingError(`${source}: "${value}" is not ADDR:PORT (e.g. 127.0.0.1:9587, [::1]:9587, or :9587 for every address)`);
   }
   const host = match[1] ?? match[2] ?? '';
   return { host: host === '' ? '::' : host, port };
@@ -32,7 +29,7 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Serves `GET /metrics` (and `/` with a pointer to it); rejects with a MetricsListenError that names the address. */
+/** Serves `GET /metrics` (and `/` with a pointer to it); rejects with a SettingError that names the address. */
 export async function startMetricsServer(endpoint: MetricsEndpoint, registry: MetricsRegistry, log: (message: string) => void): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -58,8 +55,8 @@ export async function startMetricsServer(endpoint: MetricsEndpoint, registry: Me
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       const why = err.code === 'EADDRINUSE' ? 'the address is in use (another interface or exporter has it: give each its own port)'
-        : err.code === 'EADDRNOTAVAIL' ? 'no interface has that address' : err.message;
-      reject(new MetricsListenError(`cannot serve metrics on ${shown}: ${why}`));
+        : err.code === 'EADDRNOTAVAIL' ? 'no interface has that address (give one of this host\'s, or :PORT for every address)' : err.message;
+      reject(new SettingError(`cannot serve metrics on ${shown}: ${why}`));
     });
     server.listen({ host: endpoint.host, port: endpoint.port, ipv6Only: false }, resolve);
   });

@@ -2,6 +2,7 @@
 // command line, or the same text in TUNDRA_OFFLOAD (what works under wg-quick, which
 // starts the daemon itself). Everything is on by default where the kernel has it;
 // the switches only ever turn things off.
+import { SettingError } from '../errors.js';
 
 /** The offloads that can be switched off one by one. */
 export const OFFLOAD_NAMES = ['tun-tso', 'tun-uso', 'tun-gro', 'udp-gso', 'udp-gro'] as const;
@@ -13,8 +14,6 @@ export type OffloadSettings = Readonly<Record<OffloadName, boolean>>;
 export const ALL_OFFLOADS: OffloadSettings = Object.freeze({
   'tun-tso': true, 'tun-uso': true, 'tun-gro': true, 'udp-gso': true, 'udp-gro': true,
 });
-
-export class OffloadSettingError extends Error {}
 
 /**
  * Parses a switch value: empty or `all` (everything), `none`, or a comma list of
@@ -30,7 +29,7 @@ export function parseOffloadSettings(text: string | undefined, source: string): 
     const item = raw.trim();
     const name = item.startsWith('-') ? item.slice(1) : undefined;
     if (name === undefined || !(OFFLOAD_NAMES as readonly string[]).includes(name)) {
-      throw new OffloadSettingError(
+      throw new SettingError(
         `${source}: "${item}" is not an offload switch; use "none", or a comma list of -NAME with NAME one of ${OFFLOAD_NAMES.join(', ')}`,
       );
     }

@@ -3,7 +3,8 @@
 // leave from it). The native UDP calls read and write these records in place
 // (native/udp.cc checks the stride at load: see conn/udp.ts); the functions below are
 // the TypeScript side's view of them.
-import { formatAddress, parseAddress, PrefixError } from '../routing/prefix.js';
+import { formatAddress, parseAddress } from '../routing/prefix.js';
+import { PrefixError } from '../errors.js';
 
 /**
  * Bytes per address record. Record i is `addrs[i*44, i*44+44)`. The remote side:

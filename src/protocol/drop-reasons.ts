@@ -34,6 +34,7 @@ export const Drop = {
   RoutingLoop: 30,
   HandshakeQueueFull: 31,
   CookieRateLimited: 32,
+  ControlRecordTooBig: 33,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
@@ -72,6 +73,7 @@ export const DROP_REASON_NAMES: Readonly<Record<DropReason, string>> = {
   [Drop.RoutingLoop]: 'routing_loop',
   [Drop.HandshakeQueueFull]: 'handshake_queue_full',
   [Drop.CookieRateLimited]: 'cookie_rate_limited',
+  [Drop.ControlRecordTooBig]: 'control_record_too_big',
 };
 
 /**
@@ -82,6 +84,7 @@ export const DROP_REASON_NAMES: Readonly<Record<DropReason, string>> = {
 export type DropDirection = 'inbound' | 'outbound' | 'unknown';
 const OUTBOUND_REASONS: ReadonlySet<DropReason> = new Set<DropReason>([
   Drop.NoPeerForDestination, Drop.QueueFull, Drop.NoEndpoint, Drop.CounterExhausted, Drop.SendFailed, Drop.KeyTableFull, Drop.RoutingLoop,
+  Drop.ControlRecordTooBig,
 ]);
 const UNKNOWN_REASONS: ReadonlySet<DropReason> = new Set<DropReason>([Drop.WorkerBatchLost, Drop.ControlRingFull]);
 

@@ -14,6 +14,7 @@
 // copies the record and keeps the copy only if the sequence was even and unchanged.
 import { ADDR_LOCAL_FAMILY, ADDR_STRIDE, writeAddr } from '../pipeline/address.js';
 import type { Endpoint } from './peer.js';
+import { PeerTableFullError } from '../errors.js';
 
 export const MAX_PEERS = 16_384;
 
@@ -36,10 +37,6 @@ export interface PeerTableShared {
   readonly capacity: number;
   readonly meta: SharedArrayBuffer;
   readonly endpoints: SharedArrayBuffer;
-}
-
-export class PeerTableFullError extends Error {
-  readonly code = 'ENOSPC';
 }
 
 export class PeerTable {

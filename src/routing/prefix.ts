@@ -1,4 +1,5 @@
 // IP addresses and prefixes as bytes: parsing and canonical text (RFC 5952 for IPv6).
+import { PrefixError } from '../errors.js';
 
 export type AddressFamily = 4 | 6;
 
@@ -18,18 +19,6 @@ export interface InterfaceAddress {
   family: AddressFamily;
   address: Uint8Array;
   bits: number;
-}
-
-/** A malformed address or prefix; `reason` says what is wrong with `input`. */
-export class PrefixError extends Error {
-  override name = 'PrefixError';
-
-  constructor(
-    readonly input: string,
-    readonly reason: string,
-  ) {
-    super(`"${input}": ${reason}`);
-  }
 }
 
 export function addressLength(family: AddressFamily): 4 | 16 {

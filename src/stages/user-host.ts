@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { CreateStage, Direction, Stage, StageBatch, StageInit } from './user-stage.js';
+import { SettingError } from '../errors.js';
 
 export type { CreateStage, Direction, Stage, StageBatch, StageInit } from './user-stage.js';
 
@@ -16,8 +17,6 @@ export interface StageSpec {
   /** The text after the first '=' of the entry, if any. */
   config: string | undefined;
 }
-
-export class StageSettingError extends Error {}
 
 /**
  * Parses a comma-separated list of MODULE[=CONFIG] entries; an empty (or blank) value is [].
@@ -30,10 +29,10 @@ export function parseStageSpecs(value: string, source: string): StageSpec[] {
   const hint = 'give MODULE[=CONFIG] entries separated by commas (write a comma inside CONFIG as \\,)';
   return splitUnescaped(value).map((item, index) => {
     const entry = item.trim();
-    if (entry === '') throw new StageSettingError(`${source}: entry ${index + 1} of "${value}" is empty; ${hint}`);
+    if (entry === '') throw new SettingError(`${source}: entry ${index + 1} of "${value}" is empty; ${hint}`);
     const eq = entry.indexOf('=');
     const module = (eq < 0 ? entry : entry.slice(0, eq)).trim();
-    if (module === '') throw new StageSettingError(`${source}: "${entry}" names no module before "="; ${hint}`);
+    if (module === '') throw new SettingError(`${source}: "${entry}" names no module before "="; ${hint}`);
     return { module, config: eq < 0 ? undefined : entry.slice(eq + 1) };
   });
 }

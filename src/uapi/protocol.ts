@@ -3,17 +3,15 @@
 // `get` responses, and cutting a byte stream into operations. Pure: no I/O, no clock.
 import { clamp, encodeKeyHex, isZeroKey } from '../crypto/keys.js';
 import { KEY_SIZE } from '../crypto/sizes.js';
+import { constants } from 'node:os';
 import { formatAddress, formatPrefix, parseAddress, parsePrefix, type Prefix } from '../routing/prefix.js';
+import { errnoOf, UapiError } from '../errors.js';
 
-// Linux errno values. On the wire they travel negated (`errno=-22`), as wireguard-go
-// sends them; `wg` takes any non-zero value as failure.
-export const EIO = 5;
-export const EINVAL = 22;
-export const ENOSPC = 28;
-export const EPROTO = 71;
-export const EADDRINUSE = 98;
-/** ENOANO: what wireguard-go answers for a failure that carries no code of its own. */
-export const EUNKNOWN = 55;
+// Failures carry a Linux errno, which travels negated (`errno=-22`), as wireguard-go
+// sends it; `wg` takes any non-zero value as failure.
+const { EINVAL, EIO, EPROTO } = constants.errno;
+/** What wireguard-go answers for a failure without an errno of its own; node's table lacks it. */
+export const ENOANO = 55;
 
 /** An IP literal (IPv6 without brackets or zone) and a UDP port. */
 export interface UapiEndpoint {
@@ -90,29 +88,15 @@ export interface UapiDevice {
   set(request: SetRequest): Promise<void>;
 }
 
-/** A failure with a Linux errno (positive, e.g. EINVAL); the response carries it negated. */
-export class UapiError extends Error {
-  override name = 'UapiError';
+/** The answer to a request that succeeded. */
+export const SUCCESS_RESPONSE = 'errno=0\n\n';
 
-  constructor(
-    readonly errno: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** The `errno=` value to answer for a failure: negative, never 0. */
-export function responseErrno(err: unknown): number {
-  if (err instanceof UapiError) return -(Math.abs(err.errno) || EUNKNOWN);
-  // Node's system errors (a failed bind, say) carry the errno, negative already.
-  const errno = (err as { errno?: unknown } | null)?.errno;
-  if (typeof errno === 'number' && Number.isInteger(errno) && errno !== 0) return -Math.abs(errno);
-  return -EUNKNOWN;
-}
-
-export function formatErrno(errno: number): string {
-  return `errno=${errno}\n\n`;
+/**
+ * The answer to a failed request: its errno, negated (a UapiError's, or a system
+ * error's such as a failed bind); ENOANO, as wireguard-go answers, when it carries none.
+ */
+export function formatFailure(err: unknown): string {
+  return `errno=-${errnoOf(err, ENOANO)}\n\n`;
 }
 
 // ---------------------------------------------------------------------------------
@@ -135,7 +119,7 @@ export function formatGetResponse(state: UapiInterfaceState): string {
       + `tx_bytes=${decimal(peer.txBytes)}\nrx_bytes=${decimal(peer.rxBytes)}\npersistent_keepalive_interval=${decimal(peer.persistentKeepalive)}\n`;
     for (const prefix of peer.allowedIPs) text += `allowed_ip=${formatPrefix(prefix)}\n`;
   }
-  return `${text}errno=0\n\n`;
+  return text + SUCCESS_RESPONSE;
 }
 
 const ZERO_KEY_HEX = '0'.repeat(2 * KEY_SIZE);
@@ -381,7 +365,7 @@ export const STATS_OPERATION = 'tundra-stats';
 
 /** The answer to `tundra-stats=1`. */
 export function formatStatsResponse(stats: unknown): string {
-  return `stats=${JSON.stringify(stats)}\nerrno=0\n\n`;
+  return `stats=${JSON.stringify(stats)}\n${SUCCESS_RESPONSE}`;
 }
 
 export type UapiCommand =

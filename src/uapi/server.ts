@@ -6,13 +6,13 @@ import { chmod, lstat, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { interfaceNameProblem } from '../tun/tun.js';
+import { constants } from 'node:os';
+import { UapiError } from '../errors.js';
 import {
-  formatErrno,
+  formatFailure,
   formatGetResponse,
   formatStatsResponse,
-  EINVAL,
-  UapiError,
-  responseErrno,
+  SUCCESS_RESPONSE,
   UapiStream,
   type UapiCommand,
   type UapiDevice,
@@ -227,7 +227,7 @@ function serveConnection(socket: Socket, device: UapiDevice, limits: UapiLimits,
           response = formatGetResponse(device.get());
         } catch (err) {
           log(`get failed: ${messageOf(err)}`);
-          response = formatErrno(responseErrno(err));
+          response = formatFailure(err);
         }
         await send(socket, response);
         return true;
@@ -235,30 +235,30 @@ function serveConnection(socket: Socket, device: UapiDevice, limits: UapiLimits,
       case 'stats': {
         let response: string;
         try {
-          if (device.stats === undefined) throw new UapiError(EINVAL, 'this device has no stats');
+          if (device.stats === undefined) throw new UapiError(constants.errno.EINVAL, 'this device has no stats');
           response = formatStatsResponse(device.stats());
         } catch (err) {
           log(`stats failed: ${messageOf(err)}`);
-          response = formatErrno(responseErrno(err));
+          response = formatFailure(err);
         }
         await send(socket, response);
         return true;
       }
       case 'set': {
-        let errno = 0;
+        let response = SUCCESS_RESPONSE;
         try {
           await device.set(command.request);
         } catch (err) {
           log(`set failed: ${messageOf(err)}`);
-          errno = responseErrno(err);
+          response = formatFailure(err);
         }
-        await send(socket, formatErrno(errno));
+        await send(socket, response);
         return true;
       }
       case 'error':
         // The stream's messages name keys, never values (protocol.ts).
         log(command.error.message);
-        await send(socket, formatErrno(responseErrno(command.error)));
+        await send(socket, formatFailure(command.error));
         if (!command.close) return true;
         finish(socket);
         return false;

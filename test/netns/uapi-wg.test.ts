@@ -9,13 +9,12 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clamp, encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf } from '../../src/crypto/keys.js';
 import { formatPrefix, parsePrefix } from '../../src/routing/prefix.js';
+import { UapiError } from '../../src/errors.js';
 import {
-  EADDRINUSE,
-  UapiError,
   type PeerChange,
   type SetRequest,
   type UapiDevice,
@@ -46,7 +45,7 @@ class FakeDevice implements UapiDevice {
 
   async set(request: SetRequest): Promise<void> {
     this.requests.push(request);
-    if (request.listenPort === this.takenPort) throw new UapiError(EADDRINUSE, `port ${request.listenPort} is taken`);
+    if (request.listenPort === this.takenPort) throw new UapiError(constants.errno.EADDRINUSE, `port ${request.listenPort} is taken`);
     if (request.privateKey !== undefined) this.privateKey = request.privateKey ?? undefined;
     if (request.listenPort !== undefined) this.listenPort = request.listenPort || 40000;
     if (request.fwmark !== undefined) this.fwmark = request.fwmark;

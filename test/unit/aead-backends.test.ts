@@ -6,11 +6,11 @@ import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import {
   aeadBackend,
   CRYPTO_BACKENDS,
-  CryptoSettingError,
   parseCryptoBackend,
   type AeadBackend,
   type CryptoBackendName,
 } from '../../src/crypto/backends.js';
+import { SettingError } from '../../src/errors.js';
 import { DESC_KEY_INDEX, DESC_LENGTH, DESC_OFFSET, DESC_STRIDE } from '../../src/crypto/native-aead.js';
 import { AEAD_TAG_SIZE, KEY_SIZE } from '../../src/crypto/sizes.js';
 import { fillRandom, prng, randInt } from '../helpers/prng.js';
@@ -95,8 +95,8 @@ test('CRYPTO_BACKENDS lists native (the default) first, and aeadBackend returns 
     assert.equal(aeadBackend(name), b, 'one instance per backend');
   }
   assert.notEqual(aeadBackend('node').seal, aeadBackend('native').seal);
-  assert.throws(() => aeadBackend('openssl' as CryptoBackendName), CryptoSettingError);
-  assert.throws(() => aeadBackend('constructor' as CryptoBackendName), CryptoSettingError);
+  assert.throws(() => aeadBackend('openssl' as CryptoBackendName), SettingError);
+  assert.throws(() => aeadBackend('constructor' as CryptoBackendName), SettingError);
 });
 
 test('parseCryptoBackend accepts the three names and rejects anything else with the source named', () => {
@@ -112,7 +112,7 @@ test('parseCryptoBackend accepts the three names and rejects anything else with 
     assert.throws(
       () => parseCryptoBackend(value, source),
       (e: unknown) => {
-        assert.ok(e instanceof CryptoSettingError, `${JSON.stringify(value)} throws a CryptoSettingError`);
+        assert.ok(e instanceof SettingError, `${JSON.stringify(value)} throws a SettingError`);
         assert.ok(e instanceof Error);
         assert.equal(e.message, `${source}: unknown crypto backend "${value}" (expected native, node or noble)`);
         return true;

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AllowedIPs } from '../../src/routing/allowed-ips.js';
+import { PrefixError } from '../../src/errors.js';
 import {
   type AddressFamily,
   type Prefix,
-  PrefixError,
   formatAddress,
   formatPrefix,
   maskPrefix,

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { chmod, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ConfigError } from '../../src/errors.js';
 import {
-  ConfigError,
   type ConfigMode,
   type WireGuardConfig,
   formatConfig,

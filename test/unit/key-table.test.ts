@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { constants, PerformanceObserver, type NodeGCPerformanceDetail } from 'node:perf_hooks';
 import { KeyTable } from '../../src/protocol/key-table.js';
-import { PeerTable, PeerTableFullError } from '../../src/protocol/peer-table.js';
+import { PeerTable } from '../../src/protocol/peer-table.js';
+import { PeerTableFullError } from '../../src/errors.js';
 import { REJECT_AFTER_MESSAGES } from '../../src/protocol/constants.js';
 import { Drop } from '../../src/protocol/drop-reasons.js';
 import { Engine } from '../../src/protocol/engine.js';
@@ -136,7 +137,7 @@ test('peer table: endpoints and send slots as the data path reads them; full mea
   const attached = PeerTable.attach(peers.share());
   assert.equal(attached.sendSlot(id), 5, 'another view sees the same table');
   peers.allocate();
-  assert.throws(() => peers.allocate(), (err: unknown) => err instanceof PeerTableFullError && err.code === 'ENOSPC' && /at most 2 peers/.test(err.message));
+  assert.throws(() => peers.allocate(), (err: unknown) => err instanceof PeerTableFullError && err.code === 'TUNDRA_PEER_TABLE_FULL' && /at most 2 peers/.test(err.message));
 });
 
 test('engine keeps the tables in step: handshake slots, the current send slot, endpoints, and a full key table', () => {

@@ -1,6 +1,7 @@
 // The folders of src/ import each other only one way: no cycle between folders (a
-// file at src/'s top, index.ts or log.ts, is a node of its own). docs/design.md §10
-// gives the order, bottom to top; a cycle means some module sits in the wrong folder.
+// file at src/'s top, index.ts, log.ts or errors.ts, is a node of its own).
+// docs/design.md §10 gives the order, bottom to top; a cycle means some module sits
+// in the wrong folder.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';

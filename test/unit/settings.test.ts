@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_QUEUES, settingsFromEnv, takeSettingFlags } from '../../src/daemon/settings.js';
+import { DEFAULT_QUEUES, SETTINGS, settingsFromEnv, takeSettingFlags } from '../../src/daemon/settings.js';
+import { SettingError } from '../../src/errors.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -23,7 +24,7 @@ test('flags go into their variables, the rest stays; a flag wins over the variab
 });
 
 test('a bad --crypto or TUNDRA_CRYPTO is refused before anything is created', () => {
-  assert.throws(() => takeSettingFlags(['--crypto=fast'], {}), /^CryptoSettingError: --crypto: unknown crypto backend "fast" \(expected native, node or noble\)$/);
+  assert.throws(() => takeSettingFlags(['--crypto=fast'], {}), /^SettingError: --crypto: unknown crypto backend "fast" \(expected native, node or noble\)$/);
   assert.throws(() => settingsFromEnv({ TUNDRA_CRYPTO: 'fast' }), /TUNDRA_CRYPTO: unknown crypto backend "fast"/);
   const flag = spawnSync(process.execPath, [CLI, '-f', '--crypto=fast', 'tdrbad1'], { encoding: 'utf8' });
   assert.equal(flag.status, 1);
@@ -45,7 +46,7 @@ test('--queues / TUNDRA_QUEUES: 0 (inline) to 64 queue workers, by default 1 (0 
   assert.equal(DEFAULT_QUEUES, availableParallelism() > 1 ? 1 : 0);
   assert.equal(settingsFromEnv({ TUNDRA_QUEUES: '0' }).queues, 0);
   for (const bad of ['-1', '65', '1.5', 'two', '']) {
-    assert.throws(() => takeSettingFlags([`--queues=${bad}`], {}), /^QueueSettingError: --queues: ".*" is not a queue count \(0 for the inline mode, or 1 to 64 queue workers\)$/, bad);
+    assert.throws(() => takeSettingFlags([`--queues=${bad}`], {}), /^SettingError: --queues: ".*" is not a queue count \(0 for the inline mode, or 1 to 64 queue workers\)$/, bad);
   }
   assert.throws(() => settingsFromEnv({ TUNDRA_QUEUES: 'x' }), /TUNDRA_QUEUES: "x" is not a queue count/);
 });
@@ -56,7 +57,7 @@ test('--workers / TUNDRA_WORKERS: a crypto pool of 0 (none, the default) to 64; 
   assert.equal(settingsFromEnv(env).workers, 2);
   assert.equal(settingsFromEnv({}).workers, 0);
   for (const bad of ['-1', '65', 'x']) {
-    assert.throws(() => takeSettingFlags(['--workers', bad], {}), /^QueueSettingError: --workers: ".*" is not a crypto worker count \(0 for none, or 1 to 64\)$/, bad);
+    assert.throws(() => takeSettingFlags(['--workers', bad], {}), /^SettingError: --workers: ".*" is not a crypto worker count \(0 for none, or 1 to 64\)$/, bad);
   }
   assert.throws(() => settingsFromEnv({ TUNDRA_WORKERS: '1.5' }), /TUNDRA_WORKERS: "1.5" is not a crypto worker count/);
 });
@@ -73,7 +74,18 @@ test('--metrics-listen / TUNDRA_METRICS_LISTEN: ADDR:PORT, [V6]:PORT or :PORT; o
   for (const bad of ['9587', '127.0.0.1', '127.0.0.1:0', '127.0.0.1:65536', '::1:9100', 'host:port']) {
     assert.throws(() => settingsFromEnv({ TUNDRA_METRICS_LISTEN: bad }), new RegExp(`TUNDRA_METRICS_LISTEN: "${bad.replace(/[.[\]]/g, '\\$&')}" is not ADDR:PORT`), bad);
   }
-  assert.throws(() => takeSettingFlags(['--metrics-peers=maybe'], {}), /--metrics-peers: "maybe" is not on or off/);
+  assert.throws(() => takeSettingFlags(['--metrics-peers=maybe'], {}), /^SettingError: --metrics-peers: "maybe" is not on or off \(also yes\/no, true\/false, 1\/0\)$/);
+});
+
+test('every setting refuses a bad value with a SettingError (code TUNDRA_SETTING) that names the flag', () => {
+  for (const setting of SETTINGS) {
+    assert.throws(() => takeSettingFlags([`${setting.flag}=,`], {}), (err: unknown) => {
+      assert.ok(err instanceof SettingError, `${setting.flag}: ${String(err)}`);
+      assert.equal(err.code, 'TUNDRA_SETTING');
+      assert.ok(err.message.startsWith(`${setting.flag}: `), err.message);
+      return true;
+    });
+  }
 });
 
 test('--rekey-after-seconds / TUNDRA_REKEY_AFTER_SECONDS: a testing knob, 5 to 120 whole seconds; unset by default', () => {
@@ -85,7 +97,7 @@ test('--rekey-after-seconds / TUNDRA_REKEY_AFTER_SECONDS: a testing knob, 5 to 1
   assert.equal(settingsFromEnv({ TUNDRA_REKEY_AFTER_SECONDS: '120' }).rekeyAfterSeconds, 120);
   for (const bad of ['4', '121', '2.5', 'soon', '']) {
     assert.throws(() => takeSettingFlags([`--rekey-after-seconds=${bad}`], {}),
-      /^RekeySettingError: --rekey-after-seconds: ".*" is not a rekey interval \(whole seconds, 5 to 120; a testing knob, unset by default\)$/, bad);
+      /^SettingError: --rekey-after-seconds: ".*" is not a rekey interval \(whole seconds, 5 to 120; a testing knob, unset by default\)$/, bad);
   }
   assert.throws(() => settingsFromEnv({ TUNDRA_REKEY_AFTER_SECONDS: '0' }), /TUNDRA_REKEY_AFTER_SECONDS: "0" is not a rekey interval/);
   const cli = spawnSync(process.execPath, [CLI, '-f', '--rekey-after-seconds=1', 'tdrbad1'], { encoding: 'utf8' });

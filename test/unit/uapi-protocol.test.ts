@@ -1,23 +1,22 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { constants } from 'node:os';
+import { UapiError } from '../../src/errors.js';
 import {
-  EADDRINUSE,
-  EINVAL,
-  EIO,
-  EPROTO,
-  EUNKNOWN,
+  ENOANO,
+  formatFailure,
   formatGetResponse,
   formatSetRequest,
   parseSetRequest,
-  responseErrno,
-  UapiError,
   UapiStream,
   type SetRequest,
   type UapiCommand,
   type UapiInterfaceState,
 } from '../../src/uapi/protocol.js';
 import { parsePrefix } from '../../src/routing/prefix.js';
+
+const { EADDRINUSE, EINVAL, EIO, EPROTO } = constants.errno;
 
 const key = (fill: number) => new Uint8Array(32).fill(fill);
 const hex = (fill: number) => Buffer.from(key(fill)).toString('hex');
@@ -363,13 +362,13 @@ describe('uapi stream framing', () => {
 
 describe('uapi errno answers', () => {
   test('negative on the wire whatever sign a UapiError carries; system errors keep theirs; others are -55', () => {
-    assert.equal(responseErrno(new UapiError(EADDRINUSE, 'port taken')), -98);
-    assert.equal(responseErrno(new UapiError(-EINVAL, 'bad')), -22);
-    assert.equal(responseErrno(new UapiError(0, 'no code')), -EUNKNOWN);
-    assert.equal(responseErrno(Object.assign(new Error('bind'), { errno: -98, code: 'EADDRINUSE' })), -98);
-    assert.equal(responseErrno(new Error('other')), -55);
-    assert.equal(responseErrno(undefined), -55);
-    assert.equal(responseErrno('string'), -55);
+    assert.equal(formatFailure(new UapiError(EADDRINUSE, 'port taken')), 'errno=-98\n\n');
+    assert.equal(formatFailure(new UapiError(-EINVAL, 'bad')), 'errno=-22\n\n');
+    assert.equal(formatFailure(new UapiError(0, 'no code')), `errno=-${ENOANO}\n\n`);
+    assert.equal(formatFailure(Object.assign(new Error('bind'), { errno: -98, code: 'EADDRINUSE' })), 'errno=-98\n\n');
+    assert.equal(formatFailure(new Error('other')), 'errno=-55\n\n');
+    assert.equal(formatFailure(undefined), 'errno=-55\n\n');
+    assert.equal(formatFailure('string'), 'errno=-55\n\n');
   });
 });
 

@@ -4,9 +4,10 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EADDRINUSE, formatGetResponse, UapiError, type SetRequest, type UapiDevice, type UapiInterfaceState } from '../../src/uapi/protocol.js';
+import { UapiError } from '../../src/errors.js';
+import { formatGetResponse, type SetRequest, type UapiDevice, type UapiInterfaceState } from '../../src/uapi/protocol.js';
 import { startUapiServer, type UapiServer } from '../../src/uapi/server.js';
 import { parsePrefix } from '../../src/routing/prefix.js';
 import { waitFor } from '../helpers/wait.js';
@@ -143,7 +144,7 @@ describe('uapi server', () => {
   });
 
   test('device failures come back as negative errno', async () => {
-    device.failWith = new UapiError(EADDRINUSE, 'port taken');
+    device.failWith = new UapiError(constants.errno.EADDRINUSE, 'port taken');
     assert.equal((await exchange(server.path, 'set=1\nlisten_port=53\n\n', { answers: 1 })).text, 'errno=-98\n\n');
     device.failWith = new Error('surprise');
     assert.equal((await exchange(server.path, 'set=1\nlisten_port=53\n\n', { answers: 1 })).text, 'errno=-55\n\n');

@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { parseStageSpecs, StageSettingError, UserStages, type SharedStageCounters } from '../../src/stages/user-host.js';
+import { parseStageSpecs, UserStages, type SharedStageCounters } from '../../src/stages/user-host.js';
+import { SettingError } from '../../src/errors.js';
 
 const HOST_URL = new URL('../../src/stages/user-host.js', import.meta.url).href;
 
@@ -115,7 +116,7 @@ test('parseStageSpecs: entries, configs, escapes and the empty value', () => {
   ]);
 });
 
-test('parseStageSpecs: bad entries throw StageSettingError naming the source', () => {
+test('parseStageSpecs: bad entries throw SettingError naming the source', () => {
   for (const [value, source, pattern] of [
     ['a.js,,b.js', '--stage', /^--stage: entry 2 of "a\.js,,b\.js" is empty/],
     ['a.js,', 'TUNDRA_STAGES', /^TUNDRA_STAGES: entry 2 .* is empty/],
@@ -125,7 +126,7 @@ test('parseStageSpecs: bad entries throw StageSettingError naming the source', (
   ] as const) {
     assert.throws(
       () => parseStageSpecs(value, source),
-      (err: unknown) => err instanceof StageSettingError && pattern.test(err.message) && err.message.includes('MODULE[=CONFIG]'),
+      (err: unknown) => err instanceof SettingError && pattern.test(err.message) && err.message.includes('MODULE[=CONFIG]'),
       value,
     );
   }
