@@ -23,7 +23,7 @@ export { DESC_STRIDE, DESC_OFFSET, DESC_LENGTH, DESC_KEY_INDEX, DESC_COUNTER_LO,
 export { Engine, type EngineOptions } from './protocol/engine.js';
 export { Drop, DROP_REASON_NAMES, DropCounters, type DropReason } from './protocol/drop-reasons.js';
 export { Device, type DeviceOptions } from './device/device.js';
-export { QueueLoop, QueueStats, type QueueLoopOptions } from './dataplane/queue-loop.js';
+export { QueueLoop, QueueStats, type QueueLoopOptions, type ControlTables } from './dataplane/queue-loop.js';
 export { CryptoPool, type CryptoPoolShared } from './dataplane/crypto-pool.js';
 export { QueueWorkers, type QueueWorkersOptions } from './dataplane/queue-workers.js';
 export { ChannelReader, ChannelWriter, createControlChannel, type ControlChannelShared } from './dataplane/control-channel.js';

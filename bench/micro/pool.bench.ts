@@ -42,7 +42,7 @@ interface Shape {
   size: number; // plaintext bytes per packet
   count: number; // packets per batch
 }
-/** The batch the issue is about: 64 MTU-sized packets (~92 KB with tags). */
+/** The batch a busy tunnel hands the pool: 64 MTU-sized packets (~92 KB with tags). */
 const MTU_BATCH: Shape = { size: 1420, count: 64 };
 /** A super-packet batch, for comparison: 16 × 64 KiB (~1 MB). */
 const SUPER_BATCH: Shape = { size: 65536, count: 16 };

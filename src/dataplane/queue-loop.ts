@@ -2,7 +2,7 @@
 // outbound and inbound stages, on the event loop of the thread that runs it (the
 // main thread in the inline mode, a queue worker otherwise). libuv tells us when
 // the TUN or the socket is readable, and each wakeup moves whole batches
-// (design.md §2). One thread per queue keeps each reader's batches in order: a
+// (docs/design.md §2). One thread per queue keeps each reader's batches in order: a
 // flow read from TUN queue k is sealed and sent by queue k's thread, and what
 // socket k receives is opened, checked and written to TUN queue k — the queue the
 // kernel then reads that flow's replies from.

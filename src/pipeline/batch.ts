@@ -1,4 +1,4 @@
-// A batch of packets in shared memory (design.md §3): one arena of fixed-size slots
+// A batch of packets in shared memory (docs/design.md §1): one arena of fixed-size slots
 // and typed-array descriptors, so no JS object is made per packet. The same batch
 // object is filled by a read, rewritten in place by the stages and drained by a write.
 import { ADDR_STRIDE } from './address.js';

@@ -1,6 +1,6 @@
 // Bounded rings over SharedArrayBuffer that carry fixed-width entries of `words`
 // uint32 each: batch descriptors between threads, never packets and never
-// structured-clone messages (design.md §2). Capacity is fixed at construction and
+// structured-clone messages (docs/design.md §3). Capacity is fixed at construction and
 // push/pop allocate nothing.
 //
 // Layout of the buffer (Int32 words; each hot index on its own 64-byte line so the

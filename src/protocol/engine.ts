@@ -1,4 +1,4 @@
-// The protocol core of one WireGuard interface, free of I/O (design.md §6): it is fed
+// The protocol core of one WireGuard interface, free of I/O (docs/design.md §1): it is fed
 // handshake and cookie messages, plaintext packets and a clock, and answers with
 // datagrams to send. Transport messages are the data path's (src/stages/): it seals
 // and opens them in batches and reports back through noteTransportSent /

@@ -1,4 +1,4 @@
-// The shared key table (design.md §2): every keypair's keys, indices, send counter
+// The shared key table (docs/design.md §3): every keypair's keys, indices, send counter
 // and replay window in SharedArrayBuffers, so a data-path kernel on any thread
 // works from a slot number alone and never needs a Keypair object.
 //

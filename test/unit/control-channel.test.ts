@@ -31,7 +31,7 @@ function recorder(): { control: EngineControl; calls: string[] } {
   return { control: control as unknown as EngineControl, calls };
 }
 
-// No fixed sleeps (issue 20: on a busy machine 5 ms may pass before the reader runs, or
+// No fixed sleeps (on a busy machine 5 ms may pass before the reader runs, or
 // the 20 ms interval may fire first). What the main thread has done is polled for, up to
 // a bound only a hang reaches. What it must NOT have done yet cannot be shown by waiting
 // a while, so that is checked where the records are: a tally that can wait is in the

@@ -33,16 +33,18 @@ function nodeOf(file: string): string {
   return rel.includes(sep) ? rel.split(sep)[0]! : rel;
 }
 
+/** Every relative import of a file under src/: the importing file and the resolved target. */
+function imports(): { file: string; target: string }[] {
+  return sourceFiles(SRC).flatMap((file) => [...readFileSync(file, 'utf8').matchAll(SPECIFIER)]
+    .map((m) => ({ file, target: resolve(dirname(file), m[1]!).replace(/\.js$/, '.ts') })));
+}
+
 function folderEdges(): Edge[] {
   const edges: Edge[] = [];
-  for (const file of sourceFiles(SRC)) {
-    const text = readFileSync(file, 'utf8');
-    for (const m of text.matchAll(SPECIFIER)) {
-      const target = resolve(dirname(file), m[1]!).replace(/\.js$/, '.ts');
-      if (!target.startsWith(SRC + sep)) continue;
-      const [from, to] = [nodeOf(file), nodeOf(target)];
-      if (from !== to) edges.push({ from, to, file: relative(SRC, file), target: relative(SRC, target) });
-    }
+  for (const { file, target } of imports()) {
+    if (!target.startsWith(SRC + sep)) continue;
+    const [from, to] = [nodeOf(file), nodeOf(target)];
+    if (from !== to) edges.push({ from, to, file: relative(SRC, file), target: relative(SRC, target) });
   }
   return edges;
 }
@@ -89,6 +91,12 @@ export function cycles(edges: readonly { from: string; to: string }[]): string[]
 }
 
 describe('folder layering', () => {
+  test('src/ imports nothing from outside it (test/, reference/, bench/, fuzz/ are not shipped code)', () => {
+    const outside = imports().filter(({ target }) => !target.startsWith(SRC + sep))
+      .map(({ file, target }) => `${relative(SRC, file)} imports ${relative(SRC, target)}`);
+    assert.deepEqual(outside, []);
+  });
+
   test('the cycle finder finds a cycle, and only real ones', () => {
     assert.deepEqual(cycles([{ from: 'a', to: 'b' }, { from: 'b', to: 'c' }, { from: 'c', to: 'a' }, { from: 'c', to: 'd' }]), [['a', 'b', 'c']]);
     assert.deepEqual(cycles([{ from: 'a', to: 'b' }, { from: 'a', to: 'c' }, { from: 'b', to: 'c' }]), []);
