@@ -133,7 +133,7 @@ export function ping(hosts: TwoHosts, ns: string, address: string, count = 3): n
   const family = address.includes(':') ? '-6' : '-4';
   let out: string;
   try {
-    out = hosts.exec(ns, 'ping', [family, '-c', String(count), '-i', '0.2', '-W', '1', address]);
+    out = hosts.exec(ns, 'ping', [family, '-c', String(count), '-i', '0.2', '-W', '10', address]);
   } catch (err) {
     out = (err as Error).message;
   }

@@ -112,12 +112,16 @@ export class Tunnel {
     return this.hosts.exec(this.ns(side), 'wg', args);
   }
 
-  /** Pings the other side's overlay address; returns how many replies came back. */
-  ping(from: Side, family: 4 | 6, count = 3): number {
+  /**
+   * Pings the other side's overlay address; returns how many replies came back. A reply
+   * may take `waitSeconds` after the last request: a bound for a lost reply, not a speed
+   * (a busy machine stretches a first handshake past a second or two).
+   */
+  ping(from: Side, family: 4 | 6, count = 3, waitSeconds = 10): number {
     const to = OVERLAY[from === 'a' ? 'b' : 'a'][family === 4 ? 'v4' : 'v6'];
     let out: string;
     try {
-      out = this.hosts.exec(this.ns(from), 'ping', [`-${family}`, '-c', String(count), '-i', '0.2', '-W', '2', to]);
+      out = this.hosts.exec(this.ns(from), 'ping', [`-${family}`, '-c', String(count), '-i', '0.2', '-W', String(waitSeconds), to]);
     } catch (err) {
       out = (err as Error).message;
     }
@@ -131,7 +135,7 @@ export class Tunnel {
    * as it does under load (also a busy machine's: a handshake that waited 20 ms).
    */
   pingUntilReply(from: Side, family: 4 | 6 = 4): boolean {
-    for (let attempt = 0; attempt < 20; attempt++) if (this.ping(from, family, 1) === 1) return true;
+    for (let attempt = 0; attempt < 20; attempt++) if (this.ping(from, family, 1, 2) === 1) return true;
     return false;
   }
 

@@ -38,7 +38,7 @@ function logDir(): string {
 /** Replies of 2 pings from ns to address, through whatever route ns has. */
 function pings(t: Topology, ns: string, address: string): number {
   try {
-    t.exec(ns, ['ping', address.includes(':') ? '-6' : '-4', '-c', '2', '-i', '0.2', '-W', '2', address]);
+    t.exec(ns, ['ping', address.includes(':') ? '-6' : '-4', '-c', '2', '-i', '0.2', '-W', '10', address]);
     return 2;
   } catch (err) {
     return Number(/(\d+) received/.exec((err as Error).message)?.[1] ?? 0);

@@ -14,7 +14,7 @@ import { networkTestsUnavailable, run } from '../helpers/netns.js';
 const skip = networkTestsUnavailable(['ip', 'ethtool', 'shellcheck', 'bash']);
 const SCRIPT = fileURLToPath(new URL('../../../scripts/ethtool-tune.sh', import.meta.url));
 
-describe('scripts/ethtool-tune.sh', { skip, timeout: 60_000 }, () => {
+describe('scripts/ethtool-tune.sh', { skip, timeout: 180_000 }, () => {
   const id = process.pid % 100000;
   const ns = `tdr-eth${id}`;
   const dev = `tdr${id}ea`.slice(0, 15);

@@ -33,7 +33,7 @@ const MSS_TUNNEL = 1380;
 
 // One suite per client, each well under its minute also on a busy machine.
 for (const [client, tag] of [['tundra under wg-quick', 'eq'], ['wireguard-go with ip route', 'eg']] as const) {
-  describe(`exit node: a ${client} client reaches the upstream through tundra and nftables masquerade`, { skip, timeout: 60_000 }, () => {
+  describe(`exit node: a ${client} client reaches the upstream through tundra and nftables masquerade`, { skip, timeout: 180_000 }, () => {
     test(`client ${client}: everything through the tunnel, masqueraded, MSS clamped, byte-exact TCP both ways, IPv4 and IPv6`, async () => {
       const hosts = new ThreeHosts(tag, 2);
       const dir = mkdtempSync(join(tmpdir(), 'tundra-exit-node-'));

@@ -75,7 +75,7 @@ describe('stopping tundra cleanly', { skip, timeout: 300_000 }, () => {
       'peer', encodeKey(publicKeyOf(peerKey)), 'allowed-ips', '100.96.0.2/32', 'endpoint', `${hosts.underlayB}:51821`]);
     hosts.exec(hosts.a, 'ip', ['address', 'add', '100.96.0.1/24', 'dev', name]);
     hosts.exec(hosts.a, 'ip', ['link', 'set', 'up', 'dev', name]);
-    assert.match(hosts.exec(hosts.a, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', '100.96.0.2']), /2 received/);
+    assert.match(hosts.exec(hosts.a, 'ping', ['-c', '2', '-i', '0.2', '-W', '10', '100.96.0.2']), /2 received/);
     // Big enough for full batches, which the crypto pool (--workers) takes.
     const { sent, received } = await tcpTransfer(hosts, hosts.b, hosts.a, '100.96.0.1', 5201, 2 * 1024 * 1024);
     assert.equal(received.sha256, sent.sha256);
@@ -155,7 +155,7 @@ describe('stopping tundra cleanly', { skip, timeout: 300_000 }, () => {
       if (up.exitCode !== null) throw new Error(`tundra up exited: ${output()}`);
       try { return hosts.exec(hosts.a, 'ip', ['route', 'show', 'dev', name]).includes('100.96.7.0/24'); } catch { return false; }
     });
-    assert.match(hosts.exec(hosts.a, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', '100.96.0.2']), /2 received/);
+    assert.match(hosts.exec(hosts.a, 'ping', ['-c', '2', '-i', '0.2', '-W', '10', '100.96.0.2']), /2 received/);
     const exit = exited(up);
     up.kill('SIGINT');
     const { code, signal } = await exit;
@@ -181,7 +181,7 @@ describe('stopping tundra cleanly', { skip, timeout: 300_000 }, () => {
       try { return hosts.exec(hosts.a, 'ip', ['route', 'show', 'dev', name]).includes('100.96.0.2'); } catch { return false; }
     });
     assert.match(readFileSync(`/proc/${up.pid}/status`, 'utf8'), /^CapBnd:\s+0000000000001000$/m, 'CAP_NET_ADMIN alone');
-    assert.match(hosts.exec(hosts.a, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', '100.96.0.2']), /2 received/);
+    assert.match(hosts.exec(hosts.a, 'ping', ['-c', '2', '-i', '0.2', '-W', '10', '100.96.0.2']), /2 received/);
     assert.match(hosts.exec(hosts.a, 'wg', ['show', name, 'fwmark']), /0x5/);
     up.kill('SIGHUP');
     await waitFor('the reload', () => /Reloaded .*1 unchanged/.test(output()));

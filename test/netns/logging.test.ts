@@ -47,7 +47,7 @@ function uapiClosed(path: string, request: string): Promise<void> {
   });
 }
 
-describe('logging', { skip, timeout: 60_000 }, () => {
+describe('logging', { skip, timeout: 180_000 }, () => {
   let hosts: TwoHosts;
   let dir: string;
   const name = `tdrg${process.pid % 100000}`;

@@ -184,7 +184,7 @@ describe('moving the interface to another namespace (tundra ↔ Debian wireguard
   }
 });
 
-describe('tunLink and tunName follow a TUN through namespaces', { skip, timeout: 60_000 }, () => {
+describe('tunLink and tunName follow a TUN through namespaces', { skip, timeout: 180_000 }, () => {
   test('name, namespace, MTU and tx_dropped wherever it is (also where this namespace had no nsid); EBADFD once its namespace is deleted', () => {
     const hosts = new TwoHosts('mvw');
     const c = new Container(hosts.a);

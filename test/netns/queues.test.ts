@@ -62,7 +62,7 @@ describe('--queues 2 --workers 2: a hub with peers on both queues', { skip, time
       'endpoint', `${hosts.underlayB}:${HUB_PORT + 10 + i}`]);
     hosts.exec(hosts.a, 'ip', ['address', 'add', `${hubAddress(i)}/32`, 'dev', hubName]);
     hosts.exec(hosts.a, 'ip', ['route', 'add', `${peerAddress(i)}/32`, 'dev', hubName, 'src', hubAddress(i)]);
-    const ping = hosts.exec(hosts.b, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', '-I', peerAddress(i), hubAddress(i)]);
+    const ping = hosts.exec(hosts.b, 'ping', ['-c', '2', '-i', '0.2', '-W', '10', '-I', peerAddress(i), hubAddress(i)]);
     assert.match(ping, /2 received/, `peer ${i} reaches the hub`);
   }
 

@@ -20,7 +20,7 @@ const CLIENT = { v4: '100.96.0.2', v6: 'fd7a:7d0::2' };
 
 // One suite per client, each well under its minute also on a busy machine.
 for (const [client, tag] of [['wireguard-go', 'sg'], ['tundra', 'st']] as const) {
-  describe(`subnet router: a ${client} client reaches a LAN host behind tundra`, { skip, timeout: 60_000 }, () => {
+  describe(`subnet router: a ${client} client reaches a LAN host behind tundra`, { skip, timeout: 180_000 }, () => {
     test(`client ${client}: ping and byte-exact TCP both ways to and from the LAN, IPv4 and IPv6; nothing without forwarding`, async () => {
       const hosts = new ThreeHosts(tag, 1);
       const dir = mkdtempSync(join(tmpdir(), 'tundra-subnet-router-'));

@@ -49,7 +49,7 @@ const VARIANTS: { name: string; env: NodeJS.ProcessEnv }[] = [
 VARIANTS.forEach((variant, k) => {
   for (const initiator of ['a', 'b'] as const) {
     const who = initiator === 'a' ? 'tundra' : 'wireguard-go';
-    describe(`transfer counters (${variant.name}), ${who} initiates`, { skip, timeout: 60_000 }, () => {
+    describe(`transfer counters (${variant.name}), ${who} initiates`, { skip, timeout: 180_000 }, () => {
       let tunnel: Tunnel;
       before(async () => {
         // Only the initiator knows an endpoint, so the handshake goes its way.

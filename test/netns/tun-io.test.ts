@@ -124,14 +124,14 @@ describe('TUN I/O in a namespace', { timeout: 120_000, skip }, () => {
     hosts.exec(ns, 'ip', ['link', 'set', 'dev', ifname, 'up']);
     await fixture.command('stats', 'stats');
 
-    const v4 = ping(['-c', '3', '-i', '0.2', '-W', '2', '100.96.0.2']);
+    const v4 = ping(['-c', '3', '-i', '0.2', '-W', '10', '100.96.0.2']);
     assert.match(v4.out, /3 packets transmitted, 3 received/, v4.out);
 
-    const v6 = ping(['-6', '-c', '3', '-i', '0.2', '-W', '2', 'fd7a:7d0::2']);
+    const v6 = ping(['-6', '-c', '3', '-i', '0.2', '-W', '10', 'fd7a:7d0::2']);
     assert.match(v6.out, /3 packets transmitted, 3 received/, v6.out);
 
     // 64 requests, 16 in flight at a time: several arrive per read batch.
-    const burst = ping(['-c', '64', '-l', '16', '-i', '0.01', '-W', '2', '-s', '1372', '100.96.0.2']);
+    const burst = ping(['-c', '64', '-l', '16', '-i', '0.01', '-W', '10', '-s', '1372', '100.96.0.2']);
     assert.match(burst.out, /64 packets transmitted, 64 received/, burst.out);
 
     const stats = await fixture.command('stats', 'stats');
@@ -150,7 +150,7 @@ describe('TUN I/O in a namespace', { timeout: 120_000, skip }, () => {
     const stats = await fixture.command('stats', 'stats');
     assert.equal(stats.truncated, 1);
     assert.equal(stats.replies, 0);
-    const again = ping(['-c', '1', '-W', '2', '-s', '500', '100.96.0.2']);
+    const again = ping(['-c', '1', '-W', '10', '-s', '500', '100.96.0.2']);
     assert.match(again.out, /1 packets transmitted, 1 received/, again.out);
   });
 

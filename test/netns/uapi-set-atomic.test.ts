@@ -15,7 +15,7 @@ import { TUNDRA_MAIN } from '../helpers/tunnel.js';
 
 const skip = networkTestsUnavailable(['ip', 'wg', 'setpriv', 'ss']);
 
-describe('UAPI set: a refused fwmark changes nothing', { skip, timeout: 60_000 }, () => {
+describe('UAPI set: a refused fwmark changes nothing', { skip, timeout: 180_000 }, () => {
   let hosts: TwoHosts;
   let dir: string;
   const name = `tdrf${process.pid % 100000}`;
