@@ -101,9 +101,11 @@ describe('a full device queue under b\'s sends (ENOBUFS, EAGAIN)', { skip, timeo
   });
 
   test('a queue that holds: a full send buffer is dropped and counted as udp_send_failed; nothing corrupt', async () => {
-    qdisc('replace', 'root', 'tbf', 'rate', '50mbit', 'burst', '32kb', 'limit', '30000000');
+    qdisc('replace', 'root', 'tbf', 'rate', '10mbit', 'burst', '32kb', 'limit', '30000000');
     const failedBefore = await sendFailed();
-    // 48 MB at 400 Mbit/s into a queue that drains at 50: the 14 MiB send buffer fills.
+    // 48 MB into a queue that holds them and drains 1.25 MB/s: the 14 MiB send buffer fills
+    // unless sending takes 27 s (at 50 Mbit/s a busy machine's sender took long enough to
+    // drain the queue as fast as it filled it, and nothing was refused).
     const report = await tunnel.udpTransfer('b', 40_000, 400);
     const failed = await sendFailed() - failedBefore;
     assert.ok(failed > 0, `sends were refused and counted: ${JSON.stringify(report)}`);
