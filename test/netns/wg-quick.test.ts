@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../src/crypto/keys.js';
 import { captureOutput, networkTestsUnavailable, run, TwoHosts, waitFor } from '../helpers/netns.js';
 import { TUNDRA_MAIN } from '../helpers/tunnel.js';
+import { startWireguardGo } from '../helpers/wireguard-go.js';
 
 const skip = networkTestsUnavailable(['ip', 'wg', 'wg-quick', 'wireguard-go', 'ping']);
 
@@ -77,10 +78,7 @@ describe('wg-quick with tundra as the userspace implementation', { skip, timeout
 
   test('tundra up CONFIG brings up keys, peers, addresses and routes, and SIGTERM takes them down', async () => {
     // The far side: wireguard-go in namespace b.
-    const wg = hosts.spawn(hosts.b, 'wireguard-go', ['-f', peerName]);
-    await waitFor('wireguard-go', () => {
-      try { hosts.exec(hosts.b, 'wg', ['show', peerName]); return true; } catch { return false; }
-    });
+    const { child: wg } = await startWireguardGo(hosts, hosts.b, 'wireguard-go', peerName);
     writeFileSync(join(dir, 'peer.key'), encodeKey(peerKey), { mode: 0o600 });
     hosts.exec(hosts.b, 'wg', ['set', peerName, 'private-key', join(dir, 'peer.key'), 'listen-port', '51821',
       'peer', encodeKey(publicKeyOf(key)), 'allowed-ips', '100.96.0.1/32']);
