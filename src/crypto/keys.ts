@@ -49,3 +49,10 @@ export function isZeroKey(key: Uint8Array): boolean {
   for (let i = 0; i < key.length; i++) if (key[i] !== 0) return false;
   return true;
 }
+
+/** Whether two keys (or any two byte strings) hold the same bytes. */
+export function sameKey(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

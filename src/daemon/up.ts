@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { basename } from 'node:path';
 import { readConfigFile, worldAccessibleWarning, type PeerConfig, type WireGuardConfig } from '../config/wg-config.js';
-import { clamp, encodeKey } from '../crypto/keys.js';
+import { clamp, encodeKey, sameKey } from '../crypto/keys.js';
 import { KEY_SIZE } from '../crypto/sizes.js';
 import { Logger, type LogLevel } from '../log.js';
 import { settingsFromEnv } from './settings.js';
@@ -95,7 +95,7 @@ export function syncRequest(
   const request: SetRequest = { replacePeers: false, peers: [] };
   const summary: SyncSummary = { added: 0, removed: 0, updated: 0, interfaceKeys: [] };
   const iface = next.interface;
-  if (iface.privateKey !== undefined && !equalBytes(clamp(iface.privateKey), current.privateKey === undefined ? new Uint8Array(KEY_SIZE) : clamp(current.privateKey))) {
+  if (iface.privateKey !== undefined && !sameKey(clamp(iface.privateKey), current.privateKey === undefined ? new Uint8Array(KEY_SIZE) : clamp(current.privateKey))) {
     request.privateKey = clamp(iface.privateKey);
     summary.interfaceKeys.push('PrivateKey');
   }
@@ -128,7 +128,7 @@ export function syncRequest(
     const change: PeerChange = { publicKey: peer.publicKey, remove: false, updateOnly: true, replaceAllowedIPs: false, allowedIPs: [] };
     let changed = false;
     const psk = peer.presharedKey ?? new Uint8Array(KEY_SIZE);
-    if (!equalBytes(psk, now.presharedKey ?? new Uint8Array(KEY_SIZE))) {
+    if (!sameKey(psk, now.presharedKey ?? new Uint8Array(KEY_SIZE))) {
       change.presharedKey = psk;
       changed = true;
     }
@@ -355,10 +355,4 @@ async function reloadOnce(
 
 function formatAll(addresses: readonly Prefix[]): string {
   return addresses.map(formatPrefix).sort().join(',');
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

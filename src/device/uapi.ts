@@ -6,7 +6,7 @@ import { constants } from 'node:os';
 import type { UdpSocket } from '../conn/udp.js';
 import { udpSetFwmark } from '../conn/udp.js';
 import { openUdpSockets } from '../conn/udp-port.js';
-import { isZeroKey } from '../crypto/keys.js';
+import { isZeroKey, sameKey } from '../crypto/keys.js';
 import type { OffloadSettings } from '../offload/settings.js';
 import type { Engine } from '../protocol/engine.js';
 import { errnoOf, PeerTableFullError, UapiError } from '../errors.js';
@@ -46,7 +46,7 @@ export function applyKeyAndPeers(engine: Engine, request: SetRequest): void {
     }
     if (peer === undefined) {
       // wireguard-go ignores a peer that is the interface itself, and update_only skips new peers.
-      if (change.updateOnly || (ownKey !== undefined && equalBytes(ownKey, change.publicKey))) continue;
+      if (change.updateOnly || (ownKey !== undefined && sameKey(ownKey, change.publicKey))) continue;
       try {
         peer = engine.addPeer(change.publicKey);
       } catch (err) {
@@ -78,7 +78,7 @@ function setPrivateKey(engine: Engine, key: Uint8Array | null): void {
     if (current !== undefined) engine.setPrivateKey(undefined);
     return;
   }
-  if (current !== undefined && equalBytes(current, key)) return;
+  if (current !== undefined && sameKey(current, key)) return;
   engine.setPrivateKey(key);
   // A peer with our own public key cannot exist (wireguard-go removes it).
   const self = engine.peer(engine.publicKey!);
@@ -113,10 +113,4 @@ export function openListenSockets(port: number, fwmark: number, settings: Offloa
     const code = (err as NodeJS.ErrnoException).code;
     throw new UapiError(code === 'EADDRINUSE' ? EADDRINUSE : errnoOf(err), `cannot listen on port ${port}: ${(err as Error).message}`);
   }
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
