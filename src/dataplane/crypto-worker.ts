@@ -6,7 +6,7 @@
 // is pushed: a duplicate is harmless, a stranded flight would not be).
 import { workerData } from 'piscina';
 import { aeadBackend } from '../crypto/backends.js';
-import { KeyTable } from '../protocol/key-table.js';
+import { KeyTable, NO_REPLAY_LOCKS } from '../protocol/key-table.js';
 import { MpmcRing } from '../pipeline/ring.js';
 import { InboundStage } from '../stages/inbound.js';
 import { OutboundStage } from '../stages/outbound.js';
@@ -15,7 +15,7 @@ import { POOL_POLL_MS, STATUS_STOP, statusAt, type CryptoPoolShared, type Crypto
 
 const shared = workerData as CryptoPoolShared;
 const aead = aeadBackend(shared.crypto);
-const ctx = { keys: KeyTable.attach(shared.keys), seal: aead.seal, open: aead.open };
+const ctx = { keys: KeyTable.attach(shared.keys, NO_REPLAY_LOCKS), seal: aead.seal, open: aead.open };
 const status = new Int32Array(shared.status);
 const jobs = MpmcRing.attach(shared.jobs);
 const done = shared.done.map((d) => MpmcRing.attach(d));

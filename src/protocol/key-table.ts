@@ -63,6 +63,13 @@ export interface KeyTableShared {
 const LIMIT = REJECT_AFTER_MESSAGES;
 
 /**
+ * The lock owner of a view that never takes a replay lock: a crypto pool worker only
+ * seals and opens, and the replay check runs on the queue that owns the flight.
+ * 0 is also what marks a free lock, so such a view must never lock (lockReplay throws).
+ */
+export const NO_REPLAY_LOCKS = 0;
+
+/**
  * The replay-lock owner number of queue worker `queue`: 0 marks a free lock and 1 the
  * control plane's view, so the queues start at 2. The supervisor frees a dead worker's
  * locks by this number (releaseReplayLocks).
@@ -94,7 +101,7 @@ export class KeyTable {
   readonly replay: Uint32Array;
   /** Free slots (control plane only; workers attach without one). */
   private readonly free: number[] = [];
-  /** What this view writes into a replay lock it holds: 1 on the control plane, queueLockOwner(queue) on a queue worker. */
+  /** What this view writes into a replay lock it holds: 1 on the control plane, queueLockOwner(queue) on a queue worker, NO_REPLAY_LOCKS on a crypto worker. */
   private readonly lockOwner: number;
   /** Round keys of the index permutation (fields, not an array: read per packet). */
   private readonly k0: number;
@@ -135,10 +142,11 @@ export class KeyTable {
 
   /**
    * A view of the same table for another thread (it must not allocate or release).
-   * `lockOwner` (>= 2, one per thread) marks the replay locks it takes, so that they
-   * can be freed if the thread dies holding one (releaseReplayLocks).
+   * `lockOwner` (queueLockOwner(queue), one per thread) marks the replay locks it
+   * takes, so that they can be freed if the thread dies holding one
+   * (releaseReplayLocks); NO_REPLAY_LOCKS for a view that takes none.
    */
-  static attach(shared: KeyTableShared, lockOwner = 2): KeyTable {
+  static attach(shared: KeyTableShared, lockOwner: number): KeyTable {
     return new KeyTable(shared.capacity, shared, lockOwner);
   }
 
@@ -290,6 +298,7 @@ export class KeyTable {
    * Held for microseconds and contended only after a roam, so it spins.
    */
   lockReplay(slot: number): void {
+    if (this.lockOwner === NO_REPLAY_LOCKS) throw new Error('this key table view takes no replay locks (attached with NO_REPLAY_LOCKS)');
     const lock = slot * META_WORDS + M_LOCK;
     while (Atomics.compareExchange(this.meta, lock, 0, this.lockOwner) !== 0);
   }

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { constants, PerformanceObserver, type NodeGCPerformanceDetail } from 'node:perf_hooks';
-import { KeyTable } from '../../src/protocol/key-table.js';
+import { KeyTable, NO_REPLAY_LOCKS, queueLockOwner } from '../../src/protocol/key-table.js';
 import { PeerTable } from '../../src/protocol/peer-table.js';
 import { PeerTableFullError } from '../../src/errors.js';
 import { REJECT_AFTER_MESSAGES } from '../../src/protocol/constants.js';
@@ -171,11 +171,20 @@ test('engine keeps the tables in step: handshake slots, the current send slot, e
 test('key table: the replay locks a dead thread held are freed', () => {
   const table = new KeyTable(4);
   const a = table.install(table.allocate(0)!, key(1), key(2), 1, 0);
-  const worker = KeyTable.attach(table.share(), 2);
+  const worker = KeyTable.attach(table.share(), queueLockOwner(0));
   worker.lockReplay(a);
   table.releaseReplayLocks(3);
   table.releaseReplayLocks(2);
   table.lockReplay(a); // would spin for ever if the dead worker's lock were still held
+  table.unlockReplay(a);
+});
+
+test('key table: a view attached with NO_REPLAY_LOCKS refuses to lock (0 marks a free lock, so it would take none)', () => {
+  const table = new KeyTable(4);
+  const a = table.install(table.allocate(0)!, key(1), key(2), 1, 0);
+  const cryptoView = KeyTable.attach(table.share(), NO_REPLAY_LOCKS);
+  assert.throws(() => cryptoView.lockReplay(a), /takes no replay locks/);
+  table.lockReplay(a); // still free
   table.unlockReplay(a);
 });
 
@@ -215,7 +224,7 @@ test('another thread\'s view of the table resolves the same indices', () => {
   const table = new KeyTable(64);
   const index = table.allocate(7)!;
   const slot = table.install(index, key(1), key(2), 9, 0);
-  const view = KeyTable.attach(table.share(), 2);
+  const view = KeyTable.attach(table.share(), queueLockOwner(0));
   assert.equal(view.slotOfIndex(index), slot);
   assert.equal(view.activeSlot(index), slot);
   assert.equal(view.activeSlot(forgeIndex(table, index)), -1);
