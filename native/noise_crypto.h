@@ -1,4 +1,4 @@
-// The handshake's cryptographic primitives for src/crypto/noise-crypto.ts: X25519,
+// The handshake's cryptographic primitives for src/crypto/x25519.ts, blake2s.ts and aead.ts: X25519,
 // BLAKE2s (plain, keyed, HMAC, HKDF), zero-nonce ChaCha20-Poly1305 and the cookie's
 // XChaCha20-Poly1305, each one
 // N-API call that writes into a caller's Uint8Array.

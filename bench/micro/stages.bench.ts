@@ -1,5 +1,5 @@
 // Per-batch cost of each phase of the outbound and inbound stages on one thread,
-// the inputs of the pipeline's cost model (bench/cost-model.ts): what a batch costs
+// the inputs of the pipeline's cost model (bench/model.ts): what a batch costs
 // to prepare, seal and finish (outbound) and to classify, open and accept
 // (inbound), apart from the system calls, and a whole batch through each stage (run). Run: node dist/bench/micro/stages.bench.js
 //

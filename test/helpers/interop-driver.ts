@@ -1,4 +1,4 @@
-// Runs inside a test namespace (see test/netns/interop.test.ts): drives tundra's
+// Runs inside a test namespace (see test/netns/interop-wireguard-go.test.ts): drives tundra's
 // protocol engine over a plain UDP socket against a real WireGuard peer, sends
 // ICMP echo requests through the tunnel and reports what came back as JSON.
 import { createSocket } from 'node:dgram';
