@@ -131,18 +131,26 @@ export function parseSockperf(text: string): { avgMs: number; p99Ms: number } | 
   return { avgMs: Number(avg[1]) / 1000, p99Ms: Number(p99[1]) / 1000 };
 }
 
-/** secnetperf's `-ptput:1` lines ("Upload: N bytes @ K kbps (T ms).", one per connection or
- *  stream), summed. */
-export function parseSecnetperf(text: string): { bps: number; bytes: number } | null {
-  let bps = 0;
+/**
+ * secnetperf's result lines. msquic v2.6.0 prints the total for `-ptput:1`
+ * (`Result: Upload 7403128 kbps.`) and, with `-pctput:1`, one line per stream before it
+ * (`Result: Upload 4730912768 bytes @ 7529457 kbps (5026.564 ms).`); msquic's
+ * src/perf/readme.md shows the per-stream lines as `Upload: N bytes @ K kbps (T ms).`.
+ * The rate is the total line's, else the streams' sum; the bytes are the streams' sum,
+ * null when no stream line was printed.
+ */
+export function parseSecnetperf(text: string): { bps: number; bytes: number | null } | null {
+  let streamBps = 0;
   let bytes = 0;
-  let lines = 0;
-  for (const m of text.matchAll(/(?:Upload|Download): (\d+) bytes @ (\d+) kbps/g)) {
+  let streams = 0;
+  for (const m of text.matchAll(/(?:Result: )?(?:Upload|Download):? (\d+) bytes @ (\d+) kbps/g)) {
     bytes += Number(m[1]);
-    bps += Number(m[2]) * 1000;
-    lines++;
+    streamBps += Number(m[2]) * 1000;
+    streams++;
   }
-  return lines > 0 ? { bps, bytes } : null;
+  const total = /Result: (?:Upload|Download) (\d+) kbps\./.exec(text);
+  if (total !== null) return { bps: Number(total[1]) * 1000, bytes: streams > 0 ? bytes : null };
+  return streams > 0 ? { bps: streamBps, bytes } : null;
 }
 
 interface UdpLoadReport { seconds: number; datagrams: number; bytes: number; reordered: number | null }
@@ -413,12 +421,14 @@ async function secnetperfLoad(s: Session): Promise<LoadResult> {
   await s.listening(server, hosts.server.ns, 'udp', PORT.secnetperf);
   const before = sample(hosts, opts.reverse);
   const client = s.start('secnetperf-client', hosts.client.ns,
-    ['secnetperf', `-target:${hosts.server.v4}`, '-exec:maxtput', `${opts.reverse ? '-down' : '-up'}:${opts.seconds}s`, '-ptput:1'],
+    ['secnetperf', `-target:${hosts.server.v4}`, '-exec:maxtput', `${opts.reverse ? '-down' : '-up'}:${opts.seconds}s`, '-ptput:1', '-pctput:1'],
     opts.seconds + 20);
   await s.succeed(client);
   const after = sample(hosts, opts.reverse);
   const r = parseSecnetperf(s.output(client));
-  if (r === null || r.bytes === 0) throw s.failure(client, 'printed no throughput');
+  if (r === null || r.bps === 0) throw s.failure(client, 'printed no throughput');
+  // -pctput:1 asks for the per-stream lines: the CPU cost per byte needs their bytes.
+  if (r.bytes === null || r.bytes === 0) throw s.failure(client, 'printed no per-stream byte counts');
   const test = 'secnetperf';
   return { measurements: [measurement(test, 'throughput_bps', r.bps), ...costs(test, before, after, r.bytes)], skipped: [] };
 }

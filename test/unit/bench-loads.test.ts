@@ -1,6 +1,6 @@
 // The end-to-end benchmark's parsers on real output captured here (test/fixtures/bench/:
-// iperf3 3.12 -J, iputils ping -q, sockperf 3.7; secnetperf's lines as msquic's
-// src/perf/readme.md shows them), the tool lookup and the /proc CPU parsers.
+// iperf3 3.12 -J, iputils ping -q, sockperf 3.7, msquic v2.6.0's secnetperf; also
+// secnetperf's lines as msquic's src/perf/readme.md shows them), the tool lookup and the /proc CPU parsers.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -82,6 +82,15 @@ describe('parseSecnetperf', () => {
 
   test('one line per connection: summed', () => {
     assert.deepEqual(parseSecnetperf(fixture('secnetperf-upload-2conns.txt')), { bps: (2869166 + 2865446) * 1000, bytes: 3590914048 + 3586523136 });
+  });
+
+  test('msquic v2.6.0 -ptput:1: the total line, no bytes', () => {
+    assert.deepEqual(parseSecnetperf(fixture('secnetperf-v2.6.0-upload.txt')), { bps: 2750961 * 1000, bytes: null });
+  });
+
+  test('msquic v2.6.0 -ptput:1 -pctput:1: the total line\'s rate, the streams\' bytes', () => {
+    assert.deepEqual(parseSecnetperf(fixture('secnetperf-v2.6.0-download-pctput.txt')), { bps: 3910753 * 1000, bytes: 1471926059 });
+    assert.deepEqual(parseSecnetperf(fixture('secnetperf-v2.6.0-upload-2conns-pctput.txt')), { bps: 5285258 * 1000, bytes: 1061158912 + 966656000 });
   });
 
   test('no throughput line: null', () => {
