@@ -12,7 +12,8 @@ import { missingToolMessage, requireTool, which } from './tools.js';
 import type { Endpoint } from './topology.js';
 
 export interface Measurement {
-  /** 'tcp1', 'tcp4', 'udp', 'udp-gso', 'secnetperf', 'ping-idle', 'ping-load', 'sockperf-idle', 'sockperf-load' */
+  /** 'tcp1', 'tcp4', 'udp', 'udp-gso', 'secnetperf'; the latency load's 'ping-idle', 'sockperf-idle', 'ping-load' and
+   *  'sockperf-load' (under a TCP stream), 'ping-udp-load' and 'sockperf-udp-load' (under a UDP GSO stream) */
   test: string;
   params?: { [k: string]: string | number };
   metric: string;
@@ -59,6 +60,7 @@ const METRICS = {
   loss_ratio: ['', 'lower'],
   reorder_ratio: ['', 'lower'],
   rtt_ms: ['ms', 'lower'],
+  rtt_p50_ms: ['ms', 'lower'],
   rtt_p99_ms: ['ms', 'lower'],
   tun_drops: ['', 'lower'],
   sender_cpu_ns_per_byte: ['ns/B', 'lower'],
@@ -113,22 +115,34 @@ export function parseIperf3(json: string, udp: boolean): { bytes: number; bps: n
   };
 }
 
-/** `ping -q` summary; null when there were no replies (or no summary at all). */
-export function parsePing(text: string): { sent: number; received: number; avgMs: number } | null {
+/** The nearest-rank percentile p (0–100] of values sorted ascending. */
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length))) - 1]!;
+}
+
+/**
+ * ping's summary and, when it printed a line per reply (no -q), the replies' median and
+ * 99th percentile (duplicates left out); null when there were no replies.
+ */
+export function parsePing(text: string): { sent: number; received: number; avgMs: number; p50Ms?: number; p99Ms?: number } | null {
   const counts = /(\d+) packets transmitted, (\d+) received/.exec(text);
   const rtt = /= [\d.]+\/([\d.]+)\/[\d.]+\/[\d.]+ ms/.exec(text);
   if (counts === null || rtt === null) return null;
   const received = Number(counts[2]);
-  return received > 0 ? { sent: Number(counts[1]), received, avgMs: Number(rtt[1]) } : null;
+  if (received === 0) return null;
+  const summary = { sent: Number(counts[1]), received, avgMs: Number(rtt[1]) };
+  const times = [...text.matchAll(/^\d+ bytes from .* time=([\d.]+) ms$/gm)].map((m) => Number(m[1])).sort((a, b) => a - b);
+  return times.length === 0 ? summary : { ...summary, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99) };
 }
 
-/** `sockperf ping-pong --full-rtt` summary: mean and 99th percentile round trip, in ms (it prints µs). */
-export function parseSockperf(text: string): { avgMs: number; p99Ms: number } | null {
+/** `sockperf ping-pong --full-rtt` summary: mean, median and 99th percentile round trip, in ms (it prints µs). */
+export function parseSockperf(text: string): { avgMs: number; p50Ms: number; p99Ms: number } | null {
   const plain = text.replace(/\x1b\[[0-9;]*m/g, ''); // its summary is coloured with ANSI escapes
   const avg = /avg-rtt=([\d.]+)/.exec(plain);
+  const p50 = /percentile 50\.000 =\s*([\d.]+)/.exec(plain);
   const p99 = /percentile 99\.000 =\s*([\d.]+)/.exec(plain);
-  if (avg === null || p99 === null) return null;
-  return { avgMs: Number(avg[1]) / 1000, p99Ms: Number(p99[1]) / 1000 };
+  if (avg === null || p50 === null || p99 === null) return null;
+  return { avgMs: Number(avg[1]) / 1000, p50Ms: Number(p50[1]) / 1000, p99Ms: Number(p99[1]) / 1000 };
 }
 
 /**
@@ -168,7 +182,7 @@ function parseUdpLoad(text: string): UdpLoadReport | null {
 // ---- what each load needs ----
 
 /** Fixed per load: a run's topology has namespaces of its own, so no other run shares these. */
-const PORT = { tcp1: 5201, tcp4: 5202, udp: 5203, latency: 5204, udpGso: 5205, sockperf: 11111, secnetperf: 4433 } as const;
+const PORT = { tcp1: 5201, tcp4: 5202, udp: 5203, latency: 5204, udpGso: 5205, latencyUdpGso: 5206, sockperf: 11111, secnetperf: 4433 } as const;
 const PING_COUNT = 20;
 const PING_INTERVAL = 0.05;
 const SOCKPERF_IDLE_SECONDS = 2;
@@ -196,7 +210,7 @@ export function expectedSeconds(load: LoadName, seconds: number): number {
     case 'udp': return seconds + 2;
     case 'udp-gso': return seconds + 3; // the receiver waits 2 s past the sender
     case 'secnetperf': return seconds + 4;
-    case 'latency': return PING_COUNT * PING_INTERVAL + 1 + SOCKPERF_IDLE_SECONDS + 1 + latencyLoadSeconds(seconds) + 2;
+    case 'latency': return PING_COUNT * PING_INTERVAL + 1 + SOCKPERF_IDLE_SECONDS + 1 + 2 * (latencyLoadSeconds(seconds) + 3);
   }
 }
 
@@ -371,30 +385,35 @@ async function iperf3Load(s: Session, test: 'tcp1' | 'tcp4' | 'udp', extra: stri
   return { measurements, skipped: [] };
 }
 
-async function udpGsoLoad(s: Session): Promise<LoadResult> {
+/**
+ * A UDP GSO stream of `seconds` in the load's direction (bench/udp-load.ts): 1200-byte
+ * datagrams sent with GSO, received with GRO. `before` is the CPU sample taken once the
+ * receiving end listens, just before the stream starts.
+ */
+async function startUdpGsoStream(s: Session, name: string, port: number, seconds: number): Promise<{ sender: Program; receiver: Program; before: Sample }> {
   const { hosts, opts } = s;
-  const S = String(opts.seconds);
-  const port = PORT.udpGso;
   const serverAt = `${hosts.server.v4}:${port}`;
   const node = process.execPath;
-  const sendArgs = ['--seconds', S, '--size', '1200', '--gso', '1'];
-  const recvArgs = ['--seconds', S, '--gro', '1'];
-  let sender: Program;
-  let receiver: Program;
-  let before: Sample;
+  const sendArgs = ['--seconds', String(seconds), '--size', '1200', '--gso', '1'];
+  const recvArgs = ['--seconds', String(seconds), '--gro', '1'];
   if (!opts.reverse) {
-    receiver = s.start('udp-gso-recv', hosts.server.ns, [node, UDP_LOAD, 'recv', '--listen', serverAt, ...recvArgs], opts.seconds + 20);
+    const receiver = s.start(`${name}-recv`, hosts.server.ns, [node, UDP_LOAD, 'recv', '--listen', serverAt, ...recvArgs], seconds + 20);
     await s.listening(receiver, hosts.server.ns, 'udp', port);
-    before = sample(hosts, opts.reverse);
-    sender = s.start('udp-gso-send', hosts.client.ns, [node, UDP_LOAD, 'send', '--to', serverAt, ...sendArgs], opts.seconds + 15);
-  } else {
-    // The sender waits for the receiver's hello, which opens the way back through a NAT.
-    sender = s.start('udp-gso-send', hosts.server.ns, [node, UDP_LOAD, 'send', '--reply-to', serverAt, ...sendArgs], opts.seconds + 25);
-    await s.listening(sender, hosts.server.ns, 'udp', port);
-    before = sample(hosts, opts.reverse);
-    receiver = s.start('udp-gso-recv', hosts.client.ns,
-      [node, UDP_LOAD, 'recv', '--listen', `${hosts.client.v4}:${port}`, '--hello', serverAt, ...recvArgs], opts.seconds + 20);
+    const before = sample(hosts, opts.reverse);
+    return { receiver, before, sender: s.start(`${name}-send`, hosts.client.ns, [node, UDP_LOAD, 'send', '--to', serverAt, ...sendArgs], seconds + 15) };
   }
+  // The sender waits for the receiver's hello, which opens the way back through a NAT.
+  const sender = s.start(`${name}-send`, hosts.server.ns, [node, UDP_LOAD, 'send', '--reply-to', serverAt, ...sendArgs], seconds + 25);
+  await s.listening(sender, hosts.server.ns, 'udp', port);
+  const before = sample(hosts, opts.reverse);
+  const receiver = s.start(`${name}-recv`, hosts.client.ns,
+    [node, UDP_LOAD, 'recv', '--listen', `${hosts.client.v4}:${port}`, '--hello', serverAt, ...recvArgs], seconds + 20);
+  return { sender, receiver, before };
+}
+
+async function udpGsoLoad(s: Session): Promise<LoadResult> {
+  const { hosts, opts } = s;
+  const { sender, receiver, before } = await startUdpGsoStream(s, 'udp-gso', PORT.udpGso, opts.seconds);
   await s.succeed(sender);
   const after = sample(hosts, opts.reverse);
   await s.succeed(receiver);
@@ -433,16 +452,20 @@ async function secnetperfLoad(s: Session): Promise<LoadResult> {
   return { measurements: [measurement(test, 'throughput_bps', r.bps), ...costs(test, before, after, r.bytes)], skipped: [] };
 }
 
-async function ping(s: Session, test: 'ping-idle' | 'ping-load', count: number): Promise<Measurement[]> {
+async function ping(s: Session, test: string, count: number): Promise<Measurement[]> {
   const p = s.start(test, s.hosts.client.ns,
-    ['ping', '-c', String(count), '-i', String(PING_INTERVAL), '-W', '1', '-q', s.hosts.server.v4], count * PING_INTERVAL + 10);
+    ['ping', '-c', String(count), '-i', String(PING_INTERVAL), '-W', '1', s.hosts.server.v4], count * PING_INTERVAL + 10);
   await s.finish(p); // judged by its summary (status 1 for any loss)
   const r = parsePing(s.output(p));
   if (r === null) throw s.failure(p, 'no replies');
-  return [measurement(test, 'rtt_ms', r.avgMs), measurement(test, 'loss_ratio', (r.sent - r.received) / r.sent)];
+  if (r.p50Ms === undefined || r.p99Ms === undefined) throw s.failure(p, 'printed no line per reply');
+  return [
+    measurement(test, 'rtt_ms', r.avgMs), measurement(test, 'rtt_p50_ms', r.p50Ms), measurement(test, 'rtt_p99_ms', r.p99Ms),
+    measurement(test, 'loss_ratio', (r.sent - r.received) / r.sent),
+  ];
 }
 
-async function sockperf(s: Session, test: 'sockperf-idle' | 'sockperf-load', seconds: number): Promise<Measurement[]> {
+async function sockperf(s: Session, test: string, seconds: number): Promise<Measurement[]> {
   const p = s.start(test, s.hosts.client.ns,
     ['sockperf', 'ping-pong', '-i', s.hosts.server.v4, '-p', String(PORT.sockperf), '-t', String(seconds), '--full-rtt'], seconds + 10);
   await s.succeed(p);
@@ -459,13 +482,14 @@ async function sockperf(s: Session, test: 'sockperf-idle' | 'sockperf-load', sec
     }
     throw s.failure(p, 'printed no round-trip summary');
   }
-  return [measurement(test, 'rtt_ms', r.avgMs), measurement(test, 'rtt_p99_ms', r.p99Ms)];
+  return [measurement(test, 'rtt_ms', r.avgMs), measurement(test, 'rtt_p50_ms', r.p50Ms), measurement(test, 'rtt_p99_ms', r.p99Ms)];
 }
 
 /**
- * ping and sockperf on the idle tunnel, then again during an iperf3 TCP stream in the
- * load's direction: from its 2nd second (past slow start) to its last but one, both at
- * once (sockperf's small datagrams hardly add to the stream's load).
+ * ping and sockperf on the idle tunnel, then again during an iperf3 TCP stream and
+ * during a UDP GSO stream (bench/udp-load.ts), each in the load's direction: from the
+ * stream's 2nd second (past slow start) to its last but one, both probes at once
+ * (sockperf's small datagrams hardly add to the stream's load).
  */
 async function latencyLoad(s: Session): Promise<LoadResult> {
   const { hosts, opts } = s;
@@ -474,36 +498,43 @@ async function latencyLoad(s: Session): Promise<LoadResult> {
   // A probe that gets no answer (sockperf finds no valid observation when a loaded tunnel
   // holds its few messages for longer than its warm-up) is a cell that could not be
   // measured, said with its reason; the other probes still count.
-  const probe = async (into: Measurement[], test: string, take: () => Promise<Measurement[]>): Promise<void> => {
+  const probe = async (test: string, take: () => Promise<Measurement[]>): Promise<void> => {
     try {
-      into.push(...await take());
+      measurements.push(...await take());
     } catch (err) {
       skipped.push({ test, reason: (err as Error).message }); // a dead daemon: runLoad's check() says so
     }
   };
   const withSockperf = which('sockperf') !== null;
   const loadSeconds = latencyLoadSeconds(opts.seconds);
-  await probe(measurements, 'ping-idle', () => ping(s, 'ping-idle', PING_COUNT));
+  await probe('ping-idle', () => ping(s, 'ping-idle', PING_COUNT));
   if (withSockperf) {
     const server = s.start('sockperf-server', hosts.server.ns, ['sockperf', 'server', '-i', hosts.server.v4, '-p', String(PORT.sockperf)],
       expectedSeconds('latency', opts.seconds) + 20);
     await s.listening(server, hosts.server.ns, 'udp', PORT.sockperf);
-    await probe(measurements, 'sockperf-idle', () => sockperf(s, 'sockperf-idle', SOCKPERF_IDLE_SECONDS));
+    await probe('sockperf-idle', () => sockperf(s, 'sockperf-idle', SOCKPERF_IDLE_SECONDS));
   } else {
     const reason = missingToolMessage('sockperf');
-    skipped.push({ test: 'sockperf-idle', reason }, { test: 'sockperf-load', reason });
+    for (const test of ['sockperf-idle', 'sockperf-load', 'sockperf-udp-load']) skipped.push({ test, reason });
   }
+  const underLoad = async (suffix: string): Promise<void> => {
+    await sleep(1000);
+    const probes = [probe(`ping-${suffix}`, () => ping(s, `ping-${suffix}`, Math.round((loadSeconds - 2) / PING_INTERVAL)))];
+    if (withSockperf) probes.push(probe(`sockperf-${suffix}`, () => sockperf(s, `sockperf-${suffix}`, loadSeconds - 2)));
+    await Promise.all(probes);
+  };
   const server = iperf3Server(s, 'latency-iperf3-server', PORT.latency, loadSeconds + 20);
   await s.listening(server, hosts.server.ns, 'tcp', PORT.latency);
-  const stream = iperf3Client(s, 'latency-iperf3-client', PORT.latency, loadSeconds, []);
-  await sleep(1000);
-  const loaded: Measurement[] = [];
-  const probes = [probe(loaded, 'ping-load', () => ping(s, 'ping-load', Math.round((loadSeconds - 2) / PING_INTERVAL)))];
-  if (withSockperf) probes.push(probe(loaded, 'sockperf-load', () => sockperf(s, 'sockperf-load', loadSeconds - 2)));
-  await Promise.all(probes);
-  await s.finish(stream);
-  iperf3Result(s, stream, false); // the probes under load only count if the stream really ran
-  measurements.push(...loaded);
+  const tcp = iperf3Client(s, 'latency-iperf3-client', PORT.latency, loadSeconds, []);
+  await underLoad('load');
+  await s.finish(tcp);
+  iperf3Result(s, tcp, false); // the probes under load only count if the stream really ran
+  const udp = await startUdpGsoStream(s, 'latency-udp-gso', PORT.latencyUdpGso, loadSeconds);
+  await underLoad('udp-load');
+  await s.succeed(udp.sender);
+  await s.succeed(udp.receiver);
+  const got = parseUdpLoad(s.output(udp.receiver));
+  if (got === null || got.bytes === 0) throw s.failure(udp.receiver, 'received nothing');
   return { measurements, skipped };
 }
 

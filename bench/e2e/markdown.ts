@@ -5,7 +5,8 @@ import { cellKey, type Report, type Result } from '../report-schema.js';
 
 /** The tests in the order a reader goes through them: bulk TCP, UDP, then latency. */
 export const TEST_ORDER = [
-  'tcp1', 'tcp4', 'udp', 'udp-gso', 'secnetperf', 'ping-idle', 'ping-load', 'sockperf-idle', 'sockperf-load',
+  'tcp1', 'tcp4', 'udp', 'udp-gso', 'secnetperf',
+  'ping-idle', 'sockperf-idle', 'ping-load', 'sockperf-load', 'ping-udp-load', 'sockperf-udp-load',
 ];
 
 /** The metrics in table order, each with its row label (the unit as the cells show it). */
@@ -19,6 +20,7 @@ const METRICS: [metric: string, label: string][] = [
   ['loss_ratio', 'loss, %'],
   ['reorder_ratio', 'reordered, %'],
   ['rtt_ms', 'RTT, ms'],
+  ['rtt_p50_ms', 'RTT p50, ms'],
   ['rtt_p99_ms', 'RTT p99, ms'],
   ['tun_drops', 'TUN drops'],
 ];

@@ -1,5 +1,6 @@
-// An e2e report as one SVG chart, for a README or an issue: throughput and CPU per byte,
-// a cluster of bars per (topology, test), a bar per implementation with its rounds' spread.
+// An e2e report as one SVG chart, for a README or an issue: throughput, CPU per byte and,
+// when the report has them, round trips idle and under load; a cluster of bars per
+// (topology, test), a bar per implementation with its rounds' spread.
 // Self-contained SVG 1.1 (no script, no web font, a white background of its own), so it
 // reads the same in a browser, an image viewer and GitHub's light and dark themes.
 import { cellKey, cellLabel, type Report, type Result } from '../report-schema.js';
@@ -24,11 +25,14 @@ interface Panel {
   outline?: string;
   /** from the report's unit to the axis's */
   scale: number;
+  /** left out of a report without its metric (the others say "no …" instead) */
+  optional?: boolean;
 }
 
 const PANELS: Panel[] = [
   { title: 'Throughput (Mbit/s)', metric: 'throughput_bps', scale: 1e-6 },
   { title: 'CPU per byte (ns/B, both daemons; machine in outline)', metric: 'cpu_ns_per_byte', outline: 'machine_ns_per_byte', scale: 1 },
+  { title: 'Round trip, idle and under load (ms: median; p99 in outline)', metric: 'rtt_p50_ms', outline: 'rtt_p99_ms', scale: 1, optional: true },
 ];
 
 interface Cluster {
@@ -148,7 +152,8 @@ export function svgChart(report: Report): string {
   const { results, run } = report;
   const impls = firstSeen(results, (r) => r.impl);
   const colours = impls.map((_, i) => COLOURS[i % COLOURS.length]!);
-  const panels = PANELS.map((p) => ({ panel: p, clusters: clustersOf(results, p, impls) }));
+  const panels = PANELS.map((p) => ({ panel: p, clusters: clustersOf(results, p, impls) }))
+    .filter(({ panel, clusters }) => panel.optional !== true || clusters.length > 0);
   const plotWidth = Math.max(...panels.map(({ clusters }) => clusters.reduce((sum, c) => sum + clusterWidth(c), 16)));
   const width = Math.max(560, MARGIN_LEFT + plotWidth + MARGIN_RIGHT);
 

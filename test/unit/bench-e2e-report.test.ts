@@ -20,6 +20,8 @@ const UNITS: { [metric: string]: [unit: string, better: 'higher' | 'lower'] } = 
   retransmits: ['', 'lower'],
   loss_ratio: ['', 'lower'],
   rtt_ms: ['ms', 'lower'],
+  rtt_p50_ms: ['ms', 'lower'],
+  rtt_p99_ms: ['ms', 'lower'],
 };
 
 function result(group: string, impl: string, test: string, metric: string, samples: number[]): Result {
@@ -157,6 +159,20 @@ test('svg: well-formed, a bar per (cell, impl) of throughput, CPU and machine CP
   assert.match(svg, />CPU per byte \(ns\/B, both daemons; machine in outline\)</);
   assert.match(svg, />wireguard-go \(ref\)</);
   assert.match(svg, /<rect x="0" y="0" width="[\d.]+" height="[\d.]+" fill="#ffffff"\/>/, 'a background of its own');
+});
+
+test('svg: a report with round trips gets a latency panel (median filled, p99 outlined); one without has none', () => {
+  const latency = report([
+    result('p2p', 'tundra', 'tcp1', 'throughput_bps', [1e9]),
+    ...['ping-idle', 'ping-load', 'ping-udp-load', 'sockperf-load'].flatMap((t) => ['tundra', 'wireguard-go'].flatMap((impl) => [
+      result('p2p', impl, t, 'rtt_p50_ms', [0.5, 0.6]), result('p2p', impl, t, 'rtt_p99_ms', [2, 3]), result('p2p', impl, t, 'rtt_ms', [1])])),
+  ]);
+  const svg = svgChart(latency);
+  assertWellFormed(svg);
+  assert.match(svg, />Round trip, idle and under load \(ms: median; p99 in outline\)</);
+  assert.deepEqual(bars(svg).filter((b) => b.includes('rtt')), latency.results.filter((r) => r.metric === 'rtt_p50_ms' || r.metric === 'rtt_p99_ms')
+    .map((r) => `${r.group}/${r.test}/${r.metric} ${r.impl}`).sort());
+  assert.doesNotMatch(svgChart(FIXTURE), /Round trip/, 'rtt_ms alone (an older report) draws no latency panel');
 });
 
 test('svg: a label with <&"> is escaped everywhere; width grows with the clusters', () => {

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Unavailable } from '../../bench/e2e/errors.js';
 import { machineBusySeconds, parseMachineStat, parseProcessStat, processCpuSeconds, threadCpuSeconds } from '../../bench/e2e/cpu.js';
-import { LOADS, expectedSeconds, loadTools, parseIperf3, parsePing, parseSecnetperf, parseSockperf } from '../../bench/e2e/loads.js';
+import { LOADS, expectedSeconds, loadTools, parseIperf3, parsePing, parseSecnetperf, parseSockperf, percentile } from '../../bench/e2e/loads.js';
 import { DEBIAN_PACKAGES, missingToolMessage, requireTool, which } from '../../bench/e2e/tools.js';
 
 const fixture = (name: string): string =>
@@ -50,6 +50,18 @@ describe('parseIperf3', () => {
 });
 
 describe('parsePing', () => {
+  test('a line per reply: their median and 99th percentile beside the summary', () => {
+    // 20 replies; sorted, the 10th is 1.35 ms and the 20th 26.6 ms (nearest rank).
+    assert.deepEqual(parsePing(fixture('ping-replies.txt')), { sent: 20, received: 20, avgMs: 3.334, p50Ms: 1.35, p99Ms: 26.6 });
+  });
+
+  test('percentile: nearest rank', () => {
+    assert.equal(percentile([1, 2, 3, 4], 50), 2);
+    assert.equal(percentile([1, 2, 3, 4], 51), 3);
+    assert.equal(percentile([1, 2, 3, 4], 99), 4);
+    assert.equal(percentile([7], 1), 7);
+  });
+
   test('no loss', () => {
     assert.deepEqual(parsePing(fixture('ping.txt')), { sent: 20, received: 20, avgMs: 0.049 });
   });
@@ -67,7 +79,7 @@ describe('parsePing', () => {
 
 describe('parseSockperf', () => {
   test('--full-rtt: mean and p99 round trip in ms, through its colour codes', () => {
-    assert.deepEqual(parseSockperf(fixture('sockperf.txt')), { avgMs: 32.241 / 1000, p99Ms: 87.335 / 1000 });
+    assert.deepEqual(parseSockperf(fixture('sockperf.txt')), { avgMs: 32.241 / 1000, p50Ms: 30.658 / 1000, p99Ms: 87.335 / 1000 });
   });
 
   test('no summary: null', () => {
