@@ -39,8 +39,10 @@ constexpr uint32_t kDefaultBuffer = 7 << 20;  // wireguard-go's socketBufferSize
 constexpr int kMaxSkippedErrors = 16;
 
 // Send control: a UDP_SEGMENT cmsg, whose payload is a u16 (the kernel
-// insists on cmsg_len == CMSG_LEN(2)), and an IP_PKTINFO or IPV6_PKTINFO one.
-constexpr size_t kSendControl = CMSG_SPACE(sizeof(uint16_t)) + CMSG_SPACE(sizeof(in6_pktinfo));
+// insists on cmsg_len == CMSG_LEN(2)), an IP_PKTINFO or IPV6_PKTINFO one, and
+// an IP_TOS or IPV6_TCLASS one (an int).
+constexpr size_t kSendControl = CMSG_SPACE(sizeof(uint16_t)) + CMSG_SPACE(sizeof(in6_pktinfo)) + CMSG_SPACE(sizeof(int));
+constexpr uint8_t kEcnMask = 3;
 
 static_assert(kAddrLocalFamily >= kAddrBytes + 16 && kAddrLocalBytes + 16 == kAddrStride &&
                   kAddrLocalIfindex + 4 <= kAddrLocalBytes && kAddrStride % 4 == 0,
@@ -71,8 +73,9 @@ inline uint32_t GetIfindex(const uint8_t* rec) {
   return v;
 }
 
-void ToRecord(const SockAddr& from, socklen_t len, const Local& local, uint8_t* rec) {
+void ToRecord(const SockAddr& from, socklen_t len, const RecvCmsgs& c, uint8_t* rec) {
   std::memset(rec, 0, kAddrStride);
+  const Local& local = c.local;
   if (local.family != 0) {
     rec[kAddrLocalFamily] = local.family;
     PutIfindex(rec, local.ifindex);
@@ -96,6 +99,7 @@ void ToRecord(const SockAddr& from, socklen_t len, const Local& local, uint8_t* 
     return;  // family 0: no address
   }
   std::memcpy(rec + kAddrPort, &port_be, 2);  // already network order
+  rec[kAddrEcn] = c.ecn;
 }
 
 // A destination for a socket of family `domain`, from a record already copied
@@ -215,6 +219,14 @@ OpenResult Open(const OpenRequest& req) {
   } else if (setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on) < 0) {
     return fail("setsockopt", "IPV6_RECVPKTINFO");
   }
+  // Each datagram's outer ECN field (RFC 6040 decapsulation). A dual socket
+  // gets an IPv4 datagram's as IP_TOS, so it asks for both.
+  if (setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &on, sizeof on) < 0 && domain == AF_INET) {
+    return fail("setsockopt", "IP_RECVTOS");
+  }
+  if (domain == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_RECVTCLASS, &on, sizeof on) < 0) {
+    return fail("setsockopt", "IPV6_RECVTCLASS");
+  }
   // The GSO probe, as wireguard-go's: the option is readable iff the kernel
   // knows it (Linux >= 4.18).
   int value = 0;
@@ -326,6 +338,14 @@ RecvCmsgs ParseCmsgs(msghdr* h, double* stats) {
                c->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
       std::memcpy(&out.overflow, CMSG_DATA(c), sizeof(uint32_t));
       out.has_overflow = true;
+    } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS &&
+               c->cmsg_len >= CMSG_LEN(sizeof(uint8_t))) {
+      out.ecn = *CMSG_DATA(c) & kEcnMask;
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_TCLASS &&
+               c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      int tclass;
+      std::memcpy(&tclass, CMSG_DATA(c), sizeof tclass);
+      out.ecn = static_cast<uint8_t>(tclass) & kEcnMask;
     } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
                c->cmsg_len >= CMSG_LEN(sizeof(in_pktinfo))) {
       in_pktinfo info;
@@ -382,7 +402,7 @@ void StoreMessage(uint32_t* state, size_t j, mmsghdr* m, const SockAddr& from, d
   meta[1] = seg;
   meta[2] = drop;
   uint8_t rec[kAddrStride];
-  ToRecord(from, m->msg_hdr.msg_namelen, c.local, rec);
+  ToRecord(from, m->msg_hdr.msg_namelen, c, rec);
   std::memcpy(meta + 3, rec, kAddrStride);
   const uint32_t datagrams = seg > 0 && len > seg ? (len + seg - 1) / seg : 1;
   if (drop == 0 && datagrams > 1) {
@@ -428,7 +448,7 @@ size_t RecvBatch(int fd, uint8_t* data, size_t data_len, const uint32_t* offsets
       }
       lengths[done + k] = len;
       if (len > 0 && stats != nullptr) Observe(stats + kRecvSegmentsHistogram, 1);
-      ToRecord(from[k], m.msg_hdr.msg_namelen, c.local, addrs + (done + k) * kAddrStride);
+      ToRecord(from[k], m.msg_hdr.msg_namelen, c, addrs + (done + k) * kAddrStride);
     }
     done += static_cast<size_t>(r);
     if (static_cast<size_t>(r) < n) break;  // the queue is empty now
@@ -539,6 +559,16 @@ void PutCmsg(uint8_t** at, int level, int type, const void* payload, size_t len)
   *at += CMSG_SPACE(len);
 }
 
+// The record's ECN field as an IP_TOS or IPV6_TCLASS cmsg (the rest of the
+// byte zero), when it is not Not-ECT, advancing *at. IP_TOS also on a dual
+// socket: a v4-mapped destination is sent by the IPv4 code, which reads it.
+void PutEcn(uint8_t** at, const uint8_t* rec) {
+  const int ecn = rec[kAddrEcn] & kEcnMask;
+  if (ecn == 0) return;
+  if (rec[kAddrFamily] == 4) PutCmsg(at, IPPROTO_IP, IP_TOS, &ecn, sizeof ecn);
+  else if (rec[kAddrFamily] == 6) PutCmsg(at, IPPROTO_IPV6, IPV6_TCLASS, &ecn, sizeof ecn);
+}
+
 // The record's local address as a pktinfo cmsg, when it has one of the remote's
 // family (a record the receive path made always has), advancing *at.
 void PutSource(uint8_t** at, const uint8_t* rec) {
@@ -631,7 +661,7 @@ size_t SendBatch(int fd, const uint8_t* data, size_t data_len, const uint32_t* o
       m.msg_hdr.msg_name = m.msg_hdr.msg_namelen != 0 ? &to[nm] : nullptr;
       m.msg_hdr.msg_iov = &iov[used];
       m.msg_hdr.msg_iovlen = run;
-      if (run > 1 || (ok && rec[kAddrLocalFamily] != 0)) {
+      if (run > 1 || (ok && (rec[kAddrLocalFamily] != 0 || (rec[kAddrEcn] & kEcnMask) != 0))) {
         // Zeroed whole: stray bytes in the control buffer make EINVAL.
         std::memset(control[nm], 0, kSendControl);
         uint8_t* at = control[nm];
@@ -640,6 +670,7 @@ size_t SendBatch(int fd, const uint8_t* data, size_t data_len, const uint32_t* o
           PutCmsg(&at, SOL_UDP, UDP_SEGMENT, &seg, sizeof seg);
         }
         PutSource(&at, rec);
+        if (ok) PutEcn(&at, rec);
         const size_t used_control = static_cast<size_t>(at - control[nm]);
         if (used_control > 0) {
           m.msg_hdr.msg_control = control[nm];

@@ -18,7 +18,9 @@
 namespace tundra::udp {
 
 // Address record, one per packet, kAddrStride bytes. The remote side:
-//   [0] family 4 or 6 (0 = none), [1] 0, [2..3] port big-endian,
+//   [0] family 4 or 6 (0 = none), [1] the outer IP header's ECN field (0–3: receive
+//   fills it from IP_TOS / IPV6_TCLASS; send sets it with the same cmsg unless 0),
+//   [2..3] port big-endian,
 //   [4..19] address (IPv4 in [4..7], the rest zero).
 // IPv4-mapped IPv6 sources (dual-stack socket) are recorded as family 4.
 // The local side (sticky source address, as wireguard-go's and the kernel's):
@@ -32,6 +34,7 @@ namespace tundra::udp {
 // change: the routing table still picks the interface, as the kernel's does).
 constexpr size_t kAddrStride = 44;
 constexpr size_t kAddrFamily = 0;
+constexpr size_t kAddrEcn = 1;
 constexpr size_t kAddrPort = 2;
 constexpr size_t kAddrBytes = 4;
 constexpr size_t kAddrLocalFamily = 20;
@@ -99,9 +102,11 @@ enum RecvStat : size_t {
 // ---- receive control messages ----
 // Receive control room per message: SO_RXQ_OVFL (u32), UDP_GRO (int),
 // IP_PKTINFO and IPV6_PKTINFO (a dual socket asks only for the second, but
-// room for both costs nothing). Too little would cost datagrams (MSG_CTRUNC).
+// room for both costs nothing), IP_TOS (a byte) and IPV6_TCLASS (an int). Too
+// little would cost datagrams (MSG_CTRUNC).
 constexpr size_t kRecvControl = CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int)) +
-                                CMSG_SPACE(sizeof(in_pktinfo)) + CMSG_SPACE(sizeof(in6_pktinfo));
+                                CMSG_SPACE(sizeof(in_pktinfo)) + CMSG_SPACE(sizeof(in6_pktinfo)) +
+                                CMSG_SPACE(sizeof(uint8_t)) + CMSG_SPACE(sizeof(int));
 
 // The local side of a received datagram, from its IP_PKTINFO / IPV6_PKTINFO.
 struct Local {
@@ -114,6 +119,7 @@ struct RecvCmsgs {
   int gso_size = 0;  // UDP_GRO: the size of each coalesced datagram (an int)
   bool has_overflow = false;
   uint32_t overflow = 0;  // SO_RXQ_OVFL: the socket's drop count (a u32)
+  uint8_t ecn = 0;        // IP_TOS / IPV6_TCLASS: the outer header's ECN field
   Local local;
 };
 

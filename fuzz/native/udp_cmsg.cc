@@ -1,4 +1,4 @@
-// ParseCmsgs (UDP_GRO, SO_RXQ_OVFL, IP_PKTINFO, IPV6_PKTINFO) on any control
+// ParseCmsgs (UDP_GRO, SO_RXQ_OVFL, IP_PKTINFO, IPV6_PKTINFO, IP_TOS, IPV6_TCLASS) on any control
 // data: kRecvControl bytes as the kernel may leave them, msg_controllen and
 // msg_flags from the input. Input: controllen (1 byte, modulo kRecvControl + 1),
 // msg_flags (4 bytes LE), then the control bytes (the rest zero).
@@ -28,6 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* in, size_t n) {
   stats[kRxqOverflowRaw] = -1;
   const RecvCmsgs c = ParseCmsgs(&h, stats);
   FUZZ_REQUIRE(c.local.family == 0 || c.local.family == 4 || c.local.family == 6);
+  FUZZ_REQUIRE(c.ecn <= 3);
   FUZZ_REQUIRE(stats[kCtruncDrops] == ((flags & MSG_CTRUNC) != 0 ? 1 : 0));
   FUZZ_REQUIRE(stats[kRxqOverflowRaw] == (c.has_overflow ? static_cast<double>(c.overflow) : -1));
   FUZZ_REQUIRE(c.gso_size == 0 || controllen >= CMSG_LEN(sizeof(int)));

@@ -192,8 +192,8 @@ export interface UdpRecvOptions {
 /**
  * Receives up to `count` datagrams with recvmmsg(MSG_DONTWAIT): datagram i into
  * `data[offsets[i], offsets[i] + capacity)`, its length into `lengths[i]`, its source
- * into record i of `addrs`, and the local address it was sent to into the record's local
- * side. Returns the number of slots filled; 0 when nothing is
+ * into record i of `addrs`, the local address it was sent to into the record's local
+ * side and its outer ECN field into the ECN byte. Returns the number of slots filled; 0 when nothing is
  * waiting (EAGAIN) — wait for the fd to be readable.
  *
  * - A datagram longer than `capacity` is truncated by the kernel (MSG_TRUNC) and so
@@ -245,7 +245,9 @@ export type UdpRecv = (
  * interface index only for an IPv6 link-local one, otherwise the routing table picks the
  * interface); one whose local address this host no longer has fails with -EINVAL
  * (-ENODEV for a link-local one whose interface is gone): resending it without the local
- * side (sent from the routing table's choice) is the caller's decision. Returns how many were consumed:
+ * side (sent from the routing table's choice) is the caller's decision. A record whose
+ * ECN byte (ADDR_ECN) is not 0 is sent with that ECN field (an IP_TOS / IPV6_TCLASS cmsg;
+ * the DSCP bits 0). Returns how many were consumed:
  * fewer than `count` only when the kernel says EAGAIN or ENOBUFS (socket buffer or
  * device queue full; the rest are for a retry when the fd is writable).
  *
@@ -259,7 +261,7 @@ export type UdpRecv = (
  * `gso` (default 0: every datagram is its own message): UDP_GSO_IPV4 | UDP_GSO_IPV6,
  * the destination families whose datagrams may be coalesced (check the socket's
  * `offloads.gso` first). A run of consecutive datagrams with identical address
- * records (remote and local sides) and equal length L — the last may be shorter, which ends the run — of at
+ * records (remote and local sides, ECN byte) and equal length L — the last may be shorter, which ends the run — of at
  * most 64 datagrams and 65507 (IPv4) / 65527 (IPv6) bytes goes as one message with
  * UDP_SEGMENT = L, scattered straight from the slots; a run of one goes plainly.
  * Every datagram of a message gets that message's status, so a refused GSO message

@@ -8,7 +8,9 @@ import { PrefixError } from '../errors.js';
 
 /**
  * Bytes per address record. Record i is `addrs[i*44, i*44+44)`. The remote side:
- * byte 0 = family (4 or 6; 0 = none), byte 1 = 0, bytes 2–3 = port big-endian,
+ * byte 0 = family (4 or 6; 0 = none), byte 1 = the outer IP header's ECN field (0–3:
+ * udpRecv fills it with the datagram's, udpSend sends with it; not part of the
+ * address: sameAddr ignores it), bytes 2–3 = port big-endian,
  * bytes 4–19 = address (IPv4 in bytes 4–7, the rest zero). IPv4-mapped IPv6 addresses
  * (what a dual-stack socket sees from IPv4 peers) are always recorded as family 4.
  *
@@ -20,6 +22,7 @@ import { PrefixError } from '../errors.js';
  */
 export const ADDR_STRIDE = 44;
 export const ADDR_FAMILY = 0;
+export const ADDR_ECN = 1;
 export const ADDR_PORT = 2;
 export const ADDR_BYTES = 4;
 export const ADDR_LOCAL_FAMILY = 20;

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { ADDR_STRIDE, readAddr, sameAddr, writeAddr } from '../../src/pipeline/address.js';
+import { ADDR_ECN, ADDR_STRIDE, readAddr, sameAddr, writeAddr } from '../../src/pipeline/address.js';
 import { udpOpen, udpRecv, udpSend, udpSetFwmark, type UdpSocket } from '../../src/conn/udp.js';
 import { closeFd } from '../../src/io/fd.js';
 import { tunRead, tunWrite } from '../../src/tun/tun.js';
@@ -41,6 +41,7 @@ interface Received {
   address: string;
   family: number;
   port: number;
+  ecn: number;
 }
 
 /**
@@ -63,6 +64,7 @@ function collect(fd: number, expected: number, capacity: number, batch = 32, tim
               address,
               port,
               family: a.addrs[i * ADDR_STRIDE]!,
+              ecn: a.addrs[i * ADDR_STRIDE + ADDR_ECN]!,
             });
           }
           if (n < batch) break;
@@ -192,6 +194,29 @@ test('a dual-stack socket sends IPv4 records (v4-mapped) to an IPv4-only socket'
   } finally {
     closeFd(rx.fd);
     closeFd(tx.fd);
+  }
+});
+
+test('the outer ECN field: what a record asks for is sent (IP_TOS / IPV6_TCLASS) and reported on receive, also v4-mapped and in GSO runs', async () => {
+  const ECNS = [0, 1, 2, 3, 3, 2, 2, 1, 0, 0];
+  for (const [rxFamily, txFamily, address] of [['dual', 4, '127.0.0.1'], ['dual', 6, '::1'], [4, 'dual', '127.0.0.1'], [6, 6, '::1']] as const) {
+    const rx = open(rxFamily, rxFamily === 'dual' ? undefined : address);
+    const tx = open(txFamily, txFamily === 'dual' ? undefined : address);
+    try {
+      // Same-size datagrams: with GSO allowed, runs of one ECN value go as one message each.
+      const payloads = ECNS.map((_, i) => payloadFor(i + 900, 300));
+      const s = packSend(payloads, [{ address, port: rx.port }]);
+      ECNS.forEach((ecn, i) => { s.addrs[i * ADDR_STRIDE + ADDR_ECN] = ecn; });
+      const arriving = collect(rx.fd, ECNS.length, 2048);
+      const status = new Int32Array(ECNS.length).fill(-1);
+      assert.equal(udpSend(tx.fd, s.data, s.offsets, s.lengths, s.addrs, ECNS.length, status, tx.offloads.gso ? 3 : 0), ECNS.length);
+      const got = await arriving;
+      assert.deepEqual(got.map((r) => r.ecn), ECNS, `${txFamily} → ${rxFamily} ${address}`);
+      got.forEach((r, i) => assert.ok(Buffer.from(r.payload).equals(payloads[i]!), `datagram ${i} bytes`));
+    } finally {
+      closeFd(rx.fd);
+      closeFd(tx.fd);
+    }
   }
 });
 
