@@ -12,7 +12,7 @@
 // peer from any queue). Each record is guarded by a sequence lock: a writer takes the
 // even sequence to odd, writes, and releases it at the next even value; a reader
 // copies the record and keeps the copy only if the sequence was even and unchanged.
-import { ADDR_LOCAL_FAMILY, ADDR_STRIDE, writeAddr } from '../pipeline/address.js';
+import { ADDR_ECN, ADDR_LOCAL_FAMILY, ADDR_STRIDE, writeAddr } from '../pipeline/address.js';
 import type { Endpoint } from './peer.js';
 import { PeerTableFullError } from '../errors.js';
 
@@ -134,6 +134,7 @@ export class PeerTable {
     const to = id * ADDR_STRIDE;
     const seq = this.lockEndpoint(id);
     for (let k = 0; k < ADDR_STRIDE; k++) endpoints[to + k] = addrs[from + k]!;
+    endpoints[to + ADDR_ECN] = 0; // that datagram's ECN field, not the endpoint's
     this.unlockEndpoint(id, seq);
     Atomics.store(this.meta, id * META_WORDS + M_HAS_ENDPOINT, 1);
   }

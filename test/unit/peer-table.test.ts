@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
-import { ADDR_STRIDE, readAddr, writeAddr } from '../../src/pipeline/address.js';
+import { ADDR_ECN, ADDR_STRIDE, readAddr, writeAddr } from '../../src/pipeline/address.js';
 import { PeerTable } from '../../src/protocol/peer-table.js';
 
 const WRITER = new URL('../helpers/endpoint-writer.js', import.meta.url);
@@ -41,4 +41,16 @@ test('learnEndpoint on another thread and copyEndpoint here: every copy is one w
   await worker.terminate();
   assert.ok(peers.hasEndpoint(peer));
   assert.ok(seen.size >= 1);
+});
+
+test('an endpoint learnt from a datagram does not keep that datagram\'s ECN field (sends would carry it)', () => {
+  const peers = new PeerTable(4);
+  const peer = peers.allocate();
+  const records = new Uint8Array(2 * ADDR_STRIDE);
+  writeAddr(records, 0, '198.18.0.2', 51821, { address: '198.18.0.1', ifindex: 2 });
+  records[ADDR_ECN] = 3; // arrived CE-marked
+  peers.learnEndpoint(peer, records, 0);
+  peers.copyEndpoint(peer, records, 1);
+  assert.equal(records[ADDR_STRIDE + ADDR_ECN], 0);
+  assert.deepEqual(readAddr(records, 1), readAddr(records, 0));
 });
