@@ -155,7 +155,7 @@ export class TestNet {
 }
 
 /** Started, not ended and not yet reaped. */
-function isRunning(child: ChildProcess): child is ChildProcess & { pid: number } {
+export function isRunning(child: ChildProcess): child is ChildProcess & { pid: number } {
   return child.pid !== undefined && child.exitCode === null && child.signalCode === null;
 }
 
