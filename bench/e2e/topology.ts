@@ -1,14 +1,16 @@
-// The benchmark's test networks: namespaces joined by veths, the implementation under test
-// at both tunnel ends, configured with `wg` and `ip`, and everything removed again, also
-// when set-up fails half-way or the runner is interrupted (docs/design.md §11: names tdr-…,
-// underlay 198.18.0.0/15, overlay 100.96.0.0/16 and fd7a:7d0::/48, processes ended by pid).
+// The benchmark's test networks: namespaces joined by veths (testnet/ builds them), the
+// implementation under test at both tunnel ends, configured with `wg` and `ip`, and
+// everything removed again, also when set-up fails half-way or the runner is interrupted
+// (docs/design.md §11: names tdr-…, underlay 198.18.0.0/15, overlay 100.96.0.0/16 and
+// fd7a:7d0::/48, processes ended by pid).
 //
 //   a (client) —198.18.0.0/24— b (peer / router) —198.18.N.0/24, fd7a:7d0:N::/64— c (LAN or internet host)
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isRunning as running, run, TestNet } from '../../testnet/testnet.js';
 import { ImplFailed, Unavailable } from './errors.js';
 import type { ImplSpec } from './impls.js';
 import { requireTool } from './tools.js';
@@ -39,10 +41,9 @@ const EXIT_RULESET = join(REPO, 'examples', 'exit-node', 'tdr-exit.nft');
 const UAPI_DIR = '/var/run/wireguard';
 const TUN_MTU = '1420';
 const PORT = { a: 51820, b: 51821 } as const;
-const UNDERLAY = { a: '198.18.0.1', b: '198.18.0.2' } as const;
 const OVERLAY = { a: { v4: '100.96.0.1', v6: 'fd7a:7d0::1' }, b: { v4: '100.96.0.2', v6: 'fd7a:7d0::2' } } as const;
 /** The b–c link's third octet / IPv6 group: a LAN behind a router, or the exit node's upstream. */
-const FAR_SUBNET: Record<TopologyName, number | null> = { 'p2p': null, 'router': 2, 'router-tuned': 2, 'exit-node': 3 };
+const FAR_SUBNET: Record<TopologyName, number | undefined> = { 'p2p': undefined, 'router': 2, 'router-tuned': 2, 'exit-node': 3 };
 /** Debian packages of the tools set-up runs itself (the daemon's own binary is impls.ts' business). */
 const TOOLS = ['ip', 'wg', 'ping', 'sysctl'];
 const EXIT_TOOLS = ['nft'];
@@ -64,19 +65,15 @@ export class Topology {
   readonly client: Endpoint;
   readonly server: Endpoint;
   private readonly opts: TopologyOptions;
-  private readonly ns: { a: string; b: string; c: string | null };
+  /** The namespaces tdr-b<run id>-a|b|c and their links; ends what is started in them. */
+  private readonly net: TestNet;
+  private readonly ns: Record<Side, string>;
+  private readonly underlay: Record<Side, string>;
   private readonly tunnel: Record<Side, string>;
-  private readonly veth: { va: string; vb: string; vc: string; vd: string };
-  private readonly far: { b: { v4: string; v6: string }; c: { v4: string; v6: string }; net: { v4: string; v6: string } } | null;
-  /** Namespaces this topology made, in order; only these are deleted. */
-  private readonly made: string[] = [];
-  private readonly children: ChildProcess[] = [];
   private readonly daemons: Record<Side, ChildProcess | null> = { a: null, b: null };
   /** Keys and ethtool-tune's state: private, removed at down. */
   private readonly scratch: string;
   private downing: Promise<void> | null = null;
-  /** Set once the namespaces are gone: a set-up still running (downAllSync) starts nothing more. */
-  private removed = false;
 
   private constructor(opts: TopologyOptions) {
     this.opts = opts;
@@ -84,17 +81,12 @@ export class Topology {
     this.runId = opts.runId;
     this.impl = opts.impl;
     const id = opts.runId;
-    const sub = FAR_SUBNET[opts.name];
-    this.ns = { a: `tdr-b${id}-a`, b: `tdr-b${id}-b`, c: sub === null ? null : `tdr-b${id}-c` };
-    this.tunnel = { a: `tdrb${id}a`, b: `tdrb${id}b` };
-    this.veth = { va: `tdrb${id}va`, vb: `tdrb${id}vb`, vc: `tdrb${id}vc`, vd: `tdrb${id}vd` };
-    this.far = sub === null ? null : {
-      b: { v4: `198.18.${sub}.1`, v6: `fd7a:7d0:${sub}::1` },
-      c: { v4: `198.18.${sub}.2`, v6: `fd7a:7d0:${sub}::2` },
-      net: { v4: `198.18.${sub}.0/24`, v6: `fd7a:7d0:${sub}::/64` },
-    };
-    this.client = { ns: this.ns.a, ...OVERLAY.a };
-    this.server = this.ns.c === null || this.far === null ? { ns: this.ns.b, ...OVERLAY.b } : { ns: this.ns.c, ...this.far.c };
+    const net = this.net = new TestNet(`b${id}`, FAR_SUBNET[opts.name]);
+    this.ns = { a: net.a, b: net.b };
+    this.underlay = { a: net.underlayA, b: net.underlayB };
+    this.tunnel = { a: net.ifname('a'), b: net.ifname('b') };
+    this.client = { ns: net.a, ...OVERLAY.a };
+    this.server = net.c === undefined || net.far === undefined ? { ns: net.b, ...OVERLAY.b } : { ns: net.c, ...net.far.c };
     this.scratch = mkdtempSync(join(tmpdir(), `tdr-bench-${id}-`));
   }
 
@@ -107,7 +99,7 @@ export class Topology {
     }
     mkdirSync(opts.logDir, { recursive: true });
     const topology = new Topology(opts);
-    live.set(topology, () => topology.killSync());
+    live.set(topology, () => topology.removeAll());
     try {
       await topology.build();
     } catch (err) {
@@ -133,17 +125,18 @@ export class Topology {
 
   /** Runs argv inside ns and returns its stdout. */
   exec(ns: string, argv: string[], timeoutMs = DEFAULT_EXEC_TIMEOUT_MS): string {
-    return run(['ip', 'netns', 'exec', ns, ...argv], timeoutMs);
+    const [cmd, ...args] = argv as [string, ...string[]];
+    return this.net.exec(ns, cmd, args, undefined, timeoutMs);
   }
 
   /** The peer's (b's) listen address and the public key of its interface, as a stranger on the underlay sees them. */
   peerListen(): { address: string; port: number; publicKey: string } {
-    return { address: UNDERLAY.b, port: PORT.b, publicKey: this.exec(this.ns.b, ['wg', 'show', this.tunnel.b, 'public-key']).trim() };
+    return { address: this.underlay.b, port: PORT.b, publicKey: this.exec(this.ns.b, ['wg', 'show', this.tunnel.b, 'public-key']).trim() };
   }
 
   /** Adds `address` (198.18.0.0/24) to the client's underlay link: a second host on a's side (a flood's source). */
   addClientUnderlayAddress(address: string): void {
-    run(['ip', '-n', this.ns.a, 'addr', 'add', `${address}/24`, 'dev', this.veth.va]);
+    run(['ip', '-n', this.ns.a, 'addr', 'add', `${address}/24`, 'dev', this.net.vethA]);
   }
 
   /**
@@ -154,7 +147,7 @@ export class Topology {
     const key = this.exec(this.ns.a, ['wg', 'show', this.tunnel.a, 'peers']).trim();
     const allowed = this.exec(this.ns.a, ['wg', 'show', this.tunnel.a, 'allowed-ips']).trim().split(/\s+/).slice(1).join(',');
     this.exec(this.ns.a, ['wg', 'set', this.tunnel.a, 'peer', key, 'remove']);
-    this.exec(this.ns.a, ['wg', 'set', this.tunnel.a, 'peer', key, 'endpoint', `${UNDERLAY.b}:${PORT.b}`, 'allowed-ips', allowed]);
+    this.exec(this.ns.a, ['wg', 'set', this.tunnel.a, 'peer', key, 'endpoint', `${this.underlay.b}:${PORT.b}`, 'allowed-ips', allowed]);
   }
 
   /** tx_dropped of both tunnel interfaces, summed: what the kernel could not hand to the tunnel. */
@@ -187,7 +180,7 @@ export class Topology {
   private async teardown(): Promise<void> {
     // `wg show` first: a userspace daemon takes its answers with it.
     this.saveWgShow();
-    const alive = this.children.filter(running);
+    const alive = this.net.running();
     for (const child of alive) signal(child, 'SIGTERM');
     await Promise.all(alive.map((child) => exited(child, TERM_GRACE_MS)));
     const stubborn = alive.filter(running);
@@ -196,39 +189,24 @@ export class Topology {
     this.removeAll();
   }
 
-  /** What both teardowns share once the processes are ended: namespaces, stale sockets, scratch. */
+  /**
+   * The end of both teardowns (and all of downAllSync's): the namespaces go (testnet ends
+   * what still runs in them, synchronously), then stale sockets and the scratch directory.
+   */
   private removeAll(): void {
-    for (const ns of [...this.made].reverse()) {
-      const r = spawnSync('ip', ['netns', 'del', ns], { encoding: 'utf8', timeout: DEFAULT_EXEC_TIMEOUT_MS });
-      if (r.status !== 0) this.opts.log?.(`could not delete namespace ${ns}: ${r.stderr.trim()}`);
-    }
-    this.made.length = 0;
+    this.net.destroy();
     // A daemon ended by SIGKILL leaves its socket behind; these names are this run's alone.
     for (const name of Object.values(this.tunnel)) rmSync(join(UAPI_DIR, `${name}.sock`), { force: true });
     rmSync(this.scratch, { recursive: true, force: true });
-    this.removed = true;
     live.delete(this);
   }
 
-  /** For downAllSync: no waiting on events, so SIGKILL and a bounded poll of /proc. */
-  private killSync(): void {
-    const alive = this.children.filter(running);
-    for (const child of alive) signal(child, 'SIGKILL');
-    const deadline = Date.now() + TERM_GRACE_MS;
-    for (const child of alive) {
-      while (pidAlive(child.pid) && Date.now() < deadline) sleepSync(20);
-    }
-    this.removeAll();
-  }
-
   private spawnInto(ns: string, argv: string[], logFile: string, env: Record<string, string>, flags: 'w' | 'a'): ChildProcess {
-    if (this.removed) throw new Error(`topology ${this.name} of run ${this.runId} is down: not starting ${argv.join(' ')}`);
+    const [cmd, ...args] = argv as [string, ...string[]];
     const fd = openSync(logFile, flags, 0o644);
     try {
-      // `ip netns exec` execs the command, so the child's pid is the program's own.
-      const child = spawn('ip', ['netns', 'exec', ns, ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
-      child.on('error', (err) => this.opts.log?.(`${argv[0]} in ${ns}: ${err.message}`));
-      this.children.push(child);
+      const child = this.net.spawn(ns, cmd, args, env, ['ignore', fd, fd]);
+      child.on('error', (err) => this.opts.log?.(`${cmd} in ${ns}: ${err.message}`));
       return child;
     } finally {
       closeSync(fd);
@@ -236,44 +214,19 @@ export class Topology {
   }
 
   private async build(): Promise<void> {
-    const { a, b, c } = this.ns;
-    for (const ns of [a, b, c]) {
-      if (ns === null) continue;
-      run(['ip', 'netns', 'add', ns]);
-      this.made.push(ns);
-      run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
-      // No automatic IPv6 link-local addresses: no router solicitations into the tunnel.
-      this.exec(ns, ['sysctl', '-qw', 'net.ipv6.conf.default.addr_gen_mode=1']);
-    }
-    // Made inside the namespaces, so nothing ever appears in the root namespace.
-    const { va, vb, vc, vd } = this.veth;
-    run(['ip', '-n', a, 'link', 'add', va, 'type', 'veth', 'peer', 'name', vb, 'netns', b]);
-    for (const [ns, dev, addr] of [[a, va, UNDERLAY.a], [b, vb, UNDERLAY.b]] as const) {
-      // The a–b underlay is IPv4 only.
+    const { a, b } = this.ns;
+    // The a–b underlay is IPv4 only: no IPv6 chatter beside the benchmark's traffic.
+    for (const [ns, dev] of [[a, this.net.vethA], [b, this.net.vethB]] as const) {
       this.exec(ns, ['sysctl', '-qw', `net.ipv6.conf.${dev}.disable_ipv6=1`]);
-      run(['ip', '-n', ns, 'addr', 'add', `${addr}/24`, 'dev', dev]);
-      run(['ip', '-n', ns, 'link', 'set', dev, 'up']);
     }
-    if (c !== null && this.far !== null) {
-      run(['ip', '-n', b, 'link', 'add', vc, 'type', 'veth', 'peer', 'name', vd, 'netns', c]);
-      for (const [ns, dev, addr] of [[b, vc, this.far.b], [c, vd, this.far.c]] as const) {
-        // A link-local address after all, usable at once: b's neighbour solicitations for
-        // what it forwards to c go out from one (without it the kernel sends none).
-        this.exec(ns, ['sysctl', '-qw', `net.ipv6.conf.${dev}.addr_gen_mode=0`, `net.ipv6.conf.${dev}.accept_dad=0`]);
-        run(['ip', '-n', ns, 'addr', 'add', `${addr.v4}/24`, 'dev', dev]);
-        // nodad: usable at once, not after duplicate address detection.
-        run(['ip', '-n', ns, '-6', 'addr', 'add', `${addr.v6}/64`, 'dev', dev, 'nodad']);
-        run(['ip', '-n', ns, 'link', 'set', dev, 'up']);
-      }
-      this.exec(b, ['sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
-    }
+    if (this.net.far !== undefined) this.exec(b, ['sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
 
     // Both daemons start at once; a failure of either fails the set-up after both settled.
     const starts = await Promise.allSettled([this.startImpl('a'), this.startImpl('b')]);
     for (const s of starts) if (s.status === 'rejected') throw s.reason;
 
     this.configure();
-    if (this.name === 'exit-node') this.exec(b, ['nft', '-D', `WAN=${vc}`, '-f', EXIT_RULESET]);
+    if (this.name === 'exit-node') this.exec(b, ['nft', '-D', `WAN=${this.net.far?.devB}`, '-f', EXIT_RULESET]);
     await this.waitForHandshake();
     if (this.name === 'router-tuned') this.tune();
     this.opts.log?.(`${this.name} up with ${this.impl.label} (run ${this.runId})`);
@@ -326,12 +279,12 @@ export class Topology {
     const pub: Record<Side, string> = { a: '', b: '' };
     for (const side of ['a', 'b'] as const) {
       writeFileSync(keys[side], run(['wg', 'genkey']), { mode: 0o600 });
-      pub[side] = run(['wg', 'pubkey'], DEFAULT_EXEC_TIMEOUT_MS, readFileSync(keys[side], 'utf8')).trim();
+      pub[side] = run(['wg', 'pubkey'], readFileSync(keys[side], 'utf8')).trim();
     }
-    const far = this.far;
+    const far = this.net.far;
     const allowed: Record<Side, string[]> = {
       a: this.name === 'exit-node' ? ['0.0.0.0/0', '::/0']
-        : [`${OVERLAY.b.v4}/32`, `${OVERLAY.b.v6}/128`, ...(far === null ? [] : [far.net.v4, far.net.v6])],
+        : [`${OVERLAY.b.v4}/32`, `${OVERLAY.b.v6}/128`, ...(far === undefined ? [] : [far.net.v4, far.net.v6])],
       b: [`${OVERLAY.a.v4}/32`, `${OVERLAY.a.v6}/128`],
     };
     for (const side of ['a', 'b'] as const) {
@@ -340,20 +293,21 @@ export class Topology {
       const dev = this.tunnel[side];
       this.exec(ns, [
         'wg', 'set', dev, 'private-key', keys[side], 'listen-port', String(PORT[side]),
-        'peer', pub[other], 'endpoint', `${UNDERLAY[other]}:${PORT[other]}`, 'allowed-ips', allowed[side].join(','),
+        'peer', pub[other], 'endpoint', `${this.underlay[other]}:${PORT[other]}`, 'allowed-ips', allowed[side].join(','),
       ]);
       run(['ip', '-n', ns, 'addr', 'add', `${OVERLAY[side].v4}/24`, 'dev', dev]);
       run(['ip', '-n', ns, '-6', 'addr', 'add', `${OVERLAY[side].v6}/64`, 'dev', dev, 'nodad']);
       run(['ip', '-n', ns, 'link', 'set', dev, 'mtu', TUN_MTU, 'up']);
     }
-    if (far === null || this.ns.c === null) return;
+    const c = this.net.c;
+    if (far === undefined || c === undefined) return;
     // Only the far prefixes go into a's tunnel: its route to b's endpoint stays on the veth.
     run(['ip', '-n', this.ns.a, 'route', 'add', far.net.v4, 'dev', this.tunnel.a]);
     run(['ip', '-n', this.ns.a, '-6', 'route', 'add', far.net.v6, 'dev', this.tunnel.a]);
     // An exit node's upstream has no way back to the overlay: it only sees b (masquerade).
     if (this.name === 'exit-node') return;
-    run(['ip', '-n', this.ns.c, 'route', 'add', '100.96.0.0/24', 'via', far.b.v4]);
-    run(['ip', '-n', this.ns.c, '-6', 'route', 'add', 'fd7a:7d0::/64', 'via', far.b.v6]);
+    run(['ip', '-n', c, 'route', 'add', '100.96.0.0/24', 'via', far.b.v4]);
+    run(['ip', '-n', c, '-6', 'route', 'add', 'fd7a:7d0::/64', 'via', far.b.v6]);
   }
 
   private async waitForHandshake(): Promise<void> {
@@ -370,19 +324,19 @@ export class Topology {
 
   /** scripts/ethtool-tune.sh on b's LAN veth; 2 or 3 means this machine cannot have it. */
   private tune(): void {
-    const r = spawnSync('ip', ['netns', 'exec', this.ns.b, 'bash', ETHTOOL_TUNE, '--interface', this.veth.vc], {
+    const lan = this.net.far!.devB; // router-tuned always has its LAN
+    const r = spawnSync('ip', ['netns', 'exec', this.ns.b, 'bash', ETHTOOL_TUNE, '--interface', lan], {
       encoding: 'utf8', timeout: DEFAULT_EXEC_TIMEOUT_MS, env: { ...process.env, TUNDRA_ETHTOOL_STATE_DIR: join(this.scratch, 'ethtool') },
     });
     if (r.status === 0) return;
     const said = (r.stderr || r.stdout || r.error?.message || '').trim();
     if (r.status === 2 || r.status === 3) throw new Unavailable(`router-tuned: ${said}`);
-    throw new Error(`scripts/ethtool-tune.sh --interface ${this.veth.vc} failed (${r.status ?? r.signal}): ${said}`);
+    throw new Error(`scripts/ethtool-tune.sh --interface ${lan} failed (${r.status ?? r.signal}): ${said}`);
   }
 
   private saveWgShow(): void {
     const parts: string[] = [];
     for (const side of ['a', 'b'] as const) {
-      if (!this.made.includes(this.ns[side])) continue;
       const r = spawnSync('ip', ['netns', 'exec', this.ns[side], 'wg', 'show', this.tunnel[side]], { encoding: 'utf8', timeout: 5_000 });
       parts.push(`# ${this.ns[side]}: wg show ${this.tunnel[side]}\n${r.status === 0 ? r.stdout : `(failed: ${(r.stderr ?? '').trim()})\n`}`);
     }
@@ -407,7 +361,7 @@ export class Topology {
 
 /** For the runner's signal and 'exit' handlers: every topology still up goes, synchronously. */
 export function downAllSync(): void {
-  for (const killSync of [...live.values()]) killSync();
+  for (const remove of [...live.values()]) remove();
 }
 
 /** Namespaces and root-namespace links carrying this run id that exist now. */
@@ -418,20 +372,6 @@ export function leftovers(runId: string): string[] {
   const links = run(['ip', '-o', 'link']).split('\n').map((l) => /^\d+:\s+([^:@\s]+)/.exec(l)?.[1] ?? '')
     .filter((n) => n.startsWith(`tdrb${runId}`));
   return [...namespaces, ...links];
-}
-
-function run(argv: string[], timeoutMs = DEFAULT_EXEC_TIMEOUT_MS, input?: string): string {
-  const [cmd, ...args] = argv as [string, ...string[]];
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: timeoutMs, input });
-  if (r.status !== 0) {
-    const why = r.error !== undefined ? r.error.message : r.status === null ? `signal ${r.signal}` : `status ${r.status}`;
-    throw new Error(`${argv.join(' ')} failed (${why}): ${(r.stderr ?? '').trim()}`);
-  }
-  return r.stdout;
-}
-
-function running(child: ChildProcess): boolean {
-  return child.pid !== undefined && child.exitCode === null && child.signalCode === null;
 }
 
 function exitOf(child: ChildProcess): string {
@@ -456,20 +396,6 @@ function exited(child: ChildProcess, timeoutMs: number): Promise<void> {
   });
 }
 
-/** Still there and not a zombie. */
-function pidAlive(pid: number | undefined): boolean {
-  if (pid === undefined) return false;
-  try {
-    return !/^\d+ \(.*\) Z/s.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }

@@ -1,21 +1,22 @@
 // Three namespaces in a line for router tests (docs/design.md §11):
 //   a (the client) —198.18.0.0/24— b (the router) —198.18.N.0/24, fd7a:7d0:N::/64— c
 // where c is a LAN host behind a subnet router, or the upstream "internet" of an exit
-// node. TwoHosts makes a and b; this adds c, and removes it with the other two.
+// node (testnet/ builds all three).
 // Also: wg-quick style config files, `tundra up` and the checks the router tests share.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { captureOutput, run, TwoHosts, waitFor } from './netns.js';
+import type { Address } from '../../testnet/testnet.js';
+import { captureOutput, TwoHosts, waitFor } from './netns.js';
 import { countersOf, jsonOf, TCP_TRANSFER, TUNDRA_MAIN } from './tunnel.js';
 import { startWireguardGo } from './wireguard-go.js';
 
 
-export interface Address { v4: string; v6: string }
+export type { Address };
 
 export class ThreeHosts extends TwoHosts {
-  readonly c: string;
+  declare readonly c: string;
   /** b's and c's addresses on the b–c link (198.18.N.1/.2, fd7a:7d0:N::1/::2). */
   readonly farB: Address;
   readonly farC: Address;
@@ -27,35 +28,14 @@ export class ThreeHosts extends TwoHosts {
   readonly linkC: string;
 
   constructor(tag: string, subnet: number) {
-    super(tag);
-    const id = `${tag}${process.pid % 100000}`;
-    this.c = `tdr-${id}-c`;
-    this.farB = { v4: `198.18.${subnet}.1`, v6: `fd7a:7d0:${subnet}::1` };
-    this.farC = { v4: `198.18.${subnet}.2`, v6: `fd7a:7d0:${subnet}::2` };
-    this.farNet = { v4: `198.18.${subnet}.0/24`, v6: `fd7a:7d0:${subnet}::/64` };
-    this.linkA = `tdr${id}va`.slice(0, 15);
-    this.linkB = `tdr${id}vc`.slice(0, 15);
-    this.linkC = `tdr${id}vd`.slice(0, 15);
-    try {
-      run('ip', ['netns', 'add', this.c]);
-      run('ip', ['-n', this.b, 'link', 'add', this.linkB, 'type', 'veth', 'peer', 'name', this.linkC, 'netns', this.c]);
-      for (const [ns, dev, addr] of [[this.b, this.linkB, this.farB], [this.c, this.linkC, this.farC]] as const) {
-        run('ip', ['-n', ns, 'addr', 'add', `${addr.v4}/24`, 'dev', dev]);
-        // nodad: the address is usable at once, not after duplicate detection.
-        run('ip', ['-n', ns, '-6', 'addr', 'add', `${addr.v6}/64`, 'dev', dev, 'nodad']);
-        run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-        run('ip', ['-n', ns, 'link', 'set', dev, 'up']);
-      }
-    } catch (err) {
-      this.destroy();
-      throw err;
-    }
-  }
-
-  override destroy(): void {
-    super.destroy();
-    // c is undefined when TwoHosts' own set-up failed (its destroy() lands here).
-    if (this.c !== undefined) spawnSync('ip', ['netns', 'del', this.c]);
+    super(tag, subnet);
+    const far = this.far!; // made by super() for a subnet
+    this.farB = far.b;
+    this.farC = far.c;
+    this.farNet = far.net;
+    this.linkA = this.vethA;
+    this.linkB = far.devB;
+    this.linkC = far.devC;
   }
 }
 
