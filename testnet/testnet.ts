@@ -142,7 +142,9 @@ export class TestNet {
     for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
       // No event loop here: poll /proc. A child not yet reaped is at least a zombie, so its pid is still ours.
       const alive = this.children.filter(isRunning).filter((child) => pidAlive(child.pid));
-      for (const child of alive) process.kill(child.pid, sig);
+      for (const child of alive) {
+        try { process.kill(child.pid, sig); } catch { /* ended since the check: nothing to do */ }
+      }
       const deadline = Date.now() + STOP_GRACE_MS;
       while (alive.some((child) => pidAlive(child.pid)) && Date.now() < deadline) sleepSync(20);
     }
