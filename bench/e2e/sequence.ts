@@ -67,8 +67,8 @@ export class SequenceTracker {
   }
 
   private mark(seq: number, on: boolean): void {
-    const at = this.byteOf(seq);
-    if (on) this.seen[at] |= 1 << (seq % 8);
-    else this.seen[at] &= ~(1 << (seq % 8));
+    const at = this.byteOf(seq); // < seen.length: byteOf takes it modulo the length
+    const bit = 1 << (seq % 8);
+    this.seen[at] = on ? this.seen[at]! | bit : this.seen[at]! & ~bit;
   }
 }

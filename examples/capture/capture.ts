@@ -173,7 +173,9 @@ class BlockWriter {
 
 export function createStage(init: StageInit): Stage {
   const config = parseCaptureConfig(init.config);
-  const [packets, bytes, files, writeErrors] = split(init.counters(['packets', 'bytes', 'files', 'write_errors']));
+  const counters = init.counters(['packets', 'bytes', 'files', 'write_errors']);
+  const counter = (k: number): Float64Array => counters.subarray(k, k + 1);
+  const [packets, bytes, files, writeErrors] = [counter(0), counter(1), counter(2), counter(3)];
   const thread = init.thread.replace(/[^A-Za-z0-9_-]/g, '_');
   const pattern = new RegExp(`^tundra-${thread}-([0-9]+)\\.pcapng$`);
   mkdirSync(config.dir, { recursive: true, mode: 0o700 });
@@ -283,8 +285,4 @@ export function createStage(init: StageInit): Stage {
       }
     },
   };
-}
-
-function split(counters: Float64Array): Float64Array[] {
-  return Array.from({ length: counters.length }, (_, k) => counters.subarray(k, k + 1));
 }

@@ -81,7 +81,10 @@ function fail(message: string, status = 1): never {
   process.exit(status);
 }
 
-/** Optimal string alignment distance (a swap of two neighbours counts one), for "did you mean". */
+/**
+ * Optimal string alignment distance (a swap of two neighbours counts one), for "did you mean".
+ * Bounds: 0 ≤ i ≤ a.length and 0 ≤ j ≤ b.length, the loops' limits, and d is (a.length + 1) × (b.length + 1).
+ */
 function editDistance(a: string, b: string): number {
   const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
   for (let i = 1; i <= a.length; i++) {
@@ -190,9 +193,10 @@ async function main(argv: string[]): Promise<void> {
     } catch (err) {
       fail((err as Error).message);
     }
-    if (files.length !== 1 || files[0]!.startsWith('-')) fail(`up takes one configuration file (and tundra's settings)\n${USAGE}`);
+    const [file] = files;
+    if (files.length !== 1 || file === undefined || file.startsWith('-')) fail(`up takes one configuration file (and tundra's settings)\n${USAGE}`);
     try {
-      await up(files[0]!, logLevelFromEnv(process.env.LOG_LEVEL));
+      await up(file, logLevelFromEnv(process.env.LOG_LEVEL));
     } catch (err) {
       if (err instanceof ConfigError || err instanceof UpError || err instanceof SettingError) fail(err.message);
       fail(explain((err as Error).message, err));
@@ -218,13 +222,14 @@ async function main(argv: string[]): Promise<void> {
     else names.push(arg);
   }
   // A misspelt command must not quietly become an interface of that name in the background.
-  const meant = forced || names[0] === undefined ? undefined : suggestCommand(names[0]);
+  const [name] = names;
+  const meant = forced || name === undefined ? undefined : suggestCommand(name);
   if (meant !== undefined) {
-    const forceHint = names.length === 1 ? ` (to create an interface named "${names[0]}", run: tundra -- ${names[0]})` : '';
-    fail(`"${names[0]}" is not a command; did you mean "tundra ${meant}"?${forceHint}`);
+    const forceHint = names.length === 1 ? ` (to create an interface named "${name}", run: tundra -- ${name})` : '';
+    fail(`"${name}" is not a command; did you mean "tundra ${meant}"?${forceHint}`);
   }
-  if (names.length !== 1 || (!forced && names[0]!.startsWith('-'))) fail(`unknown command or option "${argv.join(' ')}"\n${USAGE}`);
-  await runInterface(names[0]!, foreground);
+  if (names.length !== 1 || name === undefined || (!forced && name.startsWith('-'))) fail(`unknown command or option "${argv.join(' ')}"\n${USAGE}`);
+  await runInterface(name, foreground);
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => fail((err as Error).message));

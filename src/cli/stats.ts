@@ -43,9 +43,9 @@ export async function fetchStats(name: string, directory = DEFAULT_SOCKET_DIRECT
     });
   });
   const errno = Number(/errno=(-?\d+)\n\n$/.exec(answer)![1]);
-  const line = /^stats=(.*)$/m.exec(answer);
-  if (errno !== 0 || line === null) throw new StatsError(`${name}: the daemon answered errno=${errno}`);
-  return JSON.parse(line[1]!) as DeviceStats;
+  const line = /^stats=(.*)$/m.exec(answer)?.[1];
+  if (errno !== 0 || line === undefined) throw new StatsError(`${name}: the daemon answered errno=${errno}`);
+  return JSON.parse(line) as DeviceStats;
 }
 
 export function socketError(name: string, path: string, err: NodeJS.ErrnoException): string {
@@ -73,9 +73,11 @@ export function formatStats(stats: DeviceStats): string {
   if (Object.keys(stats.stages).length > 0) section('stages', Object.entries(stats.stages));
   const columns = [...new Set(stats.queues.flatMap((q) => Object.keys(q)))];
   out.push('queues:');
-  const table = [['queue', ...columns], ...stats.queues.map((q, i) => [String(i), ...columns.map((c) => String(q[c] ?? ''))])];
-  const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => row[c]!.length)));
-  for (const row of table) out.push(`  ${row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')}`);
+  const header = ['queue', ...columns];
+  const table = [header, ...stats.queues.map((q, i) => [String(i), ...columns.map((c) => String(q[c] ?? ''))])];
+  // Every row has header.length cells; a missing one would be as wide as an empty one.
+  const widths = header.map((_, c) => Math.max(...table.map((row) => row[c]?.length ?? 0)));
+  for (const row of table) out.push(`  ${row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  ')}`);
   if (stats.pool !== undefined) section('crypto pool', Object.entries(stats.pool));
   return `${out.join('\n')}\n`;
 }
@@ -84,12 +86,13 @@ export function formatStats(stats: DeviceStats): string {
 export async function runStats(args: readonly string[]): Promise<number> {
   const json = args.includes('--json');
   const names = args.filter((a) => a !== '--json');
-  if (names.length !== 1 || names[0]!.startsWith('-')) {
+  const [name] = names;
+  if (names.length !== 1 || name === undefined || name.startsWith('-')) {
     process.stderr.write('Usage: tundra stats INTERFACE [--json]\n');
     return 2;
   }
   try {
-    const stats = await fetchStats(names[0]!);
+    const stats = await fetchStats(name);
     process.stdout.write(json ? `${JSON.stringify(stats, null, 2)}\n` : formatStats(stats));
     return 0;
   } catch (err) {

@@ -67,7 +67,11 @@ function resendArrays(slots: number): Resend {
   return { offsets: new Uint32Array(slots), lengths: new Uint32Array(slots), addrs: new Uint8Array(slots * ADDR_STRIDE), status: new Int32Array(slots) };
 }
 
-/** Copies entry i (offset, length, record) to entry k of `to`. */
+/**
+ * Copies entry i (offset, length, record) to entry k of `to`.
+ * Bounds: i < the sent count, which udpSend checked fits offsets, lengths and addrs (native batch_args.h);
+ * k < that count ≤ status.length = slots, the resend arrays' length (constructor).
+ */
 function copyEntry(offsets: Uint32Array, lengths: Uint32Array, addrs: Uint8Array, i: number, to: Resend, k: number): void {
   to.offsets[k] = offsets[i]!;
   to.lengths[k] = lengths[i]!;
@@ -143,6 +147,8 @@ export class UdpPort {
   /**
    * Sends the batch's datagrams (each peer's consecutive, so GSO can carry a run in one
    * message); returns how many were not sent.
+   * Bounds: i < consumed ≤ count and k < resent ≤ retry: udpSend checks each count against the arrays it is given
+   * (status, slots long, included), and batch.addrs holds batch.slots records (PacketBatch's constructor).
    */
   send(batch: PacketBatch): number {
     const { count } = batch;
@@ -184,6 +190,7 @@ export class UdpPort {
   /**
    * Entry i failed with `err`: if its local address may be the cause, it is queued to
    * go again without it (true). Its original record is kept, to report the address.
+   * Bounds: k < the sent count ≤ slots (udpSend's check on status), the withoutSource arrays' length.
    */
   private unsource(offsets: Uint32Array, lengths: Uint32Array, addrs: Uint8Array, i: number, err: number): boolean {
     if (!sourceGoneError(err) || !hasLocal(addrs, i)) return false;
@@ -200,6 +207,7 @@ export class UdpPort {
    * returns how many failed again. A source is reported gone (once per address and
    * call) only when sending without it worked: a datagram with no route at all
    * (ENETUNREACH either way) says nothing about the address.
+   * Bounds: k < sent ≤ n = unsourced ≤ slots, status's length.
    */
   private sendUnsourced(batch: PacketBatch): number {
     const u = this.withoutSource;

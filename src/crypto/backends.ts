@@ -56,7 +56,10 @@ export function parseCryptoBackend(value: string, source: string): CryptoBackend
 
 const TAG = AEAD_TAG_SIZE;
 
-/** Throws exactly what the native BatchJs throws for a malformed call; returns the key count. */
+/**
+ * Throws exactly what the native BatchJs throws for a malformed call; returns the key count.
+ * Bounds: i < count ≤ rows = ⌊desc.length / DESC_STRIDE⌋, checked before the loop.
+ */
 function checkCall(
   fn: string,
   seal: boolean,
@@ -122,7 +125,8 @@ type PacketOp = (data: Uint8Array, offset: number, length: number, key: Uint8Arr
 /** A SealBatch or OpenBatch over a per-packet operation, with the native semantics. */
 function batchOver(seal: boolean, nonce: Uint8Array, op: PacketOp): SealBatch & OpenBatch {
   const fn = seal ? 'sealBatch' : 'openBatch';
-  return (data: Uint8Array, keys: Uint8Array, desc: Uint32Array, count: number, ok?: Uint8Array): number => {
+  // Bounds: i < count ≤ ⌊desc.length / DESC_STRIDE⌋ (checkCall), so each row's fields lie inside desc.
+  const batch = (data: Uint8Array, keys: Uint8Array, desc: Uint32Array, count: number, ok?: Uint8Array): number => {
     const keyCount = checkCall(fn, seal, data, keys, desc, count, ok);
     let done = 0;
     let heldIndex = -1;
@@ -157,6 +161,7 @@ function batchOver(seal: boolean, nonce: Uint8Array, op: PacketOp): SealBatch & 
     }
     return done;
   };
+  return batch;
 }
 
 /** WireGuard nonce: 4 zero bytes ‖ 64-bit little-endian counter. */

@@ -4,8 +4,9 @@ import { KEY_SIZE } from './sizes.js';
 import { importPrivateKey } from './x25519.js';
 import { KeyFormatError } from '../errors.js';
 
-/** Curve25519 clamping, as `wg genkey` applies it. */
+/** Curve25519 clamping, as `wg genkey` applies it. Bounds: out.length = KEY_SIZE = 32, checked first. */
 export function clamp(key: Uint8Array): Uint8Array {
+  if (key.length !== KEY_SIZE) throw new RangeError(`a key has ${KEY_SIZE} bytes, not ${key.length}`);
   const out = Uint8Array.from(key);
   out[0]! &= 248;
   out[31]! = (out[31]! & 127) | 64;

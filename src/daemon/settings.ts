@@ -118,6 +118,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv): TundraSettings {
  * and copies it into its variable in `env`; returns the other arguments. Throws a
  * SettingError for a bad value, or an Error for a flag without one.
  */
+// Bounds: i < argv.length, the loop's condition.
 export function takeSettingFlags(argv: readonly string[], env: NodeJS.ProcessEnv): string[] {
   const rest: string[] = [];
   const given = new Map<Setting, string[]>();

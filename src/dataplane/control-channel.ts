@@ -110,7 +110,11 @@ export class ChannelWriter implements OutboundControl, InboundControl {
     this.pushTally(exhausted, SENT, peer, slot, generation, bytes, packets, exhausted ? 1 : 0);
   }
 
-  /** A send from the local side of record `i` failed: the control plane forgets that address (see EngineControl.sourceGone). */
+  /**
+   * A send from the local side of record `i` failed: the control plane forgets that address (see EngineControl.sourceGone).
+   * Bounds: i < the sending batch's count ≤ its slots, and addrs holds slots × ADDR_STRIDE bytes (PacketBatch's constructor);
+   * the message record has MESSAGE_WORDS = MAX_WORDS words, past M_ADDR + ADDR_WORDS.
+   */
   sourceGone(addrs: Uint8Array, i: number): void {
     const w = this.message.words;
     w[0] = SOURCE_GONE;
@@ -126,6 +130,8 @@ export class ChannelWriter implements OutboundControl, InboundControl {
     this.lanes.handshakes(batch, indices, count);
   }
 
+  // Bounds: lastPacket < batch.count ≤ batch.slots, and batch.addrs holds slots × ADDR_STRIDE bytes (PacketBatch's constructor);
+  // both records reach past T_ADDR + ADDR_WORDS words (TALLY_WORDS, MESSAGE_WORDS).
   received(peer: number, slot: number, generation: number, bytes: number, packets: number, dataCame: boolean, batch: PacketBatch, lastPacket: number): void {
     const peers = this.peers;
     const roamed = !peers.hasEndpoint(peer) || !sameAddr(peers.endpoints, peer, batch.addrs, lastPacket);
@@ -228,12 +234,13 @@ export class ChannelReader {
     return any;
   }
 
-  /** A tally, its source address in `addr`. */
+  /** A tally, its source address in `addr`. Bounds: words is a record of TALLY_WORDS or MESSAGE_WORDS words, both > 6. */
   private apply(words: Uint32Array, addr: Uint8Array): void {
     if (words[0] === SENT) this.control.sent(words[1]!, words[2]!, words[3]!, words[4]!, words[5]!, words[6] === 1);
     else this.control.receivedFrom(words[1]!, words[2]!, words[3]!, words[4]!, words[5]!, (words[6]! & DATA_CAME) !== 0, addr, 0, (words[6]! & ROAMED) !== 0);
   }
 
+  // Bounds: words is the message record, MESSAGE_WORDS = MAX_WORDS > 2 words.
   private drainMessages(): void {
     const { words, bytes } = this.message;
     while (this.messages.tryPop(words)) {

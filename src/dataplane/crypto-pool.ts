@@ -113,7 +113,10 @@ export class CryptoPool {
     }
   }
 
-  /** The job a failed task held goes back to its queue as lost; whether there was one. */
+  /**
+   * The job a failed task held goes back to its queue as lost; whether there was one.
+   * Bounds: serve() stores a job's queue in the status words only after checking it is < done.length (crypto-worker.ts).
+   */
   private returnLost(task: number): boolean {
     const at = statusAt(task);
     const flight = Atomics.load(this.status, at) - 1;

@@ -25,6 +25,7 @@ const flights = shared.flights.map((f) => ({
   stage: f.direction === 'outbound' ? new OutboundStage(shared.slots, f.scratch) : new InboundStage(shared.slots, f.scratch),
 }));
 
+// Bounds: entry has JOB_WORDS words, past every JOB_* and DONE_* field; a job's flight and queue are checked against flights and done.
 export default function serve({ task }: CryptoTask): number {
   const entry = new Uint32Array(JOB_WORDS);
   const at = statusAt(task);
@@ -33,15 +34,19 @@ export default function serve({ task }: CryptoTask): number {
     if (!jobs.popWait(entry, 0, POOL_POLL_MS)) continue;
     const id = entry[JOB_FLIGHT]!;
     const queue = entry[JOB_QUEUE]!;
+    const flight = flights[id];
+    const completions = done[queue];
+    if (flight === undefined || completions === undefined) {
+      throw new RangeError(`crypto job for flight ${id} of queue ${queue}: the pool has ${flights.length} flights and ${done.length} queues`);
+    }
     Atomics.store(status, at + 1, entry[JOB_EPOCH]!);
     Atomics.store(status, at + 2, queue);
     Atomics.store(status, at + 3, entry[JOB_USE]!);
     Atomics.store(status, at, id + 1);
-    const flight = flights[id]!;
     if (flight.stage instanceof OutboundStage) flight.stage.seal(flight.data, ctx);
     else flight.stage.open(flight.data, ctx);
     entry[DONE_LOST] = 0;
-    done[queue]!.tryPush(entry); // room for every flight: cannot fail
+    completions.tryPush(entry); // room for every flight: cannot fail
     Atomics.store(status, at, 0);
     served++;
   }

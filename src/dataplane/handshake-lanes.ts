@@ -110,7 +110,10 @@ class SourceBuckets {
     this.max = this.cost * burst;
   }
 
-  /** Whether the source of address record `i` may send one more now (ms). */
+  /**
+   * Whether the source of address record `i` may send one more now (ms).
+   * Bounds: i < the batch's count, so its record lies in addrs (the batch contract (docs/design.md §3)); slot is masked by BUCKETS − 1, the arrays' length.
+   */
   allow(addrs: Uint8Array, i: number, now: number): boolean {
     const base = i * ADDR_STRIDE;
     // IPv4: the address; IPv6: its /64, which one host usually holds whole.
@@ -148,7 +151,11 @@ export class LaneWriter {
     this.gate = new HandshakeGate(shared.gate);
   }
 
-  /** The handshake, response and cookie messages at `indices` of `batch` (sizes checked by the classifier). */
+  /**
+   * The handshake, response and cookie messages at `indices` of `batch` (sizes checked by the classifier).
+   * Bounds: k < count ≤ indices.length and each index < batch.count (the stage's classifier fills them); a packet and its
+   * address record lie inside data and addrs (the batch contract (docs/design.md §3)); length ≤ MESSAGE_INITIATION_SIZE, the classifier's sizes, fits the record.
+   */
   handshakes(batch: PacketBatch, indices: Int32Array, count: number): void {
     const now = this.now();
     // Under load as the control plane last said, or as the backlog says now (the control
@@ -223,12 +230,12 @@ export class LaneReader {
     return (lane === 'priority' ? this.priority : this.bulk).tryPop(this.words);
   }
 
-  /** A copy of the last message popped (the engine keeps what it is given). */
+  /** A copy of the last message popped (the engine keeps what it is given). Bounds: R_LENGTH < RECORD_WORDS, words' length. */
   message(): Uint8Array {
     return this.bytes.slice(R_DATA, R_DATA + this.words[R_LENGTH]!);
   }
 
-  /** How long the last message popped waited, at `now` on the control plane's clock (ms). */
+  /** How long the last message popped waited, at `now` on the control plane's clock (ms). Bounds: R_ARRIVAL < RECORD_WORDS. */
   waited(now: number): number {
     return ((Math.floor(now) >>> 0) - this.words[R_ARRIVAL]!) >>> 0;
   }

@@ -67,22 +67,29 @@ export class QueueStats {
 
   constructor(buffer?: SharedArrayBuffer) {
     this.values = new Float64Array(buffer ?? new SharedArrayBuffer(8 * (IN_HAND + 1)));
+    if (this.values.length !== IN_HAND + 1) throw new RangeError(`queue stats need ${IN_HAND + 1} float64s, not ${this.values.length}`);
   }
 
   share(): SharedArrayBuffer {
     return this.values.buffer as SharedArrayBuffer;
   }
 
-  /** Packets the thread had in hand; the caller counts them as lost when the thread died. */
+  /** Packets the thread had in hand; the caller counts them as lost when the thread died. Bounds: IN_HAND < values.length (constructor). */
   takeInHand(): number {
     const n = this.values[IN_HAND]!;
     this.values[IN_HAND] = 0;
     return n;
   }
 
-  /** The counters, and `in_hand`: packets in the thread's hands now (0 when idle). */
+  /**
+   * The counters, and `in_hand`: packets in the thread's hands now (0 when idle).
+   * Bounds: i < QUEUE_STAT_NAMES.length = IN_HAND < values.length (constructor).
+   */
   snapshot(): Record<string, number> {
-    return { ...Object.fromEntries(QUEUE_STAT_NAMES.map((name, i) => [name, this.values[i]!])), in_hand: this.values[IN_HAND]! };
+    const out: Record<string, number> = {};
+    for (const [i, name] of QUEUE_STAT_NAMES.entries()) out[name] = this.values[i]!;
+    out.in_hand = this.values[IN_HAND]!;
+    return out;
   }
 }
 
@@ -267,7 +274,7 @@ export class QueueLoop {
     });
   }
 
-  /** Reads batches while the fd has them, up to BATCHES_PER_WAKEUP, each handed on as soon as it is read. */
+  /** Reads batches while the fd has them, up to BATCHES_PER_WAKEUP, each handed on as soon as it is read. Bounds: every stat index ≤ IN_HAND < values.length (QueueStats' constructor). */
   private onReadable<S>(lane: Lane<S>): void {
     const { d } = lane;
     let round = 0;
@@ -312,12 +319,13 @@ export class QueueLoop {
     outbound.mtu = tables.mtu();
   }
 
+  // Bounds: every stat index ≤ IN_HAND < values.length (QueueStats' constructor).
   private take(f: Flight<unknown>, n: number): void {
     f.count = n;
     this.stats[IN_HAND]! += n;
   }
 
-  /** Hands a prepared flight to the pool; false when there is none (or its ring is full): seal it here. */
+  /** Hands a prepared flight to the pool; false when there is none (or its ring is full): seal it here. Bounds: every stat index ≤ IN_HAND < values.length (QueueStats' constructor). */
   private submit(f: Flight<unknown>): boolean {
     if (this.jobs === undefined) return false;
     const e = this.job;
@@ -336,7 +344,10 @@ export class QueueLoop {
     return true;
   }
 
-  /** Finishes the flights at the head of the read order that are back (sent, or written to the TUN). */
+  /**
+   * Finishes the flights at the head of the read order that are back (sent, or written to the TUN).
+   * Bounds: inOrder.length > 0, the loop's condition.
+   */
   private release<S>(lane: Lane<S>): void {
     while (lane.inOrder.length > 0 && !this.closed) {
       const f = lane.inOrder[0]!;
@@ -355,6 +366,7 @@ export class QueueLoop {
     if (lane.paused) this.pause(lane, false);
   }
 
+  // Bounds: every stat index ≤ IN_HAND < values.length (QueueStats' constructor).
   private give<S>(lane: Lane<S>, f: Flight<S>): void {
     this.stats[IN_HAND]! -= f.count;
     f.count = 0;
@@ -370,7 +382,10 @@ export class QueueLoop {
     if (!pause && lane.d.pending()) setImmediate(() => this.closed || this.onReadable(lane));
   }
 
-  /** Takes the pool's completions as they come (a doorbell on this thread's event loop). */
+  /**
+   * Takes the pool's completions as they come (a doorbell on this thread's event loop).
+   * Bounds: the completion entry has JOB_WORDS words, past every JOB_* and DONE_* field.
+   */
   private async serveCompletions(): Promise<void> {
     const done = this.done!;
     const e = this.completion;
@@ -406,11 +421,12 @@ export class QueueLoop {
     f.state = lost ? 'lost' : 'done';
   }
 
-  /** Sends the batch's datagrams through this queue's socket; failures are counted. */
+  /** Sends the batch's datagrams through this queue's socket; failures are counted. Bounds: every stat index ≤ IN_HAND < values.length (QueueStats' constructor). */
   send(batch: PacketBatch): void {
     this.stats[UDP_SENT]! += sendCounted(this.port, batch, this.o.outbound.drops, this.o.log);
   }
 
+  // Bounds: every stat index ≤ IN_HAND < values.length (QueueStats' constructor).
   private write(batch: PacketBatch): void {
     const count = batch.count;
     const failed = this.guard('TUN write', () => this.tun.write(batch, COALESCE_CAPACITY)) ?? count;
@@ -418,7 +434,7 @@ export class QueueLoop {
     if (failed > 0) this.o.inbound.drops.add(Drop.TunWriteFailed, failed);
   }
 
-  /** Writes the ICMP errors the outbound stage owes the host (if any) to the TUN queue, in one batch. */
+  /** Writes the ICMP errors the outbound stage owes the host (if any) to the TUN queue, in one batch. Bounds: every stat index ≤ IN_HAND < values.length (QueueStats' constructor). */
   private writeUnreachable(): void {
     const u = this.unreachable;
     if (u.limited > 0) {

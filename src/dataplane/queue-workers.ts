@@ -123,6 +123,7 @@ export class QueueWorkers {
     const poolShared = o.workers === 0 ? undefined
       : CryptoPool.share(o.keys.share(), o.crypto, BATCH_SIZE, flights.flatMap((f) => [...f.outbound, ...f.inbound]), o.tun.length, o.workers);
     this.pool = poolShared === undefined ? undefined : new CryptoPool({ workers: o.workers, shared: poolShared, log: o.log });
+    const pools = poolShared === undefined ? [] : poolShared.done.map((done, queue) => ({ jobs: poolShared.jobs, done, queue }));
     this.queues = o.tun.map((_, index) => {
       const channel = createControlChannel(o.handshakes.gate);
       const lanes = new LaneReader(channel.handshakes);
@@ -131,7 +132,7 @@ export class QueueWorkers {
         index, drops: new DropCounters(), offload: new OffloadCounters(), stats: new QueueStats(), channel,
         reader: new ChannelReader(channel, o.control, () => o.afterWork()), lanes,
         flights: flights[index],
-        pool: poolShared === undefined ? undefined : { jobs: poolShared.jobs, done: poolShared.done[index]!, queue: index },
+        pool: pools[index],
         worker: undefined, startedAt: 0, backoff: RESTART_MIN_MS, restartTimer: undefined, restarts: 0,
         moved: undefined,
       };
@@ -177,13 +178,13 @@ export class QueueWorkers {
    * starting again starts on the new one.
    */
   async useSockets(udp: readonly UdpSocket[]): Promise<void> {
-    this.udp = udp;
+    this.setSockets(udp);
     await Promise.all(this.queues.map((q) => {
       const worker = q.worker;
       if (worker === undefined) return undefined;
       return new Promise<void>((resolve) => {
         q.moved = resolve;
-        worker.postMessage({ type: 'udp', udp: udp[q.index]! } satisfies ToQueueWorker);
+        worker.postMessage({ type: 'udp', udp: this.socketOf(q) } satisfies ToQueueWorker);
       });
     }));
   }
@@ -193,7 +194,7 @@ export class QueueWorkers {
    * are ready; rejects with the first one's error (a stage that does not load).
    */
   async start(udp: readonly UdpSocket[]): Promise<void> {
-    this.udp = udp;
+    this.setSockets(udp);
     this.running = true;
     try {
       await Promise.all(this.queues.map((q) => this.spawn(q)));
@@ -238,10 +239,22 @@ export class QueueWorkers {
     for (const q of this.queues) q.worker?.postMessage(message);
   }
 
+  /** One socket per queue, as the workers are told at start and on a new listen port. */
+  private setSockets(udp: readonly UdpSocket[]): void {
+    if (udp.length !== this.queues.length) throw new RangeError(`${udp.length} UDP sockets for ${this.queues.length} queues: one per queue`);
+    this.udp = udp;
+  }
+
+  // Bounds: q.index < queues.length = udp.length (setSockets).
+  private socketOf(q: Queue): UdpSocket {
+    return this.udp[q.index]!;
+  }
+
+  // Bounds: q.index < queues.length = o.tun.length (the constructor makes one queue per TUN queue).
   private spawn(q: Queue): Promise<void> {
     const o = this.o;
     const data: QueueWorkerData = {
-      index: q.index, name: o.name, logLevel: o.log.level, tun: o.tun[q.index]!, udp: this.udp[q.index]!, settings: o.settings,
+      index: q.index, name: o.name, logLevel: o.log.level, tun: o.tun[q.index]!, udp: this.socketOf(q), settings: o.settings,
       keys: o.keys.share(), peers: o.peers, routes: this.routes, mtu: this.mtu, crypto: o.crypto, stages: o.stages,
       drops: q.drops.share(), offload: q.offload.share(), stats: q.stats.share(), channel: q.channel, timeOrigin: performance.timeOrigin,
       ...(q.flights === undefined ? {} : { flights: q.flights }), ...(q.pool === undefined ? {} : { pool: q.pool }),

@@ -120,7 +120,7 @@ export class Device implements UapiDevice {
     if (inlineLanes !== undefined) this.handshakes.add(new LaneReader(inlineLanes));
     this.control = new EngineControl(this.engine, inlineLanes === undefined ? undefined : new LaneWriter(inlineLanes, this.engine.drops, this.engine.now));
     this.tun = openTunDevice(options.name, this.offload, Math.max(1, queues));
-    this.link = new InterfaceLink(this.tun[0]!.fd, options.name, this.log);
+    this.link = new InterfaceLink(this.firstTun.fd, options.name, this.log);
     try {
       // Not when it is already so: a persistent TUN made beforehand can then be run without CAP_NET_ADMIN.
       if (linkMtu(options.name) !== mtu) setLinkMtu(options.name, mtu);
@@ -161,7 +161,7 @@ export class Device implements UapiDevice {
 
   /** Everything the metrics report, read now (one scrape). */
   metrics(): DeviceMetrics {
-    const [receive, send] = socketBufferSizes(this.udp[0]!.fd);
+    const [receive, send] = socketBufferSizes(this.firstSocket.fd);
     return this.counters.metrics({ offloadsOn: this.offloadsOn(), socketBuffers: { receive, send }, tunTxDropped: this.link.txDropped() });
   }
 
@@ -181,14 +181,24 @@ export class Device implements UapiDevice {
     return this.link.poll();
   }
 
+  // Bounds: tun holds max(1, queues) queues (constructor; openTunQueues checks its count ≥ 1).
+  private get firstTun(): TunQueue {
+    return this.tun[0]!;
+  }
+
+  // Bounds: from start() on, udp holds one socket per TUN queue, ≥ 1 (openUdpGroup checks its count ≥ 1); nothing reads it before.
+  private get firstSocket(): UdpSocket {
+    return this.udp[0]!;
+  }
+
   /** The offloads on: the first TUN queue's and the control plane's socket's. */
   private offloadsOn(): OffloadOn[] {
-    return [...describeTunOffloads(this.tun[0]!.offloads), ...this.sender.describe().on];
+    return [...describeTunOffloads(this.firstTun.offloads), ...this.sender.describe().on];
   }
 
   /** One line: which offloads are on, and why any is off. */
   private logOffloads(): void {
-    const notes = [...this.tun[0]!.offloads.notes, ...this.sender.describe().notes];
+    const notes = [...this.firstTun.offloads.notes, ...this.sender.describe().notes];
     const on = this.offloadsOn().map((o) => (o.detail === '' ? o.name : `${o.name} (${o.detail})`));
     const pool = this.workers?.poolSnapshot();
     const queues = this.workers === undefined ? 'inline (this thread)'
@@ -226,7 +236,7 @@ export class Device implements UapiDevice {
   private async startQueues(udp: readonly UdpSocket[]): Promise<void> {
     this.udp = udp;
     if (this.workers !== undefined) {
-      this.sender = this.controlSender(udp[0]!);
+      this.sender = this.controlSender(this.firstSocket);
       await this.workers.start(udp);
       return;
     }
@@ -234,7 +244,7 @@ export class Device implements UapiDevice {
     const stages = this.inlineStages;
     const aead = aeadBackend(this.crypto);
     const loop = new QueueLoop({
-      tun: this.tun[0]!, udp: udp[0]!, settings: this.offload, counters: this.counters.offload, stats: this.counters.inline, log: this.log,
+      tun: this.firstTun, udp: this.firstSocket, settings: this.offload, counters: this.counters.offload, stats: this.counters.inline, log: this.log,
       outbound: outboundContextOf(engine, aead.seal, stages), inbound: inboundContextOf(engine, aead.open, stages), control: this.control,
       tables: { now: engine.now, routes: () => engine.routeTable(), mtu: () => engine.mtu },
       afterWork: () => this.afterWork(),
@@ -256,10 +266,10 @@ export class Device implements UapiDevice {
     const old = this.udp;
     this.udp = next;
     if (this.workers !== undefined) {
-      this.sender = this.controlSender(next[0]!);
+      this.sender = this.controlSender(this.firstSocket);
       await this.workers.useSockets(next);
     } else {
-      this.inline!.useSocket(next[0]!);
+      this.inline!.useSocket(this.firstSocket);
       this.sender = this.inline!.udp;
     }
     for (const s of old) closeFd(s.fd);
@@ -292,7 +302,7 @@ export class Device implements UapiDevice {
   // ---- UAPI (uapi.ts) ------------------------------------------------------
 
   get(): UapiInterfaceState {
-    return interfaceState(this.engine, this.udp[0]!.port, this.fwmark);
+    return interfaceState(this.engine, this.firstSocket.port, this.fwmark);
   }
 
   async set(request: SetRequest): Promise<void> {
@@ -300,7 +310,7 @@ export class Device implements UapiDevice {
     // undo themselves, so a failed request changes nothing and is answered with its errno.
     // A new port's sockets are opened and marked before the data path moves to them.
     const fwmark = request.fwmark ?? this.fwmark;
-    if (request.listenPort !== undefined && request.listenPort !== this.udp[0]!.port) {
+    if (request.listenPort !== undefined && request.listenPort !== this.firstSocket.port) {
       await this.useSockets(openListenSockets(request.listenPort, fwmark, this.offload, this.udp.length));
     } else if (fwmark !== this.fwmark) {
       setFwmark(this.udp, fwmark, this.fwmark);

@@ -91,6 +91,7 @@ export class HandshakeScheduler {
   }
 
   /** Pops the next message, priority lanes first, taking the queues in turn; its reader, or undefined. */
+  // Bounds: (next + k) % count < count = readers.length, for next ≥ 0 (it is only ever set to a value mod count or 0).
   private pop(): LaneReader | undefined {
     const count = this.readers.length;
     for (const lane of ['priority', 'bulk'] as const) {

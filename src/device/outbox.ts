@@ -15,6 +15,7 @@ export class Outbox {
   constructor(private readonly engine: Engine, private readonly log: Logger) {}
 
   /** Sends and empties engine.outbox; what cannot be sent is counted as send_failed. */
+  // Bounds: n < chunk.length ≤ BATCH_SIZE, the batch's slots, and offsets has ≥ slots entries (PacketBatch's constructor).
   flush(port: UdpPort): void {
     const { engine, batch } = this;
     const outbox = engine.outbox;

@@ -155,7 +155,8 @@ export function checkMss(tun: Link, forwarding: boolean, lan: Link[], clamp: Cla
   const check = 'mss-clamp';
   if (!forwarding) return { check, status: 'skipped', message: 'forwarding is off: no TCP is forwarded into the tunnel' };
   const bigger = lan.filter((l) => l.mtu > tun.mtu).sort((x, y) => y.mtu - x.mtu);
-  if (bigger.length === 0) {
+  const [biggest] = bigger;
+  if (biggest === undefined) {
     return { check, status: 'ok', message: `no other interface that is up has an MTU above ${tun.name}'s ${tun.mtu}: nothing to clamp (ip link)` };
   }
   const lanText = bigger.map((l) => `${l.name} ${l.mtu}`).join(', ');
@@ -163,7 +164,7 @@ export function checkMss(tun: Link, forwarding: boolean, lan: Link[], clamp: Cla
   return {
     check, status: 'problem',
     message: `no TCP MSS clamping, with ${tun.name}'s MTU ${tun.mtu} below ${lanText} (read: ${clamp.read})`,
-    why: `LAN hosts offer an MSS for ${bigger[0]!.mtu}-byte packets; their segments do not fit the tunnel and get through only `
+    why: `LAN hosts offer an MSS for ${biggest.mtu}-byte packets; their segments do not fit the tunnel and get through only `
       + 'if the ICMP "fragmentation needed" reaches them, which firewalls often drop: connections hang after the handshake. '
       + 'Put the rule into /etc/nftables.conf to keep it.',
     fix: clampRule(tun.name),
@@ -192,8 +193,9 @@ export function restartCommand(daemon: Daemon, name: string, tundra: string[]): 
     argv = [];
     const a = daemon.argv;
     for (let k = 0; k < a.length; k++) {
-      if (a[k] === '--offload') k++;
-      else if (!a[k]!.startsWith('--offload=') && a[k] !== '-f' && a[k] !== '--foreground') argv.push(a[k]!);
+      const arg = a[k];
+      if (arg === '--offload') k++;
+      else if (arg !== undefined && !arg.startsWith('--offload=') && arg !== '-f' && arg !== '--foreground') argv.push(arg);
     }
   } else {
     argv = [...tundra, name];

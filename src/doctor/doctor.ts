@@ -135,6 +135,7 @@ function title(f: Finding): string {
 }
 
 /** The `doctor` subcommand: returns the exit status. */
+// Bounds: k < args.length, the loop's condition (an option's value is read with `args[++k]`, which may be undefined).
 export async function runDoctor(args: string[], host: HostProbe = realHostProbe): Promise<number> {
   let json = false;
   let name: string | undefined;

@@ -93,8 +93,8 @@ export function ethtoolFeatures(dev: string): Features | undefined {
   if (out === undefined) return undefined;
   const features = new Map<string, boolean>();
   for (const line of out.split('\n')) {
-    const m = /^\s*([a-z0-9_-]+): (on|off)\b/.exec(line);
-    if (m) features.set(m[1]!, m[2] === 'on');
+    const [, feature, state] = /^\s*([a-z0-9_-]+): (on|off)\b/.exec(line) ?? [];
+    if (feature !== undefined) features.set(feature, state === 'on');
   }
   return features;
 }
@@ -149,9 +149,9 @@ export function uapiDaemon(name: string, table = readText('/proc/net/unix')): Da
   const staged = new RegExp(`^${UAPI_DIR.replace(/\//g, '\\/')}\\/\\.${name.replace(/[^A-Za-z0-9]/g, '\\$&')}-[^/]+\\/uapi\\.sock$`);
   const inodes = new Set<string>();
   for (const line of table.split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/);
     // Num RefCount Protocol Flags Type St Inode Path; flags 00010000 = listening.
-    if (f.length >= 8 && f[3] === '00010000' && (paths.has(f[7]!) || staged.test(f[7]!))) inodes.add(`socket:[${f[6]}]`);
+    const [, , , flags, , , inode, path] = line.trim().split(/\s+/);
+    if (path !== undefined && flags === '00010000' && (paths.has(path) || staged.test(path))) inodes.add(`socket:[${inode}]`);
   }
   if (inodes.size === 0) return undefined;
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
@@ -181,9 +181,10 @@ function describeProcess(pid: number): Daemon {
   const kind = isTundra ? 'tundra' : argv.slice(0, 1).some((a) => base(a).startsWith('wireguard-go')) ? 'wireguard-go' : 'other';
   let offload: Daemon['offload'];
   if (isTundra) {
-    for (let k = 0; k < argv.length; k++) {
-      if (argv[k] === '--offload' && argv[k + 1] !== undefined) offload = { text: argv[k + 1]!, source: '--offload' };
-      else if (argv[k]!.startsWith('--offload=')) offload = { text: argv[k]!.slice('--offload='.length), source: '--offload' };
+    for (const [k, arg] of argv.entries()) {
+      const next = argv[k + 1];
+      if (arg === '--offload' && next !== undefined) offload = { text: next, source: '--offload' };
+      else if (arg.startsWith('--offload=')) offload = { text: arg.slice('--offload='.length), source: '--offload' };
     }
     if (offload === undefined) {
       const env = (readText(`/proc/${pid}/environ`) ?? '').split('\0').find((e) => e.startsWith('TUNDRA_OFFLOAD='));

@@ -58,7 +58,8 @@ interface Sample {
 
 /** Offload drops (from the TUN read) are outbound; the socket's truncated control messages inbound. */
 function directionOf(reason: string): DropDirection {
-  if (reason in DROP_DIRECTIONS) return DROP_DIRECTIONS[reason]!;
+  const known = DROP_DIRECTIONS[reason];
+  if (known !== undefined) return known;
   if ((SPLIT_DROP_NAMES as readonly string[]).includes(reason)) return 'outbound';
   if (reason === 'udp_control_truncated') return 'inbound';
   return 'unknown';
@@ -168,7 +169,7 @@ export class MetricsRegistry {
 
     // Threads.
     gauge('tundra_queue_packets_in_hand', 'Packets a queue has read and not yet sent or written.', () => perQueue('in_hand'));
-    const ifDefined = (name: string): Sample[] => perQueue(name).filter((_, i) => m().queues[i]![name] !== undefined);
+    const ifDefined = (name: string): Sample[] => perQueue(name).filter((_, i) => m().queues[i]?.[name] !== undefined);
     gauge('tundra_queue_flights_out', 'Batches a queue has in the crypto pool now.', () => ifDefined('flights_out'));
     gauge('tundra_control_ring_records', 'Records waiting in a queue worker\'s control channel, by ring (tallies, messages, handshakes).',
       () => m().queues.flatMap((q, i) => (q.ring_tallies === undefined ? [] : [
@@ -213,13 +214,16 @@ export class MetricsRegistry {
   }
 }
 
-/** Cumulative `_bucket`, `_sum` and `_count` samples from per-bucket counts (the last bucket is +Inf). */
+/**
+ * Cumulative `_bucket`, `_sum` and `_count` samples from per-bucket counts (the last bucket is +Inf).
+ * Bounds: b < buckets.length, the loop's condition.
+ */
 function histogramSamples(name: string, bounds: readonly number[], buckets: ArrayLike<number>, total: number): Sample[] {
   const out: Sample[] = [];
   let cumulative = 0;
   for (let b = 0; b < buckets.length; b++) {
     cumulative += buckets[b]!;
-    out.push({ metricName: `${name}_bucket`, labels: { le: b < bounds.length ? bounds[b]! : '+Inf' }, value: cumulative });
+    out.push({ metricName: `${name}_bucket`, labels: { le: bounds[b] ?? '+Inf' }, value: cumulative });
   }
   out.push({ metricName: `${name}_sum`, value: total }, { metricName: `${name}_count`, value: cumulative });
   return out;

@@ -6,8 +6,12 @@
 // 2^53, so they are exact in a double; fold() turns one into the 16-bit one's-complement sum.
 // Nothing here allocates.
 
-/** `initial` plus the 16-bit big-endian words of buf[start, end), words counted from `start`. */
+/**
+ * `initial` plus the 16-bit big-endian words of buf[start, end), words counted from `start`.
+ * Bounds: 0 ≤ start and end ≤ buf.length, checked first (once per call, not per byte).
+ */
 export function sumBytes(buf: Uint8Array, start: number, end: number, initial = 0): number {
+  if (start < 0 || end > buf.length) throw new RangeError(`checksum over [${start}, ${end}) of a ${buf.length}-byte buffer`);
   let sum = initial;
   let i = start;
   for (; i + 1 < end; i += 2) sum += (buf[i]! << 8) | buf[i + 1]!;
@@ -29,7 +33,10 @@ export function pseudoHeaderSum6(buf: Uint8Array, ip: number, proto: number, l4L
   return sumBytes(buf, ip + 8, ip + 40) + Math.floor(l4Length / 0x10000) + (l4Length & 0xffff) + proto;
 }
 
-/** Recomputes and stores the IPv4 header checksum (bytes 10..11) of the header at buf[ip...]. */
+/**
+ * Recomputes and stores the IPv4 header checksum (bytes 10..11) of the header at buf[ip...].
+ * Bounds: ip < buf.length, as the caller wrote the header there (icmp.ts); sumBytes checks ip + ihl ≤ buf.length.
+ */
 export function writeIpv4HeaderChecksum(buf: Uint8Array, ip: number): void {
   const ihl = (buf[ip]! & 0x0f) * 4;
   buf[ip + 10] = 0;

@@ -63,6 +63,7 @@ export class OffloadCounters {
     return this.all.buffer as SharedArrayBuffer;
   }
 
+  // Bounds: indexOf a FallbackReason is ≥ 0 and < FALLBACK_REASONS.length, inside the layout (ELEMENTS, constructor).
   fallback(reason: FallbackReason, n = 1): void {
     this.all[FALLBACKS_AT + FALLBACK_REASONS.indexOf(reason)]! += n;
   }
@@ -73,7 +74,7 @@ export class OffloadCounters {
     this.all[RXQ_LAST] = -1;
   }
 
-  /** Folds the latest SO_RXQ_OVFL value in (a wrapping u32 count since the socket was made). */
+  /** Folds the latest SO_RXQ_OVFL value in (a wrapping u32 count since the socket was made). Bounds: every index is a layout constant + i below ELEMENTS, and each array holds ELEMENTS float64s (constructor: new Float64Array(sab, 0, ELEMENTS) throws when the buffer is short). */
   noteReceive(): void {
     const raw = this.udpRecv[UDP_RECV_RXQ_OVERFLOW_RAW]!;
     const last = this.all[RXQ_LAST]!;
@@ -92,7 +93,7 @@ export class OffloadCounters {
     return OffloadCounters.sum([this]).counters;
   }
 
-  /** drops() and snapshot() summed over several threads' counters. */
+  /** drops() and snapshot() summed over several threads' counters. Bounds: every index is a layout constant + i below ELEMENTS, and each array holds ELEMENTS float64s (constructor: new Float64Array(sab, 0, ELEMENTS) throws when the buffer is short). */
   static sum(sets: readonly OffloadCounters[]): {
     drops: Record<string, number>;
     counters: Record<string, number | Record<string, number>>;
@@ -101,17 +102,18 @@ export class OffloadCounters {
     const total = new Float64Array(ELEMENTS);
     for (const set of sets) for (let i = 0; i < ELEMENTS; i++) if (i !== RXQ_LAST) total[i]! += set.all[i]!;
     const drops: Record<string, number> = {};
-    OFFLOAD_STAT_NAMES.forEach((name, i) => {
+    for (const [i, name] of OFFLOAD_STAT_NAMES.entries()) {
       if (name.startsWith(DROP_PREFIX) && total[TUN_READ_AT + i]! > 0) drops[name.slice(DROP_PREFIX.length)] = total[TUN_READ_AT + i]!;
-    });
+    }
     if (total[UDP_RECV_AT + CTRUNC]! > 0) drops.udp_control_truncated = total[UDP_RECV_AT + CTRUNC]!;
     const counters: Record<string, number | Record<string, number>> = {};
+    // Bounds: at + i stays inside the block of `names` in the layout, below ELEMENTS, total's length.
     const put = (names: readonly string[], at: number): void => {
-      names.forEach((name, i) => {
+      for (const [i, name] of names.entries()) {
         if (!name.startsWith(DROP_PREFIX) && !isHistogramEntry(name) && name !== 'rxq_overflow_raw' && name !== 'ctrunc_drops') {
           counters[name] = total[at + i]!;
         }
-      });
+      }
     };
     put(OFFLOAD_STAT_NAMES, TUN_READ_AT);
     put(COALESCE_STAT_NAMES, COALESCE_AT);
@@ -119,9 +121,9 @@ export class OffloadCounters {
     put(UDP_RECV_STAT_NAMES, UDP_RECV_AT);
     counters.udp_rxq_overflows = total[RXQ_OVERFLOWS]!;
     const fallbacks: Record<string, number> = {};
-    FALLBACK_REASONS.forEach((reason, i) => {
+    for (const [i, reason] of FALLBACK_REASONS.entries()) {
       if (total[FALLBACKS_AT + i]! > 0) fallbacks[reason] = total[FALLBACKS_AT + i]!;
-    });
+    }
     counters.fallbacks = fallbacks;
     const histograms = {
       ...readHistograms(OFFLOAD_STAT_NAMES, total, TUN_READ_AT), ...readHistograms(COALESCE_STAT_NAMES, total, COALESCE_AT),

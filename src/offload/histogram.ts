@@ -22,15 +22,19 @@ export function isHistogramEntry(name: string): boolean {
   return /_bucket_(\d+|inf)$|_sum$/.test(name);
 }
 
-/** Every histogram found in `names`, read from `values` (names[i] ↔ values[at + i]). */
+/**
+ * Every histogram found in `names`, read from `values` (names[i] ↔ values[at + i]).
+ * Bounds: a histogram's buckets and sum, at + i + HISTOGRAM_BOUNDS.length + 1, lie inside values: checked per histogram.
+ */
 export function readHistograms(names: readonly string[], values: ArrayLike<number>, at = 0): Record<string, HistogramValue> {
   const out: Record<string, HistogramValue> = {};
-  names.forEach((name, i) => {
-    if (!name.endsWith('_bucket_1')) return;
+  for (const [i, name] of names.entries()) {
+    if (!name.endsWith('_bucket_1')) continue;
     const base = name.slice(0, -'_bucket_1'.length);
+    if (at + i + HISTOGRAM_BOUNDS.length + 1 >= values.length) throw new RangeError(`histogram ${base} runs past the ${values.length} stats values`);
     const buckets: number[] = [];
     for (let b = 0; b <= HISTOGRAM_BOUNDS.length; b++) buckets.push(values[at + i + b]!);
     out[base] = { buckets, count: buckets.reduce((a, b) => a + b, 0), sum: values[at + i + HISTOGRAM_BOUNDS.length + 1]! };
-  });
+  }
   return out;
 }

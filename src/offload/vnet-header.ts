@@ -2,7 +2,7 @@
 // set (README.md, "virtio_net_hdr"): flags u8, gso_type u8, hdr_len u16, gso_size u16,
 // csum_start u16, csum_offset u16 — the u16s little-endian (x86), unlike every packet header.
 
-/** A header field: little-endian. */
+/** A header field: little-endian. Bounds: at + 2 ≤ buf.length, as readVnetHeader checks offset + VNET_HDR_LEN ≤ buf.length. */
 const u16le = (buf: Uint8Array, at: number): number => buf[at]! | (buf[at + 1]! << 8);
 
 export const VNET_HDR_LEN = 10;
@@ -31,7 +31,7 @@ export interface VnetHeader {
   csumOffset: number;
 }
 
-/** Reads the header at buf[offset, offset+10) into `out` (a fresh object if not given). */
+/** Reads the header at buf[offset, offset+10) into `out` (a fresh object if not given). Bounds: checked first. */
 export function readVnetHeader(buf: Uint8Array, offset = 0, out?: VnetHeader): VnetHeader {
   if (offset < 0 || offset + VNET_HDR_LEN > buf.length) throw new RangeError('vnet header out of range');
   const h = out ?? { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 };

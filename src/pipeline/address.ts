@@ -74,6 +74,7 @@ export function writeAddr(addrs: Uint8Array, i: number, address: string, port: n
  * canonical text form (RFC 5952), no brackets, and `local` when the record has a local
  * side (of family 4 or 6). Throws a RangeError for a record outside `addrs` or of a
  * family other than 4 or 6.
+ * Bounds: recordBase checks the record lies inside addrs.
  */
 export function readAddr(addrs: Uint8Array, i: number): { address: string; port: number; local?: LocalAddress } {
   const base = recordBase(addrs, i, 'readAddr');
@@ -86,7 +87,10 @@ export function readAddr(addrs: Uint8Array, i: number): { address: string; port:
   return local === undefined ? remote : { ...remote, local };
 }
 
-/** The local side of record `i`, if it has one (family 4 or 6). A RangeError for a record outside `addrs`. */
+/**
+ * The local side of record `i`, if it has one (family 4 or 6). A RangeError for a record outside `addrs`.
+ * Bounds: recordBase checks the record lies inside addrs.
+ */
 export function readLocal(addrs: Uint8Array, i: number): LocalAddress | undefined {
   const base = recordBase(addrs, i, 'readLocal');
   const family = addrs[base + ADDR_LOCAL_FAMILY];

@@ -73,13 +73,28 @@ export class PacketBatch {
     return new PacketBatch(slots, slotSize, views);
   }
 
-  /** Packets currently described (header[HEADER_COUNT], so it crosses threads with the batch). */
+  /**
+   * Packets currently described (header[HEADER_COUNT], so it crosses threads with the batch).
+   * Bounds: header has ≥ HEADER_WORDS > HEADER_COUNT words (constructor).
+   */
   get count(): number {
     return this.header[HEADER_COUNT]!;
   }
 
   set count(n: number) {
     this.header[HEADER_COUNT] = n;
+  }
+
+  /**
+   * The count, checked once per batch against this batch's slots and a stage's `scratchSlots`:
+   * the bound that keeps a stage's per-packet loops inside offsets, lengths, addrs and its scratch.
+   */
+  checkedCount(scratchSlots: number): number {
+    const n = this.count;
+    if (!(n >= 0 && n <= this.slots && n <= scratchSlots)) {
+      throw new RangeError(`batch count ${n} is outside [0, ${Math.min(this.slots, scratchSlots)}] (${this.slots} slots, stage scratch for ${scratchSlots})`);
+    }
+    return n;
   }
 
   /** Points every descriptor at the start of its slot plus `headroom`. */

@@ -273,6 +273,7 @@ export class SpscRing extends Ring {
     return new SpscRing(s.capacity, s.words, opts, s.buffer);
   }
 
+  // Bounds: at + words ≤ src.length / dst.length, checked above; base + k < capacity × words = data.length (the cell is masked by capacity − 1).
   tryPush(src: Uint32Array, at = 0): boolean {
     const ctl = this.ctl;
     if (Atomics.load(ctl, CLOSED) !== 0) return false;
@@ -292,6 +293,7 @@ export class SpscRing extends Ring {
     return true;
   }
 
+  // Bounds: at + words ≤ src.length / dst.length, checked above; base + k < capacity × words = data.length (the cell is masked by capacity − 1).
   tryPop(dst: Uint32Array, at = 0): boolean {
     const ctl = this.ctl;
     const head = Atomics.load(ctl, HEAD);
@@ -364,6 +366,7 @@ export class MpmcRing extends Ring {
     return new MpmcRing(s.capacity, s.words, opts, s.buffer);
   }
 
+  // Bounds: at + words ≤ src.length / dst.length, checked above; base + k < capacity × words = data.length (the cell is masked by capacity − 1).
   tryPush(src: Uint32Array, at = 0): boolean {
     const ctl = this.ctl;
     if (Atomics.load(ctl, CLOSED) !== 0) return false;
@@ -393,6 +396,7 @@ export class MpmcRing extends Ring {
     return true;
   }
 
+  // Bounds: at + words ≤ src.length / dst.length, checked above; base + k < capacity × words = data.length (the cell is masked by capacity − 1).
   tryPop(dst: Uint32Array, at = 0): boolean {
     const ctl = this.ctl;
     if (at < 0 || at + this.words > dst.length) throw outside('tryPop', at, this.words, dst.length);

@@ -106,13 +106,17 @@ export class DropCounters {
   readonly counts: Float64Array;
 
   constructor(buffer?: SharedArrayBuffer) {
-    this.counts = new Float64Array(buffer ?? new SharedArrayBuffer(8 * (Object.keys(DROP_REASON_NAMES).length + 1)));
+    const size = Object.keys(DROP_REASON_NAMES).length + 1;
+    this.counts = new Float64Array(buffer ?? new SharedArrayBuffer(8 * size));
+    if (this.counts.length !== size) throw new RangeError(`drop counters need ${size} float64s, not ${this.counts.length}`);
   }
 
+  // Bounds: a DropReason is a code of DROP_REASON_NAMES, below counts.length (constructor).
   add(reason: DropReason, n = 1): void {
     this.counts[reason]! += n;
   }
 
+  // Bounds: as add().
   get(reason: DropReason): number {
     return this.counts[reason]!;
   }
@@ -127,7 +131,7 @@ export class DropCounters {
     return DropCounters.sum([this]);
   }
 
-  /** Non-zero counts keyed by label, summed over several sets of counters. */
+  /** Non-zero counts keyed by label, summed over several sets of counters. Bounds: each code < counts.length (constructor). */
   static sum(sets: readonly DropCounters[]): Record<string, number> {
     const out: Record<string, number> = {};
     for (const [code, name] of Object.entries(DROP_REASON_NAMES)) {

@@ -415,8 +415,8 @@ export class Engine {
       this.initiateHandshake(peer, false);
       return;
     }
-    while (peer.staged.length > 0) {
-      if (!this.sealAndEmit(peer, keypair, peer.staged[0]!)) return;
+    for (let next = peer.staged[0]; next !== undefined; next = peer.staged[0]) {
+      if (!this.sealAndEmit(peer, keypair, next)) return;
       peer.staged.shift();
     }
   }

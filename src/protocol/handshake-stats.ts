@@ -24,6 +24,7 @@ export class HandshakeStats {
     this.failures.set(name, (this.failures.get(name) ?? 0) + 1);
   }
 
+  // Bounds: b ≤ HANDSHAKE_DURATION_BOUNDS.length < durationBuckets.length; the loop reads bounds[b] only for b < its length.
   observeDuration(seconds: number): void {
     let b = 0;
     while (b < HANDSHAKE_DURATION_BOUNDS.length && seconds > HANDSHAKE_DURATION_BOUNDS[b]!) b++;

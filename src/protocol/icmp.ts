@@ -64,7 +64,10 @@ export const NoAnswer = {
 } as const;
 export type NoAnswerReason = (typeof NoAnswer)[keyof typeof NoAnswer];
 
-/** Whether the packet at packet[offset, offset+length) may be answered with an error: NoAnswer.None, or why not. */
+/**
+ * Whether the packet at packet[offset, offset+length) may be answered with an error: NoAnswer.None, or why not.
+ * Bounds: length ≥ 1, offset ≥ 0 and offset + length ≤ packet.length, checked first; unanswerable4/6 rely on it.
+ */
 export function unanswerable(packet: Uint8Array, offset: number, length: number): NoAnswerReason {
   if (length < 1 || offset < 0 || offset + length > packet.length) return NoAnswer.NotIp;
   const version = packet[offset]! >> 4;
@@ -73,6 +76,7 @@ export function unanswerable(packet: Uint8Array, offset: number, length: number)
   return NoAnswer.NotIp;
 }
 
+// Bounds: p[o, o + length) lies in p (unanswerable); reads below o + 20 follow length ≥ 20, p[o + ihl] follows ihl < length.
 function unanswerable4(p: Uint8Array, o: number, length: number): NoAnswerReason {
   if (length < 20) return NoAnswer.NotIp;
   const ihl = (p[o]! & 0x0f) * 4;
@@ -93,6 +97,7 @@ function unanswerable4(p: Uint8Array, o: number, length: number): NoAnswerReason
   return NoAnswer.None;
 }
 
+// Bounds: p[o, end) lies in p (unanswerable); reads below o + 40 follow length ≥ 40, each header read follows its at + n ≤ end check.
 function unanswerable6(p: Uint8Array, o: number, length: number): NoAnswerReason {
   if (length < 40) return NoAnswer.NotIp;
   if (p[o + 24] === 0xff) return NoAnswer.NotUnicast;
@@ -138,6 +143,7 @@ function isAll(p: Uint8Array, at: number, n: number, byte: number): boolean {
  * packet[offset, offset+length) into out[at...] (room for UNREACHABLE_MAX_BYTES
  * needed) and returns its length, or 0 when the packet may not be answered
  * (see unanswerable()).
+ * Bounds: unanswerable() checked offset + length ≤ packet.length with length ≥ 1.
  */
 export function writeUnreachable(packet: Uint8Array, offset: number, length: number, out: Uint8Array, at: number): number {
   if (unanswerable(packet, offset, length) !== NoAnswer.None) return 0;
@@ -190,7 +196,10 @@ function write6(p: Uint8Array, o: number, length: number, out: Uint8Array, at: n
   return V6_HEADERS + quote;
 }
 
-/** Copies n bytes without making a view (subarray would allocate one per packet). */
+/**
+ * Copies n bytes without making a view (subarray would allocate one per packet).
+ * Bounds: the callers copy inside the packet unanswerable() checked: addresses below o + 20 (IPv4) or o + 40 (IPv6), quote ≤ length.
+ */
 function copy(from: Uint8Array, at: number, to: Uint8Array, into: number, n: number): void {
   for (let i = 0; i < n; i++) to[into + i] = from[at + i]!;
 }

@@ -4,6 +4,8 @@
  * Length of the IPv4 or IPv6 packet at buf[offset, offset+available) according to its
  * own header (so transport padding can be cut off), or -1 when it is no IP packet
  * or claims more bytes than there are.
+ * Bounds: buf[offset, offset + available) lies in buf (the caller's: a decrypted packet inside its datagram, the batch
+ * contract in docs/design.md §3); each read follows its available ≥ 1, 20 or 40 check.
  */
 export function ipPacketLength(buf: Uint8Array, offset: number, available: number): number {
   if (available < 1) return -1;

@@ -269,6 +269,8 @@ export class KeyTable {
     return Atomics.load(this.meta, slot * META_WORDS + M_REMOTE_INDEX) >>> 0;
   }
 
+  // Bounds: slot < capacity = createdAt.length: activeSlot() checks it; the outbound stage asks isActive(slot) first,
+  // whose Atomics.load throws outside meta (capacity × META_WORDS).
   createdAtOf(slot: number): number {
     return this.createdAt[slot]!;
   }

@@ -53,6 +53,7 @@ const SIZE_OF_TYPE: Record<number, number> = {
  * The type (1..4) of a datagram, or a drop reason when it is no valid WireGuard
  * message: wrong type, reserved bytes set, or a size the type does not allow.
  * Allocation-free; runs on every received datagram.
+ * Bounds: buf[offset, offset + length) lies in buf (the batch contract, docs/design.md §3), length ≥ 4 checked first.
  */
 export function classifyMessage(buf: Uint8Array, offset: number, length: number): number | { drop: DropReason } {
   if (length < 4) return TOO_SHORT;

@@ -127,6 +127,8 @@ export class PeerTable {
    * The peer's packets now come from record `i` of `addrs` (an authenticated packet's
    * source and the local address it was sent to): it is the endpoint from now on, for
    * every thread's next send. Allocation-free (the receive path calls it on roaming).
+   * Bounds: record i < the batch's count lies in addrs (the batch contract, docs/design.md §3); lockEndpoint's
+   * Atomics on meta throw for an id ≥ capacity, and endpoints holds capacity records.
    */
   learnEndpoint(id: number, addrs: Uint8Array, i: number): void {
     const endpoints = this.endpoints;
@@ -143,6 +145,7 @@ export class PeerTable {
    * Copies the peer's endpoint record into record `i` of `addrs`, never a half-written
    * one (it copies again while a writer is at it), without its local address while that
    * is refused as the source. Allocation-free.
+   * Bounds: the Atomics.load on meta throws for an id ≥ capacity, and endpoints holds capacity records.
    */
   copyEndpoint(id: number, addrs: Uint8Array, i: number): void {
     const seqAt = id * META_WORDS + M_ENDPOINT_SEQ;

@@ -49,12 +49,15 @@ export class ReplayWindow {
 /**
  * {@link ReplayWindow.accept} on a window stored at `state[base, base + REPLAY_STATE_WORDS)`,
  * so a table of windows (the shared key table) needs no object per window.
+ * Bounds: every index is base + a word < REPLAY_STATE_WORDS (blocks masked by BLOCK_MASK), and
+ * base + REPLAY_STATE_WORDS ≤ state.length: ReplayWindow's constructor checks the length (base 0),
+ * KeyTable.replayBase(slot) is slot × REPLAY_STATE_WORDS for a slot below the capacity its replay array holds.
  */
 export function replayAccept(state: Uint32Array, base: number, counterLo: number, counterHi: number): boolean {
   if (counterHi > LIMIT_HI || (counterHi === LIMIT_HI && counterLo >= LIMIT_LO)) return false;
 
-  const lastLo = state[base];
-  const lastHi = state[base + 1];
+  const lastLo = state[base]!;
+  const lastHi = state[base + 1]!;
 
   if (counterHi > lastHi || (counterHi === lastHi && counterLo > lastLo)) {
     // Move the window forward, clearing the blocks it enters (at most the whole ring).
@@ -81,7 +84,7 @@ export function replayAccept(state: Uint32Array, base: number, counterLo: number
   const bit = counterLo & 63;
   const word = base + RING_OFFSET + 2 * ((counterLo >>> 6) & BLOCK_MASK) + (bit >>> 5);
   const mask = 1 << (bit & 31);
-  const old = state[word];
+  const old = state[word]!;
   if ((old & mask) !== 0) return false;
   state[word] = old | mask;
   return true;

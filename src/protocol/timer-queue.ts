@@ -76,20 +76,23 @@ export class TimerQueue<T extends Wakeable> {
     return a.wakeAt < b.wakeAt || (a.wakeAt === b.wakeAt && a.order < b.order);
   }
 
+  // Bounds: i < heap.length (callers pass an item's queueIndex or the last index), and parent < i.
   private up(i: number): void {
     const heap = this.heap;
     const item = heap[i]!;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!this.before(item, heap[parent]!)) break;
-      heap[i] = heap[parent]!;
-      heap[i]!.queueIndex = i;
+      const above = heap[parent]!;
+      if (!this.before(item, above)) break;
+      heap[i] = above;
+      above.queueIndex = i;
       i = parent;
     }
     heap[i] = item;
     item.queueIndex = i;
   }
 
+  // Bounds: i < heap.length (callers pass an item's queueIndex or 0 of a non-empty heap), and child < n is checked.
   private down(i: number): void {
     const heap = this.heap;
     const n = heap.length;
@@ -97,10 +100,15 @@ export class TimerQueue<T extends Wakeable> {
     for (;;) {
       let child = 2 * i + 1;
       if (child >= n) break;
-      if (child + 1 < n && this.before(heap[child + 1]!, heap[child]!)) child++;
-      if (!this.before(heap[child]!, item)) break;
-      heap[i] = heap[child]!;
-      heap[i]!.queueIndex = i;
+      let below = heap[child]!;
+      const right = heap[child + 1];
+      if (right !== undefined && this.before(right, below)) {
+        child++;
+        below = right;
+      }
+      if (!this.before(below, item)) break;
+      heap[i] = below;
+      below.queueIndex = i;
       i = child;
     }
     heap[i] = item;

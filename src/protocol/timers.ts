@@ -106,7 +106,6 @@ const SEND_KEEPALIVE = 1;
 const NEW_HANDSHAKE = 2;
 const ZERO_KEY_MATERIAL = 3;
 const PERSISTENT_KEEPALIVE = 4;
-const TIMER_COUNT = 5;
 
 const MAX_PERSISTENT_KEEPALIVE = 65535;
 
@@ -224,7 +223,7 @@ export class PeerTimers {
   /** The earliest pending deadline, for the device's one real timer; undefined when none. */
   nextDeadline(): number | undefined {
     let next = Infinity;
-    for (let timer = 0; timer < TIMER_COUNT; timer++) next = Math.min(next, this.deadlines[timer]);
+    for (const deadline of this.deadlines) next = Math.min(next, deadline);
     return next === Infinity ? undefined : next;
   }
 
@@ -234,8 +233,9 @@ export class PeerTimers {
     const actions: TimerAction[] = [];
     for (;;) {
       let due = -1;
-      for (let timer = 0; timer < TIMER_COUNT; timer++) {
-        if (this.deadlines[timer] <= now && (due < 0 || this.deadlines[timer] < this.deadlines[due])) due = timer;
+      let dueAt = Infinity;
+      for (const [timer, deadline] of this.deadlines.entries()) {
+        if (deadline <= now && (due < 0 || deadline < dueAt)) [due, dueAt] = [timer, deadline];
       }
       if (due < 0) return actions;
       this.cancel(due);

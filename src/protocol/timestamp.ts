@@ -16,8 +16,9 @@ export function tai64n(wallClockMs: number): Uint8Array {
   return out;
 }
 
-/** True when `a` is strictly later than `b` (both TAI64N, big-endian, so bytewise). */
+/** True when `a` is strictly later than `b` (both TAI64N, big-endian, so bytewise). Bounds: both lengths checked first. */
 export function isAfter(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== TIMESTAMP_SIZE || b.length !== TIMESTAMP_SIZE) throw new RangeError(`timestamps have ${TIMESTAMP_SIZE} bytes, not ${a.length} and ${b.length}`);
   for (let i = 0; i < TIMESTAMP_SIZE; i++) {
     if (a[i] !== b[i]) return a[i]! > b[i]!;
   }

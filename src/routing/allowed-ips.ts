@@ -6,6 +6,9 @@
 import { type AddressFamily, type Prefix, addressLength, maxBits } from './prefix.js';
 import { RouteTable } from './route-table.js';
 
+/** A key: the address as four int32 words, big-endian, IPv4 in the first. */
+type Key = readonly [number, number, number, number];
+
 class TrieNode<T> {
   // Key words (int32, big-endian order of the address) with the host bits cleared, and
   // per-word masks of the prefix bits: a key matches when ((key ^ k) & m) is 0 in every word.
@@ -27,7 +30,7 @@ class TrieNode<T> {
 
   constructor(
     readonly family: AddressFamily,
-    words: readonly number[],
+    words: Key,
     readonly bits: number,
   ) {
     this.m0 = wordMask(bits, 0);
@@ -46,7 +49,7 @@ class TrieNode<T> {
     return i === 0 ? this.k0 : i === 1 ? this.k1 : i === 2 ? this.k2 : this.k3;
   }
 
-  matches(words: readonly number[]): boolean {
+  matches(words: Key): boolean {
     return (
       (((words[0] ^ this.k0) & this.m0) |
         ((words[1] ^ this.k1) & this.m1) |
@@ -56,9 +59,13 @@ class TrieNode<T> {
     );
   }
 
-  /** The child on the side of `words`' bit number `bits`. */
-  childFor(words: readonly number[]): TrieNode<T> | null {
-    return ((words[this.bitWord] >>> this.bitShift) & 1) === 0 ? this.c0 : this.c1;
+  /**
+   * The child on the side of `words`' bit number `bits`.
+   * Bounds: bitWord = bits >>> 5 ≤ 3 as callers only descend from a node shorter than the
+   * prefix sought (node.bits < prefix.bits ≤ 128, checked in keyWords).
+   */
+  childFor(words: Key): TrieNode<T> | null {
+    return ((words[this.bitWord]! >>> this.bitShift) & 1) === 0 ? this.c0 : this.c1;
   }
 
   prefix(): Prefix {
@@ -80,12 +87,14 @@ function wordMask(bits: number, index: number): number {
   return inWord === 0 ? 0 : (-1 << (32 - inWord)) | 0;
 }
 
-function bitAt(words: readonly number[], index: number): 0 | 1 {
-  return ((words[index >>> 5] >>> (31 - (index & 31))) & 1) as 0 | 1;
+// Bounds: index < 128 (so index >>> 5 ≤ 3): callers pass the bit after a prefix shorter than another, ≤ 128 (keyWords).
+function bitAt(words: Key, index: number): 0 | 1 {
+  return ((words[index >>> 5]! >>> (31 - (index & 31))) & 1) as 0 | 1;
 }
 
+// Bounds: offset + 4 ≤ buf.length: lookupV4 and lookupV6 check it, keyWords reads inside an address whose length it checks.
 function read32(buf: Uint8Array, offset: number): number {
-  return (buf[offset] << 24) | (buf[offset + 1] << 16) | (buf[offset + 2] << 8) | buf[offset + 3];
+  return (buf[offset]! << 24) | (buf[offset + 1]! << 16) | (buf[offset + 2]! << 8) | buf[offset + 3]!;
 }
 
 /**
@@ -141,7 +150,7 @@ export class AllowedIPs<T extends {}> {
     if (node !== null) {
       // `node` sits where the new prefix belongs but is not inside it: either the new
       // prefix contains `node`, or the two part at some bit and need a fork node there.
-      const nodeWords = [node.k0, node.k1, node.k2, node.k3];
+      const nodeWords: Key = [node.k0, node.k1, node.k2, node.k3];
       const common = commonBits(nodeWords, words, Math.min(node.bits, bits));
       if (common === bits) {
         this.setChild(leaf, bitAt(nodeWords, bits), node);
@@ -259,9 +268,10 @@ export class AllowedIPs<T extends {}> {
     return this.lookupPacket(packet, offset, length, 12, 8);
   }
 
+  // Bounds: offset ≥ 0 and offset + length ≤ packet.length with length ≥ 1, checked first.
   private lookupPacket(packet: Uint8Array, offset: number, length: number, at4: number, at6: number): T | undefined {
     if (length < 1 || offset < 0 || offset + length > packet.length) return undefined;
-    const version = packet[offset] >>> 4;
+    const version = packet[offset]! >>> 4;
     if (version === 4) return length >= 20 ? this.lookupV4(packet, offset + at4) : undefined;
     if (version === 6) return length >= 40 ? this.lookupV6(packet, offset + at6) : undefined;
     return undefined;
@@ -335,20 +345,20 @@ export class AllowedIPs<T extends {}> {
 }
 
 /** The prefix's address as four int32 words (IPv4 in the first), host bits cleared. */
-function keyWords(prefix: Prefix): number[] {
+function keyWords(prefix: Prefix): Key {
   if (prefix.address.length !== addressLength(prefix.family) || !Number.isInteger(prefix.bits) || prefix.bits < 0 || prefix.bits > maxBits(prefix.family)) {
     throw new RangeError(`not an IPv${prefix.family} prefix: ${prefix.address.length} bytes /${prefix.bits}`);
   }
   const { address, bits } = prefix;
-  const words = [0, 0, 0, 0];
+  const words: [number, number, number, number] = [0, 0, 0, 0];
   for (let i = 0; i < address.length / 4; i++) words[i] = read32(address, 4 * i) & wordMask(bits, i);
   return words;
 }
 
-/** Number of leading bits two keys share, at most `limit`. */
-function commonBits(a: readonly number[], b: readonly number[], limit: number): number {
+/** Number of leading bits two keys share, at most `limit`. Bounds: i < 4, a Key's length. */
+function commonBits(a: Key, b: Key, limit: number): number {
   for (let i = 0; i < 4; i++) {
-    const x = a[i] ^ b[i];
+    const x = a[i]! ^ b[i]!;
     if (x !== 0) return Math.min(32 * i + Math.clz32(x), limit);
   }
   return limit;

@@ -68,8 +68,9 @@ export function maskPrefix(p: { family: AddressFamily; address: Uint8Array; bits
 
 function clearHostBits(address: Uint8Array, bits: number): void {
   const whole = bits >>> 3;
-  if (whole < address.length) {
-    address[whole] &= (0xff00 >>> (bits & 7)) & 0xff;
+  const partial = address[whole];
+  if (partial !== undefined) {
+    address[whole] = partial & (0xff00 >>> (bits & 7));
     address.fill(0, whole + 1);
   }
 }
@@ -134,9 +135,10 @@ function parseIPv6(text: string): Uint8Array {
   if (text.includes('%')) throw new PrefixError(text, 'a zone is not allowed here');
   const halves = text.split('::');
   if (halves.length > 2) throw new PrefixError(text, '"::" may appear only once');
-  const compressed = halves.length === 2;
-  const head = parseGroups(text, halves[0], !compressed);
-  const tail = compressed ? parseGroups(text, halves[1], true) : [];
+  const [before = '', after] = halves;
+  const compressed = after !== undefined;
+  const head = parseGroups(text, before, !compressed);
+  const tail = compressed ? parseGroups(text, after, true) : [];
   const count = head.length + tail.length;
   if (compressed ? count > 7 : count !== 8) {
     throw new PrefixError(text, `not an IPv6 address: ${count} groups${compressed ? ' besides "::"' : ''}`);
@@ -157,8 +159,8 @@ function parseGroups(text: string, part: string, endsAddress: boolean): number[]
   const groups: number[] = [];
   fields.forEach((field, i) => {
     if (field.includes('.') && endsAddress && i === fields.length - 1) {
-      const v4 = parseIPv4(field);
-      groups.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
+      const v4 = new DataView(parseIPv4(field).buffer);
+      groups.push(v4.getUint16(0), v4.getUint16(2));
     } else if (/^[0-9a-fA-F]{1,4}$/.test(field)) {
       groups.push(parseInt(field, 16));
     } else {
@@ -170,7 +172,8 @@ function parseGroups(text: string, part: string, endsAddress: boolean): number[]
 
 function formatIPv6(bytes: Uint8Array): string {
   const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i] << 8) | bytes[i + 1]);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < 16; i += 2) groups.push(view.getUint16(i));
   // RFC 5952 §5: IPv4-mapped addresses keep the dotted form.
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
     return `::ffff:${bytes.subarray(12).join('.')}`;

@@ -76,7 +76,10 @@ export class RouteTable {
     return table;
   }
 
-  /** Longest-prefix match on the IPv4 address at buf[offset..offset+4]; -1 for none. */
+  /**
+   * Longest-prefix match on the IPv4 address at buf[offset..offset+4]; -1 for none.
+   * Bounds: offset + 4 ≤ buf.length is the caller's (lookupPacket checks it); t[0] is the header; p is −1 or a node's start with p + NODE_WORDS ≤ words.length: the only pointers build() writes (it checks p < w.length), and a worker's table is one build() made, posted whole.
+   */
   lookupV4(buf: Uint8Array, offset: number): number {
     const t = this.words;
     const a = read32(buf, offset);
@@ -91,7 +94,10 @@ export class RouteTable {
     return found;
   }
 
-  /** Longest-prefix match on the IPv6 address at buf[offset..offset+16]; -1 for none. */
+  /**
+   * Longest-prefix match on the IPv6 address at buf[offset..offset+16]; -1 for none.
+   * Bounds: offset + 16 ≤ buf.length is the caller's (lookupPacket checks it); t[1] is the header; p is −1 or a node's start with p + NODE_WORDS ≤ words.length: the only pointers build() writes (it checks p < w.length), and a worker's table is one build() made, posted whole.
+   */
   lookupV6(buf: Uint8Array, offset: number): number {
     const t = this.words;
     const a0 = read32(buf, offset);
@@ -123,6 +129,7 @@ export class RouteTable {
     return this.lookupPacket(packet, offset, length, 12, 8);
   }
 
+  // Bounds: offset ≥ 0 and offset + length ≤ packet.length with length ≥ 1, checked first.
   private lookupPacket(packet: Uint8Array, offset: number, length: number, at4: number, at6: number): number {
     if (length < 1 || offset < 0 || offset + length > packet.length) return -1;
     const version = packet[offset]! >>> 4;
@@ -132,6 +139,7 @@ export class RouteTable {
   }
 }
 
+// Bounds: offset + 4 ≤ buf.length: the lookups read an address inside the packet lookupPacket checked (length ≥ 20 or 40).
 function read32(buf: Uint8Array, offset: number): number {
   return (buf[offset]! << 24) | (buf[offset + 1]! << 16) | (buf[offset + 2]! << 8) | buf[offset + 3]!;
 }

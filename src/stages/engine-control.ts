@@ -51,6 +51,7 @@ export class EngineControl implements OutboundControl, InboundControl {
    * The batch's handshake and cookie messages: into the lanes when there are (the
    * device's inline queue: the engine takes them a slice at a time), otherwise to the
    * engine at once, as copies (a pipeline of one's own that has no scheduler).
+   * Bounds: k < count ≤ indices.length, each index < the batch's count (InboundStage.sort), inside offsets and lengths.
    */
   handshakes(batch: PacketBatch, indices: Int32Array, count: number): void {
     if (this.lanes !== undefined) {

@@ -44,6 +44,7 @@ export interface InboundControl {
 
 const NOT_OPENED = -1;
 
+// Bounds: at + 4 ≤ buf.length: sort() reads only inside a transport message, whose minimum length classifyMessage checked.
 function readU32(buf: Uint8Array, at: number): number {
   return (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
 }
@@ -113,13 +114,14 @@ export class InboundStage {
    * transport messages to open; returns how many.
    */
   classify(batch: PacketBatch, ctx: InboundContext, control: InboundControl): number {
+    batch.checkedCount(this.slots);
     const opened = this.sort(batch, ctx, control);
     this.header[H_GROUPS] = this.groups;
     this.header[H_ROWS] = opened;
     return opened;
   }
 
-  /** Opens what classify() described, in place in `data` (the batch's). */
+  /** Opens what classify() described, in place in `data` (the batch's). Bounds: H_ROWS < header's 2 words (scratchSpec). */
   open(data: Uint8Array, ctx: Pick<InboundContext, 'keys' | 'open'>): void {
     ctx.open(data, ctx.keys.receiveKeys, this.desc, this.header[H_ROWS]!, this.ok);
   }
@@ -128,6 +130,7 @@ export class InboundStage {
    * The in-order part, for the consumer of this batch: replay, inner source, user
    * stages; rewrites the batch into the plaintext packets, hands the tallies to the
    * control plane and returns how many packets remain.
+   * Bounds: header has 2 words; g < groups ≤ the count classify() checked ≤ slots, each per-group array's length (scratchSpec).
    */
   accept(batch: PacketBatch, ctx: InboundContext, control: InboundControl): number {
     this.groups = this.header[H_GROUPS]!;
@@ -141,7 +144,10 @@ export class InboundStage {
     return m;
   }
 
-  /** Sorts datagrams into handshakes (to the control plane) and transport messages (descriptors to open). */
+  /**
+   * Sorts datagrams into handshakes (to the control plane) and transport messages (descriptors to open).
+   * Bounds: i < batch.count ≤ batch.slots and this.slots (classify() checked it): inside offsets, lengths and the scratch.
+   */
   private sort(batch: PacketBatch, ctx: InboundContext, control: InboundControl): number {
     const { data, offsets, lengths } = batch;
     const { keys, drops, now } = ctx;
@@ -187,6 +193,8 @@ export class InboundStage {
   /**
    * Replay window (under the keypair's lock, one keypair at a time so two consumers
    * never deadlock), inner packet length and source; then the user stages.
+   * Bounds: m ≤ i < batch.count ≤ slots (classify()'s check); row < opened ≤ count and g < groups ≤ count index the
+   * scratch (slots entries each), base = row × DESC_STRIDE inside desc (slots × DESC_STRIDE).
    */
   private check(batch: PacketBatch, ctx: InboundContext): number {
     const { data, offsets, lengths } = batch;

@@ -136,6 +136,7 @@ export class OutboundStage {
    * writes headers and AEAD descriptors. Returns the number of packets to seal.
    */
   prepare(batch: PacketBatch, ctx: OutboundContext, control: OutboundControl): number {
+    batch.checkedCount(this.slots);
     this.route(batch, ctx);
     const m = this.number(batch, ctx, control);
     this.header[H_GROUPS] = this.groups;
@@ -143,12 +144,15 @@ export class OutboundStage {
     return m;
   }
 
-  /** Seals what prepare() described, in place in `data` (the batch's). */
+  /** Seals what prepare() described, in place in `data` (the batch's). Bounds: H_ROWS < header's 2 words (scratchSpec). */
   seal(data: Uint8Array, ctx: Pick<OutboundContext, 'keys' | 'seal'>): void {
     ctx.seal(data, ctx.keys.sendKeys, this.desc, this.header[H_ROWS]!);
   }
 
-  /** Rewrites the batch into the sealed datagrams and hands the tallies to the control plane; returns how many. */
+  /**
+   * Rewrites the batch into the sealed datagrams and hands the tallies to the control plane; returns how many.
+   * Bounds: header has 2 words; g < groups ≤ the count prepare() checked ≤ slots, each per-group array's length (scratchSpec).
+   */
   finish(batch: PacketBatch, ctx: OutboundContext, control: OutboundControl): number {
     this.groups = this.header[H_GROUPS]!;
     const m = this.header[H_ROWS]!;
@@ -160,7 +164,10 @@ export class OutboundStage {
     return m;
   }
 
-  /** Routes each packet to its peer; runs the user stages over the routed ones (dropping the rest). */
+  /**
+   * Routes each packet to its peer; runs the user stages over the routed ones (dropping the rest).
+   * Bounds: n ≤ i < batch.count, checked ≤ batch.slots and this.slots in prepare(): inside offsets, lengths and peerOf.
+   */
   private route(batch: PacketBatch, ctx: OutboundContext): void {
     const { data, offsets, lengths } = batch;
     const { routes, drops, unreachable } = ctx;
@@ -185,7 +192,11 @@ export class OutboundStage {
     batch.count = ctx.stages === undefined || n === 0 ? n : ctx.stages.run('outbound', data, offsets, lengths, peerOf, n);
   }
 
-  /** Groups packets by sending keypair, reserves their counters, pads them, writes headers and AEAD descriptors. */
+  /**
+   * Groups packets by sending keypair, reserves their counters, pads them, writes headers and AEAD descriptors.
+   * Bounds: i < batch.count ≤ slots (prepare() checked it; route() only shrinks it), and g < groups ≤ count,
+   * m ≤ count: every per-packet, per-group and per-row scratch array holds slots entries (scratchSpec).
+   */
   private number(batch: PacketBatch, ctx: OutboundContext, control: OutboundControl): number {
     const { data, offsets, lengths } = batch;
     const { keys, peers, now } = ctx;
@@ -263,6 +274,8 @@ export class OutboundStage {
    * peer's endpoint as it is now (read once per group: a roam seen by any thread's
    * receive path a moment ago is in force).
    */
+  // Bounds: g < groups and r < m, both ≤ the count prepare() checked ≤ slots, the scratch arrays' length; cursor[g] stays
+  // below first[g] + count[g] ≤ m; each record at < m ≤ batch.slots lies in addrs (PacketBatch's constructor).
   private reorder(batch: PacketBatch, ctx: OutboundContext, m: number): void {
     const { offsets, lengths, addrs } = batch;
     const { desc, cursor, first } = this;
@@ -285,7 +298,10 @@ export class OutboundStage {
     batch.count = m;
   }
 
-  /** The group of `slot`, made on first sight. Newest first: consecutive packets mostly share a keypair. */
+  /**
+   * The group of `slot`, made on first sight. Newest first: consecutive packets mostly share a keypair.
+   * Bounds: g < groups ≤ packets numbered so far < slots (prepare()'s check), the per-group arrays' length.
+   */
   private group(slot: number, peer: number, keys: KeyTable): number {
     for (let g = this.groups - 1; g >= 0; g--) {
       if (this.slot[g] === slot) {
@@ -310,6 +326,8 @@ export class OutboundStage {
  * routed through the tunnel. Sealing it again would send it round and round (the
  * kernel's WireGuard drops these too: "packet loop"). Allocation-free; a few byte
  * reads for anything but UDP from that port.
+ * Bounds: offset + length ≤ data.length and offset < data.length (the batch contract (docs/design.md §3)); each read past the
+ * first byte comes after its length check (length ≥ 28 or 48, udp + 8 ≤ offset + length).
  */
 export function isOwnDatagram(data: Uint8Array, offset: number, length: number, listenPort: number, endpoints: Uint8Array, peer: number): boolean {
   const version = data[offset]! >>> 4;

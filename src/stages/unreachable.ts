@@ -28,7 +28,10 @@ export class UnreachableReplies {
     this.batch.resetOffsets(HEADROOM);
   }
 
-  /** Answers the packet at data[offset, offset+length) with an error, unless it may not be answered or the limit holds it back. */
+  /**
+   * Answers the packet at data[offset, offset+length) with an error, unless it may not be answered or the limit holds it back.
+   * Bounds: n < batch.slots, checked first; offsets has slots entries (PacketBatch's constructor).
+   */
   answer(data: Uint8Array, offset: number, length: number, now: number): void {
     if (unanswerable(data, offset, length) !== NoAnswer.None) return;
     const batch = this.batch;

@@ -37,6 +37,7 @@ export function parseStageSpecs(value: string, source: string): StageSpec[] {
   });
 }
 
+// Bounds: i < value.length, the loop's condition.
 function splitUnescaped(value: string): string[] {
   const items: string[] = [];
   let current = '';
@@ -101,6 +102,7 @@ class StageView implements StageBatch {
     private readonly dropCounts: Float64Array,
   ) {}
 
+  // Bounds: i is checked against the batch, and k comes from reasonIndex, which has an index below dropCounts.length for each reason.
   drop(i: number, reason: string): void {
     if (!Number.isInteger(i) || i < 0 || i >= this.count) {
       throw new RangeError(`stage ${this.stageName}: drop(${i}) is outside the batch [0, ${this.count})`);
@@ -184,6 +186,7 @@ export class UserStages {
    * A stage that throws has that call's packets dropped (those it had not dropped itself
    * are counted as stage_<name>_error), and the stages after it are not called for them.
    * No allocation per call or per packet (the drop marks grow once to the largest batch).
+   * Bounds: errorIndex = dropReasons.length − 1 and drops has one float64 per reason (loadStage).
    */
   run(
     direction: Direction,
@@ -194,8 +197,8 @@ export class UserStages {
     count: number,
   ): number {
     const list = direction === 'outbound' ? this.outbound : this.inbound;
-    for (let s = 0; s < list.length && count > 0; s++) {
-      const entry = list[s]!;
+    for (const entry of list) {
+      if (count === 0) break;
       const view = (direction === 'outbound' ? entry.outboundView : entry.inboundView)!;
       if (count > this.marks.length) this.marks = new Uint32Array(2 ** Math.ceil(Math.log2(count)));
       if (++this.epoch === 0xffffffff) {
@@ -251,22 +254,25 @@ export class UserStages {
     this.attached.push(shared);
   }
 
-  /** Sums counters by name over instances; every declared reason and counter appears, 0 or not. */
+  /**
+   * Sums counters by name over instances; every declared reason and counter appears, 0 or not.
+   * Bounds: the drop and counter buffers hold one float64 per reason and per counter name (loadStage, counters()).
+   */
   static snapshotOf(shared: readonly SharedStageCounters[]): StageSnapshot {
     const drops: Record<string, number> = {};
     const counters: Record<string, number> = {};
     for (const instance of shared) {
       for (const e of instance.stages) {
         const d = new Float64Array(e.drops);
-        e.dropReasons.forEach((reason, k) => {
+        for (const [k, reason] of e.dropReasons.entries()) {
           const key = `stage_${e.name}_${reason}`;
           drops[key] = (drops[key] ?? 0) + d[k]!;
-        });
+        }
         const c = new Float64Array(e.counters);
-        e.counterNames.forEach((name, k) => {
+        for (const [k, name] of e.counterNames.entries()) {
           const key = `stage_${e.name}_${name}`;
           counters[key] = (counters[key] ?? 0) + c[k]!;
-        });
+        }
       }
     }
     return { drops, counters };
@@ -282,7 +288,10 @@ export class UserStages {
   }
 }
 
-/** Moves the packets not marked with `epoch` to the front, in order; returns how many there are. */
+/**
+ * Moves the packets not marked with `epoch` to the front, in order; returns how many there are.
+ * Bounds: j ≤ i < count, the batch's count, which the stages checked ≤ its slots (PacketBatch.checkedCount), the arrays' length.
+ */
 function compact(
   marks: Uint32Array,
   epoch: number,

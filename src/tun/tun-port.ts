@@ -101,6 +101,7 @@ export class TunPort {
     return this.writeItems(batch, items, true);
   }
 
+  // Bounds: k < items, which tunWrite (called first) checks fits offsets, lengths and status (native batch_args.h).
   private writeItems(batch: PacketBatch, items: number, vnet: boolean): number {
     const status = this.status;
     status.fill(0, 0, items);
@@ -120,6 +121,7 @@ export class TunPort {
    * Writes two coalesced TCP packets (TTL 0, loopback addresses: the kernel drops them
    * as martians) to see whether this kernel takes GRO writes. EIO means the link is
    * still down (wg-quick brings it up after start): try again later.
+   * Bounds: status has the one entry read.
    */
   private probe(): void {
     const now = performance.now();

@@ -357,7 +357,7 @@ function mutatePacket(rand: Rand, p: Uint8Array): Uint8Array {
       out = randomBytes(rand, randInt(rand, 120));
       break;
     case 9: // a payload byte (bad checksum)
-      if (out.length > 0) out[randInt(rand, out.length)] ^= 1 << randInt(rand, 8);
+      if (out.length > 0) out[randInt(rand, out.length)]! ^= 1 << randInt(rand, 8);
       break;
     case 10: // TTL / ToS / hop limit
       out[v4 ? pick(rand, [1, 8]) : pick(rand, [1, 7])] = randInt(rand, 256);
