@@ -16,6 +16,8 @@
 //              this ring with Atomics.waitAsync (a doorbell: a producer wakes it only
 //              when it sleeps), and reads the tallies ring first, so that records
 //              apply in the order they were made.
+// The worker rings both doorbells once its piece of work is done (ChannelWriter.ring,
+// after the batch went out), not as it pushes: the wake-up is not on the packet's way.
 // A record that finds its ring full is dropped and counted (control_ring_full): a
 // lost tally costs a byte count, a lost message a packet that the peer resends.
 // Handshake messages take a path of their own (handshake-lanes.ts), which a flood of
@@ -88,9 +90,15 @@ export class ChannelWriter implements OutboundControl, InboundControl {
 
   /** `now`: the control plane's clock. */
   constructor(shared: ControlChannelShared, private readonly peers: PeerTable, private readonly drops: DropCounters, now: () => number) {
-    this.tallies = SpscRing.attach(shared.tallies);
-    this.messages = SpscRing.attach(shared.messages);
+    this.tallies = SpscRing.attach(shared.tallies, { deferWake: true });
+    this.messages = SpscRing.attach(shared.messages, { deferWake: true });
     this.lanes = new LaneWriter(shared.handshakes, drops, now);
+  }
+
+  /** Wakes the main thread if it sleeps and records came: after each piece of work (the queue loop's afterWork). */
+  ring(): void {
+    this.messages.wakeConsumer();
+    this.tallies.wakeConsumer();
   }
 
   needsSession(peer: number, data: Uint8Array, offset: number, length: number): void {

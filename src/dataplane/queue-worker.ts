@@ -38,11 +38,12 @@ let mtu = data.mtu;
 const outbound: OutboundContext = { keys, peers, routes, mtu, now: now(), drops, seal: aead.seal, stages };
 const inbound: InboundContext = { keys, routes, now: now(), drops, open: aead.open, stages };
 
+const control = new ChannelWriter(data.channel, peers, drops, now);
 const loop = new QueueLoop({
   tun: data.tun, udp: data.udp, settings: data.settings, counters: new OffloadCounters(data.offload), stats: new QueueStats(data.stats), log,
-  outbound, inbound, control: new ChannelWriter(data.channel, peers, drops, now),
+  outbound, inbound, control,
   tables: { now, routes: () => routes, mtu: () => mtu },
-  afterWork() {},
+  afterWork: () => control.ring(),
   ...(data.flights === undefined ? {} : { flights: data.flights }),
   ...(data.pool === undefined ? {} : { pool: data.pool }),
 });

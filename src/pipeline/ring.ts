@@ -43,6 +43,15 @@ export interface RingOptions {
    * DEFAULT_SPIN). A cheap Atomics.load each; 0 sleeps at once.
    */
   readonly spin?: number;
+  /**
+   * The producer wakes a consumer that sleeps only when it calls wakeConsumer(), not
+   * on every push (default false). A queue worker pushes its records for the main
+   * thread while it works on a batch and rings once the batch is sent or written, so
+   * the wake-up (a system call, and another thread taking a core) is not on the
+   * packet's way. The order of the top comment holds: the publish still precedes the
+   * read of the sleepers; a consumer that fell asleep in between sleeps until then.
+   */
+  readonly deferWake?: boolean;
 }
 
 /**
@@ -105,6 +114,9 @@ export abstract class Ring {
   protected readonly ctl: Int32Array;
   protected readonly mask: number;
   private readonly spin: number;
+  private readonly deferWake: boolean;
+  /** deferWake: something was pushed since the last wakeConsumer(). */
+  private unrung = false;
 
   protected constructor(capacity: number, words: number, buffer: SharedArrayBuffer, opts: RingOptions) {
     this.capacity = capacity;
@@ -113,6 +125,7 @@ export abstract class Ring {
     this.buffer = buffer;
     this.ctl = new Int32Array(buffer, 0, HEADER_WORDS);
     this.spin = checkSpin(opts.spin ?? DEFAULT_SPIN);
+    this.deferWake = opts.deferWake ?? false;
   }
 
   /** Copies `words` words from src[at..at+words) into the ring; false when full or closed. */
@@ -222,8 +235,20 @@ export abstract class Ring {
     }
   }
 
-  /** Producer side, after publishing: wake a consumer only if one may be asleep. */
+  /** Producer side, after publishing: wake a consumer only if one may be asleep (with deferWake: later, in wakeConsumer). */
   protected wakeData(): void {
+    if (this.deferWake) this.unrung = true;
+    else this.wakeSleeper();
+  }
+
+  /** deferWake: wakes a consumer that may be asleep if anything was pushed since the last call. Cheap when nothing was. */
+  wakeConsumer(): void {
+    if (!this.unrung) return;
+    this.unrung = false;
+    this.wakeSleeper();
+  }
+
+  private wakeSleeper(): void {
     if (Atomics.load(this.ctl, DATA_SLEEPERS) !== 0) {
       Atomics.add(this.ctl, DATA_SEQ, 1);
       Atomics.notify(this.ctl, DATA_SEQ, 1);
