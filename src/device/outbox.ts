@@ -4,7 +4,7 @@
 import { sendCounted } from '../dataplane/queue-loop.js';
 import type { UdpPort } from '../conn/udp-port.js';
 import type { Logger } from '../log.js';
-import { writeAddr } from '../pipeline/address.js';
+import { ADDR_ECN, ADDR_STRIDE, writeAddr } from '../pipeline/address.js';
 import { BATCH_SIZE, PacketBatch, SLOT_SIZE } from '../pipeline/batch.js';
 import { Drop } from '../protocol/drop-reasons.js';
 import type { Engine } from '../protocol/engine.js';
@@ -32,6 +32,7 @@ export class Outbox {
         batch.lengths[n] = out.packet.length;
         const refused = out.peer !== undefined && engine.peerTable.sourceRefused(out.peer.id);
         writeAddr(batch.addrs, n, out.endpoint.address, out.endpoint.port, refused ? undefined : out.endpoint.local);
+        batch.addrs[n * ADDR_STRIDE + ADDR_ECN] = out.ecn ?? 0;
         n++;
       }
       batch.count = n;

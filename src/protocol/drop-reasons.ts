@@ -35,6 +35,7 @@ export const Drop = {
   HandshakeQueueFull: 31,
   CookieRateLimited: 32,
   ControlRecordTooBig: 33,
+  EcnCeNotEct: 34,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
@@ -74,6 +75,7 @@ export const DROP_REASON_NAMES: Readonly<Record<DropReason, string>> = {
   [Drop.HandshakeQueueFull]: 'handshake_queue_full',
   [Drop.CookieRateLimited]: 'cookie_rate_limited',
   [Drop.ControlRecordTooBig]: 'control_record_too_big',
+  [Drop.EcnCeNotEct]: 'ecn_ce_not_ect',
 };
 
 /**

@@ -25,6 +25,7 @@ import {
 } from './messages.js';
 import { consumeInitiation, consumeResponse, createInitiation, createResponse, deriveSessionKeys } from './noise.js';
 import { HandshakeStats } from './handshake-stats.js';
+import { ECN_NOT_ECT, ipEcn, outerEcn } from './ip-packet.js';
 import { Peer, MAX_STAGED_PACKETS, sameEndpoint, type Endpoint, type PeerOptions } from './peer.js';
 import { RateLimiter } from './ratelimiter.js';
 import { TimerQueue } from './timer-queue.js';
@@ -35,6 +36,8 @@ export interface Outgoing {
   readonly peer: Peer | undefined;
   readonly endpoint: Endpoint;
   readonly packet: Uint8Array;
+  /** The outer ECN field to send with (RFC 6040, from a sealed packet's plaintext); 0 when absent. */
+  readonly ecn?: number;
 }
 
 /** What receive() made of one handshake or cookie message. */
@@ -449,7 +452,8 @@ export class Engine {
       this.drops.add(Drop.SendFailed);
       return true;
     }
-    if (this.emit(peer, packet)) this.noteTransportSent(peer, keypair, packet.length, 1, payload.length > 0);
+    const ecn = payload.length >= 2 ? outerEcn(ipEcn(payload, 0)) : ECN_NOT_ECT;
+    if (this.emit(peer, packet, ecn)) this.noteTransportSent(peer, keypair, packet.length, 1, payload.length > 0);
     return true;
   }
 
@@ -586,12 +590,12 @@ export class Engine {
     return index;
   }
 
-  private emit(peer: Peer, packet: Uint8Array): boolean {
+  private emit(peer: Peer, packet: Uint8Array, ecn = ECN_NOT_ECT): boolean {
     if (peer.endpoint === undefined) {
       this.drops.add(Drop.NoEndpoint);
       return false;
     }
-    this.outbox.push({ peer, endpoint: peer.endpoint, packet });
+    this.outbox.push({ peer, endpoint: peer.endpoint, packet, ecn });
     return true;
   }
 

@@ -12,9 +12,10 @@ import { DESC_COUNTER_HI, DESC_COUNTER_LO, DESC_KEY_INDEX, DESC_LENGTH, DESC_OFF
 import { MESSAGE_TRANSPORT, MESSAGE_TRANSPORT_HEADER_SIZE, REJECT_AFTER_TIME } from '../protocol/constants.js';
 import { AEAD_TAG_SIZE } from '../crypto/sizes.js';
 import { Drop, type DropCounters } from '../protocol/drop-reasons.js';
-import { ipPacketLength } from '../protocol/ip-packet.js';
+import { ECN_CE, ipPacketLength, markCe } from '../protocol/ip-packet.js';
 import { classifyMessage } from '../protocol/messages.js';
 import { replayAccept } from '../protocol/replay.js';
+import { ADDR_ECN, ADDR_STRIDE } from '../pipeline/address.js';
 import type { PacketBatch } from '../pipeline/batch.js';
 import type { KeyTable } from '../protocol/key-table.js';
 import type { RouteTable } from '../routing/route-table.js';
@@ -192,12 +193,12 @@ export class InboundStage {
 
   /**
    * Replay window (under the keypair's lock, one keypair at a time so two consumers
-   * never deadlock), inner packet length and source; then the user stages.
+   * never deadlock), inner packet length, source and ECN; then the user stages.
    * Bounds: m ≤ i < batch.count ≤ slots (classify()'s check); row < opened ≤ count and g < groups ≤ count index the
    * scratch (slots entries each), base = row × DESC_STRIDE inside desc (slots × DESC_STRIDE).
    */
   private check(batch: PacketBatch, ctx: InboundContext): number {
-    const { data, offsets, lengths } = batch;
+    const { data, offsets, lengths, addrs } = batch;
     const { keys, routes, drops } = ctx;
     const { desc, rowOf, peerOf } = this;
     const replay = keys.replay;
@@ -237,6 +238,12 @@ export class InboundStage {
       const peer = keys.peerOf(slot);
       if (routes.source(data, offset, ipLength) !== peer) {
         drops.add(Drop.SourceNotAllowed);
+        continue;
+      }
+      // Congestion met on the way (RFC 6040): the inner packet carries the mark on, and
+      // one that cannot carry it (Not-ECT) is dropped, as the congested router would have.
+      if (addrs[i * ADDR_STRIDE + ADDR_ECN] === ECN_CE && !markCe(data, offset)) {
+        drops.add(Drop.EcnCeNotEct);
         continue;
       }
       offsets[m] = offset;

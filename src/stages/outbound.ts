@@ -20,7 +20,8 @@ import { AEAD_TAG_SIZE } from '../crypto/sizes.js';
 import { Drop, type DropCounters } from '../protocol/drop-reasons.js';
 import { paddingSize } from '../protocol/messages.js';
 import { writeTransportHeader } from '../protocol/messages.js';
-import { ADDR_BYTES, ADDR_FAMILY, ADDR_PORT, ADDR_STRIDE } from '../pipeline/address.js';
+import { ADDR_BYTES, ADDR_ECN, ADDR_FAMILY, ADDR_PORT, ADDR_STRIDE } from '../pipeline/address.js';
+import { ipEcn, outerEcn } from '../protocol/ip-packet.js';
 import { HEADROOM, type PacketBatch } from '../pipeline/batch.js';
 import type { KeyTable } from '../protocol/key-table.js';
 import type { PeerTable } from '../protocol/peer-table.js';
@@ -74,8 +75,9 @@ const scratchSpec = (slots: number) => ({
   peerOf: [Int32Array, slots],
   groupOf: [Int32Array, slots],
   desc: [Uint32Array, slots * DESC_STRIDE],
-  /** The group of each descriptor row. */
+  /** The group of each descriptor row, and its outer ECN field (RFC 6040, from the plaintext). */
   rowGroup: [Int32Array, slots],
+  rowEcn: [Uint8Array, slots],
   // Per group (one per sending keypair in the batch).
   slot: [Int32Array, slots],
   peer: [Int32Array, slots],
@@ -104,6 +106,7 @@ export class OutboundStage {
   private readonly groupOf: Int32Array;
   private readonly desc: Uint32Array;
   private readonly rowGroup: Int32Array;
+  private readonly rowEcn: Uint8Array;
   private readonly slot: Int32Array;
   private readonly peer: Int32Array;
   private readonly generation: Int32Array;
@@ -119,7 +122,7 @@ export class OutboundStage {
     const { buffer, arrays } = carveScratch(scratchSpec(slots), shared);
     this.scratch = buffer;
     ({
-      header: this.header, peerOf: this.peerOf, groupOf: this.groupOf, desc: this.desc, rowGroup: this.rowGroup,
+      header: this.header, peerOf: this.peerOf, groupOf: this.groupOf, desc: this.desc, rowGroup: this.rowGroup, rowEcn: this.rowEcn,
       slot: this.slot, peer: this.peer, generation: this.generation, count: this.count, cursor: this.cursor, first: this.first,
       bytes: this.bytes, counterLo: this.counterLo, counterHi: this.counterHi,
     } = arrays);
@@ -263,6 +266,7 @@ export class OutboundStage {
       desc[row + DESC_COUNTER_LO] = lo;
       desc[row + DESC_COUNTER_HI] = hi;
       this.rowGroup[m] = g;
+      this.rowEcn[m] = outerEcn(ipEcn(data, offset));
       this.bytes[g]! += MESSAGE_TRANSPORT_HEADER_SIZE + padded + AEAD_TAG_SIZE;
       m++;
     }
@@ -272,7 +276,7 @@ export class OutboundStage {
   /**
    * Rewrites the batch into the m sealed datagrams, in keypair order, each with its
    * peer's endpoint as it is now (read once per group: a roam seen by any thread's
-   * receive path a moment ago is in force).
+   * receive path a moment ago is in force) and the outer ECN field of its plaintext.
    */
   // Bounds: g < groups and r < m, both ≤ the count prepare() checked ≤ slots, the scratch arrays' length; cursor[g] stays
   // below first[g] + count[g] ≤ m; each record at < m ≤ batch.slots lies in addrs (PacketBatch's constructor).
@@ -290,10 +294,12 @@ export class OutboundStage {
       const at = cursor[g]!++;
       offsets[at] = desc[row + DESC_OFFSET]! - HEADROOM;
       lengths[at] = MESSAGE_TRANSPORT_HEADER_SIZE + desc[row + DESC_LENGTH]! + AEAD_TAG_SIZE;
-      if (at === first[g]) continue;
-      const from = first[g]! * ADDR_STRIDE;
       const to = at * ADDR_STRIDE;
-      for (let k = 0; k < ADDR_STRIDE; k++) addrs[to + k] = addrs[from + k]!;
+      if (at !== first[g]) {
+        const from = first[g]! * ADDR_STRIDE;
+        for (let k = 0; k < ADDR_STRIDE; k++) addrs[to + k] = addrs[from + k]!;
+      }
+      addrs[to + ADDR_ECN] = this.rowEcn[r]!;
     }
     batch.count = m;
   }

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generatePrivateKey } from '../../src/crypto/keys.js';
-import { readAddr, writeAddr } from '../../src/pipeline/address.js';
+import { ADDR_ECN, ADDR_STRIDE, readAddr, writeAddr } from '../../src/pipeline/address.js';
 import { openBatch, sealBatch } from '../../src/crypto/native-aead.js';
 import { EngineControl, inboundContextOf, outboundContextOf } from '../../src/stages/engine-control.js';
 import { HEADROOM, PacketBatch, SLOT_SIZE, TAILROOM } from '../../src/pipeline/batch.js';
@@ -15,7 +15,8 @@ import type { Endpoint } from '../../src/protocol/peer.js';
 import { parsePrefix } from '../../src/routing/prefix.js';
 import { InboundStage } from '../../src/stages/inbound.js';
 import { OutboundStage } from '../../src/stages/outbound.js';
-import { icmpEcho, tunBatch } from '../helpers/packets.js';
+import { icmpEcho, internetChecksum, tunBatch } from '../helpers/packets.js';
+import { ECN_CE, ECN_ECT0, ECN_ECT1, ECN_NOT_ECT } from '../../src/protocol/ip-packet.js';
 import { openTransport } from '../helpers/aead.js';
 import { A, B, connectedEngines } from '../helpers/engines.js';
 
@@ -177,4 +178,42 @@ test('outbound groups a batch by peer: each gets its own keys and counters', () 
 test('a slot holds the largest IP packet with room for header, padding and tag', () => {
   assert.ok(SLOT_SIZE >= 65535 + HEADROOM + TAILROOM);
   assert.equal(SLOT_SIZE % 64, 0);
+});
+
+/** An IPv4 packet with its ECN field set (the header checksum made again). */
+function withEcn(packet: Uint8Array, ecn: number): Uint8Array {
+  const p = packet.slice();
+  p[1] = (p[1]! & ~3) | ecn;
+  p[10] = 0;
+  p[11] = 0;
+  const check = internetChecksum(p, 0, 20);
+  p[10] = check >> 8;
+  p[11] = check & 0xff;
+  return p;
+}
+
+const recordEcns = (batch: PacketBatch): number[] => Array.from({ length: batch.count }, (_, i) => batch.addrs[i * ADDR_STRIDE + ADDR_ECN]!);
+
+test('ECN (RFC 6040): each datagram goes out with its plaintext\'s ECN field, CE as ECT(0); a CE that came on the way is set on ECT packets, and a Not-ECT one is dropped', () => {
+  const { a, b } = connectedEngines();
+  const sent = [ECN_NOT_ECT, ECN_ECT1, ECN_ECT0, ECN_CE].map((ecn, i) => withEcn(icmpEcho(8, '100.96.0.1', '100.96.0.2', 9, i, new Uint8Array(40).fill(i)), ecn));
+  const out = tunBatch(sent);
+  assert.equal(outbound(a, out), 4);
+  assert.deepEqual(recordEcns(out), [ECN_NOT_ECT, ECN_ECT1, ECN_ECT0, ECN_ECT0]);
+
+  // Every datagram met congestion on the way.
+  const marked = udpBatch(datagramsOf(out), A);
+  for (let i = 0; i < marked.count; i++) marked.addrs[i * ADDR_STRIDE + ADDR_ECN] = ECN_CE;
+  assert.equal(inbound(b, marked), 3);
+  assert.equal(b.drops.get(Drop.EcnCeNotEct), 1, 'the Not-ECT packet could not carry the mark: dropped');
+  const delivered = datagramsOf(marked);
+  assert.deepEqual(delivered, sent.slice(1).map((p) => withEcn(p, ECN_CE)), 'CE set, the header checksum still right, nothing else changed');
+
+  // Without a mark (outer ECT, as sent): what arrives is what was sent, Not-ECT included.
+  const again = tunBatch(sent);
+  assert.equal(outbound(a, again), 4);
+  const unmarked = udpBatch(datagramsOf(again), A);
+  assert.equal(inbound(b, unmarked), 4);
+  assert.deepEqual(datagramsOf(unmarked), sent);
+  assert.equal(b.drops.get(Drop.EcnCeNotEct), 1);
 });
