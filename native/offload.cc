@@ -16,9 +16,12 @@ namespace tundra::offload {
 
 // ---- checksum -----------------------------------------------------------------
 
-uint64_t Sum(const uint8_t* p, size_t n, uint64_t acc) {
-  // 32-bit words into a 64-bit accumulator: no carry to propagate until the
-  // fold (2^32 words would be needed to overflow). GCC vectorizes this loop.
+namespace {
+
+// 32-bit words into a 64-bit accumulator: no carry to propagate until the
+// fold (2^32 words would be needed to overflow). The compiler vectorizes the
+// loop for the target of the function it is inlined into.
+__attribute__((always_inline)) inline uint64_t SumLoop(const uint8_t* p, size_t n, uint64_t acc) {
   uint64_t s = acc;
   const size_t words = n / 4;
   for (size_t i = 0; i < words; i++) {
@@ -43,6 +46,27 @@ uint64_t Sum(const uint8_t* p, size_t n, uint64_t acc) {
     s += w;
   }
   return s;
+}
+
+uint64_t SumPortable(const uint8_t* p, size_t n, uint64_t acc) { return SumLoop(p, n, acc); }
+
+// Four 64-bit lanes instead of SSE2's two: about 1.7x on this project's machine
+// (in cache, 1.4-64 KB).
+__attribute__((target("avx2"))) uint64_t SumAvx2(const uint8_t* p, size_t n, uint64_t acc) {
+  return SumLoop(p, n, acc);
+}
+
+bool HasAvx2() {
+  __builtin_cpu_init();  // before __builtin_cpu_supports during static initialization
+  return __builtin_cpu_supports("avx2");
+}
+
+const bool kHasAvx2 = HasAvx2();
+
+}  // namespace
+
+uint64_t Sum(const uint8_t* p, size_t n, uint64_t acc) {
+  return kHasAvx2 ? SumAvx2(p, n, acc) : SumPortable(p, n, acc);
 }
 
 namespace {
@@ -394,6 +418,8 @@ bool Valid(const uint8_t* p, const Pkt& k) {
 bool Coalesce(uint8_t* data, size_t data_len, uint32_t* offsets, uint32_t* lengths,
               size_t count, uint32_t capacity, uint32_t flags, double* stats, size_t* items_out,
               size_t* bad) {
+  const bool trusted = (flags & kCoalesceTrusted) != 0;
+  auto valid = [&](const uint8_t* p, const Pkt& k) { return trusted || Valid(p, k); };
   if (count > kCoalesceMaxPackets) {
     *bad = count;
     return false;
@@ -472,7 +498,7 @@ bool Coalesce(uint8_t* data, size_t data_len, uint32_t* offsets, uint32_t* lengt
         const uint64_t merged = uint64_t{hdr_len} + it.payload + k.payload;
         if (merged > kMaxIpLength || merged > capacity) continue;
         if (it.segments == 1 && !it.verified) {
-          if (!Valid(hp, hk)) {
+          if (!valid(hp, hk)) {
             bad_checksums++;
             it.in_flow = false;  // stays an item, written as is
             continue;
@@ -480,7 +506,7 @@ bool Coalesce(uint8_t* data, size_t data_len, uint32_t* offsets, uint32_t* lengt
           it.verified = true;
         }
         done = true;
-        if (!Valid(p, k)) {
+        if (!valid(p, k)) {
           bad_checksums++;
           new_item(idx);  // its own item, not in the flow
           break;
@@ -520,7 +546,7 @@ bool Coalesce(uint8_t* data, size_t data_len, uint32_t* offsets, uint32_t* lengt
         if (it.segments == 1 && !it.verified) {
           if (it.known_bad) {
             usable = false;
-          } else if (!Valid(hp, hk)) {
+          } else if (!valid(hp, hk)) {
             bad_checksums++;
             usable = false;
           } else {
@@ -528,7 +554,7 @@ bool Coalesce(uint8_t* data, size_t data_len, uint32_t* offsets, uint32_t* lengt
           }
         }
         if (usable) {
-          if (!Valid(p, k)) {
+          if (!valid(p, k)) {
             bad_checksums++;
             known_bad = true;
           } else {
@@ -612,6 +638,7 @@ using args::GetUint32;
 using args::Load;
 using args::Packets;
 using args::ThrowRange;
+using args::ThrowType;
 using args::View;
 
 const char* const kOffloadStatNames[kOffloadStatCount] = {
@@ -674,9 +701,9 @@ Napi::Value CoalesceJs(const Napi::CallbackInfo& info) {
       !GetUint32(env, info[5], fn, "flags", &flags)) {
     return Napi::Value();
   }
-  if ((flags & ~(kCoalesceTcp | kCoalesceUdp)) != 0) {
+  if ((flags & ~(kCoalesceTcp | kCoalesceUdp | kCoalesceTrusted)) != 0) {
     ThrowRange(env, std::string(fn) + ": flags " + std::to_string(flags) +
-                        " has bits other than 1 (TCP) and 2 (UDP)");
+                        " has bits other than 1 (TCP), 2 (UDP) and 4 (trusted)");
     return Napi::Value();
   }
   double* stats = nullptr;
@@ -705,15 +732,30 @@ Napi::Value CoalesceJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(items));
 }
 
-// offloadChecksum(bytes) -> the folded RFC 1071 sum (not complemented), 0..0xffff: the
-// loop split and coalesce run, on its own for the tests
+// offloadChecksum(bytes, variant?) -> the folded RFC 1071 sum (not complemented),
+// 0..0xffff: the loop split and coalesce run, on its own for the tests. variant:
+// 'portable' or 'avx2' (undefined when this CPU has no AVX2); without it, the one
+// split and coalesce use.
 Napi::Value ChecksumJs(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   View bytes;
   if (!GetArray(env, info[0], napi_uint8_array, "offloadChecksum", "data", "Uint8Array", &bytes)) {
     return Napi::Value();
   }
-  const uint16_t native = Fold(Sum(bytes.data, bytes.length, 0));
+  uint64_t (*sum)(const uint8_t*, size_t, uint64_t) = Sum;
+  if (info.Length() > 1 && !info[1].IsUndefined()) {
+    const std::string variant = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    if (variant == "avx2") {
+      if (!kHasAvx2) return info.Env().Undefined();
+      sum = SumAvx2;
+    } else if (variant == "portable") {
+      sum = SumPortable;
+    } else {
+      ThrowType(env, "offloadChecksum: variant must be 'portable' or 'avx2'");
+      return Napi::Value();
+    }
+  }
+  const uint16_t native = Fold(sum(bytes.data, bytes.length, 0));
   uint8_t b[2];
   std::memcpy(b, &native, 2);
   return Napi::Number::New(env, b[0] << 8 | b[1]);
@@ -737,6 +779,7 @@ void Init(Napi::Env env, Napi::Object exports) {
   num("VNET_GSO_ECN", kGsoEcn);
   num("COALESCE_TCP", kCoalesceTcp);
   num("COALESCE_UDP", kCoalesceUdp);
+  num("COALESCE_TRUSTED", kCoalesceTrusted);
   num("COALESCE_MAX_PACKETS", kCoalesceMaxPackets);
   exports.Set("OFFLOAD_STAT_NAMES", args::Names(env, kOffloadStatNames, kOffloadStatCount));
   exports.Set("SPLIT_DROP_NAMES", args::Names(env, kSplitDropNames, kSplitDropCount));

@@ -41,6 +41,9 @@ constexpr int kSplitDropCount = 8;
 // Coalesce flags.
 constexpr uint32_t kCoalesceTcp = 1;
 constexpr uint32_t kCoalesceUdp = 2;
+// The packets' checksums are known good (opened by the AEAD from an authenticated
+// peer): not verified before a merge.
+constexpr uint32_t kCoalesceTrusted = 4;
 // Packets per Coalesce call (its flow tables are fixed-size, per thread).
 constexpr size_t kCoalesceMaxPackets = 1024;
 // Coalesce stats indices.

@@ -1,5 +1,5 @@
 // Coalesce (GRO of a TUN write batch) on any batch. Input: capacity (2 bytes
-// LE, taken modulo the batch's bytes + 64), flags (1 byte: COALESCE_TCP/UDP),
+// LE, taken modulo the batch's bytes + 64), flags (1 byte: COALESCE_TCP/UDP/TRUSTED),
 // then packets: a control byte, a length (2 bytes LE, modulo 2048) and the
 // bytes. The control byte's bits let the fuzzer build mergeable packets: 1
 // copies the previous packet's first 60 bytes (its headers), 2 sets the TCP
@@ -94,7 +94,7 @@ void Fix(std::vector<uint8_t>& p, const std::vector<uint8_t>* prev, uint8_t ctrl
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* in, size_t in_size) {
   if (in_size < 3) return 0;
-  const uint32_t flags = in[2] & (kCoalesceTcp | kCoalesceUdp);
+  const uint32_t flags = in[2] & (kCoalesceTcp | kCoalesceUdp | kCoalesceTrusted);
   std::vector<std::vector<uint8_t>> pkts;
   size_t at = 3, total = 0;
   while (at + 3 <= in_size && pkts.size() < kMaxPackets) {

@@ -15,6 +15,7 @@ import {
   COALESCE_STAT_NAMES,
   COALESCE_STAT_PACKETS,
   COALESCE_TCP,
+  COALESCE_TRUSTED,
   COALESCE_UDP,
 } from '../../src/offload/coalesce.js';
 import {
@@ -77,7 +78,8 @@ interface Item {
  * at the item's vnet header and lengths[k] counts it. A merged item lives in its head packet's slot
  * (head headers, then every member's payload in sequence order) behind a NEEDS_CSUM + GSO header,
  * with the pseudo-header sum in its L4 checksum field; any other packet is untouched behind an
- * all-zero header. `flags`: COALESCE_TCP | COALESCE_UDP (0: nothing merges). `stats`, if given,
+ * all-zero header. `flags`: COALESCE_TCP | COALESCE_UDP (0: nothing merges), and
+ * COALESCE_TRUSTED: no packet is verified (every one counts as valid). `stats`, if given,
  * is incremented at COALESCE_STAT_*.
  *
  * Throws a RangeError before touching anything if count exceeds offsets/lengths, some
@@ -121,7 +123,7 @@ export function coalescePackets(
     items.push(item);
     return item;
   };
-  const valid = (pkt: Packet): boolean => packetChecksumsValid(data, pkt.offset, pkt.length, pkt.proto);
+  const valid = (pkt: Packet): boolean => (flags & COALESCE_TRUSTED) !== 0 || packetChecksumsValid(data, pkt.offset, pkt.length, pkt.proto);
 
   for (let i = 0; i < count; i++) {
     const pkt = parseCandidate(data, i, offsets[i]!, lengths[i]!, flags);

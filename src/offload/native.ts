@@ -15,7 +15,7 @@
 // re-checked where it is used, so nothing outside a slot is ever read or written,
 // whatever the packet bytes or another thread do.
 import { expectNativeConstants, nativeFunction, nativeNames, nativeNumber } from '../native/addon.js';
-import { COALESCE_STAT_NAMES, COALESCE_TCP, COALESCE_UDP } from './coalesce.js';
+import { COALESCE_STAT_NAMES, COALESCE_TCP, COALESCE_TRUSTED, COALESCE_UDP } from './coalesce.js';
 import { SPLIT_DROP_NAMES } from './split.js';
 import * as vnet from './vnet-header.js';
 
@@ -25,7 +25,7 @@ expectNativeConstants([
   ['VNET_HDR_LEN', vnet.VNET_HDR_LEN], ['VNET_F_NEEDS_CSUM', vnet.VNET_F_NEEDS_CSUM], ['VNET_F_DATA_VALID', vnet.VNET_F_DATA_VALID],
   ['VNET_GSO_NONE', vnet.VNET_GSO_NONE], ['VNET_GSO_TCPV4', vnet.VNET_GSO_TCPV4], ['VNET_GSO_UDP', vnet.VNET_GSO_UDP],
   ['VNET_GSO_TCPV6', vnet.VNET_GSO_TCPV6], ['VNET_GSO_UDP_L4', vnet.VNET_GSO_UDP_L4], ['VNET_GSO_ECN', vnet.VNET_GSO_ECN],
-  ['COALESCE_TCP', COALESCE_TCP], ['COALESCE_UDP', COALESCE_UDP],
+  ['COALESCE_TCP', COALESCE_TCP], ['COALESCE_UDP', COALESCE_UDP], ['COALESCE_TRUSTED', COALESCE_TRUSTED],
   ['SPLIT_DROP_NAMES', SPLIT_DROP_NAMES], ['COALESCE_STAT_NAMES', COALESCE_STAT_NAMES],
 ]);
 

@@ -8,7 +8,7 @@ import type { Logger } from '../log.js';
 import { HEADROOM, TAILROOM, type PacketBatch } from '../pipeline/batch.js';
 import type { OffloadCounters } from '../offload/counters.js';
 import { buildGroProbe } from './gro-probe.js';
-import { COALESCE_TCP, COALESCE_UDP } from '../offload/coalesce.js';
+import { COALESCE_TCP, COALESCE_TRUSTED, COALESCE_UDP } from '../offload/coalesce.js';
 import { nativeCoalesce } from '../offload/native.js';
 import { readVnetHeader, VNET_GSO_NONE, VNET_HDR_LEN } from '../offload/vnet-header.js';
 import type { OffloadSettings } from '../offload/settings.js';
@@ -96,7 +96,10 @@ export class TunPort {
   write(batch: PacketBatch, capacity: number): number {
     if (!this.offloads.vnetHeader) return this.writeItems(batch, batch.count, false);
     if (this.gro === 'probing') this.probe();
-    const flags = this.gro === 'on' ? (this.offloads.groTcp ? COALESCE_TCP : 0) | (this.offloads.groUdp ? COALESCE_UDP : 0) : 0;
+    // Trusted: what is written here was opened by the AEAD from an authenticated peer (or
+    // is an ICMP error made here), so its checksums are not summed again before a merge.
+    const merge = this.gro === 'on' ? (this.offloads.groTcp ? COALESCE_TCP : 0) | (this.offloads.groUdp ? COALESCE_UDP : 0) : 0;
+    const flags = merge | COALESCE_TRUSTED;
     const items = nativeCoalesce(batch.data, batch.offsets, batch.lengths, batch.count, capacity, flags, this.counters.coalesce);
     return this.writeItems(batch, items, true);
   }

@@ -103,7 +103,7 @@ for (const [client, tag] of [['tundra under wg-quick', 'eq'], ['wireguard-go wit
           assert.equal(up.received.bytes, BYTES, `client -> upstream (${family}): all bytes`);
           assert.equal(up.received.sha256, up.sent.sha256, `client -> upstream (${family}): the same bytes`);
         }
-        await assertForwardedSuperPackets(exit);
+        await assertForwardedSuperPackets(exit, hosts);
         if (client === 'tundra under wg-quick') wgQuick('down');
       } finally {
         // wg-quick's daemon is not ours to signal: deleting its interface ends it.

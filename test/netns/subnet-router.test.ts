@@ -84,7 +84,7 @@ for (const [client, tag] of [['wireguard-go', 'sg'], ['tundra', 'st']] as const)
           assert.equal(down.received.bytes, BYTES, `LAN -> client (${family}): all bytes`);
           assert.equal(down.received.sha256, down.sent.sha256, `LAN -> client (${family}): the same bytes`);
         }
-        await assertForwardedSuperPackets(router);
+        await assertForwardedSuperPackets(router, hosts);
       } finally {
         hosts.destroy();
         rmSync(dir, { recursive: true, force: true });

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nativeCoalesce, nativeSplit } from '../../src/offload/native.js';
-import { COALESCE_STAT_NAMES, COALESCE_TCP, COALESCE_UDP } from '../../src/offload/coalesce.js';
+import { COALESCE_STAT_NAMES, COALESCE_TCP, COALESCE_TRUSTED, COALESCE_UDP } from '../../src/offload/coalesce.js';
 import { splitPacket, splitDropName } from '../../reference/offload/split.js';
 import { coalescePackets } from '../../reference/offload/coalesce.js';
 import {
@@ -316,7 +316,8 @@ test('native coalesce == twin: interleaved flows', (t) => {
     });
     const longest = Math.max(...batch.map((p) => p.length));
     const capacity = chance(rand, 0.2) ? 65535 : longest + randInt(rand, 20000);
-    const flags = pick(rand, [COALESCE_TCP | COALESCE_UDP, COALESCE_TCP | COALESCE_UDP, COALESCE_TCP, COALESCE_UDP, 0]);
+    const flags = pick(rand, [COALESCE_TCP | COALESCE_UDP, COALESCE_TCP | COALESCE_UDP, COALESCE_TCP, COALESCE_UDP, 0])
+      | (chance(rand, 0.3) ? COALESCE_TRUSTED : 0);
     compareCoalesce(rand, batch, capacity, flags, `batch ${batches}`);
   }
   t.diagnostic(`${batches} batches, ${packets} packets`);

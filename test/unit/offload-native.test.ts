@@ -4,11 +4,12 @@
 // namespace. (The byte-for-byte comparison with the TypeScript twin is offload-native-vs-twin.test.ts.)
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { COALESCE_STAT_NAMES, COALESCE_TCP, COALESCE_UDP } from '../../src/offload/coalesce.js';
+import { COALESCE_STAT_NAMES, COALESCE_TCP, COALESCE_TRUSTED, COALESCE_UDP } from '../../src/offload/coalesce.js';
 import { histogramNames } from '../../src/offload/histogram.js';
 import { nativeFunction } from '../../src/native/addon.js';
 import { COALESCE_MAX_PACKETS, OFFLOAD_STAT_NAMES, nativeCoalesce, nativeSplit } from '../../src/offload/native.js';
@@ -189,18 +190,24 @@ test('constants and stat names', () => {
   assert.equal(COALESCE_MAX_PACKETS, 1024);
 });
 
-test('checksum loop matches a plain RFC 1071 sum at every length and alignment', () => {
+test('checksum loop, the one in use and both its builds (portable, AVX2), matches a plain RFC 1071 sum at every length and alignment', () => {
   // The folded one's-complement sum of `bytes` (not complemented), 0..0xffff, big-endian:
-  // the loop split and coalesce run, exported for this test only.
-  const nativeChecksum = nativeFunction<(bytes: Uint8Array) => number>('offloadChecksum');
+  // the loop split and coalesce run, exported for this test only; `variant` picks a build
+  // (undefined: 'avx2' on a CPU without it).
+  const nativeChecksum = nativeFunction<(bytes: Uint8Array, variant?: 'portable' | 'avx2') => number | undefined>('offloadChecksum');
+  const hasAvx2 = /\bavx2\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  assert.equal(nativeChecksum(new Uint8Array(4), 'avx2') !== undefined, hasAvx2, 'the AVX2 build is offered exactly when /proc/cpuinfo has avx2');
   const buf = bytes(70_000, 7);
-  for (const n of [0, 1, 2, 3, 4, 5, 7, 8, 15, 16, 31, 33, 63, 64, 65, 127, 128, 129, 1448, 1449, 65535, 65536]) {
-    for (const at of [0, 1, 2, 3]) {
-      assert.equal(nativeChecksum(buf.subarray(at, at + n)), onesSum(buf, at, at + n), `n=${n} at=${at}`);
+  for (const variant of [undefined, 'portable', ...(hasAvx2 ? ['avx2'] as const : [])] as const) {
+    for (const n of [0, 1, 2, 3, 4, 5, 7, 8, 15, 16, 31, 33, 63, 64, 65, 127, 128, 129, 1448, 1449, 65535, 65536]) {
+      for (const at of [0, 1, 2, 3]) {
+        assert.equal(nativeChecksum(buf.subarray(at, at + n), variant), onesSum(buf, at, at + n), `${variant ?? 'in use'}: n=${n} at=${at}`);
+      }
     }
+    assert.equal(nativeChecksum(new Uint8Array(100), variant), 0);
+    assert.equal(nativeChecksum(new Uint8Array(100).fill(0xff), variant), 0xffff);
   }
-  assert.equal(nativeChecksum(new Uint8Array(100)), 0);
-  assert.equal(nativeChecksum(new Uint8Array(100).fill(0xff)), 0xffff);
+  assert.throws(() => nativeChecksum(new Uint8Array(4), 'sse9' as 'avx2'), TypeError);
 });
 
 // ---- argument checks ----------------------------------------------------------------------
@@ -244,7 +251,7 @@ describe('argument checks throw before anything is touched', () => {
     assert.throws(() => call(b.data, b.offsets, b.lengths, 2, 200, null), TypeError);
     assert.throws(() => call(b.data, b.offsets, b.lengths, 3, 200, 1), RangeError);
     assert.throws(() => call(b.data, b.offsets, b.lengths, COALESCE_MAX_PACKETS + 1, 200, 1), RangeError);
-    assert.throws(() => call(b.data, b.offsets, b.lengths, 2, 200, 4), RangeError);
+    assert.throws(() => call(b.data, b.offsets, b.lengths, 2, 200, 8), RangeError, 'an unknown flag');
     assert.throws(() => call(b.data, b.offsets, b.lengths, 2, 200, 1, new Float64Array(2)), RangeError);
     assert.throws(() => call(b.data, b.offsets, b.lengths, 2, 10_000, 1), RangeError, 'slot past data');
     const lengths = b.lengths.slice();
@@ -478,6 +485,18 @@ describe('coalesce', () => {
         if (b.data[i] !== original[i]) assert.fail(`byte ${i} changed`);
       }
     }
+  });
+
+  test('trusted: a packet with a bad checksum merges like any other, nothing is summed or counted', () => {
+    const bad = p2.slice();
+    bad[100]! ^= 1;
+    const b = batch([p1, bad], 4000);
+    const stats = new Float64Array(COALESCE_STAT_NAMES.length);
+    assert.equal(nativeCoalesce(b.data, b.offsets, b.lengths, 2, 4000, COALESCE_TCP | COALESCE_TRUSTED, stats), 1);
+    assert.deepEqual([...stats.subarray(0, 3)], [1, 2, 0], 'one item of two packets, no bad checksum');
+    const pkt = b.data.subarray(b.offsets[0]! + 10, b.offsets[0]! + b.lengths[0]!);
+    assert.deepEqual(pkt.subarray(40 + p1.length - 40), bad.subarray(40), 'the payload as it came');
+    assert.throws(() => nativeCoalesce(b.data, b.offsets, b.lengths, 2, 4000, 8), RangeError);
   });
 
   test('capacity bounds the merged packet', () => {
