@@ -215,9 +215,16 @@ export class ChannelReader {
     void this.awaitTallies();
   }
 
+  /**
+   * Sleeps on the tallies' doorbell; woken, applies them at once (an idle tunnel's tally
+   * costs this one wake-up, not two more turns of the interval) and polls again while
+   * they keep coming.
+   */
   private async awaitTallies(): Promise<void> {
     while (!this.closed && this.tallies.size === 0) await this.tallies.waitNotEmptyAsync(DOORBELL_WAIT_MS);
-    if (!this.closed) this.pollTallies();
+    if (this.closed) return;
+    if (this.drainTallies()) this.afterWork();
+    this.pollTallies();
   }
 
   private async serveMessages(): Promise<void> {

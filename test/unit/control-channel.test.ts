@@ -2,7 +2,7 @@
 // record arrives once and whole, tallies that can wait stay off the doorbell ring
 // and the ones the control plane must act on now go with the messages, records
 // apply in the order they were made, and a full ring drops and counts.
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ADDR_STRIDE, readAddr, readLocal, writeAddr } from '../../src/pipeline/address.js';
 import { PacketBatch } from '../../src/pipeline/batch.js';
@@ -10,7 +10,7 @@ import { RING_LAYOUT, type RingShared } from '../../src/pipeline/ring.js';
 import { PeerTable } from '../../src/protocol/peer-table.js';
 import { Drop, DropCounters } from '../../src/protocol/drop-reasons.js';
 import type { EngineControl } from '../../src/stages/engine-control.js';
-import { ChannelReader, ChannelWriter, createControlChannel, MESSAGE_MAX_BYTES } from '../../src/dataplane/control-channel.js';
+import { ChannelReader, ChannelWriter, createControlChannel, MESSAGE_MAX_BYTES, TALLY_INTERVAL_MS } from '../../src/dataplane/control-channel.js';
 import { BULK_CAPACITY, HandshakeGate, LaneReader } from '../../src/dataplane/handshake-lanes.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -103,7 +103,7 @@ test('tallies that can wait arrive on the interval; urgent ones wake the main th
   }
 });
 
-test('an idle reader stops its interval and sleeps on the tallies\' doorbell; the next tally starts it again', async () => {
+test('an idle reader stops its interval and sleeps on the tallies\' doorbell; woken by the next tally, it applies it at once and polls again', async () => {
   const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
   const before = timers();
   const { writer, reader, calls, peer, tallyBell } = setup();
@@ -113,15 +113,19 @@ test('an idle reader stops its interval and sleeps on the tallies\' doorbell; th
     assert.deepEqual(calls, []);
     assert.equal(tallyBell.sleepers(), 1, 'the idle reader sleeps on the tally ring\'s doorbell');
     const rung = tallyBell.rung();
+    // The interval cannot fire from here on unless ticked: whatever applies the tally is the doorbell's wake-up.
+    mock.timers.enable({ apis: ['setInterval'] });
     writer.sent(peer, 5, 1, 9, 1, false);
     writer.ring();
     assert.equal(tallyBell.rung(), rung + 1, 'the tally rang the doorbell');
-    // Only the interval applies tallies (no message came), and it had stopped: applied
-    // means the woken reader started it again.
     await arrived(calls, 1);
-    assert.deepEqual(calls, ['sent 0 5 1 9/1 false'], 'the doorbell woke the reader, which started the interval again and applied the tally on it');
+    assert.deepEqual(calls, ['sent 0 5 1 9/1 false'], 'the doorbell woke the reader, which applied the tally at once');
+    assert.equal(tallyBell.sleepers(), 0, 'and polls on the interval while tallies come');
+    mock.timers.tick(TALLY_INTERVAL_MS);
+    await waitFor('the idle reader to sleep on the doorbell again', () => tallyBell.sleepers() === 1, 10_000, 2);
   } finally {
     reader.close();
+    mock.timers.reset();
   }
 });
 
