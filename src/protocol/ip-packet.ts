@@ -1,5 +1,6 @@
 // The few facts about inner IP packets the tunnel needs, read (and the ECN field set)
 // without allocating.
+import { fold } from '../offload/checksum.js';
 
 /**
  * Length of the IPv4 or IPv6 packet at buf[offset, offset+available) according to its
@@ -59,11 +60,10 @@ export function markCe(buf: Uint8Array, offset: number): boolean {
   }
   const before = buf[offset + 1]!;
   buf[offset + 1] = before | ECN_CE;
-  // HC' = ~(~HC + ~m + m') over the 16-bit word holding the ToS byte (its low byte).
-  let sum = (~((buf[offset + 10]! << 8) | buf[offset + 11]!) & 0xffff) + (~before & 0xff | 0xff00) + (before | ECN_CE);
-  sum = (sum & 0xffff) + (sum >>> 16);
-  sum = (sum & 0xffff) + (sum >>> 16);
-  const check = ~sum & 0xffff;
+  // Updated, not recomputed (as the kernel's IP_ECN_set_ce): a header that came with a
+  // wrong checksum keeps it wrong. HC' = ~(~HC + ~m + m') over the 16-bit word holding
+  // the ToS byte (its low byte; the high byte's ~b + b is the 0xff00).
+  const check = ~fold((~((buf[offset + 10]! << 8) | buf[offset + 11]!) & 0xffff) + 0xff00 + (~before & 0xff) + (before | ECN_CE)) & 0xffff;
   buf[offset + 10] = check >> 8;
   buf[offset + 11] = check & 0xff;
   return true;

@@ -40,6 +40,18 @@ export interface TunnelOptions {
   env?: Partial<Record<Side, NodeJS.ProcessEnv>>;
 }
 
+/** The kernel's counters `names` in namespace `ns` since it was made (nstat); NaN for a name it lacks. */
+function nstat(hosts: TwoHosts, ns: string, names: string[]): Record<string, number> {
+  const out = hosts.exec(ns, 'nstat', ['-azs', ...names]);
+  return Object.fromEntries(names.map((name) => [name, Number(new RegExp(`^${name}\\s+(\\d+)`, 'm').exec(out)?.[1] ?? NaN)]));
+}
+
+/** TCP and UDP checksum errors the kernel counted in namespace `ns` since it was made. */
+export function checksumErrorsIn(hosts: TwoHosts, ns: string): { tcp: number; udp: number } {
+  const n = nstat(hosts, ns, ['TcpInCsumErrors', 'UdpInCsumErrors', 'Udp6InCsumErrors']);
+  return { tcp: n.TcpInCsumErrors!, udp: n.UdpInCsumErrors! + n.Udp6InCsumErrors! };
+}
+
 export class Tunnel {
   readonly hosts: TwoHosts;
   readonly ifName: Record<Side, string>;
@@ -158,14 +170,7 @@ export class Tunnel {
 
   /** TCP and UDP checksum errors the kernel counted in the side's namespace since it was made (nstat). */
   checksumErrors(side: Side): { tcp: number; udp: number } {
-    const n = this.nstat(side, ['TcpInCsumErrors', 'UdpInCsumErrors', 'Udp6InCsumErrors']);
-    return { tcp: n.TcpInCsumErrors!, udp: n.UdpInCsumErrors! + n.Udp6InCsumErrors! };
-  }
-
-  /** The kernel's counters `names` in the side's namespace since it was made (nstat); NaN for a name it lacks. */
-  private nstat(side: Side, names: string[]): Record<string, number> {
-    const out = this.hosts.exec(this.ns(side), 'nstat', ['-azs', ...names]);
-    return Object.fromEntries(names.map((name) => [name, Number(new RegExp(`^${name}\\s+(\\d+)`, 'm').exec(out)?.[1] ?? NaN)]));
+    return checksumErrorsIn(this.hosts, this.ns(side));
   }
 
   /**
@@ -175,7 +180,7 @@ export class Tunnel {
    */
   async drops(side: Side): Promise<Record<string, number>> {
     const ns = this.ns(side);
-    const drops = this.nstat(side, ['UdpRcvbufErrors', 'UdpSndbufErrors', 'UdpMemErrors', 'Udp6RcvbufErrors', 'Udp6SndbufErrors',
+    const drops = nstat(this.hosts, ns, ['UdpRcvbufErrors', 'UdpSndbufErrors', 'UdpMemErrors', 'Udp6RcvbufErrors', 'Udp6SndbufErrors',
       'Udp6MemErrors', 'IpInDiscards', 'IpOutDiscards', 'Ip6InDiscards', 'Ip6OutDiscards']);
     type Link = { ifname: string; stats64: { rx: { dropped: number }; tx: { dropped: number } } };
     for (const l of JSON.parse(this.hosts.exec(ns, 'ip', ['-s', '-j', 'link', 'show'])) as Link[]) {
