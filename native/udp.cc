@@ -227,6 +227,9 @@ OpenResult Open(const OpenRequest& req) {
   if (domain == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_RECVTCLASS, &on, sizeof on) < 0) {
     return fail("setsockopt", "IPV6_RECVTCLASS");
   }
+  // When each datagram reached the socket, so a reader can tell how long the
+  // queue held it (best effort: without it, no sojourn is reported).
+  (void)setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
   // The GSO probe, as wireguard-go's: the option is readable iff the kernel
   // knows it (Linux >= 4.18).
   int value = 0;
@@ -346,6 +349,11 @@ RecvCmsgs ParseCmsgs(msghdr* h, double* stats) {
       int tclass;
       std::memcpy(&tclass, CMSG_DATA(c), sizeof tclass);
       out.ecn = static_cast<uint8_t>(tclass) & kEcnMask;
+    } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
+               c->cmsg_len >= CMSG_LEN(sizeof(timespec))) {
+      timespec ts;
+      std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+      out.received_ns = int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
     } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
                c->cmsg_len >= CMSG_LEN(sizeof(in_pktinfo))) {
       in_pktinfo info;
@@ -376,6 +384,34 @@ RecvCmsgs ParseCmsgs(msghdr* h, double* stats) {
 
 namespace {
 
+// The receive times of the datagrams one call took from the kernel, for the
+// sojourn stats: one clock read per call, none without timestamps.
+class Sojourn {
+ public:
+  void Saw(int64_t received_ns) {
+    if (received_ns == 0) return;
+    newest_ = std::max(newest_, received_ns);
+    oldest_ = oldest_ == 0 ? received_ns : std::min(oldest_, received_ns);
+  }
+  void Report(double* stats) const {
+    if (stats == nullptr) return;
+    double newest = -1, oldest = -1;
+    if (newest_ != 0) {
+      timespec now;
+      clock_gettime(CLOCK_REALTIME, &now);
+      const int64_t now_ns = int64_t{now.tv_sec} * 1000000000 + now.tv_nsec;
+      // A clock stepped back since the datagram came reads as no wait.
+      newest = static_cast<double>(std::max<int64_t>(0, now_ns - newest_));
+      oldest = static_cast<double>(std::max<int64_t>(0, now_ns - oldest_));
+    }
+    stats[kSojournNewestNs] = newest;
+    stats[kSojournOldestNs] = oldest;
+  }
+
+ private:
+  int64_t newest_ = 0, oldest_ = 0;
+};
+
 // The GRO stash header, read once per call (the state may be shared memory).
 struct Stash {
   uint32_t messages = 0, next = 0, cut = 0;
@@ -391,9 +427,10 @@ Stash LoadStash(const uint32_t* state) {
 }
 
 // Describes received message j in the state, for cutting now or later.
-void StoreMessage(uint32_t* state, size_t j, mmsghdr* m, const SockAddr& from, double* stats) {
+void StoreMessage(uint32_t* state, size_t j, mmsghdr* m, const SockAddr& from, double* stats, Sojourn* sojourn) {
   uint32_t* meta = state + kGroStateHeader + j * kGroStateMsgWords;
   const RecvCmsgs c = ParseCmsgs(&m->msg_hdr, stats);
+  sojourn->Saw(c.received_ns);
   const int flags = m->msg_hdr.msg_flags;
   const uint32_t drop = (flags & MSG_CTRUNC) != 0 ? kGroCtrunc : (flags & MSG_TRUNC) != 0 ? kGroTrunc : 0;
   const uint32_t len = m->msg_len;
@@ -424,6 +461,7 @@ size_t RecvBatch(int fd, uint8_t* data, size_t data_len, const uint32_t* offsets
   alignas(cmsghdr) uint8_t control[kChunk][kRecvControl];
   size_t done = 0;
   int skipped = 0;
+  Sojourn sojourn;
   while (done < count) {
     size_t n = 0;
     const size_t want = count - done < kChunk ? count - done : kChunk;
@@ -439,6 +477,7 @@ size_t RecvBatch(int fd, uint8_t* data, size_t data_len, const uint32_t* offsets
     for (int k = 0; k < r; k++) {
       mmsghdr& m = msgs[k];
       const RecvCmsgs c = ParseCmsgs(&m.msg_hdr, stats);
+      sojourn.Saw(c.received_ns);
       uint32_t len = m.msg_len;
       // Truncated data or control, or several datagrams coalesced by GRO
       // (a GRO socket read without a stash): the slot cannot hold it.
@@ -453,6 +492,7 @@ size_t RecvBatch(int fd, uint8_t* data, size_t data_len, const uint32_t* offsets
     done += static_cast<size_t>(r);
     if (static_cast<size_t>(r) < n) break;  // the queue is empty now
   }
+  sojourn.Report(stats);
   return done;
 }
 
@@ -474,6 +514,7 @@ size_t GroRecvBatch(int fd, uint8_t* data, size_t data_len, const uint32_t* offs
   size_t filled = 0;
   int skipped = 0;
   bool drained = false;  // the last recvmmsg found the queue empty
+  Sojourn sojourn;  // of the messages taken from the kernel now, not the stashed ones
   while (filled < count) {
     if (s.next >= s.messages) {
       s = {};
@@ -486,7 +527,7 @@ size_t GroRecvBatch(int fd, uint8_t* data, size_t data_len, const uint32_t* offs
       }
       const int r = RecvSome(fd, msgs, want, &skipped, fatal);
       if (r == 0) break;
-      for (int j = 0; j < r; j++) StoreMessage(state, j, &msgs[j], from[j], stats);
+      for (int j = 0; j < r; j++) StoreMessage(state, j, &msgs[j], from[j], stats, &sojourn);
       s.messages = static_cast<uint32_t>(r);
       drained = static_cast<size_t>(r) < want;
     }
@@ -533,6 +574,7 @@ size_t GroRecvBatch(int fd, uint8_t* data, size_t data_len, const uint32_t* offs
   state[1] = s.next;
   state[2] = s.cut;
   state[3] = 0;
+  sojourn.Report(stats);
   return filled;
 }
 
@@ -937,12 +979,13 @@ void Init(Napi::Env env, Napi::Object exports) {
                                 "udp_send_segments_bucket_inf", "udp_send_segments_sum"}));
   exports.Set("UDP_RECV_STAT_NAMES",
               args::Names(env, {"gro_receives", "gro_datagrams", "ctrunc_drops", "rxq_overflow_raw",
+                                "sojourn_newest_ns", "sojourn_oldest_ns",
                                 "udp_recv_segments_bucket_1", "udp_recv_segments_bucket_2",
                                 "udp_recv_segments_bucket_4", "udp_recv_segments_bucket_8",
                                 "udp_recv_segments_bucket_16", "udp_recv_segments_bucket_32",
                                 "udp_recv_segments_bucket_64", "udp_recv_segments_bucket_inf",
                                 "udp_recv_segments_sum"}));
-  static_assert(kSendStatCount == 2 + kHistogramEntries && kRecvStatCount == 4 + kHistogramEntries,
+  static_assert(kSendStatCount == 2 + kHistogramEntries && kRecvStatCount == 6 + kHistogramEntries,
                 "stat names");
 }
 

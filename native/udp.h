@@ -9,6 +9,7 @@
 #include <napi.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -88,13 +89,18 @@ constexpr uint32_t kGroCtrunc = 2;
 // Receive stats (Float64Array): messages carrying > 1 datagram and the
 // datagrams in them (GRO only), messages dropped for MSG_CTRUNC (incremented),
 // the last SO_RXQ_OVFL value seen (assigned: the kernel's running count of
-// drops on this socket; the caller sets -1 initially and takes deltas), then a
-// histogram of datagrams per message received.
+// drops on this socket; the caller sets -1 initially and takes deltas), how
+// long the newest and the oldest datagram this call took from the kernel had
+// waited in the socket's queue, in ns (assigned per call, from SO_TIMESTAMPNS;
+// -1 when it took none with a timestamp), then a histogram of datagrams per
+// message received.
 enum RecvStat : size_t {
   kGroReceives = 0,
   kGroDatagrams,
   kCtruncDrops,
   kRxqOverflowRaw,
+  kSojournNewestNs,
+  kSojournOldestNs,
   kRecvSegmentsHistogram,
   kRecvStatCount = kRecvSegmentsHistogram + kHistogramEntries
 };
@@ -102,11 +108,12 @@ enum RecvStat : size_t {
 // ---- receive control messages ----
 // Receive control room per message: SO_RXQ_OVFL (u32), UDP_GRO (int),
 // IP_PKTINFO and IPV6_PKTINFO (a dual socket asks only for the second, but
-// room for both costs nothing), IP_TOS (a byte) and IPV6_TCLASS (an int). Too
-// little would cost datagrams (MSG_CTRUNC).
+// room for both costs nothing), IP_TOS (a byte), IPV6_TCLASS (an int) and
+// SO_TIMESTAMPNS (a timespec). Too little would cost datagrams (MSG_CTRUNC).
 constexpr size_t kRecvControl = CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int)) +
                                 CMSG_SPACE(sizeof(in_pktinfo)) + CMSG_SPACE(sizeof(in6_pktinfo)) +
-                                CMSG_SPACE(sizeof(uint8_t)) + CMSG_SPACE(sizeof(int));
+                                CMSG_SPACE(sizeof(uint8_t)) + CMSG_SPACE(sizeof(int)) +
+                                CMSG_SPACE(sizeof(timespec));
 
 // The local side of a received datagram, from its IP_PKTINFO / IPV6_PKTINFO.
 struct Local {
@@ -120,6 +127,7 @@ struct RecvCmsgs {
   bool has_overflow = false;
   uint32_t overflow = 0;  // SO_RXQ_OVFL: the socket's drop count (a u32)
   uint8_t ecn = 0;        // IP_TOS / IPV6_TCLASS: the outer header's ECN field
+  int64_t received_ns = 0;  // SO_TIMESTAMPNS: when the kernel received it (CLOCK_REALTIME); 0: none came
   Local local;
 };
 

@@ -8,6 +8,7 @@ import { constants } from 'node:os';
 import { ADDR_FAMILY, ADDR_STRIDE, clearLocal, hasLocal, sameLocalAddress } from '../pipeline/address.js';
 import { openUdpGroup, UDP_GSO_IPV4, UDP_GSO_IPV6, udpGroBuffers, udpGroStashed, udpRecv, udpSend, type UdpGroBuffers, type UdpRecvOptions, type UdpSocket } from './udp.js';
 import { FdWatcher } from '../io/watch.js';
+import { UDP_RECV_SOJOURN_NEWEST_NS, UDP_RECV_SOJOURN_OLDEST_NS } from '../offload/udp-stats.js';
 import type { Logger } from '../log.js';
 import type { PacketBatch } from '../pipeline/batch.js';
 import type { OffloadCounters } from '../offload/counters.js';
@@ -128,6 +129,23 @@ export class UdpPort {
     if (this.gso !== 0) on.push({ name: 'udp-gso', detail: '' });
     if (this.gro !== undefined) on.push({ name: 'udp-gro', detail: '' });
     return { on, notes: this.notes };
+  }
+
+  /**
+   * How long the newest datagram the last receive took from the kernel had waited in
+   * the socket's queue, in ms; -1 when it took none with a timestamp (all came from
+   * the GRO stash, or the kernel gives no SO_TIMESTAMPNS).
+   * Bounds: the index is a UDP_RECV_STAT_NAMES position, inside udpRecv (OffloadCounters' layout).
+   */
+  get sojournNewestMs(): number {
+    const ns = this.counters.udpRecv[UDP_RECV_SOJOURN_NEWEST_NS]!;
+    return ns < 0 ? -1 : ns / 1e6;
+  }
+
+  /** Likewise for the oldest datagram. Bounds: as sojournNewestMs. */
+  get sojournOldestMs(): number {
+    const ns = this.counters.udpRecv[UDP_RECV_SOJOURN_OLDEST_NS]!;
+    return ns < 0 ? -1 : ns / 1e6;
   }
 
   /** Datagrams of a super-datagram are still waiting in the receive buffer: receive again without waiting. */

@@ -5,6 +5,7 @@
 import { Device } from '../device/device.js';
 import type { Logger } from '../log.js';
 import type { OffloadSettings } from '../offload/settings.js';
+import type { AqmSettings } from '../dataplane/codel.js';
 import type { CryptoBackendName } from '../crypto/backends.js';
 import type { StageSpec } from '../stages/user-host.js';
 import { startUapiServer, type UapiServer } from '../uapi/server.js';
@@ -39,6 +40,10 @@ export interface InterfaceOptions {
   metricsPeers?: boolean;
   /** A testing knob: seconds after which the initiator rekeys (default REKEY_AFTER_TIME, 120 s). */
   rekeyAfterSeconds?: number | undefined;
+  /** The receive queue's AQM (default DEFAULT_AQM; targetMs 0: off). */
+  aqm?: AqmSettings;
+  /** The data path threads' nice value (default DEFAULT_NICE). */
+  nice?: number;
 }
 
 export async function startInterface(name: string, logger: Logger, options: InterfaceOptions = {}): Promise<RunningInterface> {

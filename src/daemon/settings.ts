@@ -9,6 +9,8 @@ import { parseStageSpecs, type StageSpec } from '../stages/user-host.js';
 import { parseMetricsListen, type MetricsEndpoint } from '../metrics/server.js';
 import { REKEY_AFTER_TIME, REKEY_TIMEOUT } from '../protocol/constants.js';
 import { SettingError } from '../errors.js';
+import { DEFAULT_AQM, type AqmSettings } from '../dataplane/codel.js';
+import { DEFAULT_NICE } from '../dataplane/priority.js';
 
 export interface TundraSettings {
   readonly offload: OffloadSettings;
@@ -22,6 +24,10 @@ export interface TundraSettings {
   readonly metricsPeers: boolean;
   /** A testing knob: seconds after which the initiator rekeys; undefined (the default): REKEY_AFTER_TIME, 120 s. */
   readonly rekeyAfterSeconds: number | undefined;
+  /** The receive queue's CoDel (dataplane/codel.ts); targetMs 0: off. */
+  readonly aqm: AqmSettings;
+  /** The data path threads' nice value (dataplane/priority.ts). */
+  readonly nice: number;
 }
 
 /**
@@ -70,6 +76,35 @@ export function parseRekeyAfterSeconds(value: string, source: string): number {
   return n;
 }
 
+/** The AQM's bounds: a target of 0 switches it off; an interval is at least a millisecond. */
+export const AQM_MAX_TARGET_MS = 1000;
+export const AQM_MAX_INTERVAL_MS = 10_000;
+
+function milliseconds(value: string, source: string, min: number, max: number, what: string): number {
+  const text = value.trim();
+  const n = /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;
+  if (!(n >= min && n <= max)) throw new SettingError(`${source}: "${value}" is not ${what} (milliseconds, ${min} to ${max})`);
+  return n;
+}
+
+/** Parses the AQM's target: the queueing delay it lets stand, in ms (0: no AQM). */
+export function parseAqmTarget(value: string, source: string): number {
+  return milliseconds(value, source, 0, AQM_MAX_TARGET_MS, 'an AQM target (0 switches the AQM off)');
+}
+
+/** Parses the AQM's interval: how long the delay must stand above target before it acts, in ms. */
+export function parseAqmInterval(value: string, source: string): number {
+  return milliseconds(value, source, 1, AQM_MAX_INTERVAL_MS, 'an AQM interval');
+}
+
+/** Parses a nice value, -20 (the highest priority) to 19. */
+export function parseNice(value: string, source: string): number {
+  const text = value.trim();
+  const n = /^-?\d+$/.test(text) ? Number(text) : NaN;
+  if (!(n >= -20 && n <= 19)) throw new SettingError(`${source}: "${value}" is not a nice value (-20, the highest priority, to 19)`);
+  return n;
+}
+
 /** Parses on/off (also yes/no, true/false, 1/0). */
 export function parseSwitch(value: string, source: string): boolean {
   const text = value.trim().toLowerCase();
@@ -96,6 +131,9 @@ export const SETTINGS: readonly Setting[] = [
   { flag: '--metrics-listen', variable: 'TUNDRA_METRICS_LISTEN', repeatable: false, check: parseMetricsListen },
   { flag: '--metrics-peers', variable: 'TUNDRA_METRICS_PEERS', repeatable: false, check: parseSwitch },
   { flag: '--rekey-after-seconds', variable: 'TUNDRA_REKEY_AFTER_SECONDS', repeatable: false, check: parseRekeyAfterSeconds },
+  { flag: '--aqm-target', variable: 'TUNDRA_AQM_TARGET', repeatable: false, check: parseAqmTarget },
+  { flag: '--aqm-interval', variable: 'TUNDRA_AQM_INTERVAL', repeatable: false, check: parseAqmInterval },
+  { flag: '--nice', variable: 'TUNDRA_NICE', repeatable: false, check: parseNice },
 ];
 
 export function settingsFromEnv(env: NodeJS.ProcessEnv): TundraSettings {
@@ -110,6 +148,12 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv): TundraSettings {
     metricsPeers: env.TUNDRA_METRICS_PEERS === undefined || env.TUNDRA_METRICS_PEERS.trim() === '' ? true : parseSwitch(env.TUNDRA_METRICS_PEERS, 'TUNDRA_METRICS_PEERS'),
     rekeyAfterSeconds: env.TUNDRA_REKEY_AFTER_SECONDS === undefined || env.TUNDRA_REKEY_AFTER_SECONDS.trim() === ''
       ? undefined : parseRekeyAfterSeconds(env.TUNDRA_REKEY_AFTER_SECONDS, 'TUNDRA_REKEY_AFTER_SECONDS'),
+    aqm: {
+      targetMs: env.TUNDRA_AQM_TARGET === undefined || env.TUNDRA_AQM_TARGET.trim() === '' ? DEFAULT_AQM.targetMs : parseAqmTarget(env.TUNDRA_AQM_TARGET, 'TUNDRA_AQM_TARGET'),
+      intervalMs: env.TUNDRA_AQM_INTERVAL === undefined || env.TUNDRA_AQM_INTERVAL.trim() === ''
+        ? DEFAULT_AQM.intervalMs : parseAqmInterval(env.TUNDRA_AQM_INTERVAL, 'TUNDRA_AQM_INTERVAL'),
+    },
+    nice: env.TUNDRA_NICE === undefined || env.TUNDRA_NICE.trim() === '' ? DEFAULT_NICE : parseNice(env.TUNDRA_NICE, 'TUNDRA_NICE'),
   };
 }
 

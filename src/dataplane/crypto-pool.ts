@@ -29,6 +29,8 @@ export interface CryptoPoolShared {
   readonly done: readonly RingShared[];
   /** STATUS_STOP, then STATUS_WORDS per task: the job in hand (flight + 1, 0 = none), its epoch, queue and use. */
   readonly status: SharedArrayBuffer;
+  /** The workers' nice value (dataplane/priority.ts). */
+  readonly nice: number;
 }
 
 export const STATUS_STOP = 0;
@@ -80,13 +82,16 @@ export class CryptoPool {
   }
 
   /** Makes the shared part for `workers` tasks over `flights`, with `queues` completion rings. */
-  static share(keys: KeyTableShared, crypto: CryptoBackendName, slots: number, flights: readonly FlightViews[], queues: number, workers: number): CryptoPoolShared {
+  static share(
+    keys: KeyTableShared, crypto: CryptoBackendName, slots: number, flights: readonly FlightViews[], queues: number, workers: number, nice: number,
+  ): CryptoPoolShared {
     const capacity = 1 << Math.ceil(Math.log2(Math.max(2, flights.length)));
     return {
       keys, crypto, slots, flights,
       jobs: new MpmcRing(capacity, JOB_WORDS).share(),
       done: Array.from({ length: queues }, () => new MpmcRing(capacity, JOB_WORDS).share()),
       status: new SharedArrayBuffer(4 * (1 + workers * STATUS_WORDS)),
+      nice,
     };
   }
 

@@ -11,9 +11,11 @@ import { MpmcRing } from '../pipeline/ring.js';
 import { InboundStage } from '../stages/inbound.js';
 import { OutboundStage } from '../stages/outbound.js';
 import { DONE_LOST, JOB_EPOCH, JOB_FLIGHT, JOB_QUEUE, JOB_USE, JOB_WORDS } from './flights.js';
+import { setThreadNice } from './priority.js';
 import { POOL_POLL_MS, STATUS_STOP, statusAt, type CryptoPoolShared, type CryptoTask } from './crypto-pool.js';
 
 const shared = workerData as CryptoPoolShared;
+setThreadNice(shared.nice);
 const aead = aeadBackend(shared.crypto);
 const ctx = { keys: KeyTable.attach(shared.keys, NO_REPLAY_LOCKS), seal: aead.seal, open: aead.open };
 const status = new Int32Array(shared.status);

@@ -33,6 +33,7 @@ import { TunPort, type TunQueue } from '../tun/tun-port.js';
 import { UdpPort, type SourceGone } from '../conn/udp-port.js';
 import { BATCH_SIZE, PacketBatch, SLOT_SIZE } from '../pipeline/batch.js';
 import { UnreachableReplies } from '../stages/unreachable.js';
+import { CoDel, type AqmSettings } from './codel.js';
 import type { RouteTable } from '../routing/route-table.js';
 /** Batches one wakeup may move before yielding to the event loop (libuv polls level-triggered). */
 const BATCHES_PER_WAKEUP = 8;
@@ -48,7 +49,7 @@ const COALESCE_CAPACITY = SLOT_SIZE - MESSAGE_TRANSPORT_HEADER_SIZE;
 /** A queue's counters, in shared memory so the main thread reads them (also after its worker died). */
 export const QUEUE_STAT_NAMES = [
   'tun_read_packets', 'udp_sent_datagrams', 'udp_received_datagrams', 'tun_written_packets', 'pool_batches',
-  'icmp_unreachable_sent', 'icmp_unreachable_rate_limited',
+  'icmp_unreachable_sent', 'icmp_unreachable_rate_limited', 'aqm_ce_marked', 'socket_sojourn_batches', 'socket_sojourn_seconds_sum',
 ] as const;
 const TUN_READ = 0;
 const UDP_SENT = 1;
@@ -59,6 +60,11 @@ const POOL_BATCHES = 4;
 /** ICMP errors written to the TUN for packets no peer could take, and those the rate limit held back. */
 const ICMP_SENT = 5;
 const ICMP_LIMITED = 6;
+/** Datagrams the AQM marked CE (its drops are counted as the `queue_delay` drop). */
+const AQM_MARKED = 7;
+/** Received batches with a socket sojourn, and the sum of their oldest datagram's. */
+const SOJOURN_BATCHES = 8;
+const SOJOURN_SUM = 9;
 /** Packets in hand (read, not yet sent or written): what is lost if the thread dies now. */
 const IN_HAND = QUEUE_STAT_NAMES.length;
 
@@ -115,6 +121,8 @@ export interface QueueLoopOptions {
   tables: ControlTables;
   /** After each wakeup's batches: hand what the control plane needs on. */
   afterWork(): void;
+  /** The receive queue's AQM (targetMs 0: none). */
+  aqm: AqmSettings;
   /** The flights, when a crypto pool seals and opens them (absent: one per direction, sealed here). */
   flights?: QueueFlightsShared;
   pool?: QueuePool;
@@ -180,12 +188,14 @@ export class QueueLoop {
   private readonly completion = new Uint32Array(JOB_WORDS);
   private readonly epoch: number;
   private readonly unreachable = new UnreachableReplies();
+  private readonly codel: CoDel | undefined;
   private closed = false;
   /** The TUN queue answered EBADFD: the interface is gone. */
   private tunGone = false;
 
   constructor(private readonly o: QueueLoopOptions) {
     this.stats = o.stats.values;
+    this.codel = o.aqm.targetMs > 0 ? new CoDel(o.aqm) : undefined;
     this.tun = new TunPort(o.tun, o.counters, o.log, BATCH_SIZE);
     o.outbound.unreachable = this.unreachable;
     o.outbound.listenPort = o.udp.port;
@@ -225,10 +235,14 @@ export class QueueLoop {
       : shared.inbound.map((v) => flight(v, new InboundStage(BATCH_SIZE, v.scratch))), {
       what: 'UDP receive',
       stat: UDP_RECEIVED,
-      read: (batch) => this.port.receive(batch),
+      read: (batch) => this.receive(batch),
       pending: () => this.port.pending,
       watch: (on) => this.port.pause(!on),
-      prepare: (f) => f.stage.classify(f.batch, o.inbound, o.control),
+      prepare: (f) => {
+        const rows = f.stage.classify(f.batch, o.inbound, o.control);
+        this.countAqmMarks();
+        return rows;
+      },
       crypt: (f) => f.stage.open(f.batch.data, o.inbound),
       finish: (f) => {
         if (f.stage.accept(f.batch, o.inbound, o.control) > 0) this.write(f.batch);
@@ -305,6 +319,31 @@ export class QueueLoop {
     }
     if (round === BATCHES_PER_WAKEUP && more) setImmediate(() => this.closed || this.onReadable(lane));
     this.o.afterWork();
+  }
+
+  /**
+   * Receives a batch, notes how long it waited in the socket and sets the AQM's signals for it.
+   * Bounds: every stat index ≤ IN_HAND < values.length (QueueStats' constructor).
+   */
+  private receive(batch: PacketBatch): number {
+    const n = this.port.receive(batch);
+    const inbound = this.o.inbound;
+    inbound.aqmSignals = 0;
+    const oldest = this.port.sojournOldestMs;
+    if (n === 0 || oldest < 0) return n;
+    this.stats[SOJOURN_BATCHES]! += 1;
+    this.stats[SOJOURN_SUM]! += oldest / 1000;
+    if (this.codel !== undefined) {
+      const drained = n < batch.slots && !this.port.pending;
+      inbound.aqmSignals = this.codel.signals(performance.now(), this.port.sojournNewestMs, n, drained);
+    }
+    return n;
+  }
+
+  /** Bounds: every stat index ≤ IN_HAND < values.length (QueueStats' constructor). */
+  private countAqmMarks(): void {
+    this.stats[AQM_MARKED]! += this.o.inbound.aqmMarked;
+    this.o.inbound.aqmMarked = 0;
   }
 
   /** Stamps the clock, the routes and the MTU into both stage contexts. */

@@ -16,9 +16,11 @@ import type { InboundContext } from '../stages/inbound.js';
 import type { OutboundContext } from '../stages/outbound.js';
 import { UserStages } from '../stages/user-host.js';
 import { ChannelWriter } from './control-channel.js';
+import { setThreadNice } from './priority.js';
 import type { QueueWorkerData, ToQueueWorker, FromQueueWorker } from './queue-workers.js';
 
 const data = workerData as QueueWorkerData;
+setThreadNice(data.nice);
 const port = parentPort!;
 const log = new Logger(data.name, data.logLevel);
 const thread = `queue-${data.index}`;
@@ -36,11 +38,11 @@ let routes = new RouteTable(data.routes);
 let mtu = data.mtu;
 
 const outbound: OutboundContext = { keys, peers, routes, mtu, now: now(), drops, seal: aead.seal, stages };
-const inbound: InboundContext = { keys, routes, now: now(), drops, open: aead.open, stages };
+const inbound: InboundContext = { keys, routes, now: now(), drops, open: aead.open, stages, aqmSignals: 0, aqmMarked: 0 };
 
 const control = new ChannelWriter(data.channel, peers, drops, now);
 const loop = new QueueLoop({
-  tun: data.tun, udp: data.udp, settings: data.settings, counters: new OffloadCounters(data.offload), stats: new QueueStats(data.stats), log,
+  tun: data.tun, udp: data.udp, settings: data.settings, aqm: data.aqm, counters: new OffloadCounters(data.offload), stats: new QueueStats(data.stats), log,
   outbound, inbound, control,
   tables: { now, routes: () => routes, mtu: () => mtu },
   afterWork: () => control.ring(),

@@ -11,6 +11,7 @@ import type { UdpSocket } from '../conn/udp.js';
 import type { Logger, LogLevel } from '../log.js';
 import { OffloadCounters } from '../offload/counters.js';
 import type { OffloadSettings } from '../offload/settings.js';
+import type { AqmSettings } from './codel.js';
 import { queueLockOwner, type KeyTable, type KeyTableShared } from '../protocol/key-table.js';
 import type { PeerTableShared } from '../protocol/peer-table.js';
 import { BATCH_SIZE } from '../pipeline/batch.js';
@@ -32,6 +33,9 @@ export interface QueueWorkerData {
   tun: TunQueue;
   udp: UdpSocket;
   settings: OffloadSettings;
+  aqm: AqmSettings;
+  /** This thread's nice value (dataplane/priority.ts). */
+  nice: number;
   keys: KeyTableShared;
   peers: PeerTableShared;
   routes: SharedArrayBuffer;
@@ -71,6 +75,9 @@ export interface QueueWorkersOptions {
   log: Logger;
   tun: readonly TunQueue[];
   settings: OffloadSettings;
+  aqm: AqmSettings;
+  /** The nice value of the queue and crypto workers. */
+  nice: number;
   keys: KeyTable;
   peers: PeerTableShared;
   crypto: CryptoBackendName;
@@ -121,7 +128,7 @@ export class QueueWorkers {
     const perQueue = 2 * POOL_FLIGHTS;
     const flights = o.workers === 0 ? [] : o.tun.map((_, q) => createQueueFlights(q * perQueue, POOL_FLIGHTS, o.tun.length * perQueue));
     const poolShared = o.workers === 0 ? undefined
-      : CryptoPool.share(o.keys.share(), o.crypto, BATCH_SIZE, flights.flatMap((f) => [...f.outbound, ...f.inbound]), o.tun.length, o.workers);
+      : CryptoPool.share(o.keys.share(), o.crypto, BATCH_SIZE, flights.flatMap((f) => [...f.outbound, ...f.inbound]), o.tun.length, o.workers, o.nice);
     this.pool = poolShared === undefined ? undefined : new CryptoPool({ workers: o.workers, shared: poolShared, log: o.log });
     const pools = poolShared === undefined ? [] : poolShared.done.map((done, queue) => ({ jobs: poolShared.jobs, done, queue }));
     this.queues = o.tun.map((_, index) => {
@@ -254,7 +261,7 @@ export class QueueWorkers {
   private spawn(q: Queue): Promise<void> {
     const o = this.o;
     const data: QueueWorkerData = {
-      index: q.index, name: o.name, logLevel: o.log.level, tun: o.tun[q.index]!, udp: this.socketOf(q), settings: o.settings,
+      index: q.index, name: o.name, logLevel: o.log.level, tun: o.tun[q.index]!, udp: this.socketOf(q), settings: o.settings, aqm: o.aqm, nice: o.nice,
       keys: o.keys.share(), peers: o.peers, routes: this.routes, mtu: this.mtu, crypto: o.crypto, stages: o.stages,
       drops: q.drops.share(), offload: q.offload.share(), stats: q.stats.share(), channel: q.channel, timeOrigin: performance.timeOrigin,
       ...(q.flights === undefined ? {} : { flights: q.flights }), ...(q.pool === undefined ? {} : { pool: q.pool }),

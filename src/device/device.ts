@@ -18,6 +18,8 @@ import { linkMtu, setLinkMtu } from '../tun/tun.js';
 import type { UdpSocket } from '../conn/udp.js';
 import type { Logger } from '../log.js';
 import { ALL_OFFLOADS, type OffloadSettings } from '../offload/settings.js';
+import { DEFAULT_AQM, type AqmSettings } from '../dataplane/codel.js';
+import { DEFAULT_NICE, setThreadNice, usableNice } from '../dataplane/priority.js';
 import type { RouteTable } from '../routing/route-table.js';
 import { QueueWorkers } from '../dataplane/queue-workers.js';
 import { describeTunOffloads, openTunDevice, type TunQueue } from '../tun/tun-port.js';
@@ -51,6 +53,10 @@ export interface DeviceOptions {
   workers?: number;
   /** A testing knob: seconds after which the initiator rekeys (default REKEY_AFTER_TIME, 120 s). */
   rekeyAfterSeconds?: number | undefined;
+  /** The receive queue's AQM (default DEFAULT_AQM; targetMs 0: off). */
+  aqm?: AqmSettings;
+  /** The data path threads' nice value (default DEFAULT_NICE; kept as it is where not allowed). */
+  nice?: number;
 }
 
 export class Device implements UapiDevice {
@@ -58,6 +64,8 @@ export class Device implements UapiDevice {
   readonly name: string;
   private readonly log: Logger;
   private readonly offload: OffloadSettings;
+  private readonly aqm: AqmSettings;
+  private readonly nice: number;
   private readonly crypto: CryptoBackendName;
   private readonly stageSpecs: readonly StageSpec[];
   private readonly counters: DeviceCounters;
@@ -102,6 +110,8 @@ export class Device implements UapiDevice {
     this.name = options.name;
     this.log = options.logger;
     this.offload = options.offload ?? ALL_OFFLOADS;
+    this.aqm = options.aqm ?? DEFAULT_AQM;
+    this.nice = usableNice(options.nice ?? DEFAULT_NICE, this.log);
     this.crypto = options.crypto ?? 'native';
     this.stageSpecs = options.stages ?? [];
     const queues = options.queues ?? 1;
@@ -130,7 +140,7 @@ export class Device implements UapiDevice {
     }
     if (queues > 0) {
       this.workers = new QueueWorkers({
-        name: options.name, log: this.log, tun: this.tun, settings: this.offload, keys: this.engine.keyTable,
+        name: options.name, log: this.log, tun: this.tun, settings: this.offload, aqm: this.aqm, nice: this.nice, keys: this.engine.keyTable,
         peers: this.engine.peerTable.share(), crypto: this.crypto, stages: this.stageSpecs, workers: options.workers ?? 0, control: this.control,
         handshakes: { add: (reader) => this.handshakes.add(reader), gate },
         drops: this.engine.drops, afterWork: () => this.afterWork(),
@@ -244,12 +254,13 @@ export class Device implements UapiDevice {
     const stages = this.inlineStages;
     const aead = aeadBackend(this.crypto);
     const loop = new QueueLoop({
-      tun: this.firstTun, udp: this.firstSocket, settings: this.offload, counters: this.counters.offload, stats: this.counters.inline, log: this.log,
+      tun: this.firstTun, udp: this.firstSocket, settings: this.offload, aqm: this.aqm, counters: this.counters.offload, stats: this.counters.inline, log: this.log,
       outbound: outboundContextOf(engine, aead.seal, stages), inbound: inboundContextOf(engine, aead.open, stages), control: this.control,
       tables: { now: engine.now, routes: () => engine.routeTable(), mtu: () => engine.mtu },
       afterWork: () => this.afterWork(),
     });
     this.inline = loop;
+    setThreadNice(this.nice);
     this.sender = loop.udp;
   }
 

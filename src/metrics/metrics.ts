@@ -124,6 +124,12 @@ export class MetricsRegistry {
     // Drops.
     counter('tundra_dropped_packets_total', 'Packets dropped, by direction (inbound: from peers; outbound: to peers; unknown) and reason.',
       () => Object.entries(m().drops).map(([reason, value]) => ({ value, labels: { direction: directionOf(reason), reason } })));
+    counter('tundra_aqm_ce_marked_total', 'Datagrams the AQM marked CE for a standing socket queue (the ones it dropped are reason="queue_delay"), per queue.',
+      () => perQueue('aqm_ce_marked'));
+    counter('tundra_udp_receive_sojourn_batches_total', 'Received batches whose wait in the socket\'s queue is known (SO_TIMESTAMPNS), per queue.',
+      () => perQueue('socket_sojourn_batches'));
+    counter('tundra_udp_receive_sojourn_seconds_total', 'The wait of each such batch\'s oldest datagram in the socket\'s queue, summed (divide by the batches for the mean), per queue.',
+      () => perQueue('socket_sojourn_seconds_sum'));
     counter('tundra_udp_receive_queue_overflows_total', 'Datagrams the kernel dropped for a full socket receive queue (SO_RXQ_OVFL).',
       () => [{ value: offload('udp_rxq_overflows') }]);
     gauge('tundra_tun_tx_dropped_packets', 'The kernel\'s tx_dropped of the TUN interface: packets it dropped before tundra read them.',

@@ -2,7 +2,7 @@
 // arrays (cumulative, never reset), the fallbacks the TypeScript side takes, and the
 // socket receive-queue overflows the kernel reports, and the segments-per-read and
 // per-write histograms.
-import { rxqDropsSince, UDP_RECV_RXQ_OVERFLOW_RAW, UDP_RECV_STAT_NAMES, UDP_SEND_STAT_NAMES, udpRecvStats } from './udp-stats.js';
+import { rxqDropsSince, UDP_RECV_ASSIGNED, UDP_RECV_RXQ_OVERFLOW_RAW, UDP_RECV_STAT_NAMES, UDP_SEND_STAT_NAMES, udpRecvStats } from './udp-stats.js';
 import { COALESCE_STAT_NAMES } from './coalesce.js';
 import { isHistogramEntry, readHistograms, type HistogramValue } from './histogram.js';
 import { OFFLOAD_STAT_NAMES } from './native.js';
@@ -110,7 +110,7 @@ export class OffloadCounters {
     // Bounds: at + i stays inside the block of `names` in the layout, below ELEMENTS, total's length.
     const put = (names: readonly string[], at: number): void => {
       for (const [i, name] of names.entries()) {
-        if (!name.startsWith(DROP_PREFIX) && !isHistogramEntry(name) && name !== 'rxq_overflow_raw' && name !== 'ctrunc_drops') {
+        if (!name.startsWith(DROP_PREFIX) && !isHistogramEntry(name) && !UDP_RECV_ASSIGNED.has(name) && name !== 'ctrunc_drops') {
           counters[name] = total[at + i]!;
         }
       }

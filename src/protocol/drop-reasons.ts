@@ -36,6 +36,7 @@ export const Drop = {
   CookieRateLimited: 32,
   ControlRecordTooBig: 33,
   EcnCeNotEct: 34,
+  QueueDelay: 35,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
@@ -76,6 +77,7 @@ export const DROP_REASON_NAMES: Readonly<Record<DropReason, string>> = {
   [Drop.CookieRateLimited]: 'cookie_rate_limited',
   [Drop.ControlRecordTooBig]: 'control_record_too_big',
   [Drop.EcnCeNotEct]: 'ecn_ce_not_ect',
+  [Drop.QueueDelay]: 'queue_delay',
 };
 
 /**

@@ -22,7 +22,7 @@ export function outboundContextOf(engine: Engine, seal: SealBatch, stages?: Batc
 
 /** The inbound kernel's context over an engine's tables (refresh `now` and `routes` before each batch). */
 export function inboundContextOf(engine: Engine, open: OpenBatch, stages?: BatchStages): InboundContext {
-  return { keys: engine.keyTable, routes: engine.routeTable(), now: engine.now(), drops: engine.drops, open, stages };
+  return { keys: engine.keyTable, routes: engine.routeTable(), now: engine.now(), drops: engine.drops, open, stages, aqmSignals: 0, aqmMarked: 0 };
 }
 
 export class EngineControl implements OutboundControl, InboundControl {

@@ -12,7 +12,7 @@ import { DESC_COUNTER_HI, DESC_COUNTER_LO, DESC_KEY_INDEX, DESC_LENGTH, DESC_OFF
 import { MESSAGE_TRANSPORT, MESSAGE_TRANSPORT_HEADER_SIZE, REJECT_AFTER_TIME } from '../protocol/constants.js';
 import { AEAD_TAG_SIZE } from '../crypto/sizes.js';
 import { Drop, type DropCounters } from '../protocol/drop-reasons.js';
-import { ECN_CE, ipPacketLength, markCe } from '../protocol/ip-packet.js';
+import { ECN_CE, ECN_NOT_ECT, ipPacketLength, markCe } from '../protocol/ip-packet.js';
 import { classifyMessage } from '../protocol/messages.js';
 import { replayAccept } from '../protocol/replay.js';
 import { ADDR_ECN, ADDR_STRIDE } from '../pipeline/address.js';
@@ -31,6 +31,14 @@ export interface InboundContext {
   readonly open: OpenBatch;
   /** User stages, run on the opened and checked packets. */
   readonly stages: BatchStages | undefined;
+  /**
+   * Congestion signals the AQM asks of the next batch (dataplane/codel.ts; set before
+   * classify, used up by it): that many data messages, the first in the batch, are
+   * marked CE when their outer header is ECN-capable and dropped unopened when not.
+   */
+  aqmSignals: number;
+  /** CE marks classify set for the AQM, counted up (the reader takes them). */
+  aqmMarked: number;
 }
 
 export interface InboundControl {
@@ -44,6 +52,8 @@ export interface InboundControl {
 }
 
 const NOT_OPENED = -1;
+/** A transport message with no payload: a keepalive, which signals nothing. */
+const KEEPALIVE_LENGTH = MESSAGE_TRANSPORT_HEADER_SIZE + AEAD_TAG_SIZE;
 
 // Bounds: at + 4 ≤ buf.length: sort() reads only inside a transport message, whose minimum length classifyMessage checked.
 function readU32(buf: Uint8Array, at: number): number {
@@ -178,6 +188,7 @@ export class InboundStage {
         drops.add(Drop.KeypairExpired);
         continue;
       }
+      if (ctx.aqmSignals > 0 && length > KEEPALIVE_LENGTH && !this.signal(batch.addrs, i, ctx)) continue;
       const row = opened * DESC_STRIDE;
       desc[row + DESC_OFFSET] = offset + MESSAGE_TRANSPORT_HEADER_SIZE;
       desc[row + DESC_LENGTH] = length - MESSAGE_TRANSPORT_HEADER_SIZE;
@@ -254,6 +265,27 @@ export class InboundStage {
     if (locked !== 0) keys.unlockReplay(locked);
     batch.count = ctx.stages === undefined || m === 0 ? m : ctx.stages.run('inbound', data, offsets, lengths, peerOf, m);
     return batch.count;
+  }
+
+  /**
+   * Carries one of the AQM's signals on datagram i: a CE mark in its record when the
+   * outer header is ECN-capable (the inner packet gets it after opening, as from a
+   * router on the way), else a drop (false). An outer CE already carries one.
+   * Bounds: i < batch.count ≤ batch.slots, so record i lies inside addrs (PacketBatch's constructor).
+   */
+  private signal(addrs: Uint8Array, i: number, ctx: InboundContext): boolean {
+    ctx.aqmSignals--;
+    const at = i * ADDR_STRIDE + ADDR_ECN;
+    const ecn = addrs[at]!;
+    if (ecn === ECN_NOT_ECT) {
+      ctx.drops.add(Drop.QueueDelay);
+      return false;
+    }
+    if (ecn !== ECN_CE) {
+      addrs[at] = ECN_CE;
+      ctx.aqmMarked++;
+    }
+    return true;
   }
 
   /** The group of `slot`, made on first sight (newest first). */

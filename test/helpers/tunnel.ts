@@ -168,6 +168,11 @@ export class Tunnel {
     return udpTransfer(this.hosts, this.ns(from), this.ns(to), OVERLAY[to][family === 4 ? 'v4' : 'v6'], 5202, count, mbits);
   }
 
+  /** The kernel's counters `names` in the side's namespace since it was made (nstat); NaN for a name it lacks. */
+  nstat(side: Side, names: string[]): Record<string, number> {
+    return nstat(this.hosts, this.ns(side), names);
+  }
+
   /** TCP and UDP checksum errors the kernel counted in the side's namespace since it was made (nstat). */
   checksumErrors(side: Side): { tcp: number; udp: number } {
     return checksumErrorsIn(this.hosts, this.ns(side));

@@ -104,3 +104,31 @@ test('--rekey-after-seconds / TUNDRA_REKEY_AFTER_SECONDS: a testing knob, 5 to 1
   assert.equal(cli.status, 1);
   assert.equal(cli.stderr, 'tundra: --rekey-after-seconds: "1" is not a rekey interval (whole seconds, 5 to 120; a testing knob, unset by default)\n');
 });
+
+test('--aqm-target / --aqm-interval: milliseconds, fq_codel\'s 5 and 100 by default, a target of 0 switches the AQM off', () => {
+  assert.deepEqual(settingsFromEnv({}).aqm, { targetMs: 5, intervalMs: 100 });
+  const env: NodeJS.ProcessEnv = {};
+  assert.deepEqual(takeSettingFlags(['--aqm-target', '0.5', '--aqm-interval=10', 'wg0'], env), ['wg0']);
+  assert.deepEqual([env.TUNDRA_AQM_TARGET, env.TUNDRA_AQM_INTERVAL], ['0.5', '10']);
+  assert.deepEqual(settingsFromEnv(env).aqm, { targetMs: 0.5, intervalMs: 10 });
+  assert.deepEqual(settingsFromEnv({ TUNDRA_AQM_TARGET: '0' }).aqm, { targetMs: 0, intervalMs: 100 });
+  for (const bad of ['-1', '1001', '5ms', '']) {
+    assert.throws(() => takeSettingFlags([`--aqm-target=${bad}`], {}),
+      /^SettingError: --aqm-target: ".*" is not an AQM target \(0 switches the AQM off\) \(milliseconds, 0 to 1000\)$/, bad);
+  }
+  for (const bad of ['0', '10001', 'x']) {
+    assert.throws(() => takeSettingFlags([`--aqm-interval=${bad}`], {}), /^SettingError: --aqm-interval: ".*" is not an AQM interval \(milliseconds, 1 to 10000\)$/, bad);
+  }
+  assert.throws(() => settingsFromEnv({ TUNDRA_AQM_INTERVAL: '0' }), /TUNDRA_AQM_INTERVAL: "0" is not an AQM interval/);
+});
+
+test('--nice / TUNDRA_NICE: the data path threads\' nice value, -20 to 19, -10 by default', () => {
+  assert.equal(settingsFromEnv({}).nice, -10);
+  const env: NodeJS.ProcessEnv = {};
+  assert.deepEqual(takeSettingFlags(['--nice', '0', 'wg0'], env), ['wg0']);
+  assert.equal(settingsFromEnv(env).nice, 0);
+  assert.equal(settingsFromEnv({ TUNDRA_NICE: '-20' }).nice, -20);
+  for (const bad of ['-21', '20', '1.5', 'high', '']) {
+    assert.throws(() => takeSettingFlags([`--nice=${bad}`], {}), /^SettingError: --nice: ".*" is not a nice value \(-20, the highest priority, to 19\)$/, bad);
+  }
+});

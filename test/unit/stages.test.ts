@@ -27,8 +27,10 @@ function outbound(engine: Engine, batch: PacketBatch): number {
   return new OutboundStage(SLOTS).run(batch, outboundContextOf(engine, sealBatch), new EngineControl(engine));
 }
 
-function inbound(engine: Engine, batch: PacketBatch): number {
-  return new InboundStage(SLOTS).run(batch, inboundContextOf(engine, openBatch), new EngineControl(engine));
+function inbound(engine: Engine, batch: PacketBatch, aqmSignals = 0): { count: number; aqmSignals: number; aqmMarked: number } | number {
+  const ctx = { ...inboundContextOf(engine, openBatch), aqmSignals };
+  const count = new InboundStage(SLOTS).run(batch, ctx, new EngineControl(engine));
+  return aqmSignals === 0 ? count : { count, aqmSignals: ctx.aqmSignals, aqmMarked: ctx.aqmMarked };
 }
 
 
@@ -216,4 +218,29 @@ test('ECN (RFC 6040): each datagram goes out with its plaintext\'s ECN field, CE
   assert.equal(inbound(b, unmarked), 4);
   assert.deepEqual(datagramsOf(unmarked), sent);
   assert.equal(b.drops.get(Drop.EcnCeNotEct), 1);
+});
+
+test('AQM signals: the first data messages of the batch are marked CE when ECN-capable and dropped unopened when not; keepalives and an outer CE take no extra mark', () => {
+  const { a, b, aPeer } = connectedEngines();
+  const sent = [ECN_NOT_ECT, ECN_ECT1, ECN_CE, ECN_ECT0, ECN_ECT0].map((ecn, i) => withEcn(icmpEcho(8, '100.96.0.1', '100.96.0.2', 9, i, new Uint8Array(40).fill(i)), ecn));
+  const out = tunBatch(sent);
+  assert.equal(outbound(a, out), 5);
+  a.sendKeepalive(aPeer);
+  const keepalive = a.outbox.splice(0)[0]!.packet;
+  assert.equal(keepalive.length, 32);
+  const batch = udpBatch([keepalive, ...datagramsOf(out)], A);
+  // Outer fields as sent (Not-ECT for the keepalive), as udpRecv would read them.
+  recordEcns(out).forEach((ecn, i) => (batch.addrs[(i + 1) * ADDR_STRIDE + ADDR_ECN] = ecn));
+  const decryptsBefore = b.drops.get(Drop.DecryptFailed);
+  // Four signals: the keepalive takes none; Not-ECT dropped, ECT(1) marked, the CE (sent as ECT(0)) marked, ECT(0) marked.
+  assert.deepEqual(inbound(b, batch, 4), { count: 4, aqmSignals: 0, aqmMarked: 3 });
+  assert.equal(b.drops.get(Drop.QueueDelay), 1);
+  assert.equal(b.drops.get(Drop.DecryptFailed), decryptsBefore);
+  assert.deepEqual(datagramsOf(batch), [...sent.slice(1, 4).map((p) => withEcn(p, ECN_CE)), sent[4]!], 'CE on the three marked, the last as sent');
+  // More signals than data messages: what is left is not carried over.
+  const again = tunBatch(sent.slice(1, 2));
+  assert.equal(outbound(a, again), 1);
+  const one = udpBatch(datagramsOf(again), A);
+  one.addrs[ADDR_ECN] = ECN_ECT1;
+  assert.deepEqual(inbound(b, one, 3), { count: 1, aqmSignals: 2, aqmMarked: 1 });
 });

@@ -153,8 +153,10 @@ test('udpOpen probes the offloads: GSO always here, GRO only when asked for', ()
     assert.deepEqual(v6.offloads, { gso: true, gro: true });
     assert.throws(() => udpOpen({ port: 0, family: 4, gro: 1 as unknown as boolean }), TypeError);
     assert.deepEqual([...UDP_SEND_STAT_NAMES], ['gso_sends', 'gso_datagrams', ...histogramNames('udp_send_segments')]);
-    assert.deepEqual([...UDP_RECV_STAT_NAMES], ['gro_receives', 'gro_datagrams', 'ctrunc_drops', 'rxq_overflow_raw', ...histogramNames('udp_recv_segments')]);
-    assert.deepEqual([...udpRecvStats()], [0, 0, 0, -1, ...new Array(UDP_RECV_STAT_NAMES.length - 4).fill(0)]);
+    assert.deepEqual([...UDP_RECV_STAT_NAMES], [
+      'gro_receives', 'gro_datagrams', 'ctrunc_drops', 'rxq_overflow_raw', 'sojourn_newest_ns', 'sojourn_oldest_ns', ...histogramNames('udp_recv_segments'),
+    ]);
+    assert.deepEqual([...udpRecvStats()], [0, 0, 0, -1, -1, -1, ...new Array(UDP_RECV_STAT_NAMES.length - 6).fill(0)]);
   } finally {
     for (const s of [plain, gro, v6]) closeFd(s.fd);
   }
@@ -265,7 +267,7 @@ test('GRO receive on loopback: coalesced messages are cut back into slots, the s
     });
     assert.deepEqual([...stats.subarray(0, 4)], [3, 51 + 64 + 20, 0, -1]);
     // Datagrams per message: 51 and 64 (<= 64), 20 (<= 32), and 3 alone.
-    assert.deepEqual([...stats.subarray(4)], [3, 0, 0, 0, 0, 1, 2, 0, 138]);
+    assert.deepEqual([...stats.subarray(6)], [3, 0, 0, 0, 0, 1, 2, 0, 138]);
     // 138 datagrams: 8 full calls, then 10, then empty calls (the stash is gone).
     assert.deepEqual(calls.filter((n) => n > 0), [16, 16, 16, 16, 16, 16, 16, 16, 10]);
     assert.equal(udpGroStashed(gro), false);
@@ -303,6 +305,45 @@ test('GRO receive one slot at a time, a datagram longer than the capacity, and t
   } finally {
     closeFd(rx.fd);
     closeFd(tx.fd);
+  }
+});
+
+test('the receive stats say how long the newest and the oldest datagram waited in the socket (SO_TIMESTAMPNS), with and without gro', async () => {
+  const NEWEST = UDP_RECV_STAT_NAMES.indexOf('sojourn_newest_ns');
+  const OLDEST = UDP_RECV_STAT_NAMES.indexOf('sojourn_oldest_ns');
+  for (const withGro of [false, true]) {
+    const rx = open(4, '127.0.0.1', withGro);
+    const tx = open(4, '127.0.0.1');
+    try {
+      const to = dest(rx, '127.0.0.1');
+      const early = pack(items(to, 3, 200, 1));
+      assert.equal(udpSend(tx.fd, early.data, early.offsets, early.lengths, early.addrs, 3, undefined, UDP_GSO_IPV4), 3);
+      await new Promise((r) => setTimeout(r, 40));
+      const late = pack([{ to, size: 100, seed: 9 }]);
+      assert.equal(udpSend(tx.fd, late.data, late.offsets, late.lengths, late.addrs, 1), 1);
+      await new Promise((r) => setTimeout(r, 5));
+      const stats = udpRecvStats();
+      const opts = withGro ? { gro: udpGroBuffers(4) } : {};
+      const a = arena(8, 2048);
+      assert.equal(udpRecv(rx.fd, a.data, a.offsets, a.lengths, a.addrs, 8, 2048, { ...opts, stats }), 4);
+      const [newest, oldest] = [stats[NEWEST]!, stats[OLDEST]!];
+      // The early ones were queued at least 40 ms before the late one, which waited at least 5 ms.
+      assert.ok(oldest >= 45e6, `the oldest waited ${oldest} ns`);
+      assert.ok(newest >= 5e6 && oldest - newest >= 40e6, `the newest waited ${newest} ns, the oldest ${oldest} ns`);
+      assert.equal(udpRecv(rx.fd, a.data, a.offsets, a.lengths, a.addrs, 8, 2048, { ...opts, stats }), 0);
+      assert.deepEqual([stats[NEWEST], stats[OLDEST]], [-1, -1], 'a call that took nothing from the kernel reports no wait');
+      if (withGro) {
+        // Datagrams cut from the stash were timed when the kernel handed them over, not again.
+        assert.equal(udpSend(tx.fd, early.data, early.offsets, early.lengths, early.addrs, 3, undefined, UDP_GSO_IPV4), 3);
+        await new Promise((r) => setTimeout(r, 5));
+        assert.equal(udpRecv(rx.fd, a.data, a.offsets, a.lengths, a.addrs, 1, 2048, { ...opts, stats }), 1);
+        assert.ok(stats[NEWEST]! >= 5e6, 'timed when taken from the kernel');
+        assert.equal(udpRecv(rx.fd, a.data, a.offsets, a.lengths, a.addrs, 1, 2048, { ...opts, stats }), 1);
+        assert.deepEqual([stats[NEWEST], stats[OLDEST]], [-1, -1], 'cut from the stash');
+      }
+    } finally {
+      for (const x of [rx, tx]) closeFd(x.fd);
+    }
   }
 });
 
