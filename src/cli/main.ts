@@ -19,8 +19,8 @@ const VERSION = '0.1.0';
 
 const USAGE = `Usage: tundra [-f|--foreground] [--offload=…] [--crypto=…] [--stage=…]
               [--queues=N] [--workers=N] [--metrics-listen=ADDR:PORT]
-              [--metrics-peers=on|off] [--rekey-after-seconds=N]
-              [--] INTERFACE
+              [--metrics-peers=on|off] [--aqm-target=MS] [--aqm-interval=MS]
+              [--nice=N] [--rekey-after-seconds=N] [--] INTERFACE
        tundra up [SETTINGS…] CONFIG-FILE
        tundra stats INTERFACE [--json]
        tundra doctor [--json] [--skip=CHECK,…] [INTERFACE]
@@ -60,6 +60,11 @@ const USAGE = `Usage: tundra [-f|--foreground] [--offload=…] [--crypto=…] [-
                      (default: off; e.g. 127.0.0.1:9587, [::1]:9587, :9587)
   --metrics-peers=off
                      leave out the per-peer series (routers with many peers)
+  --aqm-target=MS, --aqm-interval=MS
+                     the receive queue's CoDel: the delay it lets stand and how
+                     long before it acts (default 5 and 100; target 0: off)
+  --nice=N           the data path threads' nice value, -20 to 19 (default: the
+                     process's; the main thread, the control plane, keeps it)
   --rekey-after-seconds=N
                      a testing knob: as a session's initiator, rekey after N
                      seconds (5 to 120) instead of 120, for tests and soaks
@@ -69,6 +74,7 @@ const USAGE = `Usage: tundra [-f|--foreground] [--offload=…] [--crypto=…] [-
 Environment: LOG_LEVEL=verbose|error|silent (default error), WG_PROCESS_FOREGROUND=1,
              TUNDRA_OFFLOAD, TUNDRA_CRYPTO, TUNDRA_STAGES, TUNDRA_QUEUES,
              TUNDRA_WORKERS, TUNDRA_METRICS_LISTEN, TUNDRA_METRICS_PEERS,
+             TUNDRA_AQM_TARGET, TUNDRA_AQM_INTERVAL, TUNDRA_NICE,
              TUNDRA_REKEY_AFTER_SECONDS
              (as the flags; a flag wins)
 `;

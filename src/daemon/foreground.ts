@@ -42,8 +42,8 @@ export interface InterfaceOptions {
   rekeyAfterSeconds?: number | undefined;
   /** The receive queue's AQM (default DEFAULT_AQM; targetMs 0: off). */
   aqm?: AqmSettings;
-  /** The data path threads' nice value (default DEFAULT_NICE). */
-  nice?: number;
+  /** The data path threads' nice value (default: the process's). */
+  nice?: number | undefined;
 }
 
 export async function startInterface(name: string, logger: Logger, options: InterfaceOptions = {}): Promise<RunningInterface> {

@@ -10,7 +10,6 @@ import { parseMetricsListen, type MetricsEndpoint } from '../metrics/server.js';
 import { REKEY_AFTER_TIME, REKEY_TIMEOUT } from '../protocol/constants.js';
 import { SettingError } from '../errors.js';
 import { DEFAULT_AQM, type AqmSettings } from '../dataplane/codel.js';
-import { DEFAULT_NICE } from '../dataplane/priority.js';
 
 export interface TundraSettings {
   readonly offload: OffloadSettings;
@@ -26,8 +25,8 @@ export interface TundraSettings {
   readonly rekeyAfterSeconds: number | undefined;
   /** The receive queue's CoDel (dataplane/codel.ts); targetMs 0: off. */
   readonly aqm: AqmSettings;
-  /** The data path threads' nice value (dataplane/priority.ts). */
-  readonly nice: number;
+  /** The data path threads' nice value (dataplane/priority.ts); undefined (the default): the process's. */
+  readonly nice: number | undefined;
 }
 
 /**
@@ -153,7 +152,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv): TundraSettings {
       intervalMs: env.TUNDRA_AQM_INTERVAL === undefined || env.TUNDRA_AQM_INTERVAL.trim() === ''
         ? DEFAULT_AQM.intervalMs : parseAqmInterval(env.TUNDRA_AQM_INTERVAL, 'TUNDRA_AQM_INTERVAL'),
     },
-    nice: env.TUNDRA_NICE === undefined || env.TUNDRA_NICE.trim() === '' ? DEFAULT_NICE : parseNice(env.TUNDRA_NICE, 'TUNDRA_NICE'),
+    nice: env.TUNDRA_NICE === undefined || env.TUNDRA_NICE.trim() === '' ? undefined : parseNice(env.TUNDRA_NICE, 'TUNDRA_NICE'),
   };
 }
 

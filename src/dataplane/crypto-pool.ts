@@ -29,8 +29,8 @@ export interface CryptoPoolShared {
   readonly done: readonly RingShared[];
   /** STATUS_STOP, then STATUS_WORDS per task: the job in hand (flight + 1, 0 = none), its epoch, queue and use. */
   readonly status: SharedArrayBuffer;
-  /** The workers' nice value (dataplane/priority.ts). */
-  readonly nice: number;
+  /** The workers' nice value (dataplane/priority.ts); undefined: the process's. */
+  readonly nice: number | undefined;
 }
 
 export const STATUS_STOP = 0;
@@ -83,7 +83,7 @@ export class CryptoPool {
 
   /** Makes the shared part for `workers` tasks over `flights`, with `queues` completion rings. */
   static share(
-    keys: KeyTableShared, crypto: CryptoBackendName, slots: number, flights: readonly FlightViews[], queues: number, workers: number, nice: number,
+    keys: KeyTableShared, crypto: CryptoBackendName, slots: number, flights: readonly FlightViews[], queues: number, workers: number, nice?: number,
   ): CryptoPoolShared {
     const capacity = 1 << Math.ceil(Math.log2(Math.max(2, flights.length)));
     return {

@@ -34,8 +34,8 @@ export interface QueueWorkerData {
   udp: UdpSocket;
   settings: OffloadSettings;
   aqm: AqmSettings;
-  /** This thread's nice value (dataplane/priority.ts). */
-  nice: number;
+  /** This thread's nice value (dataplane/priority.ts); undefined: the process's. */
+  nice: number | undefined;
   keys: KeyTableShared;
   peers: PeerTableShared;
   routes: SharedArrayBuffer;
@@ -76,8 +76,8 @@ export interface QueueWorkersOptions {
   tun: readonly TunQueue[];
   settings: OffloadSettings;
   aqm: AqmSettings;
-  /** The nice value of the queue and crypto workers. */
-  nice: number;
+  /** The nice value of the queue and crypto workers; undefined: the process's. */
+  nice: number | undefined;
   keys: KeyTable;
   peers: PeerTableShared;
   crypto: CryptoBackendName;

@@ -19,7 +19,7 @@ import type { UdpSocket } from '../conn/udp.js';
 import type { Logger } from '../log.js';
 import { ALL_OFFLOADS, type OffloadSettings } from '../offload/settings.js';
 import { DEFAULT_AQM, type AqmSettings } from '../dataplane/codel.js';
-import { DEFAULT_NICE, setThreadNice, usableNice } from '../dataplane/priority.js';
+import { setThreadNice, usableNice } from '../dataplane/priority.js';
 import type { RouteTable } from '../routing/route-table.js';
 import { QueueWorkers } from '../dataplane/queue-workers.js';
 import { describeTunOffloads, openTunDevice, type TunQueue } from '../tun/tun-port.js';
@@ -55,8 +55,8 @@ export interface DeviceOptions {
   rekeyAfterSeconds?: number | undefined;
   /** The receive queue's AQM (default DEFAULT_AQM; targetMs 0: off). */
   aqm?: AqmSettings;
-  /** The data path threads' nice value (default DEFAULT_NICE; kept as it is where not allowed). */
-  nice?: number;
+  /** The data path threads' nice value (default: the process's; kept as it is where not allowed). */
+  nice?: number | undefined;
 }
 
 export class Device implements UapiDevice {
@@ -65,7 +65,7 @@ export class Device implements UapiDevice {
   private readonly log: Logger;
   private readonly offload: OffloadSettings;
   private readonly aqm: AqmSettings;
-  private readonly nice: number;
+  private readonly nice: number | undefined;
   private readonly crypto: CryptoBackendName;
   private readonly stageSpecs: readonly StageSpec[];
   private readonly counters: DeviceCounters;
@@ -111,7 +111,7 @@ export class Device implements UapiDevice {
     this.log = options.logger;
     this.offload = options.offload ?? ALL_OFFLOADS;
     this.aqm = options.aqm ?? DEFAULT_AQM;
-    this.nice = usableNice(options.nice ?? DEFAULT_NICE, this.log);
+    this.nice = options.nice === undefined ? undefined : usableNice(options.nice, this.log);
     this.crypto = options.crypto ?? 'native';
     this.stageSpecs = options.stages ?? [];
     const queues = options.queues ?? 1;

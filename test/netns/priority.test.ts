@@ -1,6 +1,6 @@
-// The data path's threads run at a raised priority (src/dataplane/priority.ts): in a
-// running daemon the queue and crypto workers have nice -10 (or TUNDRA_NICE) and the
-// main thread, the control plane, keeps the process's; TUNDRA_NICE=0 leaves them all.
+// The data path's threads at another priority (src/dataplane/priority.ts): in a running
+// daemon with TUNDRA_NICE=-10 the queue and crypto workers have nice -10 and the main
+// thread, the control plane, keeps the process's; without it, no thread is raised.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -25,7 +25,7 @@ describe('the data path threads\' priority', { skip, timeout: 120_000 }, () => {
   let tunnel: Tunnel;
   before(async () => {
     tunnel = new Tunnel('nice', {
-      a: 'tundra', b: 'tundra', env: { a: { TUNDRA_QUEUES: '2', TUNDRA_WORKERS: '1' }, b: { TUNDRA_NICE: '0', TUNDRA_WORKERS: '1' } },
+      a: 'tundra', b: 'tundra', env: { a: { TUNDRA_NICE: '-10', TUNDRA_QUEUES: '2', TUNDRA_WORKERS: '1' }, b: { TUNDRA_WORKERS: '1' } },
     });
     await tunnel.start();
     assert.ok(tunnel.pingUntilReply('a'), 'the tunnel works');
@@ -41,7 +41,7 @@ describe('the data path threads\' priority', { skip, timeout: 120_000 }, () => {
     assert.ok(raised >= 3, `2 queue workers and 1 crypto worker at -10: ${raised} threads are (${JSON.stringify([...nices])})`);
   });
 
-  test('TUNDRA_NICE=0: no thread raised', () => {
+  test('without TUNDRA_NICE: no thread raised', () => {
     const nices = threadNices(pid('b'));
     assert.equal(nices.get(pid('b')), getPriority(0));
     assert.deepEqual([...nices.values()].filter((n) => n < 0), []);

@@ -4,7 +4,7 @@
 // so no flight is stranded.
 import { test } from 'node:test';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { getPriority, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { Logger } from '../../src/log.js';
@@ -27,7 +27,7 @@ const FLIGHTS = 4;
 function setup(filename?: string) {
   const engines = connectedEngines();
   const queue = createQueueFlights(0, FLIGHTS, 2 * FLIGHTS);
-  const shared = CryptoPool.share(engines.a.keyTable.share(), 'native', BATCH_SIZE, queue.outbound, 1, 2, getPriority(0));
+  const shared = CryptoPool.share(engines.a.keyTable.share(), 'native', BATCH_SIZE, queue.outbound, 1, 2);
   const pool = new CryptoPool({ workers: 2, shared, log: new Logger('test', 'silent'), ...(filename === undefined ? {} : { filename }) });
   const jobs = MpmcRing.attach(shared.jobs);
   const done = MpmcRing.attach(shared.done[0]!);

@@ -122,8 +122,8 @@ test('--aqm-target / --aqm-interval: milliseconds, fq_codel\'s 5 and 100 by defa
   assert.throws(() => settingsFromEnv({ TUNDRA_AQM_INTERVAL: '0' }), /TUNDRA_AQM_INTERVAL: "0" is not an AQM interval/);
 });
 
-test('--nice / TUNDRA_NICE: the data path threads\' nice value, -20 to 19, -10 by default', () => {
-  assert.equal(settingsFromEnv({}).nice, -10);
+test('--nice / TUNDRA_NICE: the data path threads\' nice value, -20 to 19; unset by default (the process\'s)', () => {
+  assert.equal(settingsFromEnv({}).nice, undefined);
   const env: NodeJS.ProcessEnv = {};
   assert.deepEqual(takeSettingFlags(['--nice', '0', 'wg0'], env), ['wg0']);
   assert.equal(settingsFromEnv(env).nice, 0);
