@@ -1,5 +1,6 @@
 // ChaCha20-Poly1305 seal/open throughput of each AEAD backend (src/crypto/backends.ts):
-// native (batched EVP in the addon), node (node:crypto per packet), noble
+// native (batched in the addon, its fastest way), native-evp (the addon's EVP way, which
+// a node on a shared libcrypto gets), node (node:crypto per packet), noble
 // (@noble/ciphers per packet). Run: node dist/bench/micro/aead.bench.js
 //
 // Every task is one backend call on a whole batch, so the rows compare the same
@@ -8,7 +9,7 @@
 import { cpus } from 'node:os';
 import { Bench, type Task } from 'tinybench';
 import { aeadBackend, CRYPTO_BACKENDS } from '../../src/crypto/backends.js';
-import { DESC_STRIDE } from '../../src/crypto/native-aead.js';
+import { AEAD_VARIANT, DESC_STRIDE, openBatch, sealBatch } from '../../src/crypto/native-aead.js';
 import { setDescriptor } from '../../test/helpers/aead.js';
 import { AEAD_TAG_SIZE, KEY_SIZE } from '../../src/crypto/sizes.js';
 import { emit, taskResult, type Result } from './report.js';
@@ -43,8 +44,12 @@ for (const { size, count } of SHAPES) {
   const sealed = plain.slice();
   aeadBackend('native').seal(sealed, keys, sealDesc, count);
 
-  for (const name of CRYPTO_BACKENDS) {
-    const { seal, open } = aeadBackend(name);
+  const evp = {
+    seal: (d: Uint8Array, k: Uint8Array, desc: Uint32Array, n: number): number => sealBatch(d, k, desc, n, undefined, AEAD_VARIANT.evp),
+    open: (d: Uint8Array, k: Uint8Array, desc: Uint32Array, n: number, ok: Uint8Array): number => openBatch(d, k, desc, n, ok, AEAD_VARIANT.evp),
+  };
+  for (const name of [...CRYPTO_BACKENDS, 'native-evp'] as const) {
+    const { seal, open } = name === 'native-evp' ? evp : aeadBackend(name);
     const data = plain.slice();
     const ok = new Uint8Array(count);
     const sealRow: Row = { size, count, backend: name, op: 'seal' };

@@ -5,7 +5,7 @@
 // whole batch in place; there is no per-packet JS↔C++ crossing and no
 // per-packet allocation. The functions below are the native functions
 // themselves (no JS shim): all argument checks happen in C++, once per call.
-import { expectNativeConstants, nativeFunction } from '../native/addon.js';
+import { expectNativeConstants, nativeFunction, nativeNumber } from '../native/addon.js';
 import { AEAD_TAG_SIZE, KEY_SIZE } from './sizes.js';
 
 /** uint32 slots per packet in a descriptor array. */
@@ -47,6 +47,7 @@ export type SealBatch = (
   desc: Uint32Array,
   count: number,
   ok?: Uint8Array,
+  variant?: AeadVariant,
 ) => number;
 
 /**
@@ -70,7 +71,21 @@ export type OpenBatch = (
   desc: Uint32Array,
   count: number,
   ok: Uint8Array,
+  variant?: AeadVariant,
 ) => number;
+
+/**
+ * How the addon seals and opens (the last argument of both, for tests): `best` (the
+ * default) is `direct` where this node exports OpenSSL's ChaCha20 and Poly1305
+ * primitives (a node with its bundled OpenSSL), else `evp`, the EVP AEAD. `direct`
+ * makes one ChaCha20 call per packet where EVP makes three (native/aead.cc says why
+ * that matters); both give the same bytes. Asking for `direct` where it is missing
+ * throws a RangeError.
+ */
+export const AEAD_VARIANT = { best: 0, evp: 1, direct: 2 } as const;
+export type AeadVariant = (typeof AEAD_VARIANT)[keyof typeof AEAD_VARIANT];
+/** Whether the `direct` way is there. */
+export const AEAD_DIRECT_AVAILABLE = nativeNumber('AEAD_DIRECT') === 1;
 
 // A mismatch would silently corrupt every batch: fail at load instead.
 expectNativeConstants([

@@ -3,7 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { DESC_COUNTER_HI, DESC_COUNTER_LO, DESC_LENGTH, DESC_STRIDE, openBatch, sealBatch } from '../../src/crypto/native-aead.js';
+import {
+  AEAD_DIRECT_AVAILABLE, AEAD_VARIANT, DESC_COUNTER_HI, DESC_COUNTER_LO, DESC_LENGTH, DESC_STRIDE, openBatch, sealBatch,
+} from '../../src/crypto/native-aead.js';
 import { AEAD_TAG_SIZE, KEY_SIZE } from '../../src/crypto/sizes.js';
 import { fillRandom, prng, randInt } from '../helpers/prng.js';
 import { equalBytes, hex, setDescriptor, wgNonce } from '../helpers/aead.js';
@@ -28,7 +30,8 @@ interface Batch {
   original: Uint8Array; // copy of data before any call
 }
 
-const EDGE_SIZES = [0, 1, 15, 16, 17, 63, 64, 1420, 1500, 65535];
+// 8192 is the longest payload the direct way takes; 8193 goes through EVP even there.
+const EDGE_SIZES = [0, 1, 15, 16, 17, 63, 64, 1420, 1500, 8192, 8193, 65535];
 const EDGE_COUNTERS = [0n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 64n - 1n];
 
 /**
@@ -85,122 +88,129 @@ function forOpen(desc: Uint32Array, count: number): Uint32Array {
   return d;
 }
 
-test('sealBatch matches @noble/ciphers byte for byte (sizes, keys, counters)', () => {
-  const b = makeBatch(1, randomSizes(2, 14), 4);
-  const n = b.packets.length;
-  const ok = new Uint8Array(n);
-  assert.equal(sealBatch(b.data, b.keys, b.desc, n, ok), n);
-  assert.deepEqual([...ok], new Array<number>(n).fill(1));
-  equalBytes(b.data, expectedSealed(b), 'sealed buffer');
-});
+// Both ways the addon seals and opens (AEAD_VARIANT), each against the reference.
+for (const [name, variant] of [['evp', AEAD_VARIANT.evp], ['direct', AEAD_VARIANT.direct]] as const) {
+  const skip = variant === AEAD_VARIANT.direct && !AEAD_DIRECT_AVAILABLE ? 'this node does not export OpenSSL\'s ChaCha20 and Poly1305' : false;
+  const seal = (data: Uint8Array, keys: Uint8Array, desc: Uint32Array, count: number, ok?: Uint8Array): number => sealBatch(data, keys, desc, count, ok, variant);
+  const open = (data: Uint8Array, keys: Uint8Array, desc: Uint32Array, count: number, ok: Uint8Array): number => openBatch(data, keys, desc, count, ok, variant);
 
-test('seal then open restores the plaintext and verifies every packet', () => {
-  const b = makeBatch(3, randomSizes(4, 14), 3);
-  const n = b.packets.length;
-  assert.equal(sealBatch(b.data, b.keys, b.desc, n), n);
-  const sealed = b.data.slice();
-  const ok = new Uint8Array(n).fill(7);
-  assert.equal(openBatch(b.data, b.keys, forOpen(b.desc, n), n, ok), n);
-  assert.deepEqual([...ok], new Array<number>(n).fill(1));
-  // Plaintext back in place; tags and gaps left as they were.
-  const expected = sealed.slice();
-  for (const p of b.packets) expected.set(b.original.subarray(p.offset, p.offset + p.length), p.offset);
-  equalBytes(b.data, expected, 'opened buffer');
-});
-
-test('openBatch opens ciphertext produced by @noble/ciphers', () => {
-  const b = makeBatch(5, randomSizes(6, 10), 2);
-  const n = b.packets.length;
-  b.data.set(expectedSealed(b));
-  const ok = new Uint8Array(n);
-  assert.equal(openBatch(b.data, b.keys, forOpen(b.desc, n), n, ok), n);
-  assert.deepEqual([...ok], new Array<number>(n).fill(1));
-  for (const [i, p] of b.packets.entries()) {
-    equalBytes(b.data.subarray(p.offset, p.offset + p.length), b.original.subarray(p.offset, p.offset + p.length), `packet ${i}`);
-  }
-});
-
-// With one key, packets after a failure reuse the key the context holds.
-for (const keyCount of [1, 3]) {
-  test(`a flipped bit fails only its own packet, whose plaintext is zeroed (${keyCount} keys)`, () => {
-    const b = makeBatch(7, [0, 1, 64, 1420, 1500, 65535, 17, 16, 300], keyCount);
+  test(`sealBatch matches @noble/ciphers byte for byte (sizes, keys, counters) (${name})`, { skip }, () => {
+    const b = makeBatch(1, randomSizes(2, 14), 4);
     const n = b.packets.length;
-    sealBatch(b.data, b.keys, b.desc, n);
-    const p = b.packets;
-    b.data[p[3]!.offset + 700]! ^= 0x10; // ciphertext of the 1420-byte packet
-    b.data[p[5]!.offset + p[5]!.length + 15]! ^= 0x80; // last tag byte of the 65535-byte packet
-    b.data[p[0]!.offset]! ^= 0x01; // the tag of the empty packet (it is all tag)
-    b.data[p[2]!.offset]! ^= 0x01; // first ciphertext byte
-    const bad = new Set([0, 2, 3, 5]);
-    const ok = new Uint8Array(n).fill(9);
-    assert.equal(openBatch(b.data, b.keys, forOpen(b.desc, n), n, ok), n - bad.size);
-    for (const [i, q] of p.entries()) {
-      assert.equal(ok[i], bad.has(i) ? 0 : 1, `ok[${i}]`);
-      const expected = bad.has(i) ? new Uint8Array(q.length) : b.original.subarray(q.offset, q.offset + q.length);
-      equalBytes(b.data.subarray(q.offset, q.offset + q.length), expected, `packet ${i}`);
+    const ok = new Uint8Array(n);
+    assert.equal(seal(b.data, b.keys, b.desc, n, ok), n);
+    assert.deepEqual([...ok], new Array<number>(n).fill(1));
+    equalBytes(b.data, expectedSealed(b), 'sealed buffer');
+  });
+
+  test(`seal then open restores the plaintext and verifies every packet (${name})`, { skip }, () => {
+    const b = makeBatch(3, randomSizes(4, 14), 3);
+    const n = b.packets.length;
+    assert.equal(seal(b.data, b.keys, b.desc, n), n);
+    const sealed = b.data.slice();
+    const ok = new Uint8Array(n).fill(7);
+    assert.equal(open(b.data, b.keys, forOpen(b.desc, n), n, ok), n);
+    assert.deepEqual([...ok], new Array<number>(n).fill(1));
+    // Plaintext back in place; tags and gaps left as they were.
+    const expected = sealed.slice();
+    for (const p of b.packets) expected.set(b.original.subarray(p.offset, p.offset + p.length), p.offset);
+    equalBytes(b.data, expected, 'opened buffer');
+  });
+
+  test(`openBatch opens ciphertext produced by @noble/ciphers (${name})`, { skip }, () => {
+    const b = makeBatch(5, randomSizes(6, 10), 2);
+    const n = b.packets.length;
+    b.data.set(expectedSealed(b));
+    const ok = new Uint8Array(n);
+    assert.equal(open(b.data, b.keys, forOpen(b.desc, n), n, ok), n);
+    assert.deepEqual([...ok], new Array<number>(n).fill(1));
+    for (const [i, p] of b.packets.entries()) {
+      equalBytes(b.data.subarray(p.offset, p.offset + p.length), b.original.subarray(p.offset, p.offset + p.length), `packet ${i}`);
     }
-    // A later good batch on this thread is unaffected by the failures.
-    const c = makeBatch(8, [100, 2000], 1);
-    sealBatch(c.data, c.keys, c.desc, 2);
-    equalBytes(c.data, expectedSealed(c), 'batch after failures');
+  });
+
+  // With one key, packets after a failure reuse the key the context holds.
+  for (const keyCount of [1, 3]) {
+    test(`a flipped bit fails only its own packet, whose plaintext is zeroed (${keyCount} keys) (${name})`, { skip }, () => {
+      const b = makeBatch(7, [0, 1, 64, 1420, 1500, 65535, 17, 16, 300], keyCount);
+      const n = b.packets.length;
+      seal(b.data, b.keys, b.desc, n);
+      const p = b.packets;
+      b.data[p[3]!.offset + 700]! ^= 0x10; // ciphertext of the 1420-byte packet
+      b.data[p[5]!.offset + p[5]!.length + 15]! ^= 0x80; // last tag byte of the 65535-byte packet
+      b.data[p[0]!.offset]! ^= 0x01; // the tag of the empty packet (it is all tag)
+      b.data[p[2]!.offset]! ^= 0x01; // first ciphertext byte
+      const bad = new Set([0, 2, 3, 5]);
+      const ok = new Uint8Array(n).fill(9);
+      assert.equal(open(b.data, b.keys, forOpen(b.desc, n), n, ok), n - bad.size);
+      for (const [i, q] of p.entries()) {
+        assert.equal(ok[i], bad.has(i) ? 0 : 1, `ok[${i}]`);
+        const expected = bad.has(i) ? new Uint8Array(q.length) : b.original.subarray(q.offset, q.offset + q.length);
+        equalBytes(b.data.subarray(q.offset, q.offset + q.length), expected, `packet ${i}`);
+      }
+      // A later good batch on this thread is unaffected by the failures.
+      const c = makeBatch(8, [100, 2000], 1);
+      seal(c.data, c.keys, c.desc, 2);
+      equalBytes(c.data, expectedSealed(c), 'batch after failures');
+    });
+  }
+
+  test(`known answers: Linux chacha20poly1305 selftest vectors without AAD (${name})`, { skip }, () => {
+    // lib/crypto/chacha20poly1305-selftest.c, enc vectors 002, 005 and 007. Their
+    // 8-byte nonce is read as a little-endian u64, i.e. exactly our counter.
+    const vectors = [
+      {
+        key: '4cf5968338e6ae7f2d292576d5752786919a277afb46c5ef9481795714594068',
+        nonce: 'cabf33713245778e',
+        input: '',
+        output: 'eae01e9e2c91aae1db5d993f8af76992',
+      },
+      {
+        key: '66ca9c232a4b4b310e92898bf493c78798a3d839f8f4a701c02e0aa67e5a7887',
+        nonce: '201caa5f9cbf9230',
+        input: '2d',
+        output: 'bfe15b0bdb6bf55e6c5d84443981c19cac',
+      },
+      {
+        key: '8db89148f0e70abdf93fcdd9a01e424ce7de253da3d705808df282ac44165101',
+        nonce: 'de7befc3651b68b0',
+        input:
+          '9b18dbdd9a0f3ea51517dedf089d650a673012e234774bc1d9c61fabc6185017a79d3ca6c5358c1cc0a17c9f0389cae1' +
+          'e6e9d4d388dbb4519decb4fc52ee6df17542c6fdbd7a8e86fc44b34ff3ea675a4113bab0dce1d32a7c22b3caac6a3798' +
+          '3e1d4097f79b1d366bb328bd60824734aa2f7de9a8708157d4b9770a9d29a784524fc24a403b3cd4c92adb4a53c4be80' +
+          'e9517f8fc7a2ce825c911e74d9d0bdd5f3fdda4d25b4bb2dac2f3d71857bcf3c7b3e0e22780c29bfe4f457b3cb49a0fc' +
+          '1e054e16bcd5a8a3ee0535c67cab6014551a8ec5885dd581c281a5c460dbaf7791e1cea27e7f42e3b0131c1f256021e2' +
+          '405f99b773ec9b2bf06511c8d00a9fd3',
+        output:
+          '8504c2ed8dfd975cd2b7e2c16ba3baf8c950c3c6a5e3a47cc323495ea9b932eb8a7ccae5ecfb7cc0cb7ddc2c9d925521' +
+          '0ac84363590a317082674103f8dff2aca702d4d58a2dc8991966d0f6882c77d9d40d6cbd98dee77fad7e8afbe94be5f7' +
+          'e550a0903fd62253e3fe1bcc793bec124752a7d604e352e6939091327379b8d031de1f9f2f0538542f350439e0a7bac6' +
+          '52f637654c07a97eb3216f748cc9dedb651b9baa60b103306bb203c41c04f80f64af46e4659949e2eace7800d88bd52e' +
+          'cffc4049e858dc349c8c61bf0a8eec39a930055ad25601c7da8f4ebb43a33af9152ad0a07a873482fe8ad12d5ec7bf04' +
+          '535f3b36d4255c347a8dd505ce72caef7a4bbcb0105c96423a0098cd15e8b753',
+      },
+    ];
+    const keys = new Uint8Array(vectors.length * KEY_SIZE);
+    const desc = new Uint32Array(vectors.length * DESC_STRIDE);
+    const data = new Uint8Array(vectors.reduce((n, v) => n + v.output.length / 2, 0));
+    let at = 0;
+    vectors.forEach((v, i) => {
+      keys.set(hex(v.key), i * KEY_SIZE);
+      data.set(hex(v.input), at);
+      setDescriptor(desc, i, at, v.input.length / 2, i, new DataView(hex(v.nonce).buffer).getBigUint64(0, true));
+      at += v.output.length / 2;
+    });
+    assert.equal(seal(data, keys, desc, vectors.length), vectors.length);
+    equalBytes(data, hex(vectors.map((v) => v.output).join('')), 'known-answer ciphertexts');
+    const ok = new Uint8Array(vectors.length);
+    assert.equal(open(data, keys, forOpen(desc, vectors.length), vectors.length, ok), vectors.length);
+    at = 0;
+    for (const v of vectors) {
+      equalBytes(data.subarray(at, at + v.input.length / 2), hex(v.input), 'known-answer plaintext');
+      at += v.output.length / 2;
+    }
   });
 }
-
-test('known answers: Linux chacha20poly1305 selftest vectors without AAD', () => {
-  // lib/crypto/chacha20poly1305-selftest.c, enc vectors 002, 005 and 007. Their
-  // 8-byte nonce is read as a little-endian u64, i.e. exactly our counter.
-  const vectors = [
-    {
-      key: '4cf5968338e6ae7f2d292576d5752786919a277afb46c5ef9481795714594068',
-      nonce: 'cabf33713245778e',
-      input: '',
-      output: 'eae01e9e2c91aae1db5d993f8af76992',
-    },
-    {
-      key: '66ca9c232a4b4b310e92898bf493c78798a3d839f8f4a701c02e0aa67e5a7887',
-      nonce: '201caa5f9cbf9230',
-      input: '2d',
-      output: 'bfe15b0bdb6bf55e6c5d84443981c19cac',
-    },
-    {
-      key: '8db89148f0e70abdf93fcdd9a01e424ce7de253da3d705808df282ac44165101',
-      nonce: 'de7befc3651b68b0',
-      input:
-        '9b18dbdd9a0f3ea51517dedf089d650a673012e234774bc1d9c61fabc6185017a79d3ca6c5358c1cc0a17c9f0389cae1' +
-        'e6e9d4d388dbb4519decb4fc52ee6df17542c6fdbd7a8e86fc44b34ff3ea675a4113bab0dce1d32a7c22b3caac6a3798' +
-        '3e1d4097f79b1d366bb328bd60824734aa2f7de9a8708157d4b9770a9d29a784524fc24a403b3cd4c92adb4a53c4be80' +
-        'e9517f8fc7a2ce825c911e74d9d0bdd5f3fdda4d25b4bb2dac2f3d71857bcf3c7b3e0e22780c29bfe4f457b3cb49a0fc' +
-        '1e054e16bcd5a8a3ee0535c67cab6014551a8ec5885dd581c281a5c460dbaf7791e1cea27e7f42e3b0131c1f256021e2' +
-        '405f99b773ec9b2bf06511c8d00a9fd3',
-      output:
-        '8504c2ed8dfd975cd2b7e2c16ba3baf8c950c3c6a5e3a47cc323495ea9b932eb8a7ccae5ecfb7cc0cb7ddc2c9d925521' +
-        '0ac84363590a317082674103f8dff2aca702d4d58a2dc8991966d0f6882c77d9d40d6cbd98dee77fad7e8afbe94be5f7' +
-        'e550a0903fd62253e3fe1bcc793bec124752a7d604e352e6939091327379b8d031de1f9f2f0538542f350439e0a7bac6' +
-        '52f637654c07a97eb3216f748cc9dedb651b9baa60b103306bb203c41c04f80f64af46e4659949e2eace7800d88bd52e' +
-        'cffc4049e858dc349c8c61bf0a8eec39a930055ad25601c7da8f4ebb43a33af9152ad0a07a873482fe8ad12d5ec7bf04' +
-        '535f3b36d4255c347a8dd505ce72caef7a4bbcb0105c96423a0098cd15e8b753',
-    },
-  ];
-  const keys = new Uint8Array(vectors.length * KEY_SIZE);
-  const desc = new Uint32Array(vectors.length * DESC_STRIDE);
-  const data = new Uint8Array(vectors.reduce((n, v) => n + v.output.length / 2, 0));
-  let at = 0;
-  vectors.forEach((v, i) => {
-    keys.set(hex(v.key), i * KEY_SIZE);
-    data.set(hex(v.input), at);
-    setDescriptor(desc, i, at, v.input.length / 2, i, new DataView(hex(v.nonce).buffer).getBigUint64(0, true));
-    at += v.output.length / 2;
-  });
-  assert.equal(sealBatch(data, keys, desc, vectors.length), vectors.length);
-  equalBytes(data, hex(vectors.map((v) => v.output).join('')), 'known-answer ciphertexts');
-  const ok = new Uint8Array(vectors.length);
-  assert.equal(openBatch(data, keys, forOpen(desc, vectors.length), vectors.length, ok), vectors.length);
-  at = 0;
-  for (const v of vectors) {
-    equalBytes(data.subarray(at, at + v.input.length / 2), hex(v.input), 'known-answer plaintext');
-    at += v.output.length / 2;
-  }
-});
 
 test('any view works: SharedArrayBuffer, subarrays with byteOffset, Buffer', () => {
   const sizes = [0, 33, 1420, 4097];
@@ -322,6 +332,18 @@ test('malformed calls throw TypeError/RangeError and leave data unchanged', () =
   // Exact fits are fine: a packet whose tag ends on the last byte.
   const exact = withRow(desc, 2, 1, data.length - last.offset - TAG);
   assert.equal(sealBatch(data, keys, exact, 3), 3);
+});
+
+test('the variant argument: absent or 0 is the fastest way, an unknown one is refused', () => {
+  const b = makeBatch(11, [100, 1420], 1);
+  assert.equal(sealBatch(b.data, b.keys, b.desc, 2, undefined, AEAD_VARIANT.best), 2);
+  equalBytes(b.data, expectedSealed(b), 'sealed the fastest way');
+  for (const bad of [3, -1, 0.5, 'direct']) {
+    assert.throws(() => sealBatch(b.data, b.keys, b.desc, 2, undefined, bad as never), /^RangeError: sealBatch: variant must be 0 \(the fastest\), 1 \(evp\) or 2 \(direct\)$/);
+  }
+  if (!AEAD_DIRECT_AVAILABLE) {
+    assert.throws(() => openBatch(b.data, b.keys, b.desc, 2, new Uint8Array(2), AEAD_VARIANT.direct), /does not export OpenSSL's ChaCha20 and Poly1305/);
+  }
 });
 
 test('count 0 and empty arrays are a no-op', () => {
