@@ -136,7 +136,7 @@ struct Primitives {
 constexpr size_t kPolyContextMax = 256;
 constexpr size_t kBlock = 64;
 // The longest payload the direct way takes. Its keystream goes through a buffer, one
-// more pass over the bytes: cheap while it stays in L1 (1420 bytes: 1.5x EVP's speed),
+// more pass over the bytes: cheap while it stays in L1 (1420 bytes: 1.3-1.5x EVP's speed),
 // a loss for 64 KiB (0.6x), where EVP's two extra 64-byte calls no longer matter.
 constexpr size_t kDirectMax = 8192;
 constexpr size_t kStreamMax = kBlock + kDirectMax;
