@@ -19,7 +19,7 @@ export function usableNice(nice: number, log: Logger): number {
     setPriority(0, own);
     return nice;
   } catch (err) {
-    log.verbose(`The data path stays at nice ${own}: nice ${nice} was refused (${(err as Error).message}); it needs CAP_SYS_NICE or a higher RLIMIT_NICE`);
+    log.warning(`--nice: the data path stays at nice ${own}: nice ${nice} was refused (${(err as Error).message}); it needs CAP_SYS_NICE or a higher RLIMIT_NICE`);
     return own;
   }
 }

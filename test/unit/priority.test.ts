@@ -4,6 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getPriority } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { usableNice } from '../../src/dataplane/priority.js';
 import { Logger } from '../../src/log.js';
@@ -37,4 +39,14 @@ test('a raised priority where the process may take it (root)', { skip: !root && 
   assert.equal(getPriority(0), own, 'usableNice tried it and undid it');
   assert.equal(await niceInWorker(-10), -10);
   assert.equal(getPriority(0), own);
+});
+
+test('without CAP_SYS_NICE the data path keeps its priority, and says why', { skip: (!root || !existsSync('/usr/bin/setpriv')) && 'needs root and setpriv (util-linux)' }, () => {
+  const code = `import { usableNice } from '${PRIORITY}'; import { Logger } from '${new URL('../../src/log.js', import.meta.url).href}';
+    console.log(usableNice(-10, new Logger('tdrtest', 'error')));`;
+  const r = spawnSync('/usr/bin/setpriv', ['--bounding-set', '-sys_nice', '--inh-caps', '-sys_nice', process.execPath, '--input-type=module', '-e', code], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines.at(-1), String(getPriority(0)), 'the thread\'s own value');
+  assert.match(lines[0] ?? '', /^WARNING: .*--nice: the data path stays at nice -?\d+: nice -10 was refused .*CAP_SYS_NICE/);
 });
