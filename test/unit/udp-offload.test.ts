@@ -308,6 +308,15 @@ test('GRO receive one slot at a time, a datagram longer than the capacity, and t
   }
 });
 
+/**
+ * Returns once at least `ms` of real time has passed (a timer alone may fire up to a
+ * fraction of a millisecond early: libuv measures from its cached loop time).
+ */
+async function atLeast(ms: number): Promise<void> {
+  const until = performance.now() + ms;
+  while (performance.now() < until) await new Promise((r) => setTimeout(r, 1));
+}
+
 test('the receive stats say how long the newest and the oldest datagram waited in the socket (SO_TIMESTAMPNS), with and without gro', async () => {
   const NEWEST = UDP_RECV_STAT_NAMES.indexOf('sojourn_newest_ns');
   const OLDEST = UDP_RECV_STAT_NAMES.indexOf('sojourn_oldest_ns');
@@ -318,10 +327,10 @@ test('the receive stats say how long the newest and the oldest datagram waited i
       const to = dest(rx, '127.0.0.1');
       const early = pack(items(to, 3, 200, 1));
       assert.equal(udpSend(tx.fd, early.data, early.offsets, early.lengths, early.addrs, 3, undefined, UDP_GSO_IPV4), 3);
-      await new Promise((r) => setTimeout(r, 40));
+      await atLeast(40);
       const late = pack([{ to, size: 100, seed: 9 }]);
       assert.equal(udpSend(tx.fd, late.data, late.offsets, late.lengths, late.addrs, 1), 1);
-      await new Promise((r) => setTimeout(r, 5));
+      await atLeast(5);
       const stats = udpRecvStats();
       const opts = withGro ? { gro: udpGroBuffers(4) } : {};
       const a = arena(8, 2048);
@@ -335,7 +344,7 @@ test('the receive stats say how long the newest and the oldest datagram waited i
       if (withGro) {
         // Datagrams cut from the stash were timed when the kernel handed them over, not again.
         assert.equal(udpSend(tx.fd, early.data, early.offsets, early.lengths, early.addrs, 3, undefined, UDP_GSO_IPV4), 3);
-        await new Promise((r) => setTimeout(r, 5));
+        await atLeast(5);
         assert.equal(udpRecv(rx.fd, a.data, a.offsets, a.lengths, a.addrs, 1, 2048, { ...opts, stats }), 1);
         assert.ok(stats[NEWEST]! >= 5e6, 'timed when taken from the kernel');
         assert.equal(udpRecv(rx.fd, a.data, a.offsets, a.lengths, a.addrs, 1, 2048, { ...opts, stats }), 1);
