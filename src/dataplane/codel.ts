@@ -5,9 +5,9 @@
 // signals congestion on datagrams as it reads them, more often the longer the queue
 // stands (interval / √count apart), and stops as soon as a batch waited less or took
 // the last datagram queued (RFC 8289's "queue nearly empty": a lone packet that waited
-// behind other work is no standing queue). The
-// inbound stage carries the signal out: a CE mark on an ECN-capable datagram, a drop
-// before opening for a Not-ECT one (docs/design.md §5).
+// behind other work is no standing queue). The inbound stage carries the signal out: a
+// CE mark on an ECN-capable datagram, a drop before opening for a Not-ECT one
+// (docs/design.md §5).
 
 /** The AQM's two numbers, as fq_codel names them; `targetMs` 0 switches it off. */
 export interface AqmSettings {

@@ -168,6 +168,15 @@ export class Tunnel {
     return udpTransfer(this.hosts, this.ns(from), this.ns(to), OVERLAY[to][family === 4 ? 'v4' : 'v6'], 5202, count, mbits);
   }
 
+  /** Packets nftables counted in named counter `counter` of table `inet TABLE` in the side's namespace. */
+  nftPackets(side: Side, table: string, counter: string): number {
+    const out = this.hosts.exec(this.ns(side), 'nft', ['-j', 'list', 'counter', 'inet', table, counter]);
+    const doc = JSON.parse(out) as { nftables: { counter?: { packets: number } }[] };
+    const found = doc.nftables.find((e) => e.counter !== undefined)?.counter;
+    if (found === undefined) throw new Error(`nft printed no counter ${counter} of table inet ${table}: ${out}`);
+    return found.packets;
+  }
+
   /** The kernel's counters `names` in the side's namespace since it was made (nstat); NaN for a name it lacks. */
   nstat(side: Side, names: string[]): Record<string, number> {
     return nstat(this.hosts, this.ns(side), names);

@@ -47,11 +47,7 @@ describe('the receive queue\'s AQM on a bulk TCP flow', { skip, timeout: 300_000
   const tunnels: Tunnel[] = [];
 
   /** Counter `name` of b's table: packets. */
-  function counted(tunnel: Tunnel, name: string): number {
-    const out = tunnel.hosts.exec(tunnel.ns('b'), 'nft', ['-j', 'list', 'counter', 'inet', TABLE, name]);
-    const doc = JSON.parse(out) as { nftables: { counter?: { packets: number } }[] };
-    return doc.nftables.find((e) => e.counter !== undefined)!.counter!.packets;
-  }
+  const counted = (tunnel: Tunnel, name: string): number => tunnel.nftPackets('b', TABLE, name);
 
   function sysctl(tunnel: Tunnel, side: Side, key: string, value: string): void {
     tunnel.hosts.exec(tunnel.ns(side), 'sh', ['-c', `echo ${value} > /proc/sys/net/ipv4/${key}`]);

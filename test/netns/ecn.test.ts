@@ -23,11 +23,7 @@ VARIANTS.forEach((variant, k) => {
     let tunnel: Tunnel;
 
     /** Counter `name` of b's table: packets. */
-    function counted(name: string): number {
-      const out = tunnel.hosts.exec(tunnel.ns('b'), 'nft', ['-j', 'list', 'counter', 'inet', TABLE, name]);
-      const doc = JSON.parse(out) as { nftables: { counter?: { packets: number } }[] };
-      return doc.nftables.find((e) => e.counter !== undefined)!.counter!.packets;
-    }
+    const counted = (name: string): number => tunnel.nftPackets('b', TABLE, name);
 
     /** Pings b from a with the IPv4 ToS / IPv6 traffic class `tos`; the replies. */
     function ping(family: 4 | 6, tos: number): number {
