@@ -16,8 +16,11 @@
 //              this ring with Atomics.waitAsync (a doorbell: a producer wakes it only
 //              when it sleeps), and reads the tallies ring first, so that records
 //              apply in the order they were made.
-// The worker rings both doorbells once its piece of work is done (ChannelWriter.ring,
+// The worker rings the messages' doorbell once its piece of work is done (ChannelWriter.ring,
 // after the batch went out), not as it pushes: the wake-up is not on the packet's way.
+// The tallies' doorbell it rings TALLY_INTERVAL_MS later, from a timer: rung at once, it
+// would cost the worker a thread wake-up (tens of µs on a VM) between writing a packet
+// to the TUN and reading the reply the kernel queued while it wrote.
 // A record that finds its ring full is dropped and counted (control_ring_full): a
 // lost tally costs a byte count, a lost message a packet that the peer resends.
 // Handshake messages take a path of their own (handshake-lanes.ts), which a flood of
@@ -87,6 +90,9 @@ export class ChannelWriter implements OutboundControl, InboundControl {
   private readonly tally = new Record(TALLY_WORDS);
   private readonly message = new Record(MESSAGE_WORDS);
   private readonly lanes: LaneWriter;
+  /** Rings the tallies' doorbell (made on first use, re-armed with refresh()). */
+  private tallyBell: NodeJS.Timeout | undefined;
+  private tallyBellArmed = false;
 
   /** `now`: the control plane's clock. */
   constructor(shared: ControlChannelShared, private readonly peers: PeerTable, private readonly drops: DropCounters, now: () => number) {
@@ -95,9 +101,20 @@ export class ChannelWriter implements OutboundControl, InboundControl {
     this.lanes = new LaneWriter(shared.handshakes, drops, now);
   }
 
-  /** Wakes the main thread if it sleeps and records came: after each piece of work (the queue loop's afterWork). */
+  /**
+   * After each piece of work (the queue loop's afterWork): wakes the main thread if it
+   * sleeps and messages came; if tallies came, arms the timer that wakes it for them.
+   */
   ring(): void {
     this.messages.wakeConsumer();
+    if (this.tallyBellArmed || !this.tallies.wakeDue) return;
+    this.tallyBellArmed = true;
+    if (this.tallyBell === undefined) this.tallyBell = setTimeout(() => this.ringTallies(), TALLY_INTERVAL_MS).unref();
+    else this.tallyBell.refresh();
+  }
+
+  private ringTallies(): void {
+    this.tallyBellArmed = false;
     this.tallies.wakeConsumer();
   }
 

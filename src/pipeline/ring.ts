@@ -241,6 +241,11 @@ export abstract class Ring {
     else this.wakeSleeper();
   }
 
+  /** deferWake: something was pushed since the last wakeConsumer() and a consumer sleeps, so that call would wake it. */
+  get wakeDue(): boolean {
+    return this.unrung && Atomics.load(this.ctl, DATA_SLEEPERS) !== 0;
+  }
+
   /** deferWake: wakes a consumer that may be asleep if anything was pushed since the last call. Cheap when nothing was. */
   wakeConsumer(): void {
     if (!this.unrung) return;
