@@ -35,8 +35,6 @@ import { BATCH_SIZE, PacketBatch, SLOT_SIZE } from '../pipeline/batch.js';
 import { UnreachableReplies } from '../stages/unreachable.js';
 import { CoDel, type AqmSettings } from './codel.js';
 import type { RouteTable } from '../routing/route-table.js';
-/** Batches one wakeup may move before yielding to the event loop (libuv polls level-triggered). */
-const BATCHES_PER_WAKEUP = 8;
 /**
  * Smaller batches are sealed or opened here even with a pool: a hand-off each way costs
  * more than sealing a few packets (tens of µs against ~1 µs each), and an idle
@@ -288,37 +286,41 @@ export class QueueLoop {
     });
   }
 
-  /** Reads batches while the fd has them, up to BATCHES_PER_WAKEUP, each handed on as soon as it is read. Bounds: every stat index ≤ IN_HAND < values.length (QueueStats' constructor). */
+  /**
+   * Reads one batch and hands it on, then yields to the event loop. libuv polls level-
+   * triggered, so a direction that still has packets is called again, after the other
+   * direction and the pool's completions had their turn: a reply in the light direction
+   * waits behind one batch of a bulk flow, not several (docs/design.md §2).
+   * Bounds: every stat index ≤ IN_HAND < values.length (QueueStats' constructor).
+   */
   private onReadable<S>(lane: Lane<S>): void {
-    const { d } = lane;
-    let round = 0;
-    let more = false;
-    for (; round < BATCHES_PER_WAKEUP && !this.closed; round++) {
-      const f = lane.free.pop();
-      if (f === undefined) {
-        this.pause(lane, true);
-        break;
-      }
-      const n = this.guard(d.what, () => d.read(f.batch));
-      if (n === undefined || n === 0) {
-        lane.free.push(f);
-        break;
-      }
-      this.stats[d.stat]! += n;
-      this.take(f, n);
-      this.refresh();
-      const rows = d.prepare(f);
-      lane.inOrder.push(f);
-      if (rows < POOL_MIN_PACKETS || !this.submit(f)) {
-        if (rows > 0) d.crypt(f);
-        f.state = 'done';
-        this.release(lane);
-      }
-      more = d.pending();
-      if (n < BATCH_SIZE && !more) break;
-    }
-    if (round === BATCHES_PER_WAKEUP && more) setImmediate(() => this.closed || this.onReadable(lane));
+    if (this.closed) return;
+    const f = lane.free.pop();
+    if (f === undefined) this.pause(lane, true);
+    else this.move(lane, f);
     this.o.afterWork();
+  }
+
+  // Bounds: every stat index ≤ IN_HAND < values.length (QueueStats' constructor).
+  private move<S>(lane: Lane<S>, f: Flight<S>): void {
+    const { d } = lane;
+    const n = this.guard(d.what, () => d.read(f.batch));
+    if (n === undefined || n === 0) {
+      lane.free.push(f);
+      return;
+    }
+    this.stats[d.stat]! += n;
+    this.take(f, n);
+    this.refresh();
+    const rows = d.prepare(f);
+    lane.inOrder.push(f);
+    if (rows < POOL_MIN_PACKETS || !this.submit(f)) {
+      if (rows > 0) d.crypt(f);
+      f.state = 'done';
+      this.release(lane);
+    }
+    // Packets cut from a super-packet wait in the port, where the fd's poll cannot see them.
+    if (d.pending()) setImmediate(() => this.closed || this.onReadable(lane));
   }
 
   /**
