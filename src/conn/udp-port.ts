@@ -135,16 +135,19 @@ export class UdpPort {
    * How long the newest datagram the last receive took from the kernel had waited in
    * the socket's queue, in ms; -1 when it took none with a timestamp (all came from
    * the GRO stash, or the kernel gives no SO_TIMESTAMPNS).
-   * Bounds: the index is a UDP_RECV_STAT_NAMES position, inside udpRecv (OffloadCounters' layout).
    */
   get sojournNewestMs(): number {
-    const ns = this.counters.udpRecv[UDP_RECV_SOJOURN_NEWEST_NS]!;
-    return ns < 0 ? -1 : ns / 1e6;
+    return this.sojournMs(UDP_RECV_SOJOURN_NEWEST_NS);
   }
 
-  /** Likewise for the oldest datagram. Bounds: as sojournNewestMs. */
+  /** Likewise for the oldest datagram. */
   get sojournOldestMs(): number {
-    const ns = this.counters.udpRecv[UDP_RECV_SOJOURN_OLDEST_NS]!;
+    return this.sojournMs(UDP_RECV_SOJOURN_OLDEST_NS);
+  }
+
+  /** Bounds: i is a UDP_RECV_STAT_NAMES position, inside udpRecv (OffloadCounters' layout). */
+  private sojournMs(i: number): number {
+    const ns = this.counters.udpRecv[i]!;
     return ns < 0 ? -1 : ns / 1e6;
   }
 

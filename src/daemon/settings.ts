@@ -135,24 +135,27 @@ export const SETTINGS: readonly Setting[] = [
   { flag: '--nice', variable: 'TUNDRA_NICE', repeatable: false, check: parseNice },
 ];
 
+/** A setting's environment variable: `fallback` when it is unset or blank, else what `parse` makes of it. */
+function fromEnv<T, F>(env: NodeJS.ProcessEnv, variable: string, fallback: F, parse: (value: string, source: string) => T): T | F {
+  const value = env[variable];
+  return value === undefined || value.trim() === '' ? fallback : parse(value, variable);
+}
+
 export function settingsFromEnv(env: NodeJS.ProcessEnv): TundraSettings {
   return {
     offload: parseOffloadSettings(env.TUNDRA_OFFLOAD, 'TUNDRA_OFFLOAD'),
-    crypto: env.TUNDRA_CRYPTO === undefined || env.TUNDRA_CRYPTO.trim() === '' ? 'native' : parseCryptoBackend(env.TUNDRA_CRYPTO.trim(), 'TUNDRA_CRYPTO'),
+    crypto: fromEnv(env, 'TUNDRA_CRYPTO', 'native', (value, source) => parseCryptoBackend(value.trim(), source)),
     stages: parseStageSpecs(env.TUNDRA_STAGES ?? '', 'TUNDRA_STAGES'),
-    queues: env.TUNDRA_QUEUES === undefined || env.TUNDRA_QUEUES.trim() === '' ? DEFAULT_QUEUES : parseQueues(env.TUNDRA_QUEUES, 'TUNDRA_QUEUES'),
-    workers: env.TUNDRA_WORKERS === undefined || env.TUNDRA_WORKERS.trim() === '' ? DEFAULT_WORKERS : parseWorkers(env.TUNDRA_WORKERS, 'TUNDRA_WORKERS'),
-    metricsListen: env.TUNDRA_METRICS_LISTEN === undefined || env.TUNDRA_METRICS_LISTEN.trim() === ''
-      ? undefined : parseMetricsListen(env.TUNDRA_METRICS_LISTEN, 'TUNDRA_METRICS_LISTEN'),
-    metricsPeers: env.TUNDRA_METRICS_PEERS === undefined || env.TUNDRA_METRICS_PEERS.trim() === '' ? true : parseSwitch(env.TUNDRA_METRICS_PEERS, 'TUNDRA_METRICS_PEERS'),
-    rekeyAfterSeconds: env.TUNDRA_REKEY_AFTER_SECONDS === undefined || env.TUNDRA_REKEY_AFTER_SECONDS.trim() === ''
-      ? undefined : parseRekeyAfterSeconds(env.TUNDRA_REKEY_AFTER_SECONDS, 'TUNDRA_REKEY_AFTER_SECONDS'),
+    queues: fromEnv(env, 'TUNDRA_QUEUES', DEFAULT_QUEUES, parseQueues),
+    workers: fromEnv(env, 'TUNDRA_WORKERS', DEFAULT_WORKERS, parseWorkers),
+    metricsListen: fromEnv(env, 'TUNDRA_METRICS_LISTEN', undefined, parseMetricsListen),
+    metricsPeers: fromEnv(env, 'TUNDRA_METRICS_PEERS', true, parseSwitch),
+    rekeyAfterSeconds: fromEnv(env, 'TUNDRA_REKEY_AFTER_SECONDS', undefined, parseRekeyAfterSeconds),
     aqm: {
-      targetMs: env.TUNDRA_AQM_TARGET === undefined || env.TUNDRA_AQM_TARGET.trim() === '' ? DEFAULT_AQM.targetMs : parseAqmTarget(env.TUNDRA_AQM_TARGET, 'TUNDRA_AQM_TARGET'),
-      intervalMs: env.TUNDRA_AQM_INTERVAL === undefined || env.TUNDRA_AQM_INTERVAL.trim() === ''
-        ? DEFAULT_AQM.intervalMs : parseAqmInterval(env.TUNDRA_AQM_INTERVAL, 'TUNDRA_AQM_INTERVAL'),
+      targetMs: fromEnv(env, 'TUNDRA_AQM_TARGET', DEFAULT_AQM.targetMs, parseAqmTarget),
+      intervalMs: fromEnv(env, 'TUNDRA_AQM_INTERVAL', DEFAULT_AQM.intervalMs, parseAqmInterval),
     },
-    nice: env.TUNDRA_NICE === undefined || env.TUNDRA_NICE.trim() === '' ? undefined : parseNice(env.TUNDRA_NICE, 'TUNDRA_NICE'),
+    nice: fromEnv(env, 'TUNDRA_NICE', undefined, parseNice),
   };
 }
 

@@ -117,7 +117,7 @@ export interface QueueLoopOptions {
   control: OutboundControl & InboundControl & { sourceGone: SourceGone };
   /** Where the contexts are brought up to date from before each batch. */
   tables: ControlTables;
-  /** After each wakeup's batches: hand what the control plane needs on. */
+  /** After each wakeup's work: hand what the control plane needs on. */
   afterWork(): void;
   /** The receive queue's AQM (targetMs 0: none). */
   aqm: AqmSettings;
