@@ -135,14 +135,22 @@ export function parsePing(text: string): { sent: number; received: number; avgMs
   return times.length === 0 ? summary : { ...summary, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99) };
 }
 
-/** `sockperf ping-pong --full-rtt` summary: mean, median and 99th percentile round trip, in ms (it prints µs). */
-export function parseSockperf(text: string): { avgMs: number; p50Ms: number; p99Ms: number } | null {
+/**
+ * The summary of `sockperf ping-pong --full-rtt` or `sockperf under-load --full-rtt`:
+ * mean, median and 99th percentile round trip, in ms (it prints µs), and the messages
+ * sent and answered in the measured part of the run (after its warm-up).
+ */
+export function parseSockperf(text: string): { avgMs: number; p50Ms: number; p99Ms: number; sent: number; received: number } | null {
   const plain = text.replace(/\x1b\[[0-9;]*m/g, ''); // its summary is coloured with ANSI escapes
   const avg = /avg-rtt=([\d.]+)/.exec(plain);
   const p50 = /percentile 50\.000 =\s*([\d.]+)/.exec(plain);
   const p99 = /percentile 99\.000 =\s*([\d.]+)/.exec(plain);
-  if (avg === null || p50 === null || p99 === null) return null;
-  return { avgMs: Number(avg[1]) / 1000, p50Ms: Number(p50[1]) / 1000, p99Ms: Number(p99[1]) / 1000 };
+  const valid = /\[Valid Duration\].*SentMessages=(\d+); ReceivedMessages=(\d+)/.exec(plain);
+  if (avg === null || p50 === null || p99 === null || valid === null) return null;
+  return {
+    avgMs: Number(avg[1]) / 1000, p50Ms: Number(p50[1]) / 1000, p99Ms: Number(p99[1]) / 1000,
+    sent: Number(valid[1]), received: Number(valid[2]),
+  };
 }
 
 /**
@@ -183,9 +191,16 @@ function parseUdpLoad(text: string): UdpLoadReport | null {
 
 /** Fixed per load: a run's topology has namespaces of its own, so no other run shares these. */
 const PORT = { tcp1: 5201, tcp4: 5202, udp: 5203, latency: 5204, udpGso: 5205, latencyUdpGso: 5206, sockperf: 11111, secnetperf: 4433 } as const;
-const PING_COUNT = 20;
+/** Idle pings: 100 (5 s). Of 20, the 99th percentile was the slowest reply and a few slow ones moved the median. */
+const PING_COUNT = 100;
 const PING_INTERVAL = 0.05;
 const SOCKPERF_IDLE_SECONDS = 2;
+/**
+ * Under the UDP stream sockperf sends on a clock (`under-load`, every message answered)
+ * rather than ping-pong: ping-pong waits for each reply, so the first message the flood
+ * loses stops it for the rest of the run.
+ */
+const SOCKPERF_PACED_PER_SECOND = 100;
 const UDP_LOAD = fileURLToPath(new URL('../udp-load.js', import.meta.url));
 
 /** The commands a load needs (the runner checks them first). sockperf is optional for latency. */
@@ -465,9 +480,11 @@ async function ping(s: Session, test: string, count: number): Promise<Measuremen
   ];
 }
 
-async function sockperf(s: Session, test: string, seconds: number): Promise<Measurement[]> {
+/** sockperf ping-pong, or with `paced` sockperf under-load at SOCKPERF_PACED_PER_SECOND (with the share of messages not answered). */
+async function sockperf(s: Session, test: string, seconds: number, paced = false): Promise<Measurement[]> {
+  const mode = paced ? ['under-load', '--mps', String(SOCKPERF_PACED_PER_SECOND), '--reply-every', '1'] : ['ping-pong'];
   const p = s.start(test, s.hosts.client.ns,
-    ['sockperf', 'ping-pong', '-i', s.hosts.server.v4, '-p', String(PORT.sockperf), '-t', String(seconds), '--full-rtt'], seconds + 10);
+    ['sockperf', ...mode, '-i', s.hosts.server.v4, '-p', String(PORT.sockperf), '-t', String(seconds), '--full-rtt'], seconds + 10);
   await s.succeed(p);
   const out = s.output(p);
   const r = parseSockperf(out);
@@ -482,14 +499,16 @@ async function sockperf(s: Session, test: string, seconds: number): Promise<Meas
     }
     throw s.failure(p, 'printed no round-trip summary');
   }
-  return [measurement(test, 'rtt_ms', r.avgMs), measurement(test, 'rtt_p50_ms', r.p50Ms), measurement(test, 'rtt_p99_ms', r.p99Ms)];
+  const rtts = [measurement(test, 'rtt_ms', r.avgMs), measurement(test, 'rtt_p50_ms', r.p50Ms), measurement(test, 'rtt_p99_ms', r.p99Ms)];
+  return paced ? [...rtts, measurement(test, 'loss_ratio', (r.sent - r.received) / r.sent)] : rtts;
 }
 
 /**
  * ping and sockperf on the idle tunnel, then again during an iperf3 TCP stream and
  * during a UDP GSO stream (bench/udp-load.ts), each in the load's direction: from the
  * stream's 2nd second (past slow start) to its last but one, both probes at once
- * (sockperf's small datagrams hardly add to the stream's load).
+ * (sockperf's small datagrams hardly add to the stream's load). sockperf runs
+ * ping-pong, and under the UDP stream paced (SOCKPERF_PACED_PER_SECOND).
  */
 async function latencyLoad(s: Session): Promise<LoadResult> {
   const { hosts, opts } = s;
@@ -517,20 +536,20 @@ async function latencyLoad(s: Session): Promise<LoadResult> {
     const reason = missingToolMessage('sockperf');
     for (const test of ['sockperf-idle', 'sockperf-load', 'sockperf-udp-load']) skipped.push({ test, reason });
   }
-  const underLoad = async (suffix: string): Promise<void> => {
+  const underLoad = async (suffix: string, pacedSockperf: boolean): Promise<void> => {
     await sleep(1000);
     const probes = [probe(`ping-${suffix}`, () => ping(s, `ping-${suffix}`, Math.round((loadSeconds - 2) / PING_INTERVAL)))];
-    if (withSockperf) probes.push(probe(`sockperf-${suffix}`, () => sockperf(s, `sockperf-${suffix}`, loadSeconds - 2)));
+    if (withSockperf) probes.push(probe(`sockperf-${suffix}`, () => sockperf(s, `sockperf-${suffix}`, loadSeconds - 2, pacedSockperf)));
     await Promise.all(probes);
   };
   const server = iperf3Server(s, 'latency-iperf3-server', PORT.latency, loadSeconds + 20);
   await s.listening(server, hosts.server.ns, 'tcp', PORT.latency);
   const tcp = iperf3Client(s, 'latency-iperf3-client', PORT.latency, loadSeconds, []);
-  await underLoad('load');
+  await underLoad('load', false);
   await s.finish(tcp);
   iperf3Result(s, tcp, false); // the probes under load only count if the stream really ran
   const udp = await startUdpGsoStream(s, 'latency-udp-gso', PORT.latencyUdpGso, loadSeconds);
-  await underLoad('udp-load');
+  await underLoad('udp-load', true);
   await s.succeed(udp.sender);
   await s.succeed(udp.receiver);
   const got = parseUdpLoad(s.output(udp.receiver));

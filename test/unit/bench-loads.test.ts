@@ -78,8 +78,14 @@ describe('parsePing', () => {
 });
 
 describe('parseSockperf', () => {
-  test('--full-rtt: mean and p99 round trip in ms, through its colour codes', () => {
-    assert.deepEqual(parseSockperf(fixture('sockperf.txt')), { avgMs: 32.241 / 1000, p50Ms: 30.658 / 1000, p99Ms: 87.335 / 1000 });
+  test('ping-pong --full-rtt: mean and p99 round trip in ms, through its colour codes, and the messages measured', () => {
+    assert.deepEqual(parseSockperf(fixture('sockperf.txt')),
+      { avgMs: 32.241 / 1000, p50Ms: 30.658 / 1000, p99Ms: 87.335 / 1000, sent: 48022, received: 48022 });
+  });
+
+  test('under-load --mps 100 --reply-every 1 under a UDP flood (sockperf 3.7): the same, with the messages lost', () => {
+    assert.deepEqual(parseSockperf(fixture('sockperf-under-load.txt')),
+      { avgMs: 6607.097 / 1000, p50Ms: 6261.123 / 1000, p99Ms: 16327.965 / 1000, sent: 355, received: 296 });
   });
 
   test('no summary: null', () => {
