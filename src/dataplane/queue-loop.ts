@@ -319,8 +319,12 @@ export class QueueLoop {
       f.state = 'done';
       this.release(lane);
     }
-    // Packets cut from a super-packet wait in the port, where the fd's poll cannot see them.
-    if (d.pending()) setImmediate(() => this.closed || this.onReadable(lane));
+    this.readPending(lane);
+  }
+
+  /** Packets cut from a super-packet wait in the port, where the fd's poll cannot see them: reads them on the event loop's next turn. */
+  private readPending<S>(lane: Lane<S>): void {
+    if (lane.d.pending()) setImmediate(() => this.closed || this.onReadable(lane));
   }
 
   /**
@@ -420,7 +424,7 @@ export class QueueLoop {
   private pause<S>(lane: Lane<S>, pause: boolean): void {
     lane.paused = pause;
     lane.d.watch(!pause);
-    if (!pause && lane.d.pending()) setImmediate(() => this.closed || this.onReadable(lane));
+    if (!pause) this.readPending(lane);
   }
 
   /**
