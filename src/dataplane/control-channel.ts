@@ -2,11 +2,10 @@
 // over two SPSC rings in shared memory (no structured-clone message per batch):
 //   tallies  — per keypair and batch: bytes sent or received, whether data came,
 //              the last packet's source (small fixed records). The main thread
-//              reads them every TALLY_INTERVAL_MS, not per batch: they feed byte
-//              counts and timers of seconds, and waking it for each batch would
-//              cost a thread wake-up per batch. An interval that finds none stops
-//              and the main thread sleeps on this ring's doorbell until the next
-//              tally, so an idle tunnel wakes nobody 50 times a second.
+//              sleeps on this ring's doorbell, which the worker rings at most once
+//              every TALLY_INTERVAL_MS while tallies come, not per batch: they feed
+//              byte counts and timers of seconds, and waking it for each batch would
+//              cost a thread wake-up per batch. An idle tunnel wakes nobody.
 //   messages — what cannot wait: packets for a peer without a usable session, the
 //              tallies the control plane must act on now (counters used up; data on
 //              a keypair that is not yet the peer's sending one, which confirms it;
@@ -55,7 +54,7 @@ const M_DATA = (M_ADDR + ADDR_WORDS) * 4;
 /** Largest packet a message record holds; a longer one without a session is dropped (control_record_too_big). */
 export const MESSAGE_MAX_BYTES = MESSAGE_WORDS * 4 - M_DATA;
 
-/** How often the main thread reads the tallies that can wait, while they come. */
+/** How long a tally that can wait may wait before the worker wakes the main thread for it. */
 export const TALLY_INTERVAL_MS = 20;
 /** How long a doorbell wait lasts before the waiter looks again (it also ends on close). */
 const DOORBELL_WAIT_MS = 1000;
@@ -184,7 +183,7 @@ export class ChannelWriter implements OutboundControl, InboundControl {
   }
 }
 
-/** The main thread's end: applies the records to the engine, woken for messages, reading tallies on an interval while they come. */
+/** The main thread's end: applies the records to the engine, woken by each ring's doorbell. */
 export class ChannelReader {
   private readonly tallies: SpscRing;
   private readonly messages: SpscRing;
@@ -195,13 +194,12 @@ export class ChannelReader {
   private readonly urgentAddr = this.message.bytes.subarray(T_ADDR * 4);
   // A message's address record (SOURCE_GONE).
   private readonly messageAddr = this.message.bytes.subarray(M_ADDR * 4);
-  private interval: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(shared: ControlChannelShared, private readonly control: EngineControl, private readonly afterWork: () => void) {
     this.tallies = SpscRing.attach(shared.tallies);
     this.messages = SpscRing.attach(shared.messages);
-    this.pollTallies();
+    void this.serveTallies();
     void this.serveMessages();
   }
 
@@ -212,36 +210,21 @@ export class ChannelReader {
 
   close(): void {
     this.closed = true;
-    clearInterval(this.interval);
     this.tallies.close();
     this.messages.close();
   }
 
-  private pollTallies(): void {
-    this.interval = setInterval(() => this.readTallies(), TALLY_INTERVAL_MS);
-  }
-
-  /** An interval's turn: applies the tallies, or, finding none, stops the interval until the next one comes. */
-  private readTallies(): void {
-    if (this.drainTallies()) {
-      this.afterWork();
-      return;
-    }
-    clearInterval(this.interval);
-    this.interval = undefined;
-    void this.awaitTallies();
-  }
-
   /**
-   * Sleeps on the tallies' doorbell; woken, applies them at once (an idle tunnel's tally
-   * costs this one wake-up, not two more turns of the interval) and polls again while
-   * they keep coming.
+   * Applies the tallies, then sleeps until the worker rings for more. The worker rings
+   * TALLY_INTERVAL_MS after a tally, from a timer, so while tallies keep coming this is
+   * one wake-up per interval; a sparse packet's tally costs one (not a second turn of
+   * an interval that finds nothing).
    */
-  private async awaitTallies(): Promise<void> {
-    while (!this.closed && this.tallies.size === 0) await this.tallies.waitNotEmptyAsync(DOORBELL_WAIT_MS);
-    if (this.closed) return;
-    if (this.drainTallies()) this.afterWork();
-    this.pollTallies();
+  private async serveTallies(): Promise<void> {
+    while (!this.closed) {
+      if (this.drainTallies()) this.afterWork();
+      await this.tallies.waitNotEmptyAsync(DOORBELL_WAIT_MS);
+    }
   }
 
   private async serveMessages(): Promise<void> {
