@@ -1,6 +1,7 @@
 // ChaCha20-Poly1305 seal/open throughput of each AEAD backend (src/crypto/backends.ts):
-// native (batched in the addon, its fastest way), native-evp (the addon's EVP way, which
-// a node on a shared libcrypto gets), node (node:crypto per packet), noble
+// native (batched in the addon, its fastest way), native-plain-xor (the same with the
+// keystream XOR in the compiler's plain loop, as on a CPU without AVX2), native-evp (the
+// addon's EVP way, which a node on a shared libcrypto gets), node (node:crypto per packet), noble
 // (@noble/ciphers per packet). Run: node dist/bench/micro/aead.bench.js
 //
 // Every task is one backend call on a whole batch, so the rows compare the same
@@ -8,8 +9,8 @@
 // MB/s is 10^6 plaintext bytes per second, on one thread.
 import { cpus } from 'node:os';
 import { Bench, type Task } from 'tinybench';
-import { aeadBackend, CRYPTO_BACKENDS } from '../../src/crypto/backends.js';
-import { AEAD_VARIANT, DESC_STRIDE, openBatch, sealBatch } from '../../src/crypto/native-aead.js';
+import { aeadBackend, CRYPTO_BACKENDS, type AeadBackend } from '../../src/crypto/backends.js';
+import { AEAD_DIRECT_AVAILABLE, AEAD_VARIANT, DESC_STRIDE, openBatch, sealBatch, type AeadVariant } from '../../src/crypto/native-aead.js';
 import { setDescriptor } from '../../test/helpers/aead.js';
 import { AEAD_TAG_SIZE, KEY_SIZE } from '../../src/crypto/sizes.js';
 import { emit, taskResult, type Result } from './report.js';
@@ -44,12 +45,16 @@ for (const { size, count } of SHAPES) {
   const sealed = plain.slice();
   aeadBackend('native').seal(sealed, keys, sealDesc, count);
 
-  const evp = {
-    seal: (d: Uint8Array, k: Uint8Array, desc: Uint32Array, n: number): number => sealBatch(d, k, desc, n, undefined, AEAD_VARIANT.evp),
-    open: (d: Uint8Array, k: Uint8Array, desc: Uint32Array, n: number, ok: Uint8Array): number => openBatch(d, k, desc, n, ok, AEAD_VARIANT.evp),
-  };
-  for (const name of [...CRYPTO_BACKENDS, 'native-evp'] as const) {
-    const { seal, open } = name === 'native-evp' ? evp : aeadBackend(name);
+  const way = (variant: AeadVariant): Pick<AeadBackend, 'seal' | 'open'> => ({
+    seal: (d, k, desc, n) => sealBatch(d, k, desc, n, undefined, variant),
+    open: (d, k, desc, n, ok) => openBatch(d, k, desc, n, ok, variant),
+  });
+  const ways: [string, Pick<AeadBackend, 'seal' | 'open'>][] = [
+    ...CRYPTO_BACKENDS.map((name) => [name, aeadBackend(name)] as [string, AeadBackend]),
+    ...(AEAD_DIRECT_AVAILABLE ? [['native-plain-xor', way(AEAD_VARIANT.directPortable)] as [string, Pick<AeadBackend, 'seal' | 'open'>]] : []),
+    ['native-evp', way(AEAD_VARIANT.evp)],
+  ];
+  for (const [name, { seal, open }] of ways) {
     const data = plain.slice();
     const ok = new Uint8Array(count);
     const sealRow: Row = { size, count, backend: name, op: 'seal' };

@@ -79,10 +79,11 @@ export type OpenBatch = (
  * default) is `direct` where this node exports OpenSSL's ChaCha20 and Poly1305
  * primitives (a node with its bundled OpenSSL), else `evp`, the EVP AEAD. `direct`
  * makes one ChaCha20 call per packet where EVP makes three (native/aead.cc says why
- * that matters); both give the same bytes. Asking for `direct` where it is missing
- * throws a RangeError.
+ * that matters), and XORs the keystream in AVX2 lanes where the CPU has them;
+ * `directPortable` is `direct` with the plain XOR loop. All give the same bytes. Asking
+ * for a `direct` way where it is missing throws a RangeError.
  */
-export const AEAD_VARIANT = { best: 0, evp: 1, direct: 2 } as const;
+export const AEAD_VARIANT = { best: 0, evp: 1, direct: 2, directPortable: 3 } as const;
 export type AeadVariant = (typeof AEAD_VARIANT)[keyof typeof AEAD_VARIANT];
 /** Whether the `direct` way is there. */
 export const AEAD_DIRECT_AVAILABLE = nativeNumber('AEAD_DIRECT') === 1;

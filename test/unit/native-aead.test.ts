@@ -31,7 +31,7 @@ interface Batch {
 }
 
 // 8192 is the longest payload the direct way takes; 8193 goes through EVP even there.
-const EDGE_SIZES = [0, 1, 15, 16, 17, 63, 64, 1420, 1500, 8192, 8193, 65535];
+const EDGE_SIZES = [0, 1, 15, 16, 17, 31, 32, 33, 47, 63, 64, 1420, 1500, 8192, 8193, 65535];
 const EDGE_COUNTERS = [0n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 64n - 1n];
 
 /**
@@ -88,9 +88,9 @@ function forOpen(desc: Uint32Array, count: number): Uint32Array {
   return d;
 }
 
-// Both ways the addon seals and opens (AEAD_VARIANT), each against the reference.
-for (const [name, variant] of [['evp', AEAD_VARIANT.evp], ['direct', AEAD_VARIANT.direct]] as const) {
-  const skip = variant === AEAD_VARIANT.direct && !AEAD_DIRECT_AVAILABLE ? 'this node does not export OpenSSL\'s ChaCha20 and Poly1305' : false;
+// Every way the addon seals and opens (AEAD_VARIANT), each against the reference.
+for (const [name, variant] of [['evp', AEAD_VARIANT.evp], ['direct', AEAD_VARIANT.direct], ['direct, plain XOR', AEAD_VARIANT.directPortable]] as const) {
+  const skip = variant !== AEAD_VARIANT.evp && !AEAD_DIRECT_AVAILABLE ? 'this node does not export OpenSSL\'s ChaCha20 and Poly1305' : false;
   const seal = (data: Uint8Array, keys: Uint8Array, desc: Uint32Array, count: number, ok?: Uint8Array): number => sealBatch(data, keys, desc, count, ok, variant);
   const open = (data: Uint8Array, keys: Uint8Array, desc: Uint32Array, count: number, ok: Uint8Array): number => openBatch(data, keys, desc, count, ok, variant);
 
@@ -338,11 +338,14 @@ test('the variant argument: absent or 0 is the fastest way, an unknown one is re
   const b = makeBatch(11, [100, 1420], 1);
   assert.equal(sealBatch(b.data, b.keys, b.desc, 2, undefined, AEAD_VARIANT.best), 2);
   equalBytes(b.data, expectedSealed(b), 'sealed the fastest way');
-  for (const bad of [3, -1, 0.5, 'direct']) {
-    assert.throws(() => sealBatch(b.data, b.keys, b.desc, 2, undefined, bad as never), /^RangeError: sealBatch: variant must be 0 \(the fastest\), 1 \(evp\) or 2 \(direct\)$/);
+  for (const bad of [4, -1, 0.5, 'direct']) {
+    assert.throws(() => sealBatch(b.data, b.keys, b.desc, 2, undefined, bad as never),
+      /^RangeError: sealBatch: variant must be 0 \(the fastest\), 1 \(evp\), 2 \(direct\) or 3 \(direct, plain XOR\)$/);
   }
   if (!AEAD_DIRECT_AVAILABLE) {
-    assert.throws(() => openBatch(b.data, b.keys, b.desc, 2, new Uint8Array(2), AEAD_VARIANT.direct), /does not export OpenSSL's ChaCha20 and Poly1305/);
+    for (const variant of [AEAD_VARIANT.direct, AEAD_VARIANT.directPortable]) {
+      assert.throws(() => openBatch(b.data, b.keys, b.desc, 2, new Uint8Array(2), variant), /does not export OpenSSL's ChaCha20 and Poly1305/);
+    }
   }
 });
 
