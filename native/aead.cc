@@ -19,6 +19,7 @@
 #include <cstring>
 #include <string>
 
+#include "cpu.h"
 #include "napi_args.h"
 
 namespace tundra::aead {
@@ -191,13 +192,6 @@ __attribute__((target("avx2"))) void XorAvx2(uint8_t* p, const uint8_t* ks, size
   XorLoop(p, ks, len);
 }
 
-bool HasAvx2() {
-  __builtin_cpu_init();  // before __builtin_cpu_supports during static initialization
-  return __builtin_cpu_supports("avx2");
-}
-
-const bool kHasAvx2 = HasAvx2();
-
 using XorFn = void (*)(uint8_t* p, const uint8_t* ks, size_t len);
 
 // RFC 8439's tag over an empty AAD and `len` bytes of ciphertext.
@@ -268,7 +262,7 @@ size_t RunBatch(uint8_t* data, size_t data_len, const uint8_t* keys, size_t key_
   constexpr int kEnc = kSeal ? 1 : 0;
   const Primitives* direct = variant == Variant::kEvp ? nullptr : LoadPrimitives();
   DirectScratch* scratch = direct != nullptr ? &tls_direct : nullptr;
-  const XorFn xor_fn = kHasAvx2 && variant != Variant::kDirectPortable ? XorAvx2 : XorPortable;
+  const XorFn xor_fn = cpu::kHasAvx2 && variant != Variant::kDirectPortable ? XorAvx2 : XorPortable;
   size_t done = 0;
   bool failed = false;
   EVP_CIPHER_CTX* c = nullptr;

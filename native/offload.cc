@@ -10,6 +10,7 @@
 #include <string>
 
 #include "batch_args.h"
+#include "cpu.h"
 #include "napi_args.h"
 
 namespace tundra::offload {
@@ -56,17 +57,10 @@ __attribute__((target("avx2"))) uint64_t SumAvx2(const uint8_t* p, size_t n, uin
   return SumLoop(p, n, acc);
 }
 
-bool HasAvx2() {
-  __builtin_cpu_init();  // before __builtin_cpu_supports during static initialization
-  return __builtin_cpu_supports("avx2");
-}
-
-const bool kHasAvx2 = HasAvx2();
-
 }  // namespace
 
 uint64_t Sum(const uint8_t* p, size_t n, uint64_t acc) {
-  return kHasAvx2 ? SumAvx2(p, n, acc) : SumPortable(p, n, acc);
+  return cpu::kHasAvx2 ? SumAvx2(p, n, acc) : SumPortable(p, n, acc);
 }
 
 namespace {
@@ -746,7 +740,7 @@ Napi::Value ChecksumJs(const Napi::CallbackInfo& info) {
   if (info.Length() > 1 && !info[1].IsUndefined()) {
     const std::string variant = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
     if (variant == "avx2") {
-      if (!kHasAvx2) return info.Env().Undefined();
+      if (!cpu::kHasAvx2) return info.Env().Undefined();
       sum = SumAvx2;
     } else if (variant == "portable") {
       sum = SumPortable;

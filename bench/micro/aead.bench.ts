@@ -20,6 +20,9 @@ const SHAPES = [
   { size: 65536, count: 16 },
 ];
 
+/** A backend, or one of the addon's ways (AEAD_VARIANT). */
+type Way = Pick<AeadBackend, 'seal' | 'open'>;
+
 interface Row {
   size: number;
   count: number;
@@ -45,13 +48,13 @@ for (const { size, count } of SHAPES) {
   const sealed = plain.slice();
   aeadBackend('native').seal(sealed, keys, sealDesc, count);
 
-  const way = (variant: AeadVariant): Pick<AeadBackend, 'seal' | 'open'> => ({
+  const way = (variant: AeadVariant): Way => ({
     seal: (d, k, desc, n) => sealBatch(d, k, desc, n, undefined, variant),
     open: (d, k, desc, n, ok) => openBatch(d, k, desc, n, ok, variant),
   });
-  const ways: [string, Pick<AeadBackend, 'seal' | 'open'>][] = [
-    ...CRYPTO_BACKENDS.map((name) => [name, aeadBackend(name)] as [string, AeadBackend]),
-    ...(AEAD_DIRECT_AVAILABLE ? [['native-plain-xor', way(AEAD_VARIANT.directPortable)] as [string, Pick<AeadBackend, 'seal' | 'open'>]] : []),
+  const ways: [string, Way][] = [
+    ...CRYPTO_BACKENDS.map((name): [string, Way] => [name, aeadBackend(name)]),
+    ...(AEAD_DIRECT_AVAILABLE ? [['native-plain-xor', way(AEAD_VARIANT.directPortable)] satisfies [string, Way]] : []),
     ['native-evp', way(AEAD_VARIANT.evp)],
   ];
   for (const [name, { seal, open }] of ways) {
