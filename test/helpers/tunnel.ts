@@ -3,7 +3,7 @@
 // either side, configured through `wg` over UAPI as a person would.
 // Overlay: 100.96.0.1/24 + fd7a:7d0::1/64 on side a, .2 / ::2 on b.
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,16 @@ export const UPSTREAM_WIREGUARD_GO = process.env.TUNDRA_UPSTREAM_WIREGUARD_GO ||
 export type Side = 'a' | 'b';
 
 export const TUNDRA_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+/** tundra's systemd unit. */
+export const SYSTEMD_UNIT = fileURLToPath(new URL('../../../contrib/systemd/tundra@.service', import.meta.url));
+/**
+ * How long a stop may take: the unit's TimeoutStopSec, after which systemd kills tundra
+ * (its socket and link left behind). Not a speed claim (the suite passes on a busy machine): a stop takes well under a
+ * second of tundra's time (a worker that ignores it is terminated after 2 s), so a busy
+ * machine stays far inside it; what it catches is a stop that never ends (a worker,
+ * timer or handle left alive) or one that waits out a long timer of its own.
+ */
+export const STOP_BOUND_MS = Number(/^TimeoutStopSec=(\d+)s$/m.exec(readFileSync(SYSTEMD_UNIT, 'utf8'))![1]) * 1000;
 export const TCP_TRANSFER = fileURLToPath(new URL('./tcp-transfer.js', import.meta.url));
 const UDP_TRANSFER = fileURLToPath(new URL('./udp-transfer.js', import.meta.url));
 

@@ -9,22 +9,12 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../src/crypto/keys.js';
 import { captureOutput, networkTestsUnavailable, TwoHosts, waitFor } from '../helpers/netns.js';
-import { tcpTransfer, TUNDRA_MAIN } from '../helpers/tunnel.js';
+import { STOP_BOUND_MS, SYSTEMD_UNIT, tcpTransfer, TUNDRA_MAIN } from '../helpers/tunnel.js';
 import { startWireguardGo } from '../helpers/wireguard-go.js';
 
 const skip = networkTestsUnavailable(['ip', 'wg', 'wireguard-go', 'ping', 'setpriv']);
-const UNIT = fileURLToPath(new URL('../../../contrib/systemd/tundra@.service', import.meta.url));
-/**
- * How long a stop may take: the unit's TimeoutStopSec, after which systemd kills tundra
- * (its socket and link left behind). Not a speed claim (the suite passes on a busy machine): a stop takes well under a
- * second of tundra's time (a worker that ignores it is terminated after 2 s), so a busy
- * machine stays far inside it; what it catches is a stop that never ends (a worker,
- * timer or handle left alive) or one that waits out a long timer of its own.
- */
-const EXIT_BOUND_MS = Number(/^TimeoutStopSec=(\d+)s$/m.exec(readFileSync(UNIT, 'utf8'))![1]) * 1000;
 
 describe('stopping tundra cleanly', { skip, timeout: 300_000 }, () => {
   let hosts: TwoHosts;
@@ -84,7 +74,7 @@ describe('stopping tundra cleanly', { skip, timeout: 300_000 }, () => {
   function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }> {
     const start = Date.now();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`not exited ${EXIT_BOUND_MS} ms after being told to stop`)), EXIT_BOUND_MS);
+      const timer = setTimeout(() => reject(new Error(`not exited ${STOP_BOUND_MS} ms after being told to stop`)), STOP_BOUND_MS);
       child.once('exit', (code, signal) => {
         clearTimeout(timer);
         resolve({ code, signal, ms: Date.now() - start });
@@ -136,7 +126,7 @@ describe('stopping tundra cleanly', { skip, timeout: 300_000 }, () => {
     assert.ok(pid !== undefined, 'the background daemon runs');
     process.kill(pid, 'SIGTERM');
     // Not our child (the parent detached it): its exit status is not ours to read, but its end is.
-    await waitFor('the background daemon to end', () => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '), EXIT_BOUND_MS);
+    await waitFor('the background daemon to end', () => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '), STOP_BOUND_MS);
     assert.match(output(), /Shutting down: received SIGTERM/);
     assertGone(output());
   });
@@ -165,7 +155,7 @@ describe('stopping tundra cleanly', { skip, timeout: 300_000 }, () => {
   });
 
   test('tundra up with only the capabilities contrib/systemd/tundra@.service leaves it: up, reload, fwmark, stop', async () => {
-    const caps = /^CapabilityBoundingSet=(.*)$/m.exec(readFileSync(UNIT, 'utf8'))![1]!.trim().split(/\s+/);
+    const caps = /^CapabilityBoundingSet=(.*)$/m.exec(readFileSync(SYSTEMD_UNIT, 'utf8'))![1]!.trim().split(/\s+/);
     const bounding = ['-all', ...caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)].join(',');
     const config = join(dir, `${name}.conf`);
     writeFileSync(config, [

@@ -4,13 +4,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf } from '../../src/crypto/keys.js';
 import { captureOutput, networkTestsUnavailable, TwoHosts, waitFor } from '../helpers/netns.js';
-import { TUNDRA_MAIN } from '../helpers/tunnel.js';
+import { STOP_BOUND_MS, TUNDRA_MAIN } from '../helpers/tunnel.js';
 import { startWireguardGo } from '../helpers/wireguard-go.js';
 
 const skip = networkTestsUnavailable(['ip', 'wg', 'wireguard-go', 'ping']);
@@ -45,6 +45,20 @@ function uapiClosed(path: string, request: string): Promise<void> {
     socket.on('close', () => { clearTimeout(timer); resolve(); });
     socket.write(request);
   });
+}
+
+/** Each thread of `pid` as name, state and kernel wait channel, from /proc. */
+function threadStates(pid: number): string {
+  try {
+    return readdirSync(`/proc/${pid}/task`).map((tid) => {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+      return `${name} ${state} ${readFileSync(`/proc/${pid}/task/${tid}/wchan`, 'utf8')}`;
+    }).join('; ');
+  } catch (err) {
+    return `unreadable (${(err as Error).message})`;
+  }
 }
 
 describe('logging', { skip, timeout: 180_000 }, () => {
@@ -82,11 +96,24 @@ describe('logging', { skip, timeout: 180_000 }, () => {
     ].join('\n'), { mode: 0o600 });
   }
 
-  async function stop(child: ChildProcess): Promise<void> {
-    if (child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
+  /**
+   * SIGTERM, and the exit within STOP_BOUND_MS. A daemon that does not go is killed and
+   * the test fails with what its threads were doing and what it printed, rather than
+   * hanging until the suite's timeout cancels it with neither.
+   */
+  async function stop(child: ChildProcess, output: () => string): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<true>((resolve) => child.once('exit', () => resolve(true)));
     child.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), STOP_BOUND_MS); });
+    const inTime = await Promise.race([exited, late]);
+    clearTimeout(timer);
+    if (inTime) return;
+    const threads = threadStates(child.pid!);
+    child.kill('SIGKILL');
     await exited;
+    throw new Error(`not exited ${STOP_BOUND_MS} ms after SIGTERM; its threads (name state wchan): ${threads}\n${output()}`);
   }
 
   test('LOG_LEVEL=verbose: tundra up through a handshake, reloads and bad requests prints no key', async () => {
@@ -128,7 +155,7 @@ describe('logging', { skip, timeout: 180_000 }, () => {
       await uapiClosed(path, `private_key=${hex(key)}\n\n`); // set=1 forgotten
       await waitFor('the bad requests to be logged', () => (output().match(/UAPI: /g) ?? []).length >= 4);
       assert.match(output(), /UAPI: invalid operation "private_key" \(the value is not shown\)/);
-      await stop(up);
+      await stop(up, output);
 
       const log = output();
       assert.match(log, /DEBUG: /, 'verbose prints DEBUG lines');
@@ -139,7 +166,7 @@ describe('logging', { skip, timeout: 180_000 }, () => {
       }
       assert.ok(!log.includes(nearKey.slice(0, 40)), 'the near-miss key is not echoed');
     } finally {
-      await stop(up);
+      await stop(up, output);
     }
   });
 
@@ -158,14 +185,14 @@ describe('logging', { skip, timeout: 180_000 }, () => {
         assert.match(await uapi(`/var/run/wireguard/${name}.sock`, 'set=1\nlisten_port=70000\n\n'), /errno=-22/);
         if (level !== 'silent') await waitFor('the error line', () => /ERROR: .*listen_port/.test(output()));
         else await new Promise((r) => setTimeout(r, 300));
-        await stop(daemon);
+        await stop(daemon, output);
         if (level === 'silent') assert.equal(output(), '');
         else {
           assert.doesNotMatch(output(), /DEBUG/);
           assert.match(output(), new RegExp(`^ERROR: \\(${name}\\) \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UAPI: `, 'm'));
         }
       } finally {
-        await stop(daemon);
+        await stop(daemon, output);
       }
     });
   }
